@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the connector reads, with its default and what it means. The README's settings
+ * table, local.settings.json.example and infra/ are checked against SETTINGS by tests.
+ */
+export interface SettingDoc {
+  name: string;
+  required: boolean;
+  secret?: boolean;
+  default?: string;
+  description: string;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** http is allowed only on loopback (the local stack); anything else must be https. */
+function secureUrl(what: string) {
+  return z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `must be an absolute URL (${what})` });
+      return;
+    }
+    if (url.protocol === 'https:') return;
+    if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)) return;
+    ctx.addIssue({ code: 'custom', message: `must be an https URL (${what}); http is allowed only for loopback addresses` });
+  });
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `must be a whole number from ${min} to ${max}`).max(max, `must be a whole number from ${min} to ${max}`));
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+/** NCRONTAB with seconds, as Azure Functions timers use: six fields. */
+const ncrontab = z.string().regex(/^\s*(\S+\s+){5}\S+\s*$/, 'must be a six-field NCRONTAB expression such as "0 */5 * * * *"');
+
+export const SETTINGS: SettingDoc[] = [
+  { name: 'OPENEMR_BASE_URL', required: true, description: 'OpenEMR server root, e.g. https://emr.example.org (the FHIR base is {root}/apis/{site}/fhir, the token URL {root}/oauth2/{site}/token).' },
+  { name: 'OPENEMR_SITE', required: false, default: 'default', description: 'OpenEMR site name used in the API and OAuth2 paths.' },
+  { name: 'OPENEMR_CLIENT_ID', required: true, description: 'Client id registered in OpenEMR (npm run openemr:register prints it).' },
+  { name: 'OPENEMR_PRIVATE_KEY', required: false, secret: true, description: 'Private key that signs the RS384 client assertion, as PEM (PKCS#8) or JWK JSON. In Azure a Key Vault reference. Either this or OPENEMR_PRIVATE_KEY_SECRET_URI is required.' },
+  { name: 'OPENEMR_PRIVATE_KEY_SECRET_URI', required: false, description: 'Key Vault secret URI holding the private key, read at start-up with the managed identity (alternative to a Key Vault reference in OPENEMR_PRIVATE_KEY).' },
+  { name: 'OPENEMR_KEY_ID', required: false, description: 'kid header of the client assertion (OpenEMR uses the first key of the registered JWKS; set it when the JWKS has several).' },
+  { name: 'OPENEMR_SCOPES', required: false, default: 'system/Patient.read system/Observation.read', description: 'Scopes requested with each token (SMART v1 .read or v2 .rs).' },
+  { name: 'OPENEMR_CLIENT_SECRET', required: false, secret: true, description: 'Not supported: OpenEMR accepts only a signed JWT assertion for client_credentials. Setting it without a private key stops start-up with an explanation.' },
+  { name: 'OPENEMR_READ_CONCURRENCY', required: false, default: '2', description: 'Concurrent reads against OpenEMR (a production EHR: keep it gentle).' },
+  { name: 'OPENEMR_PAGE_SIZE', required: false, default: '200', description: 'Patient page size (_count); OpenEMR caps it at 200.' },
+  { name: 'AHDS_FHIR_URL', required: true, description: 'FHIR service URL, e.g. https://<workspace>-<fhir>.fhir.azurehealthcareapis.com.' },
+  { name: 'AHDS_AUDIENCE', required: false, description: 'Token audience for the FHIR service; defaults to AHDS_FHIR_URL.' },
+  { name: 'AZURE_AUTH_MODE', required: false, default: 'managed-identity', description: 'How the connector gets Entra ID tokens for AHDS: managed-identity, default (DefaultAzureCredential) or client-secret.' },
+  { name: 'AZURE_CLIENT_ID', required: false, description: 'Client id of the user-assigned managed identity (managed-identity mode) or of the app registration (client-secret mode).' },
+  { name: 'AZURE_TENANT_ID', required: false, description: 'Entra tenant id (client-secret mode).' },
+  { name: 'AZURE_CLIENT_SECRET', required: false, secret: true, description: 'App registration secret (client-secret mode only).' },
+  { name: 'AZURE_AUTHORITY_HOST', required: false, description: 'Entra authority host, e.g. https://login.microsoftonline.com (sovereign clouds or the local stack).' },
+  { name: 'AZURE_DISABLE_INSTANCE_DISCOVERY', required: false, default: 'false', description: 'Skip Entra instance discovery (needed for the local stack and private authorities).' },
+  { name: 'AHDS_BATCH_SIZE', required: false, default: '200', description: 'Entries per batch bundle written to AHDS (1-500).' },
+  { name: 'AHDS_MAX_CONCURRENCY', required: false, default: '16', description: 'Ceiling of concurrent batch requests to AHDS; the adaptive limiter ramps up to it and backs off on 429.' },
+  { name: 'AHDS_INITIAL_CONCURRENCY', required: false, default: '2', description: 'Concurrent batch requests at the start of a run.' },
+  { name: 'HTTP_TIMEOUT_MS', required: false, default: '30000', description: 'Timeout of one HTTP request to either side.' },
+  { name: 'RETRY_MAX_ATTEMPTS', required: false, default: '6', description: 'Attempts per request, the first included, for 408/429/5xx and network errors.' },
+  { name: 'RETRY_BASE_DELAY_MS', required: false, default: '500', description: 'Base of the exponential backoff (full jitter).' },
+  { name: 'RETRY_MAX_DELAY_MS', required: false, default: '30000', description: 'Longest single wait, Retry-After included (clamped to it).' },
+  { name: 'RETRY_MAX_TOTAL_MS', required: false, default: '120000', description: 'Longest total time spent retrying one request.' },
+  { name: 'AzureWebJobsStorage', required: false, description: 'Storage connection string (local: Azurite). In Azure use identity-based AzureWebJobsStorage__accountName instead.' },
+  { name: 'AzureWebJobsStorage__accountName', required: false, description: 'Storage account for watermarks, leases, dead letters and the work queue, reached with the managed identity.' },
+  { name: 'SYNC_SCHEDULE', required: false, default: '0 */5 * * * *', description: 'NCRONTAB schedule of the incremental sync timer.' },
+  { name: 'RECONCILE_SCHEDULE', required: false, default: '0 30 2 * * *', description: 'NCRONTAB schedule of the reconciliation timer.' },
+  { name: 'SYNC_LAG_SECONDS', required: false, default: '60', description: 'The upper bound of a window stays this far behind now, so late commits in OpenEMR are not missed.' },
+  { name: 'SYNC_OVERLAP_SECONDS', required: false, default: '300', description: 'Each window starts this far before the previous upper bound (clock skew, one-second precision).' },
+  { name: 'SYNC_INITIAL_SINCE', required: false, default: '1970-01-01T00:00:00Z', description: 'Lower bound of the first incremental window when no watermark exists.' },
+  { name: 'SYNC_LEASE_SECONDS', required: false, default: '120', description: 'Lease that keeps a second runner off a window; a crashed holder blocks for at most this long.' },
+  { name: 'SYNC_TABLE_PREFIX', required: false, default: 'fhirsync', description: 'Prefix of the Azure tables holding watermarks, leases and dead letters.' },
+  { name: 'SYNC_QUEUE_NAME', required: false, default: 'fhirsync-work', description: 'Azure Storage queue for scale-out backfill work items.' },
+  { name: 'RECONCILE_DELETE_MODE', required: false, default: 'report-only', description: 'What reconciliation does with resources deleted in OpenEMR: report-only or delete (in AHDS).' },
+  { name: 'MAPPING_CONCEPTMAP_FILES', required: false, description: 'Comma-separated paths of extra FHIR ConceptMap JSON files, applied after the shipped maps.' },
+  { name: 'MAPPING_LOCAL_CODE_SYSTEM', required: false, default: 'urn:openemr:local-code', description: 'System given to codes labelled LOINC that are not valid LOINC and no map covers.' },
+  { name: 'MAPPING_UNCARRIED_REFERENCES', required: false, default: 'keep', description: 'References to resource types the sync does not carry (Encounter, ...): keep or drop.' },
+  { name: 'PRIVACY_DROP_IDENTIFIER_SYSTEMS', required: false, default: 'http://hl7.org/fhir/sid/us-ssn', description: 'Comma-separated identifier systems removed before anything leaves the connector.' },
+  { name: 'DEID_MODE', required: false, default: 'off', description: 'on: de-identify for research targets (no names, addresses, telecom; shifted dates; hashed ids).' },
+  { name: 'DEID_KEY', required: false, secret: true, description: 'Secret key for de-identification (date shifts and id hashes); required when DEID_MODE=on, at least 32 characters.' },
+  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: false, secret: true, description: 'Application Insights connection string; telemetry is off when empty.' },
+];
+
+const envSchema = z.object({
+  OPENEMR_BASE_URL: secureUrl('OpenEMR server root'),
+  OPENEMR_SITE: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be a site name of letters, digits, - or _').default('default'),
+  OPENEMR_CLIENT_ID: z.string().min(1, 'must not be empty'),
+  OPENEMR_PRIVATE_KEY: z.string().optional(),
+  OPENEMR_PRIVATE_KEY_SECRET_URI: secureUrl('Key Vault secret URI').optional(),
+  OPENEMR_KEY_ID: z.string().optional(),
+  OPENEMR_SCOPES: z.string().default('system/Patient.read system/Observation.read'),
+  OPENEMR_CLIENT_SECRET: z.string().optional(),
+  OPENEMR_READ_CONCURRENCY: int(1, 32).default(2),
+  OPENEMR_PAGE_SIZE: int(1, 200).default(200),
+  AHDS_FHIR_URL: secureUrl('FHIR service URL'),
+  AHDS_AUDIENCE: z.string().optional(),
+  AZURE_AUTH_MODE: z.enum(['managed-identity', 'default', 'client-secret'], { message: 'must be managed-identity, default or client-secret' }).default('managed-identity'),
+  AZURE_CLIENT_ID: z.string().optional(),
+  AZURE_TENANT_ID: z.string().optional(),
+  AZURE_CLIENT_SECRET: z.string().optional(),
+  AZURE_AUTHORITY_HOST: secureUrl('Entra authority host').optional(),
+  AZURE_DISABLE_INSTANCE_DISCOVERY: bool.default(false),
+  AHDS_BATCH_SIZE: int(1, 500).default(200),
+  AHDS_MAX_CONCURRENCY: int(1, 256).default(16),
+  AHDS_INITIAL_CONCURRENCY: int(1, 256).default(2),
+  HTTP_TIMEOUT_MS: int(100, 600000).default(30000),
+  RETRY_MAX_ATTEMPTS: int(1, 20).default(6),
+  RETRY_BASE_DELAY_MS: int(0, 60000).default(500),
+  RETRY_MAX_DELAY_MS: int(0, 600000).default(30000),
+  RETRY_MAX_TOTAL_MS: int(0, 3600000).default(120000),
+  AzureWebJobsStorage: z.string().optional(),
+  AzureWebJobsStorage__accountName: z.string().regex(/^[a-z0-9]{3,24}$/, 'must be a storage account name (3-24 lower-case letters and digits)').optional(),
+  SYNC_SCHEDULE: ncrontab.default('0 */5 * * * *'),
+  RECONCILE_SCHEDULE: ncrontab.default('0 30 2 * * *'),
+  SYNC_LAG_SECONDS: int(0, 86400).default(60),
+  SYNC_OVERLAP_SECONDS: int(0, 86400).default(300),
+  SYNC_INITIAL_SINCE: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO 8601 date-time').default('1970-01-01T00:00:00Z'),
+  SYNC_LEASE_SECONDS: int(15, 3600).default(120),
+  SYNC_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,40}$/, 'must be letters and digits, starting with a letter').default('fhirsync'),
+  SYNC_QUEUE_NAME: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid queue name (3-63 lower-case letters, digits and single hyphens)').default('fhirsync-work'),
+  RECONCILE_DELETE_MODE: z.enum(['report-only', 'delete'], { message: 'must be report-only or delete' }).default('report-only'),
+  MAPPING_CONCEPTMAP_FILES: list.optional(),
+  MAPPING_LOCAL_CODE_SYSTEM: z.string().min(1).default('urn:openemr:local-code'),
+  MAPPING_UNCARRIED_REFERENCES: z.enum(['keep', 'drop'], { message: 'must be keep or drop' }).default('keep'),
+  PRIVACY_DROP_IDENTIFIER_SYSTEMS: list.default(['http://hl7.org/fhir/sid/us-ssn']),
+  DEID_MODE: z.enum(['off', 'on'], { message: 'must be on or off' }).default('off'),
+  DEID_KEY: z.string().optional(),
+  APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().optional(),
+});
+
+export type RawSettings = z.infer<typeof envSchema>;
+export { envSchema };

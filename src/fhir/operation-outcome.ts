@@ -1,0 +1,21 @@
+import type { OperationOutcome } from '@medplum/fhirtypes';
+
+export type IssueCode =
+  | 'invalid'
+  | 'not-found'
+  | 'exception'
+  | 'transient'
+  | 'throttled'
+  | 'timeout'
+  | 'security'
+  | 'login'
+  | 'processing'
+  | 'conflict';
+
+export function operationOutcome(
+  code: IssueCode,
+  diagnostics: string,
+  severity: 'error' | 'warning' | 'information' = 'error',
+): OperationOutcome {
+  return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics }] };
+}
