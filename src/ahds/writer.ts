@@ -1,0 +1,201 @@
+import type { AxiosInstance } from 'axios';
+import type { Config, RetrySettings } from '../config/load';
+import { canonicalJson } from '../fhir/canonical';
+import type { SyncedResource } from '../fhir/types';
+import { createHttpClient, type TokenSource } from '../http/client';
+import { safeDetail, UpstreamError } from '../http/errors';
+import { backoffMs } from '../http/retry-policy';
+import { DEPENDENCIES } from '../telemetry/names';
+import type { Telemetry } from '../telemetry/telemetry';
+import { AdaptiveLimiter } from './adaptive-limiter';
+import { isResubmittableEntryStatus, planBatches } from './batching';
+import { batchResponseSchema, searchsetSchema, storedResourceSchema } from './schemas';
+
+export type WriteOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
+
+/** What happened to one resource. Identifiers and status only: safe for logs and dead letters. */
+export interface WriteResult {
+  resourceType: string;
+  id: string;
+  outcome: WriteOutcome;
+  status?: number;
+  reason?: string;
+  attempts: number;
+  versionId?: string;
+}
+
+const FHIR_JSON = 'application/fhir+json';
+
+/**
+ * Writes to the AHDS FHIR service: PUT upserts one at a time or in batch bundles of at most 500
+ * processed in parallel, resubmitting exactly the entries answered 429/408/5xx. A 200 whose
+ * lastModified predates the request is "unchanged": AHDS keeps the version when only meta differs.
+ */
+export class AhdsWriter {
+  readonly http: AxiosInstance;
+  readonly limiter: AdaptiveLimiter;
+  private readonly retry: RetrySettings;
+
+  constructor(
+    private readonly settings: Config['ahds'],
+    httpSettings: Config['http'],
+    auth: TokenSource,
+    telemetry: Telemetry,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.retry = httpSettings.retry;
+    this.limiter = new AdaptiveLimiter(settings.initialConcurrency, settings.maxConcurrency);
+    this.http = createHttpClient({
+      side: 'ahds',
+      baseURL: settings.fhirUrl,
+      timeoutMs: httpSettings.timeoutMs,
+      retry: httpSettings.retry,
+      telemetry,
+      dependencyName: DEPENDENCIES.ahds,
+      auth,
+      headers: { Accept: FHIR_JSON },
+      onRetry: (status) => {
+        if (status === 429) this.limiter.onThrottle();
+      },
+    });
+  }
+
+  /** One PUT upsert. Failures come back as a failed WriteResult, never thrown, except outages. */
+  async put(resource: SyncedResource): Promise<WriteResult> {
+    const { resourceType, id } = resource as { resourceType: string; id: string };
+    const sentAt = Date.now();
+    try {
+      const response = await this.http.put(`/${resourceType}/${encodeURIComponent(id)}`, canonicalJson(resource), {
+        headers: { 'Content-Type': FHIR_JSON },
+      });
+      const stored = storedResourceSchema.safeParse(response.data);
+      const lastModified = stored.success ? stored.data.meta?.lastUpdated : undefined;
+      const versionId = stored.success ? stored.data.meta?.versionId : versionFromEtag(response.headers.etag);
+      return { resourceType, id, outcome: classify(response.status, lastModified ?? response.headers['last-modified'], sentAt), status: response.status, attempts: attemptsOf(response.config), versionId };
+    } catch (error) {
+      if (error instanceof UpstreamError && !error.isOutage && error.statusCode !== 401 && error.statusCode !== 403) {
+        return { resourceType, id, outcome: 'failed', status: error.statusCode, reason: error.message, attempts: error.attempts };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Writes any number of resources: planned into bundles, sent through the adaptive limiter.
+   * Results come back in input order.
+   */
+  async writeAll(resources: readonly SyncedResource[]): Promise<WriteResult[]> {
+    const batches = planBatches(resources as Array<SyncedResource & { id: string }>, this.settings.batchSize);
+    const results = await Promise.all(batches.map((batch) => this.writeBatch(batch)));
+    return results.flat();
+  }
+
+  /** One bundle (at most 500 entries, no duplicates), then resubmissions of the transient failures. */
+  async writeBatch(resources: readonly SyncedResource[]): Promise<WriteResult[]> {
+    const results = new Map<number, WriteResult>();
+    let pending = resources.map((resource, index) => ({ resource, index }));
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > 1) await sleep(backoffMs(attempt - 1, this.retry, this.random));
+      const answered = await this.limiter.run(() => this.postBatch(pending.map((p) => p.resource)));
+      const again: typeof pending = [];
+      let throttled = false;
+      answered.forEach((result, i) => {
+        const item = pending[i]!;
+        const status = result.status ?? 0;
+        const resubmit = result.outcome === 'failed' && isResubmittableEntryStatus(status) && attempt < this.retry.maxAttempts;
+        if (status === 429) throttled = true;
+        if (resubmit) again.push(item);
+        else results.set(item.index, { ...result, attempts: attempt });
+      });
+      if (throttled) this.limiter.onThrottle();
+      else this.limiter.onSuccess();
+      pending = again;
+    }
+    return resources.map((_, i) => results.get(i)!);
+  }
+
+  private async postBatch(resources: readonly SyncedResource[]): Promise<WriteResult[]> {
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: resources.map((resource) => ({
+        resource,
+        request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+      })),
+    };
+    const sentAt = Date.now();
+    let response;
+    try {
+      response = await this.http.post('/', canonicalJson(bundle), {
+        headers: { 'Content-Type': FHIR_JSON, 'x-bundle-processing-logic': 'parallel', Prefer: 'return=minimal' },
+      });
+    } catch (error) {
+      if (error instanceof UpstreamError && error.statusCode === 400) {
+        // The bundle as a whole was refused; every entry shares the reason.
+        return resources.map((r) => ({ resourceType: r.resourceType, id: r.id!, outcome: 'failed', status: 400, reason: error.message, attempts: error.attempts }));
+      }
+      throw error;
+    }
+    const parsed = batchResponseSchema.safeParse(response.data);
+    if (!parsed.success || parsed.data.entry.length !== resources.length) {
+      throw new UpstreamError('ahds', 'InvalidResponse', 'AHDS answered a batch with a bundle that does not match the request.', response.status);
+    }
+    return parsed.data.entry.map((entry, i) => {
+      const r = resources[i]!;
+      const status = Number.parseInt(entry.response.status, 10);
+      const base = { resourceType: r.resourceType, id: r.id!, status, attempts: 1, versionId: versionFromEtag(entry.response.etag) };
+      if (status >= 200 && status < 300) return { ...base, outcome: classify(status, entry.response.lastModified, sentAt) };
+      const detail = safeDetail(entry.response.outcome);
+      return { ...base, outcome: 'failed' as const, reason: `AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.` };
+    });
+  }
+
+  /** Current version of a stored resource, or undefined (verification and reconciliation). */
+  async read(resourceType: string, id: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const response = await this.http.get(`/${resourceType}/${encodeURIComponent(id)}`);
+      return response.data as Record<string, unknown>;
+    } catch (error) {
+      if (error instanceof UpstreamError && error.code === 'NotFound') return undefined;
+      throw error;
+    }
+  }
+
+  /** Pages through a search by its next links (AHDS pages with continuation tokens only). */
+  async *search(resourceType: string, params: Record<string, string>): AsyncGenerator<Array<Record<string, unknown>>> {
+    let url: string | undefined = `/${resourceType}?${new URLSearchParams(params).toString()}`;
+    while (url) {
+      const response = await this.http.get(url);
+      const parsed = searchsetSchema.safeParse(response.data);
+      if (!parsed.success) throw new UpstreamError('ahds', 'InvalidResponse', `AHDS answered a ${resourceType} search with something that is not a Bundle.`, response.status);
+      yield (parsed.data.entry ?? []).flatMap((e) => (e.resource ? [e.resource as Record<string, unknown>] : []));
+      url = parsed.data.link?.find((l) => l.relation === 'next')?.url;
+    }
+  }
+
+  async delete(resourceType: string, id: string): Promise<void> {
+    await this.http.delete(`/${resourceType}/${encodeURIComponent(id)}`);
+  }
+}
+
+/** 201 created; 200 is unchanged when the stored version predates this request, else updated. */
+export function classify(status: number, lastModified: string | undefined, sentAtMs: number): WriteOutcome {
+  if (status === 201) return 'created';
+  const modified = lastModified ? Date.parse(lastModified) : Number.NaN;
+  if (!Number.isNaN(modified) && modified < sentAtMs) return 'unchanged';
+  return 'updated';
+}
+
+function versionFromEtag(etag: unknown): string | undefined {
+  const m = typeof etag === 'string' ? /W\/"([^"]+)"/.exec(etag) : null;
+  return m?.[1];
+}
+
+function attemptsOf(config: unknown): number {
+  const state = (config as Record<string, { retryCount?: number }> | undefined)?.['axios-retry'];
+  return (state?.retryCount ?? 0) + 1;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

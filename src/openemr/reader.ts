@@ -1,0 +1,118 @@
+import type { AxiosInstance } from 'axios';
+import type { Config } from '../config/load';
+import type { Observation, Patient } from '../fhir/types';
+import { createHttpClient, type TokenSource } from '../http/client';
+import { UpstreamError } from '../http/errors';
+import { DEPENDENCIES } from '../telemetry/names';
+import type { Telemetry } from '../telemetry/telemetry';
+import { searchBundleSchema, singleResourceSchema } from './schemas';
+
+/** A time window on meta.lastUpdated: [since, until). Either end may be open. */
+export interface LastUpdatedWindow {
+  since?: string;
+  until?: string;
+}
+
+export interface PatientPageQuery {
+  offset: number;
+  count: number;
+  window?: LastUpdatedWindow;
+}
+
+/**
+ * Reads from OpenEMR's FHIR API knowing its search semantics: collection bundles with no next
+ * link, `total` that counts only this answer, _count/_offset/_sort honoured by Patient only, an
+ * unsupported parameter answered by an empty bundle rather than an error.
+ */
+export class OpenEmrReader {
+  readonly http: AxiosInstance;
+
+  constructor(settings: Config['openemr'], httpSettings: Config['http'], auth: TokenSource, telemetry: Telemetry) {
+    this.http = createHttpClient({
+      side: 'openemr',
+      baseURL: settings.fhirBaseUrl,
+      timeoutMs: httpSettings.timeoutMs,
+      retry: httpSettings.retry,
+      telemetry,
+      dependencyName: DEPENDENCIES.openemr,
+      auth,
+      headers: { Accept: 'application/fhir+json, application/json' },
+    });
+  }
+
+  getPatient(id: string): Promise<Patient> {
+    return this.read('Patient', id) as Promise<Patient>;
+  }
+
+  getObservation(id: string): Promise<Observation> {
+    return this.read('Observation', id) as Promise<Observation>;
+  }
+
+  /** Every Observation of one patient (OpenEMR answers them all at once; it cannot page them). */
+  observationsOfPatient(patientId: string, window?: LastUpdatedWindow): Promise<Observation[]> {
+    return this.search('Observation', { patient: patientId, ...windowParams(window) }) as Promise<Observation[]>;
+  }
+
+  /** Observations whose lastUpdated falls in the window, across patients. */
+  observationsInWindow(window: LastUpdatedWindow): Promise<Observation[]> {
+    return this.search('Observation', windowParams(window)) as Promise<Observation[]>;
+  }
+
+  /**
+   * One page of Patients in lastUpdated order. OpenEMR has no default order, so _sort is what makes
+   * _offset paging stable; a page shorter than `count` is the last.
+   */
+  patientPage(query: PatientPageQuery): Promise<Patient[]> {
+    return this.search('Patient', {
+      _sort: '_lastUpdated',
+      _count: String(query.count),
+      _offset: String(query.offset),
+      ...windowParams(query.window),
+    }) as Promise<Patient[]>;
+  }
+
+  /** Pages through every Patient in the window without relying on next links. */
+  async *patients(pageSize: number, window?: LastUpdatedWindow): AsyncGenerator<Patient[]> {
+    for (let offset = 0; ; offset += pageSize) {
+      const page = await this.patientPage({ offset, count: pageSize, window });
+      if (page.length > 0) yield page;
+      if (page.length < pageSize) return;
+    }
+  }
+
+  async search(type: string, params: Record<string, string | string[]>): Promise<Array<{ resourceType: string; id?: string }>> {
+    const response = await this.http.get(`/${type}`, { params, paramsSerializer: { indexes: null } });
+    const parsed = searchBundleSchema.safeParse(response.data);
+    if (!parsed.success) {
+      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} search with something that is not a FHIR Bundle.`, response.status);
+    }
+    const resources = (parsed.data.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
+    // OpenEMR's Observation search fans out to sub-services; keep only what was asked for.
+    return resources.filter((r) => r.resourceType === type);
+  }
+
+  private async read(type: string, id: string): Promise<unknown> {
+    const response = await this.http.get(`/${type}/${encodeURIComponent(id)}`);
+    const parsed = singleResourceSchema.safeParse(response.data);
+    if (!parsed.success || parsed.data.resourceType !== type) {
+      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} read with something that is not a ${type}.`, response.status);
+    }
+    return parsed.data;
+  }
+}
+
+/** OpenEMR needs seconds in times and compares at one-second precision; gt/lt-style prefixes. */
+export function windowParams(window?: LastUpdatedWindow): Record<string, string[]> {
+  if (!window) return {};
+  const values: string[] = [];
+  if (window.since) values.push(`ge${toOpenEmrInstant(window.since)}`);
+  if (window.until) values.push(`lt${toOpenEmrInstant(window.until)}`);
+  return values.length ? { _lastUpdated: values } : {};
+}
+
+/** ISO instant with whole seconds and an explicit offset (OpenEMR rejects times without seconds). */
+export function toOpenEmrInstant(iso: string): string {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new Error(`not a date-time: ${iso}`);
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+}
