@@ -26,7 +26,7 @@ export function assertionClaims(clientId: string, tokenUrl: string, nowSeconds: 
 /** Loads the configured private key (PEM, PKCS#1 or PKCS#8, or JWK JSON) once for signing. */
 export async function importSigningKey(value: string): Promise<KeyLike> {
   const key = normalisePrivateKey(value);
-  if (key.kind === 'jwk') return (await importJWK({ ...(key.jwk as JWK), alg: ASSERTION_ALG }, ASSERTION_ALG)) as KeyLike;
+  if (key.kind === 'jwk') return (await importJWK({ ...(key.jwk as unknown as JWK), alg: ASSERTION_ALG }, ASSERTION_ALG)) as KeyLike;
   if (key.pem.includes('BEGIN PRIVATE KEY')) return importPKCS8(key.pem, ASSERTION_ALG);
   // PKCS#1 ("BEGIN RSA PRIVATE KEY"): Node's KeyObject is a KeyLike jose signs with.
   return createPrivateKey(key.pem);

@@ -1,0 +1,48 @@
+import type { HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ConfigError } from '../../src/config/load';
+import { isValidFhirId } from '../../src/fhir/ids';
+import { operationOutcome, type IssueCode } from '../../src/fhir/operation-outcome';
+import { scrubText, SIDE_NAMES, UpstreamError } from '../../src/http/errors';
+
+const FHIR_JSON = 'application/fhir+json';
+
+export function outcomeResponse(status: number, code: IssueCode, diagnostics: string, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: operationOutcome(code, diagnostics), headers: { 'Content-Type': FHIR_JSON, ...headers } };
+}
+
+/** Checks a route id against FHIR's id rule before any outbound call. */
+export function checkId(type: string, id: string | undefined): HttpResponseInit | undefined {
+  if (isValidFhirId(id)) return undefined;
+  return outcomeResponse(400, 'invalid', `${type} id must be 1-64 characters of letters, digits, '-' and '.' (FHIR id rule).`);
+}
+
+/**
+ * Maps a failure to an HTTP answer: unknown id 404, the other side down 503 (with Retry-After when
+ * it is throttling) or refusing 502, each naming the side and the cause; anything else 500 with the
+ * invocation id. Never a stack trace, never a body from upstream.
+ */
+export function errorResponse(error: unknown, context: InvocationContext, subject?: { type: string; id: string }): HttpResponseInit {
+  if (error instanceof UpstreamError) {
+    const side = SIDE_NAMES[error.side];
+    if (error.code === 'NotFound' && error.side === 'openemr' && subject) {
+      return outcomeResponse(404, 'not-found', `${subject.type}/${subject.id} was not found in OpenEMR.`);
+    }
+    context.warn(`${side} failed: ${error.message}`);
+    if (error.isOutage) {
+      return outcomeResponse(503, error.code === 'Throttled' ? 'throttled' : 'transient', `${side} is unavailable: ${error.message} Try again later.`, { 'Retry-After': '30' });
+    }
+    return outcomeResponse(502, error.code === 'AuthenticationFailed' || error.code === 'Forbidden' ? 'security' : 'exception', `${side} refused the request: ${error.message}`);
+  }
+  if (error instanceof ConfigError) {
+    context.error(error.message);
+    return outcomeResponse(500, 'exception', error.message);
+  }
+  const kind = error instanceof Error ? `${error.name}: ${scrubText(error.message)}` : 'Error';
+  context.error(`Unexpected ${kind} (invocation ${context.invocationId}).`);
+  return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
+}
+
+/** 200 with the summary when anything was written or nothing failed; 422 when the item itself failed. */
+export function summaryResponse(summary: { status: 'ok' | 'partial' | 'failed' }): HttpResponseInit {
+  return { status: summary.status === 'failed' ? 422 : 200, jsonBody: summary, headers: { 'Content-Type': 'application/json' } };
+}

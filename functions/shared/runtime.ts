@@ -1,0 +1,50 @@
+import { ConfigError, loadConfig, type Config } from '../../src/config/load';
+import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
+import { createTelemetry } from '../../src/telemetry';
+
+/**
+ * The connector of this Functions worker, built on first use from the app settings and shared by
+ * every invocation (token caches, limiter and HTTP agents live as long as the worker).
+ */
+let connector: Promise<Connector> | undefined;
+let overrides: ConnectorOverrides = {};
+
+export function getConnector(): Promise<Connector> {
+  connector ??= build().catch((error: unknown) => {
+    connector = undefined;
+    throw error;
+  });
+  return connector;
+}
+
+async function build(): Promise<Connector> {
+  const config = loadConfig();
+  const telemetry = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync' });
+  return createConnector(config, { ...overrides, telemetry });
+}
+
+/** Drops the cached connector (tests change settings between cases) and sets overrides for the next. */
+export function resetConnector(next: ConnectorOverrides = {}): void {
+  connector = undefined;
+  overrides = next;
+}
+
+/**
+ * Checks the settings when the worker loads the functions, so a malformed setting stops start-up
+ * with one sentence naming it instead of failing every invocation later. Outside the Functions
+ * host (tests, CLI) nothing is checked at import.
+ */
+export function checkSettingsAtStartup(): Config | undefined {
+  if (!process.env.FUNCTIONS_WORKER_RUNTIME || process.env.FHIRSYNC_SKIP_STARTUP_CHECK === 'true') return undefined;
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // Only the sentence: a stack trace would bury it in the host log.
+      const clean = new ConfigError(error.setting, error.message);
+      clean.stack = `${clean.name}: ${clean.message}`;
+      throw clean;
+    }
+    throw error;
+  }
+}

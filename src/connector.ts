@@ -1,0 +1,60 @@
+import type { TokenCredential } from '@azure/identity';
+import { createAzureCredential, CredentialTokenSource } from './ahds/credential';
+import { AhdsWriter } from './ahds/writer';
+import type { Config } from './config/load';
+import { createResourceMapper } from './mapping';
+import type { ResourceMapper } from './mapping/contract';
+import { resolvePrivateKey } from './openemr/key-source';
+import { OpenEmrReader } from './openemr/reader';
+import { SmartBackendTokenProvider } from './openemr/token-provider';
+import { MemoryDeadLetterStore, type DeadLetterStore } from './sync/dead-letters';
+import { SyncService } from './sync/sync-service';
+import { NoopTelemetry, type Telemetry } from './telemetry/telemetry';
+
+/** Everything a trigger needs, built once per process from the settings. */
+export interface Connector {
+  config: Config;
+  telemetry: Telemetry;
+  reader: OpenEmrReader;
+  writer: AhdsWriter;
+  mapper: ResourceMapper;
+  deadLetters: DeadLetterStore;
+  sync: SyncService;
+  openemrAuth: SmartBackendTokenProvider;
+}
+
+export interface ConnectorOverrides {
+  telemetry?: Telemetry;
+  credential?: TokenCredential;
+  deadLetters?: DeadLetterStore;
+  mapper?: ResourceMapper;
+}
+
+export async function createConnector(config: Config, overrides: ConnectorOverrides = {}): Promise<Connector> {
+  const telemetry = overrides.telemetry ?? new NoopTelemetry();
+  let credential = overrides.credential;
+  const getCredential = (): TokenCredential => (credential ??= createAzureCredential(config.azureAuth));
+  const privateKey = await resolvePrivateKey(config.openemr, getCredential);
+  const openemrAuth = new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, telemetry);
+  const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry);
+  const writer = new AhdsWriter(config.ahds, config.http, new CredentialTokenSource(getCredential(), config.ahds.audience), telemetry);
+  const mapper =
+    overrides.mapper ??
+    createResourceMapper({
+      conceptMapFiles: config.mapping.conceptMapFiles,
+      localCodeSystem: config.mapping.localCodeSystem,
+      uncarriedReferences: config.mapping.uncarriedReferences,
+      dropIdentifierSystems: config.privacy.dropIdentifierSystems,
+      deid: config.privacy.deid,
+    });
+  const deadLetters = overrides.deadLetters ?? new MemoryDeadLetterStore();
+  const sync = new SyncService({
+    reader,
+    writer,
+    mapper,
+    telemetry,
+    deadLetters,
+    settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize },
+  });
+  return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth };
+}

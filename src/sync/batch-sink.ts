@@ -1,0 +1,61 @@
+import type { AhdsWriter, WriteResult } from '../ahds/writer';
+import { keyString } from '../fhir/types';
+import type { SyncedResource } from '../fhir/types';
+
+/**
+ * Streams resources into AHDS batch bundles. Memory is bounded by batch size times batches in
+ * flight: `add` waits while the writer's adaptive limit is used up, so readers slow down to the
+ * pace AHDS absorbs instead of piling resources up.
+ */
+export class BatchSink {
+  private current: Array<{ resource: SyncedResource; sourceId: string }> = [];
+  private keys = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure?: unknown;
+
+  constructor(
+    private readonly writer: Pick<AhdsWriter, 'writeBatch' | 'limiter'>,
+    private readonly batchSize: number,
+    /** Results carry the SOURCE id, which differs from the written id only when de-identifying. */
+    private readonly onResults: (results: WriteResult[]) => void | Promise<void>,
+  ) {}
+
+  async add(resource: SyncedResource, sourceId: string = resource.id ?? ''): Promise<void> {
+    this.throwIfFailed();
+    const key = keyString({ resourceType: resource.resourceType, id: resource.id ?? '' });
+    // A second version of a resource may not share a parallel bundle with the first.
+    if (this.keys.has(key)) await this.dispatch();
+    this.current.push({ resource, sourceId });
+    this.keys.add(key);
+    if (this.current.length >= this.batchSize) await this.dispatch();
+  }
+
+  /** Sends what is buffered and waits for every bundle to finish. */
+  async flush(): Promise<void> {
+    if (this.current.length > 0) await this.dispatch();
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+  }
+
+  private async dispatch(): Promise<void> {
+    const batch = this.current;
+    this.current = [];
+    this.keys = new Set();
+    if (batch.length === 0) return;
+    // One more than the limit keeps the pipe full while a bundle is being answered.
+    while (this.inFlight.size > this.writer.limiter.limit) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    const task: Promise<void> = this.writer
+      .writeBatch(batch.map((b) => b.resource))
+      .then((results) => this.onResults(results.map((r, i) => ({ ...r, id: batch[i]!.sourceId }))))
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.inFlight.delete(task));
+    this.inFlight.add(task);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+}

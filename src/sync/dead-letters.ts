@@ -1,0 +1,43 @@
+/**
+ * A resource that could not be synced: what it was, where it failed and why. Never its content:
+ * dead letters are read by operators and kept for days.
+ */
+export interface DeadLetter {
+  resourceType: string;
+  /** Source (OpenEMR) id, so a replay can read it again. */
+  id: string;
+  /** Where it failed: reading it, mapping/validating it, or writing it. */
+  stage: 'read' | 'map' | 'write';
+  status?: number;
+  reason: string;
+  attempts: number;
+  /** ISO time of the failure. */
+  at: string;
+  runId: string;
+  operation: string;
+}
+
+export interface DeadLetterStore {
+  record(items: DeadLetter[]): Promise<void>;
+  list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]>;
+  /** Removes the dead letter of each key (after a successful replay). */
+  remove(keys: Array<{ resourceType: string; id: string }>): Promise<void>;
+}
+
+/** In-memory store for single HTTP calls without storage, tests and the CLI's dry runs. */
+export class MemoryDeadLetterStore implements DeadLetterStore {
+  private readonly items = new Map<string, DeadLetter>();
+
+  async record(items: DeadLetter[]): Promise<void> {
+    for (const item of items) this.items.set(`${item.resourceType}/${item.id}`, item);
+  }
+
+  async list(options: { resourceType?: string; limit?: number } = {}): Promise<DeadLetter[]> {
+    const all = [...this.items.values()].filter((d) => !options.resourceType || d.resourceType === options.resourceType);
+    return all.slice(0, options.limit ?? all.length);
+  }
+
+  async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {
+    for (const k of keys) this.items.delete(`${k.resourceType}/${k.id}`);
+  }
+}

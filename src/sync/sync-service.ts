@@ -1,0 +1,283 @@
+import { randomUUID } from 'node:crypto';
+import type { AhdsWriter, WriteResult } from '../ahds/writer';
+import { referencedId } from '../fhir/references';
+import type { Observation, Patient, SyncedResource } from '../fhir/types';
+import type { MapOutcome, ResourceMapper } from '../mapping/contract';
+import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
+import type { RunSummary, Telemetry } from '../telemetry/telemetry';
+import { BatchSink } from './batch-sink';
+import type { DeadLetter, DeadLetterStore } from './dead-letters';
+import { Tally, type FailureItem } from './tally';
+
+export type Trigger = RunSummary['trigger'];
+
+export interface SyncSettings {
+  batchSize: number;
+  readConcurrency: number;
+  pageSize: number;
+}
+
+export interface SyncDeps {
+  reader: OpenEmrReader;
+  writer: AhdsWriter;
+  mapper: ResourceMapper;
+  telemetry: Telemetry;
+  deadLetters: DeadLetterStore;
+  settings: SyncSettings;
+  now?: () => number;
+}
+
+/** What a sync call answers: counts, and identifiers of what failed with why. Never content. */
+export interface SyncSummary {
+  runId: string;
+  operation: string;
+  trigger: Trigger;
+  status: 'ok' | 'partial' | 'failed';
+  read: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+  deadLettered: number;
+  durationMs: number;
+  byType: Tally['byType'];
+  failures: FailureItem[];
+  unmapped: ReturnType<Tally['unmappedEntries']>;
+  window?: LastUpdatedWindow;
+  message?: string;
+}
+
+export interface RunContext {
+  runId: string;
+  operation: string;
+  trigger: Trigger;
+  startedAt: number;
+  tally: Tally;
+  onProgress?: (tally: Tally) => void;
+}
+
+const MAX_LISTED_FAILURES = 100;
+
+/**
+ * The orchestration: read from OpenEMR, map, write to AHDS, record outcomes. A Patient is always
+ * written before its Observations; when it fails, its Observations are not written and say why.
+ */
+export class SyncService {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: SyncDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  get mapper(): ResourceMapper {
+    return this.deps.mapper;
+  }
+
+  begin(operation: string, trigger: Trigger, runId: string = randomUUID(), onProgress?: (tally: Tally) => void): RunContext {
+    return { runId, operation, trigger, startedAt: this.now(), tally: new Tally(), onProgress };
+  }
+
+  async syncPatient(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    const run = this.begin('syncPatient', trigger, runId);
+    const patient = await this.deps.reader.getPatient(id);
+    run.tally.read++;
+    await this.writeResources([patient], run);
+    return this.finish(run);
+  }
+
+  /** Syncs the Observation's Patient first (unchanged if already current), then the Observation. */
+  async syncObservation(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    const run = this.begin('syncObservation', trigger, runId);
+    const observation = await this.deps.reader.getObservation(id);
+    run.tally.read++;
+    const patientId = referencedId(observation.subject?.reference, 'Patient');
+    if (!patientId) {
+      await this.fail(run, [{ resourceType: 'Observation', id, stage: 'map', reason: 'Observation.subject does not reference a Patient.' }]);
+      return this.finish(run);
+    }
+    const patient = await this.deps.reader.getPatient(patientId);
+    run.tally.read++;
+    const [patientResult] = await this.writeResources([patient], run);
+    if (patientResult?.outcome === 'failed') {
+      await this.fail(run, [blockedByPatient(observation, patientId)]);
+      return this.finish(run, `Patient/${patientId} could not be written, so its Observation was not.`);
+    }
+    await this.writeResources([observation], run);
+    return this.finish(run);
+  }
+
+  async syncPatientWithObservations(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    const run = this.begin('syncPatientWithObservations', trigger, runId);
+    const [patient, observations] = await Promise.all([this.deps.reader.getPatient(id), this.deps.reader.observationsOfPatient(id)]);
+    run.tally.read += 1 + observations.length;
+    await this.writePatientThenObservations(run, patient, observations);
+    const patientFailed = run.tally.failures.some((f) => f.resourceType === 'Patient' && f.id === id);
+    return this.finish(run, patientFailed ? `Patient/${id} could not be written, so its ${observations.length} Observation(s) were not.` : undefined);
+  }
+
+  /**
+   * Every Patient (optionally those updated in a window) with all their Observations, streamed:
+   * Patient pages in lastUpdated order, Observations read per patient with bounded concurrency,
+   * written in parallel batch bundles as they come.
+   */
+  async fullSync(options: { trigger: Trigger; window?: LastUpdatedWindow; runId?: string; onProgress?: (tally: Tally) => void }): Promise<SyncSummary> {
+    const run = this.begin('fullSync', options.trigger, options.runId, options.onProgress);
+    const sink = this.sink(run);
+    for await (const page of this.deps.reader.patients(this.deps.settings.pageSize, options.window)) {
+      run.tally.read += page.length;
+      // Patients of a page first, in one bundle, so their Observations can follow.
+      const results = await this.writeResources(page, run);
+      const failedIds = new Set(page.filter((_, i) => results[i]?.outcome === 'failed').map((p) => p.id!));
+      await forEachLimited(page, this.deps.settings.readConcurrency, async (patient) => {
+        const observations = await this.deps.reader.observationsOfPatient(patient.id!);
+        run.tally.read += observations.length;
+        if (failedIds.has(patient.id!)) {
+          await this.fail(run, observations.map((o) => blockedByPatient(o, patient.id!)));
+          return;
+        }
+        for (const o of observations) await this.mapInto(o, run, sink);
+      });
+      run.onProgress?.(run.tally);
+    }
+    await sink.flush();
+    return this.finish(run, undefined, options.window);
+  }
+
+  /** Maps and writes resources as one unit (patients before their observations). */
+  async writeResources(resources: readonly SyncedResource[], run: RunContext): Promise<WriteResult[]> {
+    const mapped: SyncedResource[] = [];
+    const positions: number[] = [];
+    const failures: FailureItem[] = [];
+    resources.forEach((resource, i) => {
+      const outcome = this.map(resource, run);
+      if (outcome.ok) {
+        mapped.push(outcome.resource);
+        positions.push(i);
+      } else failures.push({ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason });
+    });
+    await this.fail(run, failures);
+    const written = (await this.deps.writer.writeAll(mapped)).map((r, j) => ({ ...r, id: resources[positions[j]!]!.id ?? r.id }));
+    await this.recordWrites(run, written);
+    // A resource that failed mapping answers 'failed' too: its dependants must not be written.
+    const answer: WriteResult[] = resources.map((r) => ({ resourceType: r.resourceType, id: r.id ?? '', outcome: 'failed', attempts: 0 }));
+    positions.forEach((pos, j) => (answer[pos] = written[j]));
+    return answer;
+  }
+
+  /** A sink whose results are tallied and dead-lettered under the run. */
+  sink(run: RunContext): BatchSink {
+    return new BatchSink(this.deps.writer, this.deps.settings.batchSize, async (results) => {
+      await this.recordWrites(run, results);
+      run.onProgress?.(run.tally);
+    });
+  }
+
+  /** Maps one resource into a sink; a mapping failure is dead-lettered and the stream flows on. */
+  async mapInto(resource: SyncedResource, run: RunContext, sink: BatchSink): Promise<void> {
+    const outcome = this.map(resource, run);
+    if (outcome.ok) await sink.add(outcome.resource, resource.id);
+    else await this.fail(run, [{ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason }]);
+  }
+
+  private map(resource: SyncedResource, run: RunContext): MapOutcome {
+    const outcome = this.deps.mapper.map(resource);
+    if (outcome.ok) run.tally.addUnmapped(outcome.unmapped);
+    return outcome;
+  }
+
+  private async writePatientThenObservations(run: RunContext, patient: Patient, observations: Observation[]): Promise<void> {
+    const [result] = await this.writeResources([patient], run);
+    if (result?.outcome === 'failed') {
+      await this.fail(run, observations.map((o) => blockedByPatient(o, patient.id!)));
+      return;
+    }
+    const sink = this.sink(run);
+    for (const o of observations) await this.mapInto(o, run, sink);
+    await sink.flush();
+  }
+
+  /** Tallies write results (carrying source ids) and dead-letters the failures. */
+  private async recordWrites(run: RunContext, results: readonly WriteResult[]): Promise<void> {
+    run.tally.addWrites(results);
+    const failed = results.filter((r) => r.outcome === 'failed');
+    if (failed.length > 0) {
+      await this.deadLetter(
+        run,
+        failed.map((r) => ({ resourceType: r.resourceType, id: r.id, stage: 'write' as const, status: r.status, reason: r.reason ?? 'write failed', attempts: r.attempts })),
+      );
+    }
+  }
+
+  private async fail(run: RunContext, items: FailureItem[]): Promise<void> {
+    if (items.length === 0) return;
+    for (const item of items) run.tally.addFailure(item);
+    await this.deadLetter(run, items.map((i) => ({ ...i, attempts: 1 })));
+  }
+
+  private async deadLetter(run: RunContext, items: Array<FailureItem & { attempts: number }>): Promise<void> {
+    const at = new Date(this.now()).toISOString();
+    const letters: DeadLetter[] = items.map((i) => ({ ...i, at, runId: run.runId, operation: run.operation }));
+    await this.deps.deadLetters.record(letters);
+    for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
+  }
+
+  finish(run: RunContext, message?: string, window?: LastUpdatedWindow): SyncSummary {
+    const t = run.tally;
+    const failed = t.total('failed');
+    const ok = t.total('created') + t.total('updated') + t.total('unchanged');
+    const summary: SyncSummary = {
+      runId: run.runId,
+      operation: run.operation,
+      trigger: run.trigger,
+      status: failed === 0 ? 'ok' : ok === 0 ? 'failed' : 'partial',
+      read: t.read,
+      created: t.total('created'),
+      updated: t.total('updated'),
+      unchanged: t.total('unchanged'),
+      failed,
+      deadLettered: t.failures.length,
+      durationMs: this.now() - run.startedAt,
+      byType: t.byType,
+      failures: t.failures.slice(0, MAX_LISTED_FAILURES),
+      unmapped: t.unmappedEntries().slice(0, 50),
+      ...(window ? { window } : {}),
+      ...(message ? { message } : {}),
+    };
+    this.deps.telemetry.runCompleted({
+      runId: summary.runId,
+      trigger: summary.trigger,
+      operation: summary.operation,
+      windowStart: window?.since,
+      windowEnd: window?.until,
+      read: summary.read,
+      created: summary.created,
+      updated: summary.updated,
+      unchanged: summary.unchanged,
+      failed: summary.failed,
+      deadLettered: summary.deadLettered,
+      durationMs: summary.durationMs,
+      byType: summary.byType,
+      unmappedCodes: t.unmapped.size,
+    });
+    if (t.unmapped.size > 0) this.deps.telemetry.unmappedCodes(t.unmappedEntries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
+    return summary;
+  }
+}
+
+function blockedByPatient(observation: Observation, patientId: string): FailureItem {
+  return {
+    resourceType: 'Observation',
+    id: observation.id ?? '',
+    stage: 'write',
+    reason: `Not written because its Patient/${patientId} could not be written.`,
+  };
+}
+
+/** Runs fn over items with at most `limit` at once (gentle on OpenEMR). */
+export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}

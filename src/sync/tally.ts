@@ -1,0 +1,72 @@
+import type { WriteResult } from '../ahds/writer';
+import type { UnmappedCoding } from '../mapping/contract';
+
+export interface TypeCounts {
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+}
+
+export interface FailureItem {
+  resourceType: string;
+  id: string;
+  stage: 'read' | 'map' | 'write';
+  status?: number;
+  reason: string;
+}
+
+/** Running counts of one sync run; the shape every summary, event and CLI line is built from. */
+export class Tally {
+  read = 0;
+  readonly byType: Record<string, TypeCounts> = {};
+  readonly failures: FailureItem[] = [];
+  readonly unmapped = new Map<string, { system: string; code: string; display?: string; count: number }>();
+
+  addWrites(results: readonly WriteResult[]): void {
+    for (const r of results) {
+      const counts = (this.byType[r.resourceType] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 });
+      counts[r.outcome]++;
+      if (r.outcome === 'failed') this.failures.push({ resourceType: r.resourceType, id: r.id, stage: 'write', status: r.status, reason: r.reason ?? 'write failed' });
+    }
+  }
+
+  addFailure(item: FailureItem): void {
+    (this.byType[item.resourceType] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 }).failed++;
+    this.failures.push(item);
+  }
+
+  addUnmapped(codes: readonly UnmappedCoding[]): void {
+    for (const c of codes) {
+      const key = `${c.system}|${c.code}`;
+      const entry = this.unmapped.get(key);
+      if (entry) entry.count++;
+      else this.unmapped.set(key, { system: c.system, code: c.code, display: c.display, count: 1 });
+    }
+  }
+
+  total(outcome: keyof TypeCounts): number {
+    return Object.values(this.byType).reduce((sum, c) => sum + c[outcome], 0);
+  }
+
+  merge(other: Tally): void {
+    this.read += other.read;
+    for (const [type, c] of Object.entries(other.byType)) {
+      const mine = (this.byType[type] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 });
+      mine.created += c.created;
+      mine.updated += c.updated;
+      mine.unchanged += c.unchanged;
+      mine.failed += c.failed;
+    }
+    this.failures.push(...other.failures);
+    for (const [key, u] of other.unmapped) {
+      const entry = this.unmapped.get(key);
+      if (entry) entry.count += u.count;
+      else this.unmapped.set(key, { ...u });
+    }
+  }
+
+  unmappedEntries(): Array<{ system: string; code: string; display?: string; count: number }> {
+    return [...this.unmapped.values()].sort((a, b) => b.count - a.count || a.system.localeCompare(b.system) || a.code.localeCompare(b.code));
+  }
+}

@@ -1,0 +1,25 @@
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { assertionClaims, importSigningKey, signClientAssertion } from '../../src/openemr/assertion';
+import { makeRsaKey } from '../helpers/keys';
+
+describe('SMART Backend Services client assertion', () => {
+  test('claims: iss = sub = client id, aud = token URL, exp five minutes after iat', () => {
+    const claims = assertionClaims('client-1', 'https://emr/oauth2/default/token', 1_700_000_000, 'jti-1');
+    expect(claims).toEqual({ iss: 'client-1', sub: 'client-1', aud: 'https://emr/oauth2/default/token', jti: 'jti-1', iat: 1_700_000_000, exp: 1_700_000_300 });
+  });
+
+  test('every assertion has a fresh jti', () => {
+    const a = assertionClaims('c', 'u', 1);
+    const b = assertionClaims('c', 'u', 1);
+    expect(a.jti).not.toBe(b.jti);
+  });
+
+  test.each(['pem', 'jwk'] as const)('is signed RS384 with a %s key and verifies against the public key', async (form) => {
+    const key = await makeRsaKey();
+    const signing = await importSigningKey(form === 'pem' ? key.pem : JSON.stringify(key.jwk));
+    const jwt = await signClientAssertion(assertionClaims('c', 'https://t', Math.floor(Date.now() / 1000)), signing, 'kid-1');
+    expect(decodeProtectedHeader(jwt)).toMatchObject({ alg: 'RS384', typ: 'JWT', kid: 'kid-1' });
+    const { payload } = await jwtVerify(jwt, await importJWK(key.publicJwk, 'RS384'), { audience: 'https://t', issuer: 'c', subject: 'c' });
+    expect(payload.jti).toBe(decodeJwt(jwt).jti);
+  });
+});

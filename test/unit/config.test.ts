@@ -1,0 +1,108 @@
+import { ConfigError, loadConfig } from '../../src/config/load';
+import { SETTINGS } from '../../src/config/schema';
+import { makeRsaKey } from '../helpers/keys';
+
+let pem: string;
+let jwk: object;
+beforeAll(async () => {
+  ({ pem, jwk } = await makeRsaKey());
+});
+
+function env(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return {
+    OPENEMR_BASE_URL: 'https://emr.example.org',
+    OPENEMR_CLIENT_ID: 'client-1',
+    OPENEMR_PRIVATE_KEY: pem,
+    AHDS_FHIR_URL: 'https://ws-fhir.fhir.azurehealthcareapis.com',
+    AzureWebJobsStorage__accountName: 'syncstore01',
+    ...overrides,
+  };
+}
+
+function configError(e: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(e);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  test('a complete configuration derives the OpenEMR FHIR base and token URLs from root and site', () => {
+    const config = loadConfig(env({ OPENEMR_SITE: 'clinic2' }));
+    expect(config.openemr.fhirBaseUrl).toBe('https://emr.example.org/apis/clinic2/fhir');
+    expect(config.openemr.tokenUrl).toBe('https://emr.example.org/oauth2/clinic2/token');
+    expect(config.ahds.audience).toBe('https://ws-fhir.fhir.azurehealthcareapis.com');
+    expect(config.ahds.batchSize).toBe(200);
+  });
+
+  test('a missing required setting stops start-up with one sentence naming it', () => {
+    const error = configError(env({ AHDS_FHIR_URL: undefined }));
+    expect(error.setting).toBe('AHDS_FHIR_URL');
+    expect(error.message).toMatch(/^Setting AHDS_FHIR_URL is required/);
+    expect(error.message.trim().split(/(?<=\.)\s+(?=[A-Z])/)).toHaveLength(1);
+  });
+
+  test('an empty setting counts as missing', () => {
+    expect(configError(env({ OPENEMR_CLIENT_ID: '  ' })).setting).toBe('OPENEMR_CLIENT_ID');
+  });
+
+  test('a non-loopback http URL is rejected: only https leaves the machine', () => {
+    const error = configError(env({ OPENEMR_BASE_URL: 'http://emr.example.org' }));
+    expect(error.setting).toBe('OPENEMR_BASE_URL');
+    expect(error.message).toContain('https');
+  });
+
+  test('http is allowed for loopback addresses (the local stack)', () => {
+    expect(loadConfig(env({ OPENEMR_BASE_URL: 'http://127.0.0.1:8080', AHDS_FHIR_URL: 'http://localhost:9090' })).openemr.baseUrl).toBe('http://127.0.0.1:8080');
+  });
+
+  test('a malformed number names the setting and the expected range', () => {
+    const error = configError(env({ AHDS_BATCH_SIZE: '900' }));
+    expect(error.setting).toBe('AHDS_BATCH_SIZE');
+    expect(error.message).toContain('1 to 500');
+  });
+
+  test('a client-secret-only OpenEMR configuration is rejected with an explanation', () => {
+    const error = configError(env({ OPENEMR_PRIVATE_KEY: undefined, OPENEMR_CLIENT_SECRET: 'not-the-way' }));
+    expect(error.setting).toBe('OPENEMR_CLIENT_SECRET');
+    expect(error.message).toMatch(/signed JWT assertion/);
+    expect(error.message).not.toContain('not-the-way');
+  });
+
+  test('a private key that is not an RSA key is rejected without echoing it', () => {
+    const error = configError(env({ OPENEMR_PRIVATE_KEY: 'secret-garbage-value' }));
+    expect(error.setting).toBe('OPENEMR_PRIVATE_KEY');
+    expect(error.message).not.toContain('secret-garbage-value');
+  });
+
+  test('the private key may be given as JWK JSON or as PEM with escaped newlines', () => {
+    expect(loadConfig(env({ OPENEMR_PRIVATE_KEY: JSON.stringify(jwk) })).openemr.privateKey).toContain('"kty"');
+    expect(() => loadConfig(env({ OPENEMR_PRIVATE_KEY: pem.replace(/\n/g, '\\n') }))).not.toThrow();
+  });
+
+  test('client-secret Azure auth needs tenant, client id and secret', () => {
+    expect(configError(env({ AZURE_AUTH_MODE: 'client-secret', AZURE_TENANT_ID: 't', AZURE_CLIENT_ID: 'c' })).setting).toBe('AZURE_CLIENT_SECRET');
+  });
+
+  test('de-identification needs a key of at least 32 characters', () => {
+    expect(configError(env({ DEID_MODE: 'on', DEID_KEY: 'short' })).setting).toBe('DEID_KEY');
+  });
+
+  test('an unknown enum value lists the allowed ones', () => {
+    const error = configError(env({ RECONCILE_DELETE_MODE: 'purge' }));
+    expect(error.message).toBe('Setting RECONCILE_DELETE_MODE must be report-only or delete.');
+  });
+
+  test('storage is required, by connection string or account name', () => {
+    expect(configError(env({ AzureWebJobsStorage__accountName: undefined })).setting).toBe('AzureWebJobsStorage');
+  });
+
+  test('every documented setting is unique and described', () => {
+    const names = SETTINGS.map((s) => s.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const s of SETTINGS) expect(s.description.length).toBeGreaterThan(10);
+  });
+});
