@@ -1,0 +1,115 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { app, HttpRequest, InvocationContext, type HttpFunctionOptions, type HttpHandler } from '@azure/functions';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * A small stand-in for the Functions host's HTTP routing, for the local stack: it loads the real
+ * function files, captures what they register with app.http (the package's own registration
+ * calls are skipped outside the host), and serves those handlers with real HttpRequest and
+ * InvocationContext objects. Azure Functions Core Tools is not needed.
+ */
+export interface RegisteredHttpFunction {
+  name: string;
+  methods: string[];
+  route: string;
+  handler: HttpHandler;
+}
+
+export interface RegisteredOther {
+  name: string;
+  kind: 'timer' | 'storageQueue';
+  options: Record<string, unknown>;
+}
+
+export interface Registrations {
+  http: RegisteredHttpFunction[];
+  other: RegisteredOther[];
+}
+
+let captured: Registrations | undefined;
+
+/** Loads every function file next to this build's functions/ folder and returns what they registered. */
+export function loadFunctionRegistrations(functionsDir = path.resolve(__dirname, '..', 'functions')): Registrations {
+  if (captured) return captured;
+  const regs: Registrations = { http: [], other: [] };
+  const original = { http: app.http, timer: app.timer, storageQueue: app.storageQueue };
+  const mutableApp = app as unknown as Record<string, unknown>;
+  mutableApp.http = (name: string, options: HttpFunctionOptions) => {
+    regs.http.push({ name, methods: (options.methods ?? ['GET', 'POST']).map(String), route: options.route ?? name, handler: options.handler });
+  };
+  mutableApp.timer = (name: string, options: Record<string, unknown>) => regs.other.push({ name, kind: 'timer', options });
+  mutableApp.storageQueue = (name: string, options: Record<string, unknown>) => regs.other.push({ name, kind: 'storageQueue', options });
+  try {
+    const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
+    for (const file of fs.readdirSync(functionsDir).sort()) {
+      if (file.endsWith(ext) && !file.endsWith('.d.ts')) require(path.join(functionsDir, file));
+    }
+  } finally {
+    Object.assign(mutableApp, original);
+  }
+  captured = regs;
+  return regs;
+}
+
+function matchRoute(route: string, pathname: string): Record<string, string> | undefined {
+  const routeParts = route.split('/').filter(Boolean);
+  const pathParts = pathname.split('/').filter(Boolean);
+  if (routeParts.length !== pathParts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < routeParts.length; i++) {
+    const r = routeParts[i]!;
+    const p = decodeURIComponent(pathParts[i]!);
+    const m = /^\{(\w+)(?::[^}]*)?\??\}$/.exec(r);
+    if (m) params[m[1]!] = p;
+    else if (r.toLowerCase() !== p.toLowerCase()) return undefined;
+  }
+  return params;
+}
+
+/** Serves the captured HTTP functions under /api on 127.0.0.1. */
+export async function startFunctionsHost(options: { port?: number; log?: (line: string) => void } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const { http: functions } = loadFunctionRegistrations();
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const pathname = url.pathname.replace(/^\/api/, '');
+    for (const fn of functions) {
+      const params = matchRoute(fn.route, pathname);
+      if (!params || !fn.methods.includes(req.method ?? 'GET')) continue;
+      const request = new HttpRequest({
+        method: req.method ?? 'GET',
+        url: url.toString(),
+        headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])),
+        query: Object.fromEntries(url.searchParams),
+        params,
+        body: chunks.length ? { string: Buffer.concat(chunks).toString('utf8') } : undefined,
+      });
+      const context = new InvocationContext({
+        invocationId: randomUUID(),
+        functionName: fn.name,
+        logHandler: (level, ...args) => options.log?.(`[${fn.name}] ${level}: ${args.map(String).join(' ')}`),
+      });
+      const answer = await fn.handler(request, context);
+      const headers = new Headers((answer.headers as HeadersInit | undefined) ?? {});
+      let body = answer.body as string | undefined;
+      if (answer.jsonBody !== undefined) {
+        body = JSON.stringify(answer.jsonBody, null, 2);
+        if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      }
+      res.writeHead(answer.status ?? 200, Object.fromEntries(headers.entries()));
+      res.end(body ?? '');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: `No function serves ${req.method} ${url.pathname}` }));
+  });
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/api`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

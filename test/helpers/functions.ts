@@ -1,0 +1,32 @@
+import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { resetConnector } from '../../functions/shared/runtime';
+import type { ConnectorOverrides } from '../../src/connector';
+import type { Stack } from '../../stack';
+
+/** Everything the handlers logged through their InvocationContext, for the privacy scan. */
+export const capturedLogs: string[] = [];
+
+/** Points the function runtime at a stack: its settings into process.env, a fresh connector. */
+export function useStack(stack: Stack, settings: Record<string, string> = {}, overrides: ConnectorOverrides = {}): void {
+  for (const key of Object.keys(process.env)) if (/^(OPENEMR_|AHDS_|AZURE_|SYNC_|RETRY_|HTTP_|MAPPING_|PRIVACY_|DEID_|RECONCILE_)/.test(key)) delete process.env[key];
+  Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...settings });
+  resetConnector(overrides);
+}
+
+export async function invoke(handler: HttpHandler, options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string }): Promise<HttpResponseInit & { json: any }> {
+  const request = new HttpRequest({
+    method: options.method ?? 'POST',
+    url: `http://localhost:7071/api/${options.url}`,
+    params: options.params ?? {},
+    query: options.query ?? {},
+    headers: { 'content-type': 'application/json' },
+    ...(options.body !== undefined ? { body: { string: options.body } } : {}),
+  });
+  const context = new InvocationContext({
+    invocationId: `test-${Math.random().toString(36).slice(2)}`,
+    functionName: 'test',
+    logHandler: (level, ...args) => capturedLogs.push(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
+  });
+  const answer = await handler(request, context);
+  return { ...answer, json: answer.jsonBody };
+}

@@ -1,0 +1,158 @@
+import { syncObservationHandler } from '../../functions/sync-observation';
+import { syncPatientHandler } from '../../functions/sync-patient';
+import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
+import { startStack, type Stack } from '../../stack';
+import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
+import { invoke, useStack } from '../helpers/functions';
+
+let stack: Stack;
+let patientId: string;
+let observationId: string;
+
+beforeAll(async () => {
+  stack = await startStack({ azurite: false });
+  patientId = stack.openemr.store.ids('Patient')[0]!;
+  const observation = stack.openemr.store.ids('Observation').map((id) => stack.openemr.store.get('Observation', id)!).find((o: any) => String(o.subject?.reference).endsWith(patientId))!;
+  observationId = (observation as { id: string }).id;
+});
+afterAll(() => stack?.close());
+beforeEach(() => {
+  stack.openemr.faults.configure({});
+  stack.ahds.faults.configure({});
+  useStack(stack);
+});
+
+describe('sync one patient', () => {
+  test('creates the Patient in AHDS and answers a JSON summary', async () => {
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ operation: 'syncPatient', status: 'ok', read: 1, failed: 0 });
+    expect(answer.json.created + answer.json.updated + answer.json.unchanged).toBe(1);
+    expect(await stack.ahds.read('Patient', patientId)).toBeDefined();
+  });
+
+  test('re-syncing an unchanged Patient creates no new version and counts it unchanged', async () => {
+    await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    const versions = stack.ahds.versionCount('Patient', patientId);
+    const again = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(again.json).toMatchObject({ unchanged: 1, created: 0, updated: 0 });
+    expect(stack.ahds.versionCount('Patient', patientId)).toBe(versions);
+  });
+
+  test('an unknown id answers 404 with an OperationOutcome', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${id}`, params: { id } });
+    expect(answer.status).toBe(404);
+    expect(answer.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'not-found' }] });
+  });
+
+  test('a malformed id answers 400 with an OperationOutcome before any outbound call', async () => {
+    stack.openemr.resetStats();
+    const id = 'bad id/../x';
+    const answer = await invoke(syncPatientHandler, { url: 'sync/patients/x', params: { id } });
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] });
+    expect(stack.openemr.stats().requests).toBe(0);
+  });
+
+  test('OpenEMR down answers 503 naming OpenEMR, without a stack trace', async () => {
+    useStack(stack, { OPENEMR_BASE_URL: 'http://127.0.0.1:9', RETRY_MAX_ATTEMPTS: '2' });
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(answer.status).toBe(503);
+    const text = answer.json.issue[0].diagnostics as string;
+    expect(text).toMatch(/^OpenEMR is unavailable/);
+    expect(text).not.toMatch(/\n\s+at /);
+  });
+
+  test('AHDS throttling with Retry-After is waited out and the write succeeds', async () => {
+    stack.ahds.faults.configure({ seed: 7, rates: { status429: 0.5 }, retryAfterMs: 50, exemptPaths: [/metadata/] });
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(answer.status).toBe(200);
+    expect(answer.json.failed).toBe(0);
+    expect(stack.ahds.faults.injected['429']).toBeGreaterThan(0);
+  });
+
+  test('AHDS throttling that never ends answers 503 naming the AHDS FHIR service', async () => {
+    useStack(stack, { RETRY_MAX_ATTEMPTS: '3' });
+    stack.ahds.faults.configure({ rates: { status429: 1 }, retryAfterMs: 10 });
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(answer.status).toBe(503);
+    expect(answer.headers).toMatchObject({ 'Retry-After': expect.any(String) });
+    expect(answer.json.issue[0].diagnostics).toMatch(/AHDS FHIR service is unavailable.*429/);
+  });
+});
+
+describe('sync one observation', () => {
+  test('writes the Observation with its subject pointing at the Patient in AHDS', async () => {
+    const answer = await invoke(syncObservationHandler, { url: `sync/observations/${observationId}`, params: { id: observationId } });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ operation: 'syncObservation', status: 'ok', failed: 0 });
+    const stored = (await stack.ahds.read('Observation', observationId)) as { subject: { reference: string } };
+    expect(stored.subject.reference).toBe(`Patient/${patientId}`);
+    expect(await stack.ahds.read('Patient', patientId)).toBeDefined();
+  });
+
+  test('an unknown Observation id answers 404', async () => {
+    const id = '00000000-0000-4000-8000-00000000beef';
+    const answer = await invoke(syncObservationHandler, { url: `sync/observations/${id}`, params: { id } });
+    expect(answer.status).toBe(404);
+  });
+});
+
+describe('sync one patient with all observations', () => {
+  test('writes the Patient and every Observation of it', async () => {
+    const expected = stack.openemr.store.ids('Observation').filter((id) => String((stack.openemr.store.get('Observation', id) as any).subject?.reference).endsWith(patientId)).length;
+    const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
+    expect(answer.status).toBe(200);
+    expect(answer.json.read).toBe(expected + 1);
+    expect(answer.json.failed).toBe(0);
+    expect(answer.json.byType.Observation.created + answer.json.byType.Observation.updated + answer.json.byType.Observation.unchanged).toBe(expected);
+  });
+
+  test('an OpenEMR token that expires in the middle of a run is renewed and the run completes', async () => {
+    const telemetry = new RecordingTelemetry();
+    // Tokens of 120 s: the connector holds this one as good for another minute when the server's
+    // clock passes its expiry, so the next read meets a 401 in the middle of the run.
+    stack.openemr.faults.configure({ tokenLifetimeSeconds: 120 });
+    useStack(stack, {}, { telemetry });
+    const first = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(first.status).toBe(200);
+    stack.openemr.store.advanceClock(150);
+    const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
+    expect(answer.status).toBe(200);
+    expect(answer.json.failed).toBe(0);
+    const calls = telemetry.calls.filter((c) => c.kind === 'dependency').map((c) => c.data as DependencyCall);
+    const refused = calls.findIndex((c) => c.side === 'openemr' && c.resultCode === 401);
+    expect(refused).toBeGreaterThan(-1);
+    expect(calls.filter((c) => c.target === 'OpenEMR OAuth2' && c.resultCode === 200)).toHaveLength(2);
+    expect(calls.slice(refused + 1).some((c) => c.target === 'OpenEMR FHIR' && c.resultCode === 200)).toBe(true);
+  });
+
+  test('when the Patient fails, its Observations are not written and the answer says why', async () => {
+    const otherId = stack.openemr.store.ids('Patient')[1]!;
+    stack.ahds.setWriterRole(stack.entra.clientId, false);
+    try {
+      const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
+      expect(answer.status).toBe(422);
+      expect(answer.json.status).toBe('failed');
+      expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
+      expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, status: 403 });
+      expect(answer.json.byType.Observation.failed).toBe(answer.json.read - 1);
+      expect(answer.json.failures.filter((f: { reason: string }) => /its Patient\//.test(f.reason))).toHaveLength(Math.min(99, answer.json.read - 1));
+    } finally {
+      stack.ahds.setWriterRole(stack.entra.clientId, true);
+    }
+    expect(await stack.ahds.read('Patient', otherId)).toBeUndefined();
+    expect((await stack.ahds.snapshot('Observation')).filter((o: any) => o.subject?.reference === `Patient/${otherId}`)).toHaveLength(0);
+  });
+});
+
+describe('configuration', () => {
+  test('a client-secret-only OpenEMR configuration is rejected with a clear message', async () => {
+    useStack(stack, { OPENEMR_PRIVATE_KEY: '', OPENEMR_CLIENT_SECRET: 'from-an-old-guide' });
+    const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+    expect(answer.status).toBe(500);
+    expect(answer.json.issue[0].diagnostics).toMatch(/OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
+    expect(JSON.stringify(answer.json)).not.toContain('from-an-old-guide');
+  });
+});
