@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { app, HttpRequest, InvocationContext, type HttpFunctionOptions, type HttpHandler } from '@azure/functions';
+import { app, HttpRequest, HttpResponse, InvocationContext, type HttpFunctionOptions, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 
 /**
@@ -92,15 +92,9 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
         functionName: fn.name,
         logHandler: (level, ...args) => options.log?.(`[${fn.name}] ${level}: ${args.map(String).join(' ')}`),
       });
-      const answer = await fn.handler(request, context);
-      const headers = new Headers((answer.headers as HeadersInit | undefined) ?? {});
-      let body = answer.body as string | undefined;
-      if (answer.jsonBody !== undefined) {
-        body = JSON.stringify(answer.jsonBody, null, 2);
-        if (!headers.has('content-type')) headers.set('content-type', 'application/json');
-      }
-      res.writeHead(answer.status ?? 200, Object.fromEntries(headers.entries()));
-      res.end(body ?? '');
+      const answer = await toWire(await fn.handler(request, context));
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });
@@ -112,4 +106,19 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
     url: `http://127.0.0.1:${port}/api`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** A handler's answer as status, headers and body text, whichever form the handler returned. */
+export async function toWire(answer: HttpResponseInit | HttpResponse): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  if (answer instanceof HttpResponse) {
+    return { status: answer.status, headers: Object.fromEntries(answer.headers.entries()), body: await answer.text() };
+  }
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries((answer.headers ?? {}) as Record<string, string>)) headers[k.toLowerCase()] = String(v);
+  let body = typeof answer.body === 'string' ? answer.body : '';
+  if (answer.jsonBody !== undefined) {
+    body = JSON.stringify(answer.jsonBody, null, 2);
+    headers['content-type'] ??= 'application/json';
+  }
+  return { status: answer.status ?? 200, headers, body };
 }

@@ -1,7 +1,8 @@
-import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest, InvocationContext, type HttpHandler } from '@azure/functions';
 import { resetConnector } from '../../functions/shared/runtime';
 import type { ConnectorOverrides } from '../../src/connector';
 import type { Stack } from '../../stack';
+import { toWire } from '../../stack/functions-host';
 
 /** Everything the handlers logged through their InvocationContext, for the privacy scan. */
 export const capturedLogs: string[] = [];
@@ -13,7 +14,15 @@ export function useStack(stack: Stack, settings: Record<string, string> = {}, ov
   resetConnector(overrides);
 }
 
-export async function invoke(handler: HttpHandler, options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string }): Promise<HttpResponseInit & { json: any }> {
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** The parsed JSON body (undefined when the body is not JSON). */
+  json: any;
+}
+
+export async function invoke(handler: HttpHandler, options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string }): Promise<Answer> {
   const request = new HttpRequest({
     method: options.method ?? 'POST',
     url: `http://localhost:7071/api/${options.url}`,
@@ -27,6 +36,12 @@ export async function invoke(handler: HttpHandler, options: { method?: string; u
     functionName: 'test',
     logHandler: (level, ...args) => capturedLogs.push(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
   });
-  const answer = await handler(request, context);
-  return { ...answer, json: answer.jsonBody };
+  const wire = await toWire(await handler(request, context));
+  let json: unknown;
+  try {
+    json = wire.body ? JSON.parse(wire.body) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...wire, json };
 }

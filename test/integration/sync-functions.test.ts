@@ -77,7 +77,7 @@ describe('sync one patient', () => {
     stack.ahds.faults.configure({ rates: { status429: 1 }, retryAfterMs: 10 });
     const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
     expect(answer.status).toBe(503);
-    expect(answer.headers).toMatchObject({ 'Retry-After': expect.any(String) });
+    expect(answer.headers).toMatchObject({ 'retry-after': expect.any(String) });
     expect(answer.json.issue[0].diagnostics).toMatch(/AHDS FHIR service is unavailable.*429/);
   });
 });
