@@ -1,0 +1,102 @@
+/** Discovery documents and the CapabilityStatement, trimmed to what the stand-in really serves. */
+import { OBSERVATION_SEARCH_PARAMS, PATIENT_SEARCH_PARAMS } from './fhir-search';
+
+export const SUPPORTED_SCOPES = [
+  'openid',
+  'system/Patient.read',
+  'system/Patient.rs',
+  'system/Observation.read',
+  'system/Observation.rs',
+  'system/*.$export',
+  'system/Patient.$export',
+  'system/Group.$export',
+  'system/*.$bulkdata-status',
+  'system/Binary.read',
+];
+
+export interface Endpoints {
+  baseUrl: string;
+  site: string;
+  tokenUrl: string;
+  fhirBaseUrl: string;
+}
+
+export function openIdConfiguration(e: Endpoints): Record<string, unknown> {
+  const issuer = `${e.baseUrl}/oauth2/${e.site}`;
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/authorize`,
+    token_endpoint: e.tokenUrl,
+    jwks_uri: `${issuer}/jwk`,
+    registration_endpoint: `${issuer}/registration`,
+    scopes_supported: SUPPORTED_SCOPES,
+    response_types_supported: ['code'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS384'],
+  };
+}
+
+export function smartConfiguration(e: Endpoints): Record<string, unknown> {
+  const issuer = `${e.baseUrl}/oauth2/${e.site}`;
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/authorize`,
+    token_endpoint: e.tokenUrl,
+    registration_endpoint: `${issuer}/registration`,
+    scopes_supported: SUPPORTED_SCOPES,
+    grant_types_supported: ['authorization_code', 'client_credentials'],
+    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS384'],
+    capabilities: ['client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+  };
+}
+
+export function capabilityStatement(e: Endpoints, date: string): Record<string, unknown> {
+  const param = (name: string) => ({
+    name,
+    type: ['_lastUpdated', 'birthdate', 'date'].includes(name) ? 'date' : ['patient', 'generalPractitioner'].includes(name) ? 'reference' : ['name', 'family', 'given', 'address', 'address-city', 'address-postalcode', 'address-state'].includes(name) ? 'string' : 'token',
+  });
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date,
+    kind: 'instance',
+    software: { name: 'OpenEMR (stand-in)', version: '8.2.0-dev' },
+    implementation: { description: 'OpenEMR FHIR API stand-in', url: e.fhirBaseUrl },
+    fhirVersion: '4.0.1',
+    format: ['application/json'],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [
+                { url: 'token', valueUri: e.tokenUrl },
+                { url: 'register', valueUri: `${e.baseUrl}/oauth2/${e.site}/registration` },
+              ],
+            },
+          ],
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+        },
+        resource: [
+          {
+            type: 'Patient',
+            profile: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: PATIENT_SEARCH_PARAMS.map(param),
+            operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' }],
+          },
+          {
+            type: 'Observation',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: OBSERVATION_SEARCH_PARAMS.map(param),
+          },
+        ],
+        operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
+      },
+    ],
+  };
+}

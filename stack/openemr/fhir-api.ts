@@ -1,0 +1,182 @@
+/**
+ * The public face of the stand-in: OAuth endpoints, discovery, and the FHIR API with OpenEMR's
+ * quirks (401 for a missing scope, 404 `[]` for an unknown id, `collection` bundles without next
+ * links, application/json content type, bulk export via Binary documents).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BulkExports } from './bulk-export';
+import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
+import { formatLocalInstant, formatLocalNaive, parseFhirDate } from './fhir-dates';
+import { searchObservations, searchPatients } from './fhir-search';
+import { readBody, readJson } from './http-body';
+import { AccessToken, OAuthServer, scopeAllows } from './oauth-server';
+import { INVALID_UUID_VALIDATION, kernelError, oauthError, ROUTE_NOT_FOUND, sendJson, sendText } from './openemr-responses';
+import { SupportedType, UUID_SHAPE } from './resource-shape';
+import { ResourceStore, StoredRecord } from './resource-store';
+import { RouteMatch } from './route-table';
+import { ServerClock } from './server-clock';
+
+export interface FhirApiContext {
+  endpoints: Endpoints;
+  offsetMinutes: number;
+  clock: ServerClock;
+  store: ResourceStore;
+  oauth: OAuthServer;
+  exports: BulkExports;
+}
+
+const JSON_TYPE = 'application/json';
+
+export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, url: URL, route: RouteMatch, ctx: FhirApiContext): Promise<void> {
+  switch (route.name) {
+    case 'POST /oauth2/token': {
+      const answer = await ctx.oauth.token(new URLSearchParams(await readBody(req)));
+      return sendJson(res, answer.status, answer.body, { 'cache-control': 'no-store', pragma: 'no-cache' });
+    }
+    case 'POST /oauth2/registration': {
+      let body: unknown;
+      try {
+        body = await readJson(req);
+      } catch {
+        return sendJson(res, 400, { error: 'invalid_client_metadata', error_description: 'body is not JSON' });
+      }
+      const answer = ctx.oauth.register(body, `${ctx.endpoints.baseUrl}/oauth2/${ctx.endpoints.site}/client`);
+      return sendJson(res, answer.status, answer.body);
+    }
+    case 'GET /oauth2/.well-known/openid-configuration':
+      return sendJson(res, 200, openIdConfiguration(ctx.endpoints));
+    case 'GET /fhir/.well-known/smart-configuration':
+      return sendJson(res, 200, smartConfiguration(ctx.endpoints));
+    case 'GET /fhir/metadata':
+      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalInstant(ctx.clock.nowSeconds(), ctx.offsetMinutes)));
+    default:
+      break;
+  }
+
+  // Everything else under /fhir needs a live token, checked before the route is known to exist
+  // (OpenEMR authenticates in the dispatcher, before route matching).
+  const auth = ctx.oauth.authenticate(req.headers.authorization);
+  if (!auth.ok) return sendJson(res, 401, oauthError('access_denied', auth.hint));
+  const token = auth.token;
+  // A missing scope is 401 in OpenEMR, not 403.
+  const denied = () => sendJson(res, 401, kernelError('Unauthorized'));
+
+  switch (route.name) {
+    case 'GET /fhir/Patient':
+    case 'GET /fhir/Observation': {
+      const type: SupportedType = route.name === 'GET /fhir/Patient' ? 'Patient' : 'Observation';
+      if (!scopeAllows(token.scopes, type, 'search')) return denied();
+      const records = type === 'Patient' ? searchPatients(ctx.store, url.searchParams, ctx.offsetMinutes) : searchObservations(ctx.store, url.searchParams, ctx.offsetMinutes);
+      return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}${url.search}`, ctx), JSON_TYPE);
+    }
+    case 'GET /fhir/Patient/{id}':
+    case 'GET /fhir/Observation/{id}': {
+      const type: SupportedType = route.name === 'GET /fhir/Patient/{id}' ? 'Patient' : 'Observation';
+      if (!scopeAllows(token.scopes, type, 'read')) return denied();
+      const id = route.id as string;
+      if (!UUID_SHAPE.test(id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);
+      const rec = ctx.store.getRecord(type, id);
+      return rec ? sendText(res, 200, rec.json, JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
+    }
+    case 'GET /fhir/$export':
+    case 'GET /fhir/Patient/$export':
+    case 'GET /fhir/Group/{id}/$export':
+      return kickOffExport(req, res, url, route, token, ctx);
+    case 'GET /fhir/$bulkdata-status':
+    case 'DELETE /fhir/$bulkdata-status':
+      return exportStatus(req, res, url, token, ctx);
+    case 'GET /fhir/Binary/{id}':
+      return sendBinary(res, route.id as string, token, ctx);
+    default:
+      return sendJson(res, 404, ROUTE_NOT_FOUND);
+  }
+}
+
+/** A `collection` Bundle: total = entries in this response, only a self link, never next. */
+function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContext): string {
+  const head = {
+    meta: { lastUpdated: formatLocalNaive(ctx.clock.nowSeconds(), ctx.offsetMinutes) },
+    resourceType: 'Bundle',
+    type: 'collection',
+    total: records.length,
+    link: [{ relation: 'self', url: selfUrl }],
+  };
+  const text = JSON.stringify(head);
+  if (records.length === 0) return text;
+  // Stored resources are already JSON text: splice them in instead of parse + stringify.
+  const base = ctx.endpoints.fhirBaseUrl;
+  const entries = records.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${r.json}}`);
+  return `${text.slice(0, -1)},"entry":[${entries.join(',')}]}`;
+}
+
+function kickOffExport(req: IncomingMessage, res: ServerResponse, url: URL, route: RouteMatch, token: AccessToken, ctx: FhirApiContext): void {
+  const specific = route.name === 'GET /fhir/Patient/$export' ? 'system/Patient.$export' : route.name === 'GET /fhir/Group/{id}/$export' ? 'system/Group.$export' : undefined;
+  if (!token.scopes.has('system/*.$export') && !(specific && token.scopes.has(specific))) return sendJson(res, 401, kernelError('Unauthorized'));
+  const prefer = String(req.headers.prefer ?? '');
+  if (!/respond-async/i.test(prefer)) return sendJson(res, 400, kernelError('Prefer header must be respond-async'));
+  const sinceRaw = url.searchParams.get('_since');
+  let since: number | undefined;
+  if (sinceRaw !== null) {
+    const parsed = parseFhirDate(sinceRaw, ctx.offsetMinutes);
+    if (!parsed) return sendJson(res, 400, kernelError(`Invalid _since parameter ${sinceRaw}`));
+    since = parsed.lo;
+  }
+  // _type is read by nobody: OpenEMR ignores it (openemr#8668), so every type is exported.
+  const job = ctx.exports.start({
+    request: `${ctx.endpoints.baseUrl}${url.pathname}${url.search}`,
+    clientId: token.clientId,
+    since,
+    nowSeconds: ctx.clock.nowSeconds(),
+  });
+  res.writeHead(202, {
+    'content-location': `${ctx.endpoints.fhirBaseUrl}/$bulkdata-status?job=${job.id}`,
+    'content-length': '0',
+  });
+  res.end();
+}
+
+function exportStatus(req: IncomingMessage, res: ServerResponse, url: URL, token: AccessToken, ctx: FhirApiContext): void {
+  if (!token.scopes.has('system/*.$bulkdata-status')) return sendJson(res, 401, kernelError('Unauthorized'));
+  const jobId = url.searchParams.get('job') ?? '';
+  const job = ctx.exports.job(jobId);
+  if (!job) return sendJson(res, 404, kernelError('Job not found'));
+  if (req.method === 'DELETE') {
+    ctx.exports.cancel(jobId);
+    res.writeHead(202, { 'content-length': '0' });
+    res.end();
+    return;
+  }
+  if (job.pendingPolls > 0) {
+    job.pendingPolls--;
+    res.writeHead(202, { 'x-progress': 'in progress', 'content-length': '0' });
+    res.end();
+    return;
+  }
+  sendJson(res, 200, {
+    transactionTime: job.transactionTime,
+    request: job.request,
+    requiresAccessToken: true,
+    output: job.outputs.map((o) => ({ url: `${ctx.endpoints.fhirBaseUrl}/Binary/${o.binaryId}`, type: o.type })),
+    error: [],
+  });
+}
+
+async function sendBinary(res: ServerResponse, id: string, token: AccessToken, ctx: FhirApiContext): Promise<void> {
+  if (!token.scopes.has('system/Binary.read')) return sendJson(res, 401, kernelError('Unauthorized'));
+  const doc = ctx.exports.binary(id);
+  if (!doc) return sendText(res, 404, '[]', JSON_TYPE);
+  res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
+  // Written in slices, waiting for drain, so a million-line export never becomes one string.
+  const slice = 2000;
+  for (let i = 0; i < doc.lines.length; i += slice) {
+    const chunk = doc.lines.slice(i, i + slice).join('\n') + '\n';
+    if (res.destroyed) return;
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        res.once('drain', () => resolve());
+        res.once('close', () => resolve());
+      });
+    }
+  }
+  res.end();
+}

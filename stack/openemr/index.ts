@@ -1,0 +1,187 @@
+/**
+ * OpenEMR stand-in: a local HTTP server that answers like OpenEMR's FHIR R4 API and OAuth2 server,
+ * including the parts a sync connector must survive (see shared/reference/OPENEMR-API.md).
+ *
+ *   const openemr = await startOpenEmrStandIn();
+ *   // openemr.tokenUrl, openemr.fhirBaseUrl, openemr.client (RS384 keys of an enabled client)
+ *   await openemr.close();
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, exportPKCS8, generateKeyPair, JWK, KeyLike } from 'jose';
+import { FaultInjector, FaultProfile } from '../faults';
+import { BulkExports } from './bulk-export';
+import { handleControl } from './control-api';
+import { createControlOperations, OpenEmrStandInStore } from './control-operations';
+import { Endpoints } from './discovery';
+import { handleFhirApi } from './fhir-api';
+import { parseFhirDate, parseUtcOffset } from './fhir-dates';
+import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
+import { OAuthServer } from './oauth-server';
+import { FAULT_MESSAGES, kernelError, sendJson } from './openemr-responses';
+import { defaultDataDir } from './repo-paths';
+import { RequestStats, RequestStatsSnapshot } from './request-stats';
+import { ResourceStore } from './resource-store';
+import { matchRoute } from './route-table';
+import { ServerClock } from './server-clock';
+
+export type { OpenEmrStandInStore } from './control-operations';
+export type { FhirResource, SupportedType } from './resource-shape';
+export type { LoadReport } from './ndjson-loader';
+
+export const DEFAULT_CLIENT_SCOPES =
+  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+
+export interface OpenEmrStandInOptions {
+  /** Port on 127.0.0.1; 0 (default) picks a free one. */
+  port?: number;
+  /**
+   * Directory of Bulk FHIR NDJSON to load. Default: $OPENEMR_STANDIN_DATA, else
+   * <repo>/../shared/data/synthea-dev. null starts empty.
+   */
+  dataDir?: string | null;
+  /** OpenEMR site name in every path (default 'default'). */
+  site?: string;
+  /** Access token lifetime (default 300, as OpenEMR's client_credentials grant). */
+  tokenLifetimeSeconds?: number;
+  faults?: FaultProfile;
+  /** The server's local UTC offset, carried by every timestamp it emits (default '-05:00'). */
+  utcOffset?: string;
+  /** lastUpdated of loaded resources without a date of their own, server local (default 2025-01-01T00:00:00). */
+  loadEpoch?: string;
+  /** Status polls per export job answering 202 + X-Progress before completion (default 0: done at once, as OpenEMR). */
+  exportPendingPolls?: number;
+}
+
+export interface StandInClient {
+  clientId: string;
+  privateKeyPem: string;
+  privateKey: KeyLike;
+  privateJwk: JWK;
+  publicJwks: { keys: JWK[] };
+  scopes: string;
+}
+
+export interface OpenEmrStandIn {
+  baseUrl: string;
+  site: string;
+  /** `${baseUrl}/apis/${site}/fhir` */
+  fhirBaseUrl: string;
+  /** `${baseUrl}/oauth2/${site}/token`: the exact value an assertion's aud must contain. */
+  tokenUrl: string;
+  /** An enabled client registered at start with DEFAULT_CLIENT_SCOPES. */
+  client: StandInClient;
+  /** Registers a client directly (as an admin would); enabled unless enabled: false. Returns its client_id. */
+  registerClient(opts: { jwks: { keys: JWK[] }; scopes: string | string[]; enabled?: boolean; clientName?: string }): string;
+  store: OpenEmrStandInStore;
+  faults: FaultInjector;
+  /** What the initial data load did (undefined when started empty). */
+  loadReport?: LoadReport;
+  stats(): RequestStatsSnapshot;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): Promise<OpenEmrStandIn> {
+  const site = options.site ?? 'default';
+  const offsetMinutes = parseUtcOffset(options.utcOffset ?? '-05:00');
+  const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', offsetMinutes);
+  if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
+  const clock = new ServerClock();
+  const faults = new FaultInjector(options.faults ?? {});
+  const stats = new RequestStats();
+  const store = new ResourceStore({ clock, offsetMinutes, loadEpochSeconds: loadEpoch.lo });
+  const bulkExports = new BulkExports(store, offsetMinutes, options.exportPendingPolls ?? 0);
+
+  const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
+  const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
+
+  // Routes need the URLs, which exist only once the port is known: fill in after listen().
+  let ready: ((req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) | undefined;
+  const server = http.createServer((req, res) => {
+    if (!ready) {
+      res.writeHead(503).end();
+      return;
+    }
+    ready(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, kernelError((err as Error).message ?? 'error'));
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const endpoints: Endpoints = {
+    baseUrl,
+    site,
+    tokenUrl: `${baseUrl}/oauth2/${site}/token`,
+    fhirBaseUrl: `${baseUrl}/apis/${site}/fhir`,
+  };
+  const oauth = new OAuthServer({
+    clock,
+    tokenUrl: endpoints.tokenUrl,
+    tokenLifetimeSeconds: () => faults.current.tokenLifetimeSeconds ?? options.tokenLifetimeSeconds ?? 300,
+  });
+  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, offsetMinutes });
+  const fhirCtx = { endpoints, offsetMinutes, clock, store, oauth, exports: bulkExports };
+
+  ready = async (req, res) => {
+    const url = new URL(req.url ?? '/', baseUrl);
+    let segments: string[];
+    try {
+      segments = url.pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
+    } catch {
+      segments = ['?'];
+    }
+    if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, offsetMinutes);
+
+    const route = matchRoute(req.method ?? 'GET', segments, site);
+    stats.record(route.name);
+    await faults.delay();
+    const fault = faults.next(url.pathname);
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'status') {
+      const retry = fault.status === 429 || fault.status === 503 ? faults.retryAfterHeaders() : {};
+      return sendJson(res, fault.status, kernelError(FAULT_MESSAGES[fault.status] ?? 'error'), retry);
+    }
+    return handleFhirApi(req, res, url, route, fhirCtx);
+  };
+
+  const { publicKey, privateKey } = await generateKeyPair('RS384', { extractable: true });
+  const kid = 'stand-in-default';
+  const publicJwk: JWK = { ...(await exportJWK(publicKey)), alg: 'RS384', use: 'sig', kid };
+  const privateJwk: JWK = { ...(await exportJWK(privateKey)), alg: 'RS384', use: 'sig', kid };
+  const defaultClient = oauth.registerClient({ jwks: { keys: [publicJwk] }, scopes: DEFAULT_CLIENT_SCOPES, enabled: true, clientName: 'stand-in default client' });
+
+  return {
+    baseUrl,
+    site,
+    fhirBaseUrl: endpoints.fhirBaseUrl,
+    tokenUrl: endpoints.tokenUrl,
+    client: {
+      clientId: defaultClient.clientId,
+      privateKeyPem: await exportPKCS8(privateKey),
+      privateKey,
+      privateJwk,
+      publicJwks: { keys: [publicJwk] },
+      scopes: DEFAULT_CLIENT_SCOPES,
+    },
+    registerClient: (opts) => oauth.registerClient({ ...opts, enabled: opts.enabled ?? true }).clientId,
+    store: ops,
+    faults,
+    loadReport,
+    stats: () => stats.snapshot(),
+    resetStats: () => stats.reset(),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * In-memory OpenEMR data: Patients and Observations kept as their served JSON text (cheap to hold,
+ * no re-serialisation per response) plus the few fields searches need. Indexes: by id, Observation
+ * by patient, and both types by (lastUpdated, id), so no request scans the whole table.
+ */
+import { instantSeconds } from './fhir-dates';
+import {
+  codingTokens,
+  FhirResource,
+  isSupportedType,
+  rewriteUrnReferences,
+  SupportedType,
+  withServerMeta,
+} from './resource-shape';
+import { ServerClock } from './server-clock';
+import { TimeIndex } from './time-index';
+
+export interface StoredRecord {
+  type: SupportedType;
+  id: string;
+  /** Epoch seconds; what meta.lastUpdated says. */
+  lastUpdated: number;
+  /** The resource exactly as served. */
+  json: string;
+  /** Observation: the Patient id of its subject. */
+  patientId?: string;
+  /** Observation: `system|code` of every category / code coding. */
+  categoryTokens?: string[];
+  codeTokens?: string[];
+  /** Observation: the OpenEMR sub-service it would come from (first category code). */
+  subService?: string;
+  /** Observation: effective time (epoch seconds) for the `date` parameter. */
+  effective?: number;
+}
+
+class TypeTable {
+  readonly byId = new Map<string, StoredRecord>();
+  readonly byTime = new TimeIndex<StoredRecord>();
+  /** Observation ids per Patient id. */
+  readonly byPatient = new Map<string, Set<string>>();
+
+  insert(rec: StoredRecord, bulk: boolean): void {
+    this.byId.set(rec.id, rec);
+    if (bulk) this.byTime.addUnsorted(rec);
+    else this.byTime.add(rec);
+    if (rec.patientId) {
+      let set = this.byPatient.get(rec.patientId);
+      if (!set) this.byPatient.set(rec.patientId, (set = new Set()));
+      set.add(rec.id);
+    }
+  }
+
+  /** Removes from the secondary indexes only (byId is overwritten or deleted by the caller). */
+  unindex(rec: StoredRecord): void {
+    this.byTime.remove(rec);
+    if (rec.patientId) {
+      const set = this.byPatient.get(rec.patientId);
+      set?.delete(rec.id);
+      if (set && set.size === 0) this.byPatient.delete(rec.patientId);
+    }
+  }
+}
+
+export interface StoreOptions {
+  clock: ServerClock;
+  offsetMinutes: number;
+  /** lastUpdated for loaded resources that carry no usable date of their own (all Patients). */
+  loadEpochSeconds: number;
+}
+
+export class ResourceStore {
+  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable() };
+  /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
+  private readonly interned = new Map<string, string>();
+  private readonly intern = (s: string): string => {
+    const hit = this.interned.get(s);
+    if (hit !== undefined) return hit;
+    this.interned.set(s, s);
+    return s;
+  };
+
+  private readonly subServices = new Set<string>();
+
+  constructor(private readonly opts: StoreOptions) {}
+
+  table(type: SupportedType): TypeTable {
+    return this.tables[type];
+  }
+
+  /**
+   * How many distinct Observation sub-services (first category codes) have ever been stored: an
+   * upper bound that lets a _count search stop scanning once each has a full page.
+   */
+  subServiceCount(): number {
+    return this.subServices.size;
+  }
+
+  count(type: SupportedType): number {
+    return this.tables[type].byId.size;
+  }
+
+  ids(type: SupportedType): string[] {
+    return [...this.tables[type].byId.keys()];
+  }
+
+  getRecord(type: SupportedType, id: string): StoredRecord | undefined {
+    return this.tables[type].byId.get(id);
+  }
+
+  get(type: SupportedType, id: string): FhirResource | undefined {
+    const rec = this.getRecord(type, id);
+    return rec ? (JSON.parse(rec.json) as FhirResource) : undefined;
+  }
+
+  /**
+   * Adds a resource as a data import would: references resolved, lastUpdated derived from the
+   * resource itself so a reload gives the same answers (see loadedLastUpdated).
+   */
+  importResource(resource: FhirResource): StoredRecord {
+    return this.store(resource, this.loadedLastUpdated(resource), true);
+  }
+
+  /** Ends a run of importResource calls: sorts the lastUpdated indexes once. */
+  finishImport(): void {
+    for (const table of Object.values(this.tables)) table.byTime.ensureSorted();
+  }
+
+  /** Create-or-update as a write in OpenEMR: lastUpdated = server clock now, versionId stays "1". */
+  put(resource: FhirResource): { record: StoredRecord; created: boolean } {
+    const type = this.checkType(resource.resourceType);
+    if (!resource.id) throw new Error('resource.id is required');
+    const created = !this.tables[type].byId.has(resource.id);
+    return { record: this.store(resource, this.opts.clock.nowSeconds(), false), created };
+  }
+
+  /** Hard delete, as OpenEMR does: no tombstone, no history; the record just disappears. */
+  remove(type: SupportedType, id: string): boolean {
+    const table = this.tables[type];
+    const rec = table.byId.get(id);
+    if (!rec) return false;
+    table.unindex(rec);
+    table.byId.delete(id);
+    return true;
+  }
+
+  /**
+   * Changes an Observation's content but not its lastUpdated: OpenEMR labs report the report date
+   * as lastUpdated, so a corrected result is invisible to `_lastUpdated` searches. Without a patch
+   * the result is marked `status: corrected`.
+   */
+  labCorrection(id: string, patch?: Record<string, unknown>): FhirResource {
+    const table = this.tables.Observation;
+    const old = table.byId.get(id);
+    if (!old) throw new NotFoundError(`Observation/${id} not found`);
+    const current = JSON.parse(old.json) as FhirResource;
+    const changes = patch && Object.keys(patch).length > 0 ? patch : { status: 'corrected' };
+    const next: FhirResource = { ...current, ...changes, resourceType: 'Observation', id, meta: current.meta };
+    const rec = this.buildRecord(next, old.lastUpdated);
+    if (rec.patientId !== old.patientId) {
+      table.unindex(old);
+      table.insert(rec, false);
+    } else {
+      table.byTime.replace(rec);
+      table.byId.set(id, rec);
+    }
+    return JSON.parse(rec.json) as FhirResource;
+  }
+
+  /** What meta.lastUpdated a loaded resource gets; deterministic so reloads and tests agree. */
+  loadedLastUpdated(resource: FhirResource): number {
+    const off = this.opts.offsetMinutes;
+    const fromMeta = instantSeconds(resource.meta?.lastUpdated, off);
+    if (fromMeta !== null) return fromMeta;
+    if (resource.resourceType === 'Observation') {
+      // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
+      const period = resource.effectivePeriod as { start?: unknown } | undefined;
+      for (const candidate of [resource.issued, resource.effectiveDateTime, resource.effectiveInstant, period?.start]) {
+        const t = instantSeconds(candidate, off);
+        if (t !== null) return t;
+      }
+    }
+    return this.opts.loadEpochSeconds;
+  }
+
+  private checkType(type: string): SupportedType {
+    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient and Observation only, not ${type}`);
+    return type;
+  }
+
+  private store(resource: FhirResource, lastUpdated: number, bulk: boolean): StoredRecord {
+    const type = this.checkType(resource.resourceType);
+    if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
+    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
+    const rec = this.buildRecord(withServerMeta(resource, resource.id, lastUpdated, this.opts.offsetMinutes), lastUpdated);
+    const table = this.tables[type];
+    const old = table.byId.get(rec.id);
+    if (old) table.unindex(old);
+    table.insert(rec, bulk);
+    return rec;
+  }
+
+  private buildRecord(resource: FhirResource, lastUpdated: number): StoredRecord {
+    const type = this.checkType(resource.resourceType);
+    const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, json: JSON.stringify(resource) };
+    if (type === 'Observation') {
+      const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
+      if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
+      rec.categoryTokens = codingTokens(resource.category, this.intern);
+      rec.codeTokens = codingTokens(resource.code, this.intern);
+      const first = rec.categoryTokens[0];
+      rec.subService = first === undefined ? '' : this.intern(first.slice(first.indexOf('|') + 1));
+      this.subServices.add(rec.subService);
+      const period = resource.effectivePeriod as { start?: unknown } | undefined;
+      const eff = instantSeconds(resource.effectiveDateTime ?? resource.effectiveInstant ?? period?.start, this.opts.offsetMinutes);
+      if (eff !== null) rec.effective = eff;
+    }
+    return rec;
+  }
+}
+
+export class NotFoundError extends Error {}

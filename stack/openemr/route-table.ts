@@ -1,0 +1,59 @@
+/**
+ * Maps a request to a route template. Templates name the routes in stats() and let the handler
+ * count a request (and fault it) before doing any work.
+ */
+export type RouteName =
+  | 'POST /oauth2/token'
+  | 'POST /oauth2/registration'
+  | 'GET /oauth2/.well-known/openid-configuration'
+  | 'GET /fhir/.well-known/smart-configuration'
+  | 'GET /fhir/metadata'
+  | 'GET /fhir/Patient'
+  | 'GET /fhir/Patient/{id}'
+  | 'GET /fhir/Observation'
+  | 'GET /fhir/Observation/{id}'
+  | 'GET /fhir/$export'
+  | 'GET /fhir/Patient/$export'
+  | 'GET /fhir/Group/{id}/$export'
+  | 'GET /fhir/$bulkdata-status'
+  | 'DELETE /fhir/$bulkdata-status'
+  | 'GET /fhir/Binary/{id}'
+  | 'unmatched';
+
+export interface RouteMatch {
+  name: RouteName;
+  /** The {id} segment, if the template has one. */
+  id?: string;
+  /** FHIR routes need a bearer token unless public. */
+  fhir: boolean;
+}
+
+export function matchRoute(method: string, segments: string[], site: string): RouteMatch {
+  const unmatched: RouteMatch = { name: 'unmatched', fhir: false };
+  if (segments[0] === 'oauth2' && segments[1] === site) {
+    const rest = segments.slice(2).join('/');
+    if (method === 'POST' && rest === 'token') return { name: 'POST /oauth2/token', fhir: false };
+    if (method === 'POST' && rest === 'registration') return { name: 'POST /oauth2/registration', fhir: false };
+    if (method === 'GET' && rest === '.well-known/openid-configuration') return { name: 'GET /oauth2/.well-known/openid-configuration', fhir: false };
+    return unmatched;
+  }
+  if (segments[0] !== 'apis' || segments[1] !== site || segments[2] !== 'fhir') return unmatched;
+  const s = segments.slice(3);
+  const fhir = (name: RouteName, id?: string): RouteMatch => ({ name, id, fhir: true });
+  if (method === 'GET' && s.length === 2 && s[0] === '.well-known' && s[1] === 'smart-configuration') return { name: 'GET /fhir/.well-known/smart-configuration', fhir: false };
+  if (method === 'GET' && s.length === 1 && s[0] === 'metadata') return { name: 'GET /fhir/metadata', fhir: false };
+  if (s.length === 1 && s[0] === '$bulkdata-status') {
+    if (method === 'GET') return fhir('GET /fhir/$bulkdata-status');
+    if (method === 'DELETE') return fhir('DELETE /fhir/$bulkdata-status');
+  }
+  if (method !== 'GET') return { name: 'unmatched', fhir: true };
+  if (s.length === 1 && s[0] === '$export') return fhir('GET /fhir/$export');
+  if (s.length === 2 && s[0] === 'Patient' && s[1] === '$export') return fhir('GET /fhir/Patient/$export');
+  if (s.length === 3 && s[0] === 'Group' && s[2] === '$export') return fhir('GET /fhir/Group/{id}/$export', s[1]);
+  if (s.length === 2 && s[0] === 'Binary') return fhir('GET /fhir/Binary/{id}', s[1]);
+  if (s.length === 1 && s[0] === 'Patient') return fhir('GET /fhir/Patient');
+  if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
+  if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
+  if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
+  return { name: 'unmatched', fhir: true };
+}
