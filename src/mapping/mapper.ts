@@ -1,0 +1,394 @@
+import type { CodeableConcept, Coding, Meta, Observation, Patient, Quantity } from '@medplum/fhirtypes';
+import { SYNCED_TYPES, type SyncedResource } from '../fhir/types';
+import { CHECKED_SYSTEMS, isStandardSystem, US_SSN, US_SSN_OID, V2_0203 } from './codes';
+import { loadConceptMaps, type ConceptMapIndex, type TargetCoding } from './conceptmaps';
+import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
+import { Deidentifier, isDateLike, shiftDate } from './deid';
+import { normaliseQuantity } from './units';
+import { validationFailure } from './validate';
+import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, VITAL_SIGNS_CATEGORY, vitalSignCode } from './vitals';
+
+type Json = Record<string, unknown>;
+
+const CARRIED = new Set<string>(SYNCED_TYPES);
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** The trailing Type/id (and optional /_history/n) of a relative or absolute literal reference. */
+const LITERAL_REF = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?\/?$/;
+/** The type a `urn:uuid:` reference (transaction-bundle form) has when Reference.type does not say. */
+const DEFAULT_REF_TYPE: Record<string, string> = {
+  subject: 'Patient',
+  patient: 'Patient',
+  encounter: 'Encounter',
+  hasMember: 'Observation',
+  derivedFrom: 'Observation',
+  specimen: 'Specimen',
+  device: 'Device',
+  managingOrganization: 'Organization',
+};
+/** Keys whose string values are FHIR date/dateTime/instant (checked for the shape before shifting). */
+function isDateKey(key: string): boolean {
+  return (
+    key === 'birthDate' ||
+    key === 'issued' ||
+    key === 'start' ||
+    key === 'end' ||
+    key === 'date' ||
+    key === 'valueDate' ||
+    key.endsWith('DateTime') ||
+    key.endsWith('Instant')
+  );
+}
+/** Bundle-entry leftovers that are not resource content. */
+const ROOT_LEFTOVERS = new Set(['fullUrl', 'search', 'request', 'response']);
+
+/** Extensions that carry names or places, removed in de-identification mode. */
+const DEID_EXTENSION_URLS = new Set([
+  'http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName',
+  'http://hl7.org/fhir/StructureDefinition/patient-birthPlace',
+  'http://hl7.org/fhir/StructureDefinition/geolocation',
+  'http://hl7.org/fhir/StructureDefinition/patient-nationality',
+  'http://hl7.org/fhir/StructureDefinition/patient-citizenship',
+]);
+const DEID_EXTENSION_PREFIXES = ['http://hl7.org/fhir/StructureDefinition/humanname-', 'http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-'];
+const DEID_VALUE_TYPES = ['valueHumanName', 'valueAddress', 'valueContactPoint', 'valueIdentifier', 'valueAttachment'];
+/** Patient elements that identify the person, removed in de-identification mode. */
+const DEID_PATIENT_DROP = ['text', 'identifier', 'name', 'telecom', 'address', 'photo', 'contact', 'contained'];
+const DEID_OBSERVATION_DROP = ['text', 'identifier', 'note', 'contained'];
+
+const US_CORE_PATIENT = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient';
+
+interface WalkContext {
+  /** Days to shift dates by (de-identification mode), else undefined. */
+  shift?: number;
+}
+
+/**
+ * Builds the mapper. Reads and indexes every ConceptMap once (shipped maps, then the user's files);
+ * throws with the file and rule when a map is unreadable or would add an invalid LOINC or SNOMED CT
+ * code, and when de-identification is on without a key.
+ */
+export function createResourceMapper(options: MappingOptions, internal: { shippedMapsDir?: string } = {}): ResourceMapper {
+  const maps = loadConceptMaps(options.conceptMapFiles, internal.shippedMapsDir);
+  return new Mapper(options, maps);
+}
+
+class Mapper implements ResourceMapper {
+  private readonly deid?: Deidentifier;
+  private readonly dropSystems: Set<string>;
+  private readonly dropSsnType: boolean;
+
+  constructor(
+    private readonly options: MappingOptions,
+    private readonly maps: ConceptMapIndex,
+  ) {
+    if (options.deid.enabled) {
+      if (!options.deid.key) throw new Error('De-identification is on but no key is set (DEID_KEY)');
+      this.deid = new Deidentifier(options.deid.key);
+    }
+    this.dropSystems = new Set(options.dropIdentifierSystems);
+    // The SSN namespace has two spellings; dropping one drops both, and identifiers typed SS
+    // (v2-0203) go too even when they carry no system or another one.
+    this.dropSsnType = this.dropSystems.has(US_SSN) || this.dropSystems.has(US_SSN_OID);
+    if (this.dropSsnType) {
+      this.dropSystems.add(US_SSN);
+      this.dropSystems.add(US_SSN_OID);
+    }
+  }
+
+  targetId(resourceType: string, sourceId: string): string {
+    return this.deid ? this.deid.pseudonymId(resourceType, sourceId) : sourceId;
+  }
+
+  map(resource: SyncedResource): MapOutcome {
+    const type = (resource as { resourceType?: unknown } | null)?.resourceType;
+    if (type !== 'Patient' && type !== 'Observation') {
+      return { ok: false, reason: 'Unsupported resource type: only Patient and Observation are mapped' };
+    }
+    if (typeof resource.id !== 'string' || !FHIR_ID.test(resource.id)) {
+      return { ok: false, reason: `FHIR validation failed: ${type}.id: missing or invalid id` };
+    }
+    try {
+      const unmapped: UnmappedCoding[] = [];
+      const out = type === 'Patient' ? this.mapPatient(resource as Patient) : this.mapObservation(resource as Observation, unmapped);
+      const failure = validationFailure(out);
+      if (failure) return { ok: false, reason: failure };
+      return { ok: true, resource: out, unmapped };
+    } catch (err) {
+      // Never the message: it could quote resource content.
+      return { ok: false, reason: `Mapping failed: internal error (${(err as Error)?.name ?? 'Error'})` };
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Patient
+
+  private mapPatient(src: Patient): Patient {
+    const ctx: WalkContext = { shift: this.deid?.shiftDays(src.id!) };
+    const body = this.walkRoot(src, ctx, this.deid ? DEID_PATIENT_DROP : []);
+    if (Array.isArray(body.link)) {
+      // A link whose `other` was dropped (uncarried RelatedPerson) is no link.
+      const links = (body.link as Json[]).filter((l) => l.other !== undefined);
+      if (links.length) body.link = links;
+      else delete body.link;
+    }
+    this.filterIdentifiers(body);
+    const profiles = this.deid ? [] : patientProfiles(src, body);
+    return this.finish(src, body, profiles) as Patient;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Observation
+
+  private mapObservation(src: Observation, unmapped: UnmappedCoding[]): Observation {
+    const subject = parseReference(src.subject?.reference, src.subject?.type ?? 'Patient');
+    const shiftKey = subject?.type === 'Patient' ? subject.id : undefined;
+    const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey ?? `Observation/${src.id}`) } : {};
+    const body = this.walkRoot(src, ctx, this.deid ? DEID_OBSERVATION_DROP : []) as Json;
+
+    const seen = new Set<string>();
+    const report = (c: UnmappedCoding) => {
+      const key = `${c.system}\u0000${c.code}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      unmapped.push(c);
+    };
+    if (body.code) body.code = this.mapConcept(body.code as CodeableConcept, report);
+    if (body.valueCodeableConcept) body.valueCodeableConcept = this.mapConcept(body.valueCodeableConcept as CodeableConcept, report);
+    mapQuantities(body);
+    if (Array.isArray(body.component)) {
+      body.component = (body.component as Json[]).map((comp) => {
+        const c: Json = { ...comp };
+        if (c.code) c.code = this.mapConcept(c.code as CodeableConcept, report);
+        if (c.valueCodeableConcept) c.valueCodeableConcept = this.mapConcept(c.valueCodeableConcept as CodeableConcept, report);
+        mapQuantities(c);
+        return c;
+      });
+    }
+
+    const obs = body as unknown as Observation;
+    if (vitalSignCode(obs.code) !== undefined && !hasVitalSignsCategory(obs)) {
+      body.category = [...(obs.category ?? []), VITAL_SIGNS_CATEGORY];
+    }
+    this.filterIdentifiers(body);
+    const profiles = isValidUsCoreVitalSign(obs) ? [US_CORE_VITAL_SIGNS] : [];
+    return this.finish(src, body, profiles) as Observation;
+  }
+
+  /** Maps each coding, adds the maps' targets, and reports the concept when nothing standard is left. */
+  private mapConcept(cc: CodeableConcept, report: (c: UnmappedCoding) => void): CodeableConcept {
+    if (!cc.coding) return cc;
+    const codings: Coding[] = [];
+    const added: TargetCoding[] = [];
+    for (const c of cc.coding) {
+      const r = this.mapCoding(c);
+      codings.push(r.coding);
+      for (const t of r.targets) added.push(t);
+    }
+    for (const t of added) {
+      if (!codings.some((c) => c.system === t.system && c.code === t.code)) codings.push({ ...t });
+    }
+    if (!codings.some((c) => c.system !== undefined && c.code !== undefined && isStandardSystem(c.system))) {
+      for (const c of codings) {
+        if (c.system !== undefined && c.code !== undefined) {
+          report(c.display !== undefined ? { system: c.system, code: c.code, display: c.display } : { system: c.system, code: c.code });
+        }
+      }
+    }
+    return { ...cc, coding: codings };
+  }
+
+  /**
+   * One coding: a code labelled with a checked system (LOINC, SNOMED CT) that a map lists under
+   * another source system, or that fails the system's check, is re-labelled (to the map's source
+   * system, else the local code system); map targets for the coding's real system are returned.
+   */
+  private mapCoding(c: Coding): { coding: Coding; targets: TargetCoding[] } {
+    const { system, code } = c;
+    if (system === undefined || code === undefined) return { coding: c, targets: [] };
+    const check = CHECKED_SYSTEMS.get(system);
+    if (check) {
+      const valid = check(code);
+      if (valid) {
+        const exact = this.maps.bySystemCode.get(`${system}|${code}`);
+        if (exact) return { coding: c, targets: exact.targets };
+      }
+      const local = this.maps.byCodeNonStandard.get(code);
+      if (local) return { coding: relabel(c, local.sourceSystem), targets: local.targets };
+      if (valid) return { coding: c, targets: [] };
+      return { coding: relabel(c, this.options.localCodeSystem), targets: [] };
+    }
+    const entry = this.maps.bySystemCode.get(`${system}|${code}`);
+    return { coding: c, targets: entry ? entry.targets : [] };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Shared
+
+  /** Copies the resource body (everything but resourceType, id and meta) through the walker. */
+  private walkRoot(src: SyncedResource, ctx: WalkContext, drop: string[]): Json {
+    const out: Json = {};
+    for (const [key, value] of Object.entries(src)) {
+      if (key === 'resourceType' || key === 'id' || key === 'meta' || ROOT_LEFTOVERS.has(key) || drop.includes(key)) continue;
+      const v = this.walk(value, key, ctx);
+      if (v !== undefined) out[key] = v;
+    }
+    return out;
+  }
+
+  /**
+   * A structural copy that drops empty strings, objects and arrays (FHIR forbids them), normalises
+   * references and, in de-identification mode, shifts dates and removes name/place extensions.
+   */
+  private walk(value: unknown, key: string, ctx: WalkContext): unknown {
+    if (typeof value === 'string') {
+      if (value.trim() === '') return undefined;
+      if (ctx.shift !== undefined && isDateKey(key) && isDateLike(value)) return shiftDate(value, ctx.shift);
+      return value;
+    }
+    if (value === null) return undefined;
+    if (typeof value !== 'object') return value;
+    if (Array.isArray(value)) {
+      const out: unknown[] = [];
+      let present = 0;
+      for (const item of value) {
+        if (this.deid && key === 'extension' && isDeidExtension(item)) continue;
+        // null stays inside arrays: it aligns a primitive array with its _extension twin.
+        const v = item === null ? null : this.walk(item, key, ctx);
+        if (v === undefined) continue;
+        out.push(v);
+        if (v !== null) present++;
+      }
+      return present ? out : undefined;
+    }
+    const obj = value as Json;
+    if (typeof obj.reference === 'string') return this.reference(obj, key, ctx);
+    const out: Json = {};
+    for (const [k, v] of Object.entries(obj)) {
+      const w = this.walk(v, k, ctx);
+      if (w !== undefined) out[k] = w;
+    }
+    return Object.keys(out).length ? out : undefined;
+  }
+
+  /** A Reference: normalised to relative Type/id, pseudonymised, or dropped per the settings. */
+  private reference(ref: Json, key: string, ctx: WalkContext): Json | undefined {
+    const raw = ref.reference as string;
+    let target: string | undefined;
+    if (raw.startsWith('#')) {
+      if (this.deid) return undefined; // contained resources are removed in de-identification mode
+      target = raw;
+    } else {
+      const parsed = parseReference(raw, (ref.type as string | undefined) ?? DEFAULT_REF_TYPE[key]);
+      if (!parsed) {
+        // Not a literal reference we can read: nothing to resolve in the target, and in
+        // de-identification mode possibly identifying.
+        if (this.deid || this.options.uncarriedReferences === 'drop') return undefined;
+        target = raw;
+      } else {
+        if (!CARRIED.has(parsed.type) && this.options.uncarriedReferences === 'drop') return undefined;
+        target = `${parsed.type}/${this.targetId(parsed.type, parsed.id)}`;
+      }
+    }
+    const out: Json = {};
+    for (const [k, v] of Object.entries(ref)) {
+      if (k === 'reference') out.reference = target;
+      else if (this.deid && (k === 'display' || k === 'identifier')) continue;
+      else {
+        const w = this.walk(v, k, ctx);
+        if (w !== undefined) out[k] = w;
+      }
+    }
+    return out;
+  }
+
+  /** The privacy filter: identifiers in a dropped system (or typed SSN); all of them when de-identifying. */
+  private filterIdentifiers(body: Json): void {
+    if (!Array.isArray(body.identifier)) return;
+    if (this.deid) {
+      delete body.identifier;
+      return;
+    }
+    const kept = (body.identifier as Json[]).filter((id) => {
+      if (typeof id.system === 'string' && this.dropSystems.has(id.system)) return false;
+      if (this.dropSsnType && isSsnTyped(id)) return false;
+      return true;
+    });
+    if (kept.length) body.identifier = kept;
+    else delete body.identifier;
+  }
+
+  /** resourceType, id, meta (profiles vouched for, security labels), then the body. */
+  private finish(src: SyncedResource, body: Json, profiles: string[]): SyncedResource {
+    const out: Json = { resourceType: src.resourceType, id: this.targetId(src.resourceType, src.id!) };
+    const meta: Meta = {};
+    if (profiles.length) meta.profile = profiles;
+    const security = src.meta?.security?.length ? (this.walk(src.meta.security, 'security', {}) as Coding[] | undefined) : undefined;
+    if (security) meta.security = security;
+    if (meta.profile || meta.security) out.meta = meta;
+    for (const [k, v] of Object.entries(body)) out[k] = v;
+    return out as unknown as SyncedResource;
+  }
+}
+
+/** Type and id of a literal reference (relative, absolute, versioned, or urn:uuid with a known type). */
+export function parseReference(reference: string | undefined, typeHint: string | undefined): { type: string; id: string } | undefined {
+  if (!reference) return undefined;
+  if (reference.startsWith('urn:uuid:')) {
+    const id = reference.slice('urn:uuid:'.length);
+    return typeHint && FHIR_ID.test(id) ? { type: typeHint, id } : undefined;
+  }
+  const m = LITERAL_REF.exec(reference);
+  return m ? { type: m[1]!, id: m[2]! } : undefined;
+}
+
+function relabel(c: Coding, system: string): Coding {
+  const out: Coding = {};
+  for (const [k, v] of Object.entries(c) as [keyof Coding, unknown][]) {
+    if (k === 'version') continue; // the version belonged to the wrong system
+    (out as Json)[k] = k === 'system' ? system : v;
+  }
+  return out;
+}
+
+function mapQuantities(holder: Json): void {
+  if (holder.valueQuantity) holder.valueQuantity = normaliseQuantity(holder.valueQuantity as Quantity);
+  if (holder.valueRange) holder.valueRange = mapLowHigh(holder.valueRange as Json);
+  if (Array.isArray(holder.referenceRange)) holder.referenceRange = (holder.referenceRange as Json[]).map(mapLowHigh);
+}
+
+function mapLowHigh(range: Json): Json {
+  if (!range.low && !range.high) return range;
+  const out = { ...range };
+  if (out.low) out.low = normaliseQuantity(out.low as Quantity);
+  if (out.high) out.high = normaliseQuantity(out.high as Quantity);
+  return out;
+}
+
+function isSsnTyped(id: Json): boolean {
+  const type = id.type as CodeableConcept | undefined;
+  return (type?.coding ?? []).some((c) => c.code === 'SS' && (c.system === undefined || c.system === V2_0203));
+}
+
+function isDeidExtension(ext: unknown): boolean {
+  if (!ext || typeof ext !== 'object') return false;
+  const e = ext as Json;
+  const url = typeof e.url === 'string' ? e.url : '';
+  if (DEID_EXTENSION_URLS.has(url) || DEID_EXTENSION_PREFIXES.some((p) => url.startsWith(p))) return true;
+  return DEID_VALUE_TYPES.some((t) => t in e);
+}
+
+/**
+ * The source's US Core Patient claim is kept only when the mapped Patient still meets what the
+ * profile requires (an identifier with system and value, a name with family or given, a gender);
+ * every other source profile is dropped, as the connector cannot vouch for it.
+ */
+function patientProfiles(src: Patient, body: Json): string[] {
+  const claimed = (src.meta?.profile ?? []).filter((p) => p === US_CORE_PATIENT || p.startsWith(`${US_CORE_PATIENT}|`));
+  if (!claimed.length) return [];
+  const p = body as unknown as Patient;
+  const ok =
+    (p.identifier ?? []).some((i) => i.system && i.value) &&
+    (p.name ?? []).some((n) => n.family || (n.given?.length ?? 0) > 0) &&
+    p.gender !== undefined;
+  return ok ? claimed : [];
+}
