@@ -1,0 +1,211 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config/load';
+import { canonicalJson, withoutServerMeta } from '../src/fhir/canonical';
+import { createResourceMapper } from '../src/mapping';
+import type { SyncedResource } from '../src/fhir/types';
+import { startStack, type Stack } from '../stack';
+import { loadFunctionRegistrations, startFunctionsHost, toWire } from '../stack/functions-host';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+
+/**
+ * `npm run demo`: the connector's main job on the local stack, through the real function
+ * handlers. A full sync of the data, then (default data) a few source changes and an incremental
+ * pass; a short summary and one final JSON line. Exits non-zero if the target differs from the
+ * source.
+ */
+interface PassFigures {
+  pass: string;
+  read: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
+  seconds: number;
+  resourcesPerSecond: number;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    out: { type: 'string' },
+    'keep-running': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+async function main(): Promise<number> {
+  if (args.help) {
+    console.log('usage: npm run demo -- [--data DIR] [--out DIR] [--keep-running]');
+    return 0;
+  }
+  const dataDir = args.data ? path.resolve(args.data) : undefined;
+  if (dataDir && !fs.existsSync(path.join(dataDir, 'Patient.ndjson'))) {
+    console.error(`--data ${dataDir}: no Patient.ndjson there (a Bulk FHIR NDJSON directory is expected).`);
+    return 2;
+  }
+  console.log('Starting the local stack (OpenEMR and AHDS stand-ins, Entra token endpoint, Azurite)...');
+  const stack = await startStack({ dataDir });
+  let keepOpen = false;
+  try {
+    Object.assign(process.env, stack.env);
+    const patients = stack.openemr.store.count('Patient');
+    const observations = stack.openemr.store.count('Observation');
+    console.log(`Source: ${patients} Patients and ${observations} Observations${dataDir ? ` from ${dataDir}` : ' (synthetic sample data)'}.`);
+
+    const passes: PassFigures[] = [];
+    passes.push(await runPass('full sync', () => invokeFunction('syncRun', { query: { full: 'true' } })));
+
+    if (!dataDir) {
+      const changes = simulateChanges(stack);
+      console.log(`Changed in OpenEMR: ${changes.join(', ')}.`);
+    }
+    passes.push(await runPass(dataDir ? 'second pass (nothing changed)' : 'incremental sync', () => invokeFunction('syncRun', {})));
+
+    const differences = await verify(stack);
+    if (args.out) await writeOut(stack, path.resolve(args.out), passes, differences);
+
+    printSummary(passes, differences);
+    const second = passes[1]!;
+    const failedSecondPass = dataDir && second.created + second.updated > 0;
+    if (failedSecondPass) console.error('The second pass wrote resources although nothing changed: output is not deterministic.');
+
+    if (args['keep-running']) {
+      keepOpen = true;
+      const host = await startFunctionsHost({ log: (line) => console.log(line) });
+      const id = stack.openemr.store.ids('Patient')[0];
+      console.log(`\nThe stack stays up (Ctrl-C stops it). Connector endpoints at ${host.url}:`);
+      console.log(`  curl -s -X POST ${host.url}/sync/patients/${id}`);
+      console.log(`  curl -s -X POST ${host.url}/sync/patients/${id}/everything`);
+      console.log(`  curl -s -X POST "${host.url}/sync/run"`);
+      console.log(`  curl -s ${host.url}/deadletters`);
+      process.on('SIGINT', () => void host.close().then(() => stack.close()).then(() => process.exit(0)));
+    }
+    return differences.length > 0 || failedSecondPass ? 1 : 0;
+  } finally {
+    if (!keepOpen) await stack.close();
+  }
+}
+
+async function invokeFunction(name: string, options: { query?: Record<string, string>; params?: Record<string, string> }): Promise<Record<string, unknown>> {
+  const fn = loadFunctionRegistrations().http.find((f) => f.name === name);
+  if (!fn) throw new Error(`No HTTP function named ${name} is registered.`);
+  const request = new HttpRequest({
+    method: 'POST',
+    url: `http://127.0.0.1/api/${fn.route}`,
+    query: options.query ?? {},
+    params: options.params ?? {},
+  });
+  const context = new InvocationContext({ invocationId: `demo-${Date.now()}`, functionName: name, logHandler: () => undefined });
+  const answer = await toWire(await fn.handler(request, context));
+  const body = JSON.parse(answer.body || '{}') as Record<string, unknown>;
+  if (answer.status >= 400 && body.resourceType === 'OperationOutcome') {
+    const issue = (body.issue as Array<{ diagnostics?: string }> | undefined)?.[0];
+    throw new Error(`${name} answered ${answer.status}: ${issue?.diagnostics ?? 'error'}`);
+  }
+  return body;
+}
+
+async function runPass(name: string, run: () => Promise<Record<string, unknown>>): Promise<PassFigures> {
+  const started = process.hrtime.bigint();
+  const summary = await run();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const n = (key: string): number => Number(summary[key] ?? 0);
+  const written = n('created') + n('updated') + n('unchanged');
+  const figures: PassFigures = {
+    pass: name,
+    read: n('read'),
+    created: n('created'),
+    updated: n('updated'),
+    unchanged: n('unchanged'),
+    failed: n('failed'),
+    seconds: Math.round(seconds * 100) / 100,
+    resourcesPerSecond: Math.round(written / Math.max(seconds, 0.001)),
+  };
+  console.log(
+    `${name}: read ${figures.read}, created ${figures.created}, updated ${figures.updated}, unchanged ${figures.unchanged}, failed ${figures.failed} in ${figures.seconds} s (${figures.resourcesPerSecond} resources/s).`,
+  );
+  return figures;
+}
+
+/** A few edits as a clinic would make them: a phone number, two corrected results, a new result. */
+function simulateChanges(stack: Stack): string[] {
+  const store = stack.openemr.store;
+  // Late edits must fall inside the next window: move the server clock past the lag first.
+  store.advanceClock(600);
+  const patientId = store.ids('Patient')[0]!;
+  const patient = structuredClone(store.get('Patient', patientId)!) as Record<string, unknown>;
+  patient.telecom = [{ system: 'phone', value: '555-0100', use: 'mobile' }];
+  store.put(patient as never);
+
+  const numeric = store
+    .ids('Observation')
+    .map((id) => store.get('Observation', id) as Record<string, any>)
+    .filter((o) => typeof o.valueQuantity?.value === 'number')
+    .slice(0, 2);
+  for (const o of numeric) {
+    const copy = structuredClone(o);
+    copy.valueQuantity.value = Math.round((copy.valueQuantity.value + 1) * 100) / 100;
+    store.put(copy as never);
+  }
+  const template = structuredClone(numeric[0]!);
+  template.id = 'demo-new-observation-0001';
+  store.put(template as never);
+  store.advanceClock(600);
+  return [`Patient/${patientId} (telecom)`, ...numeric.map((o) => `Observation/${o.id} (value)`), `Observation/${template.id} (new)`];
+}
+
+/** Every source resource, mapped as the connector maps it, must be in the target byte for byte. */
+async function verify(stack: Stack): Promise<string[]> {
+  const config = loadConfig(stack.env);
+  const mapper = createResourceMapper({
+    conceptMapFiles: config.mapping.conceptMapFiles,
+    localCodeSystem: config.mapping.localCodeSystem,
+    uncarriedReferences: config.mapping.uncarriedReferences,
+    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
+    deid: config.privacy.deid,
+  });
+  const problems: string[] = [];
+  for (const type of ['Patient', 'Observation'] as const) {
+    const target = new Map((await stack.ahds.snapshot(type)).map((r) => [r.id!, r]));
+    for (const id of stack.openemr.store.ids(type)) {
+      const outcome = mapper.map(stack.openemr.store.get(type, id) as unknown as SyncedResource);
+      if (!outcome.ok) continue; // dead-lettered by design, reported by the sync itself
+      const stored = target.get(mapper.targetId(type, id));
+      if (!stored) problems.push(`${type}/${id} is missing in AHDS`);
+      else if (canonicalJson(withoutServerMeta(stored as never)) !== canonicalJson(withoutServerMeta(outcome.resource as never))) problems.push(`${type}/${id} differs in AHDS`);
+    }
+  }
+  return problems;
+}
+
+async function writeOut(stack: Stack, dir: string, passes: PassFigures[], differences: string[]): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const type of ['Patient', 'Observation']) {
+    const lines = (await stack.ahds.snapshot(type)).map((r) => JSON.stringify(r));
+    fs.writeFileSync(path.join(dir, `${type}.ndjson`), lines.join('\n') + (lines.length ? '\n' : ''));
+  }
+  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ passes, differences }, null, 2) + '\n');
+  console.log(`Wrote the target's resources and summary.json to ${dir}.`);
+}
+
+function printSummary(passes: PassFigures[], differences: string[]): void {
+  console.log('');
+  if (differences.length === 0) console.log('Verified: every synced resource is in AHDS exactly as mapped from OpenEMR.');
+  else {
+    console.log(`Verification FAILED: ${differences.length} difference(s), e.g.`);
+    for (const d of differences.slice(0, 10)) console.log(`  ${d}`);
+  }
+  console.log(JSON.stringify({ ok: differences.length === 0, passes, differences: differences.length }));
+}
+
+main().then(
+  (code) => {
+    if (!args['keep-running'] || code !== 0) process.exit(code);
+  },
+  (error: unknown) => {
+    console.error(`Demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

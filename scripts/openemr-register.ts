@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { registerOpenEmrClient } from '../src/openemr/registration';
+
+/**
+ * `npm run openemr:register -- --base-url https://emr.example.org [--site default] [--out DIR]`
+ * Creates a key pair, registers the client with OpenEMR and says what the administrator does next.
+ */
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'base-url': { type: 'string' },
+      site: { type: 'string', default: 'default' },
+      name: { type: 'string' },
+      contact: { type: 'string' },
+      out: { type: 'string', default: '.openemr-client' },
+    },
+  });
+  const baseUrl = values['base-url'] ?? process.env.OPENEMR_BASE_URL;
+  if (!baseUrl) {
+    console.error('usage: npm run openemr:register -- --base-url https://emr.example.org [--site default] [--out DIR]');
+    process.exit(2);
+  }
+  const result = await registerOpenEmrClient({ baseUrl, site: values.site, clientName: values.name, contact: values.contact });
+  const dir = path.resolve(values.out!);
+  fs.mkdirSync(dir, { recursive: true });
+  const keyFile = path.join(dir, 'private-key.pem');
+  fs.writeFileSync(keyFile, result.privateKeyPem, { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(result.jwks, null, 2) + '\n');
+  console.log(`Registered with OpenEMR at ${baseUrl}.
+
+  client id     ${result.clientId}
+  private key   ${keyFile}   (keep it secret; it signs every token request)
+  public JWKS   ${path.join(dir, 'jwks.json')}
+
+Next, an OpenEMR administrator must:
+  1. Administration > Globals > Connectors: turn on "Enable OpenEMR FHIR System Scopes" (system/* scopes do not exist otherwise).
+  2. Administration > System > API Clients: find "${values.name ?? 'OpenEMR to AHDS FHIR sync'}" and enable it (new clients start disabled).
+Then store the settings, in Azure as Key Vault secrets referenced from the app settings:
+  az keyvault secret set --vault-name <vault> --name openemr-client-id --value ${result.clientId}
+  az keyvault secret set --vault-name <vault> --name openemr-private-key --file ${keyFile}
+and delete ${keyFile} once it is stored.`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});

@@ -1,0 +1,47 @@
+import { loadConfig } from '../../src/config/load';
+import { registerOpenEmrClient } from '../../src/openemr/registration';
+import { SmartBackendTokenProvider } from '../../src/openemr/token-provider';
+import { NoopTelemetry } from '../../src/telemetry/telemetry';
+import { UpstreamError } from '../../src/http/errors';
+import { startOpenEmrStandIn, type OpenEmrStandIn } from '../../stack/openemr';
+
+let openemr: OpenEmrStandIn;
+beforeAll(async () => {
+  openemr = await startOpenEmrStandIn({ dataDir: null });
+});
+afterAll(() => openemr?.close());
+
+function providerFor(clientId: string, privateKey: string): SmartBackendTokenProvider {
+  const config = loadConfig({
+    OPENEMR_BASE_URL: openemr.baseUrl,
+    OPENEMR_CLIENT_ID: clientId,
+    OPENEMR_PRIVATE_KEY: privateKey,
+    AHDS_FHIR_URL: 'http://127.0.0.1:1',
+    AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+    RETRY_MAX_ATTEMPTS: '1',
+  });
+  return new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, new NoopTelemetry());
+}
+
+test('a registered client gets tokens with its generated key once an administrator enables it', async () => {
+  const registered = await registerOpenEmrClient({ baseUrl: openemr.baseUrl });
+  expect(registered.privateKeyPem).toContain('BEGIN PRIVATE KEY');
+  expect(registered.jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS384' });
+  expect(registered.jwks.keys[0]).not.toHaveProperty('d');
+
+  const provider = providerFor(registered.clientId, registered.privateKeyPem);
+  await expect(provider.getToken()).rejects.toMatchObject({ code: 'AuthenticationFailed', statusCode: 401 });
+
+  openemr.store.enableClient(registered.clientId);
+  await expect(provider.getToken()).resolves.toEqual(expect.any(String));
+});
+
+test('a token request signed with another key is refused with a message that names the likely causes', async () => {
+  const registered = await registerOpenEmrClient({ baseUrl: openemr.baseUrl });
+  openemr.store.enableClient(registered.clientId);
+  const other = await registerOpenEmrClient({ baseUrl: openemr.baseUrl });
+  const error = (await providerFor(registered.clientId, other.privateKeyPem).getToken().catch((e: unknown) => e)) as UpstreamError;
+  expect(error).toBeInstanceOf(UpstreamError);
+  expect(error.message).toMatch(/^OpenEMR refused the client credentials with 40[01] \(invalid_client\): check that the client is enabled/);
+  expect(error.message).not.toContain(other.privateKeyPem.slice(40, 80));
+});
