@@ -6,6 +6,8 @@ module.exports = {
   // Type checking runs once in `npm run typecheck`; transpiling alone keeps jest fast.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   setupFiles: ['<rootDir>/test/helpers/jest-setup.ts'],
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -3,6 +3,7 @@ import { resetConnector } from '../../functions/shared/runtime';
 import type { ConnectorOverrides } from '../../src/connector';
 import type { Stack } from '../../stack';
 import { toWire } from '../../stack/functions-host';
+import { captureLogLine } from './log-capture';
 
 /** Everything the handlers logged through their InvocationContext, for the privacy scan. */
 export const capturedLogs: string[] = [];
@@ -34,7 +35,11 @@ export async function invoke(handler: HttpHandler, options: { method?: string; u
   const context = new InvocationContext({
     invocationId: `test-${Math.random().toString(36).slice(2)}`,
     functionName: 'test',
-    logHandler: (level, ...args) => capturedLogs.push(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
+    logHandler: (level, ...args) => {
+      const line = `${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`;
+      capturedLogs.push(line);
+      captureLogLine(line);
+    },
   });
   const wire = await toWire(await handler(request, context));
   let json: unknown;
