@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { createTelemetry } from '../../src/telemetry';
+import { OperationScopedTelemetry } from '../../src/telemetry/operation-scope';
 
 /**
  * The connector of this Functions worker, built on first use from the app settings and shared by
@@ -19,8 +20,8 @@ export function getConnector(): Promise<Connector> {
 
 async function build(): Promise<Connector> {
   const config = loadConfig();
-  const telemetry = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync' });
-  return createConnector(config, { ...overrides, telemetry });
+  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync' });
+  return createConnector(config, { ...overrides, telemetry: new OperationScopedTelemetry(base) });
 }
 
 /** Drops the cached connector (tests change settings between cases) and sets overrides for the next. */
@@ -47,4 +48,9 @@ export function checkSettingsAtStartup(): Config | undefined {
     }
     throw error;
   }
+}
+
+/** The operation id of an invocation: its W3C traceparent when the host gives one, else its id. */
+export function operationIdOf(context: { invocationId: string; traceContext?: { traceParent?: string | null } }): string {
+  return context.traceContext?.traceParent ?? context.invocationId;
 }

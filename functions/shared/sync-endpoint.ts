@@ -1,14 +1,17 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { SyncService, SyncSummary } from '../../src/sync/sync-service';
 import { checkId, errorResponse, summaryResponse } from './http';
-import { getConnector } from './runtime';
+import { runInOperation } from '../../src/telemetry/operation-scope';
+import { getConnector, operationIdOf } from './runtime';
 
 /**
  * The shape every "sync one thing by id" endpoint shares: check the id, run the core operation
  * with the invocation id as run id, answer the summary or a mapped error.
  */
 export function syncByIdHandler(type: 'Patient' | 'Observation', run: (sync: SyncService, id: string, runId: string) => Promise<SyncSummary>) {
-  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+  return (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => runInOperation(operationIdOf(context), () => handle(request, context));
+
+  async function handle(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const id = request.params.id;
     const invalid = checkId(type, id);
     if (invalid) return invalid;
@@ -22,5 +25,5 @@ export function syncByIdHandler(type: 'Patient' | 'Observation', run: (sync: Syn
     } catch (error) {
       return errorResponse(error, context, { type, id: id! });
     }
-  };
+  }
 }

@@ -64,35 +64,41 @@ export class NoopTelemetry implements Telemetry {
   async flush(): Promise<void> {}
 }
 
-/** Keeps every call in memory: for tests, the demo and the CLI summary. */
+/** Keeps every call in memory, with the operation it was made under: for tests, the demo and the CLI. */
 export class RecordingTelemetry implements Telemetry {
-  readonly calls: Array<{ kind: string; data: unknown }> = [];
-  withOperation(): Telemetry {
-    return this;
+  constructor(
+    readonly calls: Array<{ kind: string; data: unknown; operationId?: string }> = [],
+    private readonly operationId?: string,
+  ) {}
+  private push(kind: string, data: unknown): void {
+    this.calls.push({ kind, data, ...(this.operationId ? { operationId: this.operationId } : {}) });
+  }
+  withOperation(operationId: string | undefined): Telemetry {
+    return new RecordingTelemetry(this.calls, operationId);
   }
   runCompleted(summary: RunSummary): void {
-    this.calls.push({ kind: 'run', data: summary });
+    this.push('run', summary);
   }
   dependency(call: DependencyCall): void {
-    this.calls.push({ kind: 'dependency', data: call });
+    this.push('dependency', call);
   }
   retry(side: Side, status: number | 'network'): void {
-    this.calls.push({ kind: 'retry', data: { side, status } });
+    this.push('retry', { side, status });
   }
   authFailure(side: Side, reason: string): void {
-    this.calls.push({ kind: 'authFailure', data: { side, reason } });
+    this.push('authFailure', { side, reason });
   }
   deadLetter(item: { resourceType: string; id: string; status?: number; reason: string }): void {
-    this.calls.push({ kind: 'deadLetter', data: item });
+    this.push('deadLetter', item);
   }
   unmappedCodes(codes: Array<{ system: string; code: string; count: number }>): void {
-    this.calls.push({ kind: 'unmapped', data: codes });
+    this.push('unmapped', codes);
   }
   reconcileCompleted(summary: Record<string, number | string>): void {
-    this.calls.push({ kind: 'reconcile', data: summary });
+    this.push('reconcile', summary);
   }
   gauge(name: string, value: number, properties?: Record<string, string>): void {
-    this.calls.push({ kind: 'gauge', data: { name, value, properties } });
+    this.push('gauge', { name, value, properties });
   }
   async flush(): Promise<void> {}
   count(kind: string): number {

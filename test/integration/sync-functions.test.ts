@@ -82,6 +82,17 @@ describe('sync one patient', () => {
   });
 });
 
+test('everything one invocation reports carries its operation id, dependency calls included', async () => {
+  const telemetry = new RecordingTelemetry();
+  useStack(stack, {}, { telemetry });
+  await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
+  const kinds = new Set(telemetry.calls.map((c) => c.kind));
+  expect(kinds).toEqual(new Set(['dependency', 'run']));
+  const operations = new Set(telemetry.calls.map((c) => c.operationId));
+  expect(operations.size).toBe(1);
+  expect([...operations][0]).toMatch(/^test-/);
+});
+
 describe('sync one observation', () => {
   test('writes the Observation with its subject pointing at the Patient in AHDS', async () => {
     const answer = await invoke(syncObservationHandler, { url: `sync/observations/${observationId}`, params: { id: observationId } });
