@@ -15,6 +15,7 @@ async function main(): Promise<void> {
   const host = await startFunctionsHost({ log: (line) => console.log(line) });
   const keyFile = writeLocalSettings(stack);
   const token = await issueOpenEmrToken(stack);
+  const ahdsToken = await stack.entra.issueToken(stack.entra.clientId, stack.ahds.audience);
   const firstPatient = stack.openemr.store.ids('Patient')[0] ?? '<patient id>';
 
   console.log(`
@@ -34,7 +35,7 @@ Local stack is up (Ctrl-C stops it).
 Try:
   curl -s -H "Authorization: Bearer ${token}" "${stack.openemr.fhirBaseUrl}/Patient?_count=2&_sort=_lastUpdated"
   curl -s -X POST ${host.url}/sync/patients/${firstPatient}/everything
-  curl -s "${stack.ahds.fhirUrl}/Observation?_summary=count"   (needs a bearer token: see README)
+  curl -s -H "Authorization: Bearer ${ahdsToken}" "${stack.ahds.fhirUrl}/Observation?_summary=count"
 `);
 
   const stop = async (): Promise<void> => {
