@@ -178,12 +178,18 @@ export class AhdsWriter {
   }
 }
 
-/** 201 created; 200 is unchanged when the stored version predates this request, else updated. */
+/**
+ * 201 created; 200 is unchanged when the stored version predates this request, else updated.
+ * The comparison is made at the precision the server gave: Last-Modified and some batch entries
+ * carry whole seconds, and an update in the same second as the request must count as updated.
+ */
 export function classify(status: number, lastModified: string | undefined, sentAtMs: number): WriteOutcome {
   if (status === 201) return 'created';
   const modified = lastModified ? Date.parse(lastModified) : Number.NaN;
-  if (!Number.isNaN(modified) && modified < sentAtMs) return 'unchanged';
-  return 'updated';
+  if (Number.isNaN(modified)) return 'updated';
+  const wholeSeconds = !/\d{2}:\d{2}:\d{2}\.\d/.test(lastModified!);
+  const sent = wholeSeconds ? Math.floor(sentAtMs / 1000) * 1000 : sentAtMs;
+  return modified < sent ? 'unchanged' : 'updated';
 }
 
 function versionFromEtag(etag: unknown): string | undefined {

@@ -109,6 +109,8 @@ interface OpResult {
   status: number;
   body?: Resource;
   headers?: Record<string, string>;
+  /** The version's exact lastUpdated: batch entries report it at full precision, as fhir-server does. */
+  lastUpdated?: string;
 }
 
 type Prepared =
@@ -282,6 +284,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
           status: w.created ? 201 : 200,
           body: ctx.minimal ? undefined : stored,
           headers,
+          lastUpdated: new Date(w.head.ms).toISOString(),
         }));
       },
     };
@@ -414,7 +417,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     const response: NonNullable<BundleEntry['response']> = { status: String(r.status) };
     if (r.headers?.location) response.location = r.headers.location;
     if (r.headers?.etag) response.etag = r.headers.etag;
-    if (r.headers?.['last-modified']) response.lastModified = new Date(r.headers['last-modified']).toISOString();
+    if (r.lastUpdated) response.lastModified = r.lastUpdated;
+    else if (r.headers?.['last-modified']) response.lastModified = new Date(r.headers['last-modified']).toISOString();
     const entry: BundleEntry = { response };
     if (r.status >= 400) response.outcome = r.body as OperationOutcome | undefined;
     else if (r.body) entry.resource = r.body;

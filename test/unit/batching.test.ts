@@ -77,3 +77,19 @@ describe('adaptive concurrency', () => {
     expect(most).toBe(3);
   });
 });
+
+describe('write outcome classification', () => {
+  const { classify } = jest.requireActual('../../src/ahds/writer') as typeof import('../../src/ahds/writer');
+  const sent = Date.parse('2026-01-01T10:00:05.700Z');
+  test('201 is created', () => expect(classify(201, undefined, sent)).toBe('created'));
+  test('200 with a lastModified before the request is unchanged', () => {
+    expect(classify(200, '2026-01-01T10:00:05.100Z', sent)).toBe('unchanged');
+    expect(classify(200, 'Thu, 01 Jan 2026 10:00:04 GMT', sent)).toBe('unchanged');
+  });
+  test('200 with a lastModified at or after the request is updated, at the precision given', () => {
+    expect(classify(200, '2026-01-01T10:00:05.900Z', sent)).toBe('updated');
+    expect(classify(200, '2026-01-01T10:00:05Z', sent)).toBe('updated');
+    expect(classify(200, 'Thu, 01 Jan 2026 10:00:05 GMT', sent)).toBe('updated');
+  });
+  test('200 without a readable lastModified counts as updated', () => expect(classify(200, undefined, sent)).toBe('updated'));
+});
