@@ -4,7 +4,7 @@ import { referencedId } from '../fhir/references';
 import type { Observation, Patient, SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
-import type { RunSummary, Telemetry } from '../telemetry/telemetry';
+import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
 import { BatchSink } from './batch-sink';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
@@ -28,18 +28,11 @@ export interface SyncDeps {
 }
 
 /** What a sync call answers: counts, and identifiers of what failed with why. Never content. */
-export interface SyncSummary {
+export interface SyncSummary extends RunCounts {
   runId: string;
   operation: string;
   trigger: Trigger;
   status: 'ok' | 'partial' | 'failed';
-  read: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  deadLettered: number;
-  durationMs: number;
   byType: Tally['byType'];
   failures: FailureItem[];
   unmapped: ReturnType<Tally['unmappedEntries']>;
@@ -177,6 +170,11 @@ export class SyncService {
     const outcome = this.map(resource, run);
     if (outcome.ok) await sink.add(outcome.resource, resource.id);
     else await this.fail(run, [{ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason }]);
+  }
+
+  /** Tallies and dead-letters failures found outside a write (e.g. Observations blocked by their Patient). */
+  async recordFailures(run: RunContext, items: FailureItem[]): Promise<void> {
+    await this.fail(run, items);
   }
 
   private map(resource: SyncedResource, run: RunContext): MapOutcome {

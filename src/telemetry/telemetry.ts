@@ -1,12 +1,7 @@
 import type { Side } from './names';
 
-/** Figures of one sync run. Identifiers and counts only: never resource content. */
-export interface RunSummary {
-  runId: string;
-  trigger: 'http' | 'timer' | 'queue' | 'cli' | 'replay' | 'reconcile' | 'demo';
-  operation: string;
-  windowStart?: string;
-  windowEnd?: string;
+/** The counts every run reports, in its answer, its event and its CLI line. */
+export interface RunCounts {
   read: number;
   created: number;
   updated: number;
@@ -14,6 +9,15 @@ export interface RunSummary {
   failed: number;
   deadLettered: number;
   durationMs: number;
+}
+
+/** Figures of one sync run. Identifiers and counts only: never resource content. */
+export interface RunSummary extends RunCounts {
+  runId: string;
+  trigger: 'http' | 'timer' | 'queue' | 'cli' | 'replay' | 'reconcile' | 'demo';
+  operation: string;
+  windowStart?: string;
+  windowEnd?: string;
   /** Seconds between the end of the run and the window's upper bound (incremental runs). */
   lagSeconds?: number;
   byType?: Record<string, { created: number; updated: number; unchanged: number; failed: number }>;
