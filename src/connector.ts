@@ -8,6 +8,7 @@ import { resolvePrivateKey } from './openemr/key-source';
 import { OpenEmrReader } from './openemr/reader';
 import { SmartBackendTokenProvider } from './openemr/token-provider';
 import { MemoryDeadLetterStore, type DeadLetterStore } from './sync/dead-letters';
+import { createStateStores, type StateStores } from './state';
 import { SyncService } from './sync/sync-service';
 import { NoopTelemetry, type Telemetry } from './telemetry/telemetry';
 
@@ -21,6 +22,8 @@ export interface Connector {
   deadLetters: DeadLetterStore;
   sync: SyncService;
   openemrAuth: SmartBackendTokenProvider;
+  /** Watermarks, lease, dead-letter and unmapped-code tables; absent when no storage is configured. */
+  state?: StateStores;
 }
 
 export interface ConnectorOverrides {
@@ -28,6 +31,8 @@ export interface ConnectorOverrides {
   credential?: TokenCredential;
   deadLetters?: DeadLetterStore;
   mapper?: ResourceMapper;
+  /** State stores to use instead of those built from the storage settings; null: none. */
+  state?: StateStores | null;
 }
 
 export async function createConnector(config: Config, overrides: ConnectorOverrides = {}): Promise<Connector> {
@@ -47,7 +52,10 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
       dropIdentifierSystems: config.privacy.dropIdentifierSystems,
       deid: config.privacy.deid,
     });
-  const deadLetters = overrides.deadLetters ?? new MemoryDeadLetterStore();
+  // With storage configured, dead letters go to the table (guarded: a storage outage never fails a
+  // single-item sync; runs that close windows check the guard before advancing a watermark).
+  const state = overrides.state === undefined ? createStateStores(config, getCredential) : (overrides.state ?? undefined);
+  const deadLetters = overrides.deadLetters ?? state?.deadLetters ?? new MemoryDeadLetterStore();
   const sync = new SyncService({
     reader,
     writer,
@@ -56,5 +64,5 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
     deadLetters,
     settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize },
   });
-  return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth };
+  return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state };
 }

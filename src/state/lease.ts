@@ -1,0 +1,234 @@
+import { hostname } from 'node:os';
+import type { TableClient } from '@azure/data-tables';
+import { statusOf } from './storage';
+
+/**
+ * A single-runner lease: one table row (partition "lease", row = lease name) naming its owner and
+ * expiry. Every change is conditional on the ETag read just before (If-Match), and a new row is an
+ * insert that fails if the row exists, so of two runners racing for a free or expired lease exactly
+ * one wins. The holder renews it while it runs; a crashed holder blocks others for at most the lease
+ * duration (SYNC_LEASE_SECONDS).
+ */
+export interface LeaseInfo {
+  owner: string;
+  /** ISO instant after which anyone may take the lease. */
+  expiresAt: string;
+}
+
+export type AcquireResult = { acquired: true; handle: LeaseHandle } | { acquired: false; holder: LeaseInfo };
+
+export interface LeaseHandle {
+  readonly name: string;
+  readonly owner: string;
+  /** Set once a renewal failed because another runner took the lease (or it expired unrenewed). */
+  readonly lost: boolean;
+  readonly expiresAt: string;
+  /** Extends the lease; false when it was lost. */
+  renew(): Promise<boolean>;
+  /** Renews now and throws LeaseLostError if the lease is no longer ours (call before closing a window). */
+  assertHeld(): Promise<void>;
+  /** Renews every third of the lease duration until released. */
+  startAutoRenew(): void;
+  /** Gives the lease up (only if still ours). */
+  release(): Promise<void>;
+}
+
+export interface LeaseManager {
+  acquire(name: string, owner: string): Promise<AcquireResult>;
+  /** Current holder, if any row exists (expired or not). */
+  peek(name: string): Promise<LeaseInfo | undefined>;
+}
+
+export class LeaseLostError extends Error {
+  constructor(name: string) {
+    super(`The lease "${name}" was lost to another runner; this run stopped without closing its window.`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+export function describeOwner(runId: string): string {
+  return `${runId}@${hostname()}:${process.pid}`;
+}
+
+interface LeaseEntity {
+  partitionKey: string;
+  rowKey: string;
+  owner: string;
+  expiresAt: string;
+  acquiredAt: string;
+}
+
+const PARTITION = 'lease';
+
+export class TableLeaseManager implements LeaseManager {
+  constructor(
+    private readonly table: () => Promise<TableClient>,
+    private readonly seconds: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async peek(name: string): Promise<LeaseInfo | undefined> {
+    const client = await this.table();
+    try {
+      const e = await client.getEntity<LeaseEntity>(PARTITION, name);
+      return { owner: e.owner, expiresAt: e.expiresAt };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async acquire(name: string, owner: string): Promise<AcquireResult> {
+    const client = await this.table();
+    const entity = (): LeaseEntity => ({
+      partitionKey: PARTITION,
+      rowKey: name,
+      owner,
+      expiresAt: new Date(this.now() + this.seconds * 1000).toISOString(),
+      acquiredAt: new Date(this.now()).toISOString(),
+    });
+    let current: (LeaseEntity & { etag: string }) | undefined;
+    try {
+      current = await client.getEntity<LeaseEntity>(PARTITION, name);
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+    if (!current) {
+      const fresh = entity();
+      try {
+        const answer = await client.createEntity(fresh);
+        return { acquired: true, handle: this.handle(client, name, owner, answer.etag!, fresh.expiresAt) };
+      } catch (error) {
+        // 409: another runner inserted the row first.
+        if (statusOf(error) === 409) return this.lostRace(name, owner);
+        throw error;
+      }
+    }
+    if (current.owner !== owner && Date.parse(current.expiresAt) > this.now()) {
+      return { acquired: false, holder: { owner: current.owner, expiresAt: current.expiresAt } };
+    }
+    const next = entity();
+    try {
+      const answer = await client.updateEntity(next, 'Replace', { etag: current.etag });
+      return { acquired: true, handle: this.handle(client, name, owner, answer.etag!, next.expiresAt) };
+    } catch (error) {
+      // 412: someone else changed the row between our read and our write; 404: it was released and deleted.
+      if (statusOf(error) === 412 || statusOf(error) === 404) return this.lostRace(name, owner);
+      throw error;
+    }
+  }
+
+  private async lostRace(name: string, owner: string): Promise<AcquireResult> {
+    const holder = await this.peek(name);
+    if (holder && holder.owner !== owner) return { acquired: false, holder };
+    // Released in between: one more try, never a loop.
+    if (!holder) return { acquired: false, holder: { owner: 'unknown', expiresAt: new Date(this.now()).toISOString() } };
+    return { acquired: false, holder };
+  }
+
+  private handle(client: TableClient, name: string, owner: string, firstEtag: string, firstExpiry: string): LeaseHandle {
+    let etag = firstEtag;
+    let expiresAt = firstExpiry;
+    let lost = false;
+    let timer: NodeJS.Timeout | undefined;
+    let released = false;
+    const manager = this;
+    const renew = async (): Promise<boolean> => {
+      if (lost || released) return !lost && !released;
+      const next = new Date(manager.now() + manager.seconds * 1000).toISOString();
+      try {
+        const answer = await client.updateEntity<LeaseEntity>({ partitionKey: PARTITION, rowKey: name, owner, expiresAt: next, acquiredAt: new Date(manager.now()).toISOString() }, 'Replace', { etag });
+        etag = answer.etag!;
+        expiresAt = next;
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 412 || statusOf(error) === 404) {
+          lost = true;
+          return false;
+        }
+        // Storage hiccup: still ours until expiry; the next renewal tries again.
+        if (Date.parse(expiresAt) <= manager.now()) lost = true;
+        return !lost;
+      }
+    };
+    return {
+      name,
+      owner,
+      get lost() {
+        return lost;
+      },
+      get expiresAt() {
+        return expiresAt;
+      },
+      renew,
+      async assertHeld() {
+        if (!(await renew())) throw new LeaseLostError(name);
+      },
+      startAutoRenew() {
+        if (timer) return;
+        timer = setInterval(() => void renew(), Math.max(1000, (manager.seconds * 1000) / 3));
+        timer.unref();
+      },
+      async release() {
+        if (timer) clearInterval(timer);
+        timer = undefined;
+        if (released || lost) return;
+        released = true;
+        try {
+          await client.deleteEntity(PARTITION, name, { etag });
+        } catch {
+          // Someone else holds it now, or storage is down: the row expires by itself.
+        }
+      },
+    };
+  }
+}
+
+/** In-process lease for tests and runs without storage. */
+export class MemoryLeaseManager implements LeaseManager {
+  private readonly rows = new Map<string, LeaseInfo & { version: number }>();
+  constructor(
+    private readonly seconds: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async peek(name: string): Promise<LeaseInfo | undefined> {
+    const row = this.rows.get(name);
+    return row ? { owner: row.owner, expiresAt: row.expiresAt } : undefined;
+  }
+
+  async acquire(name: string, owner: string): Promise<AcquireResult> {
+    const row = this.rows.get(name);
+    if (row && row.owner !== owner && Date.parse(row.expiresAt) > this.now()) return { acquired: false, holder: { owner: row.owner, expiresAt: row.expiresAt } };
+    const mine = { owner, expiresAt: new Date(this.now() + this.seconds * 1000).toISOString(), version: (row?.version ?? 0) + 1 };
+    this.rows.set(name, mine);
+    const rows = this.rows;
+    const manager = this;
+    let released = false;
+    const held = () => rows.get(name)?.owner === owner && rows.get(name)?.version === mine.version;
+    const handle: LeaseHandle = {
+      name,
+      owner,
+      get lost() {
+        return !released && !held();
+      },
+      get expiresAt() {
+        return rows.get(name)?.expiresAt ?? mine.expiresAt;
+      },
+      async renew() {
+        if (!held()) return false;
+        rows.get(name)!.expiresAt = new Date(manager.now() + manager.seconds * 1000).toISOString();
+        return true;
+      },
+      async assertHeld() {
+        if (!(await handle.renew())) throw new LeaseLostError(name);
+      },
+      startAutoRenew() {},
+      async release() {
+        if (held()) rows.delete(name);
+        released = true;
+      },
+    };
+    return { acquired: true, handle };
+  }
+}

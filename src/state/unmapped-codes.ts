@@ -1,0 +1,82 @@
+import type { TableClient } from '@azure/data-tables';
+import { statusOf } from './storage';
+
+export interface UnmappedCodeCount {
+  system: string;
+  code: string;
+  display?: string;
+  count: number;
+  /** ISO time it was last seen. */
+  lastSeen: string;
+}
+
+export interface UnmappedCodeStore {
+  add(entries: Array<{ system: string; code: string; display?: string; count: number }>): Promise<void>;
+  list(limit?: number): Promise<UnmappedCodeCount[]>;
+}
+
+const PARTITION = 'unmapped';
+
+/** Counts of codings no ConceptMap covered, summed over runs, one row per system|code. Codes only: no patient data. */
+export class TableUnmappedCodeStore implements UnmappedCodeStore {
+  constructor(
+    private readonly table: () => Promise<TableClient>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async add(entries: Array<{ system: string; code: string; display?: string; count: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    const client = await this.table();
+    for (const entry of entries) {
+      const rowKey = Buffer.from(`${entry.system}|${entry.code}`, 'utf8').toString('base64url').slice(0, 900);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          const current = await client.getEntity<{ count: number }>(PARTITION, rowKey).catch((error: unknown) => {
+            if (statusOf(error) === 404) return undefined;
+            throw error;
+          });
+          const row = {
+            partitionKey: PARTITION,
+            rowKey,
+            system: entry.system,
+            code: entry.code,
+            ...(entry.display ? { display: entry.display.slice(0, 200) } : {}),
+            count: (current?.count ?? 0) + entry.count,
+            lastSeen: new Date(this.now()).toISOString(),
+          };
+          if (current) await client.updateEntity(row, 'Replace', { etag: current.etag });
+          else await client.createEntity(row);
+          break;
+        } catch (error) {
+          // Another run counted the same code at the same moment: read again and add.
+          if (statusOf(error) !== 412 && statusOf(error) !== 409) throw error;
+        }
+      }
+    }
+  }
+
+  async list(limit = 500): Promise<UnmappedCodeCount[]> {
+    const client = await this.table();
+    const out: UnmappedCodeCount[] = [];
+    for await (const e of client.listEntities<UnmappedCodeCount>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } })) {
+      out.push({ system: e.system, code: e.code, ...(e.display ? { display: e.display } : {}), count: e.count, lastSeen: e.lastSeen });
+    }
+    return out.sort((a, b) => b.count - a.count || a.system.localeCompare(b.system) || a.code.localeCompare(b.code)).slice(0, limit);
+  }
+}
+
+export class MemoryUnmappedCodeStore implements UnmappedCodeStore {
+  private readonly rows = new Map<string, UnmappedCodeCount>();
+  async add(entries: Array<{ system: string; code: string; display?: string; count: number }>): Promise<void> {
+    for (const e of entries) {
+      const key = `${e.system}|${e.code}`;
+      const row = this.rows.get(key) ?? { system: e.system, code: e.code, display: e.display, count: 0, lastSeen: '' };
+      row.count += e.count;
+      row.lastSeen = new Date().toISOString();
+      this.rows.set(key, row);
+    }
+  }
+  async list(limit = 500): Promise<UnmappedCodeCount[]> {
+    return [...this.rows.values()].sort((a, b) => b.count - a.count).slice(0, limit);
+  }
+}

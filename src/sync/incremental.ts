@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import type { Connector } from '../connector';
+import { referencedId } from '../fhir/references';
+import type { Observation, SyncedResource } from '../fhir/types';
+import type { OpenEmrReader } from '../openemr/reader';
+import type { StateStores } from '../state';
+import { describeOwner, LeaseLostError, type LeaseHandle, type LeaseInfo, type LeaseManager } from '../state/lease';
+import type { WatermarkStore } from '../state/watermarks';
+import { METRICS } from '../telemetry/names';
+import type { Telemetry } from '../telemetry/telemetry';
+import type { DeadLetterStore } from './dead-letters';
+import { endExport, ExportUnavailableError, exportedResources, startExport } from './incremental-export';
+import { floorSecond, forEachObservationWindow, iso, patientsInWindow } from './incremental-windows';
+import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
+import type { Tally } from './tally';
+
+/** The one lease shared by timer, HTTP and CLI runs (incremental and reconciliation). */
+export const SYNC_LEASE = 'sync';
+
+export interface IncrementalSettings {
+  lagSeconds: number;
+  overlapSeconds: number;
+  initialSince: string;
+  pageSize: number;
+}
+
+export interface IncrementalOptions {
+  /** An Observation answer of this size splits its window (default and maximum 200, OpenEMR's _count cap). */
+  windowMaxResources?: number;
+  /** Gaps longer than this are read with $export?_since= instead of searches (default 7 days). */
+  exportGapSeconds?: number;
+  /** false: never use $export (default true). */
+  useExport?: boolean;
+}
+
+export interface RunProgress {
+  tally: Tally;
+  phase: string;
+  /** Share of the work done, when it can be told (windowed reads: share of the window covered). */
+  fraction?: number;
+  startedAt: number;
+}
+
+export interface RunRequest {
+  trigger: Trigger;
+  /** Start every type's window here instead of at its watermark (watermarks still advance). */
+  since?: string;
+  /** Everything, whatever the watermarks (bulk export where offered). */
+  full?: boolean;
+  runId?: string;
+  onProgress?: (progress: RunProgress) => void;
+}
+
+export interface TypeWindow {
+  since?: string;
+  until: string;
+  via: 'search' | 'export';
+  /** True once the watermark of the type moved to `until`. */
+  closed: boolean;
+}
+
+export interface IncrementalSummary extends SyncSummary {
+  windows: Record<string, TypeWindow>;
+}
+
+export type Skipped = { status: 'skipped'; message: string; holder: LeaseInfo };
+
+export type LeasedOutcome<T> = { skipped: true; skip: Skipped } | { skipped: false; value: T };
+
+/** Dead letters of this run could not be stored: the window stays open so the failures are seen again. */
+export class DeadLetterStorageError extends Error {
+  constructor(count: number) {
+    super(`${count} dead letter(s) could not be stored; the watermark was not advanced.`);
+    this.name = 'DeadLetterStorageError';
+  }
+}
+
+/** Runs fn while holding the shared lease; answers "skipped" when another run holds it. */
+export async function withLease<T>(lease: LeaseManager, runId: string, fn: (handle: LeaseHandle) => Promise<T>): Promise<LeasedOutcome<T>> {
+  const got = await lease.acquire(SYNC_LEASE, describeOwner(runId));
+  if (!got.acquired) {
+    return {
+      skipped: true,
+      skip: { status: 'skipped', holder: got.holder, message: `skipped: another run holds the lease until ${got.holder.expiresAt}` },
+    };
+  }
+  got.handle.startAutoRenew();
+  try {
+    return { skipped: false, value: await fn(got.handle) };
+  } finally {
+    await got.handle.release();
+  }
+}
+
+/**
+ * OpenEMR's "now", as an instant: the CapabilityStatement date when it carries a full time with an
+ * offset and agrees with the HTTP Date header within a day (so a static date is never trusted),
+ * else the Date header, else this machine's clock. Windows are cut against the server's clock, not
+ * ours, so clock skew between the two cannot open a gap.
+ */
+export async function openEmrNow(reader: OpenEmrReader): Promise<number> {
+  const answer = await reader.http.get('/metadata');
+  const headerDate = Date.parse(String((answer.headers as Record<string, unknown>)?.date ?? ''));
+  const reference = Number.isNaN(headerDate) ? Date.now() : headerDate;
+  const date = (answer.data as { date?: unknown } | undefined)?.date;
+  if (typeof date === 'string' && /T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(date)) {
+    const ms = Date.parse(date);
+    if (!Number.isNaN(ms) && Math.abs(ms - reference) < 86_400_000) return ms;
+  }
+  return reference;
+}
+
+interface Deps {
+  sync: SyncService;
+  reader: OpenEmrReader;
+  watermarks: WatermarkStore;
+  lease: LeaseManager;
+  telemetry: Telemetry;
+  deadLetters: DeadLetterStore;
+  unmapped?: StateStores['unmapped'];
+  settings: IncrementalSettings;
+  options?: IncrementalOptions;
+  /** Defaults to openEmrNow (one GET /metadata). */
+  serverNow?: () => Promise<number>;
+  log?: (message: string) => void;
+}
+
+/**
+ * The incremental run. Per resource type a window [previous upper bound - overlap, OpenEMR now -
+ * lag) is read and written; its watermark moves to the upper bound only after every resource in it
+ * is written or dead-lettered (and the lease is still ours). An outage throws and leaves the
+ * watermark where it was, so the next run reads the window again; overlap duplicates are written
+ * again and come back "unchanged" (deterministic output, AHDS keeps the version).
+ */
+export class IncrementalSync {
+  constructor(private readonly deps: Deps) {}
+
+  async run(request: RunRequest): Promise<LeasedOutcome<IncrementalSummary>> {
+    const runId = request.runId ?? randomUUID();
+    return withLease(this.deps.lease, runId, (handle) => this.execute(request, runId, handle));
+  }
+
+  /** The run itself, for a caller that already holds the lease. */
+  async execute(request: RunRequest, runId: string, handle: LeaseHandle): Promise<IncrementalSummary> {
+    const { sync, reader, watermarks, settings } = this.deps;
+    const options = { windowMaxResources: 200, exportGapSeconds: 7 * 86400, useExport: true, ...this.deps.options };
+    const startedAt = Date.now();
+    let phase = 'starting';
+    let fraction: number | undefined;
+    const progress = (tally: Tally) => request.onProgress?.({ tally, phase, fraction, startedAt });
+    const run = sync.begin('incrementalSync', request.trigger, runId, progress);
+    const guard = this.deps.deadLetters as { unpersisted?: number };
+    const unpersistedBefore = guard.unpersisted ?? 0;
+
+    const upper = floorSecond((await (this.deps.serverNow ?? (() => openEmrNow(reader)))()) - settings.lagSeconds * 1000);
+    const types = ['Patient', 'Observation'] as const;
+    const lower: Record<string, number | undefined> = {};
+    let missingMark = false;
+    for (const type of types) {
+      if (request.full) lower[type] = undefined;
+      else if (request.since) lower[type] = Date.parse(request.since);
+      else {
+        const mark = await watermarks.get(type);
+        if (!mark) missingMark = true;
+        lower[type] = mark ? Date.parse(mark.until) - settings.overlapSeconds * 1000 : Date.parse(settings.initialSince);
+      }
+    }
+    const lows = types.map((t) => lower[t]);
+    const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
+    const gap = lowest === undefined ? Infinity : upper - lowest;
+    const wantExport = options.useExport && (request.full || missingMark || gap > options.exportGapSeconds * 1000);
+
+    const windows: Record<string, TypeWindow> = {};
+    const close = async (type: string, via: 'search' | 'export') => {
+      const lost = (guard.unpersisted ?? 0) - unpersistedBefore;
+      if (lost > 0) throw new DeadLetterStorageError(lost);
+      await handle.assertHeld();
+      await watermarks.advance({ resourceType: type, until: iso(upper), runId, via, updatedAt: new Date().toISOString() });
+      windows[type] = { ...(lower[type] !== undefined ? { since: iso(lower[type]!) } : {}), until: iso(upper), via, closed: true };
+    };
+    const sink = sync.sink(run);
+    try {
+      let exported = false;
+      if (wantExport) {
+        phase = 'export';
+        exported = await this.viaExport(run, sink, lowest, handle, close);
+      }
+      if (!exported) {
+        for (const type of types) {
+          const lo = lower[type];
+          if (lo !== undefined && lo >= upper) {
+            windows[type] = { since: iso(lo), until: iso(upper), via: 'search', closed: false };
+            continue;
+          }
+          if (type === 'Patient') {
+            phase = 'Patient';
+            for await (const page of patientsInWindow(reader, settings.pageSize, lo, upper)) {
+              this.checkLease(handle);
+              run.tally.read += page.length;
+              await sync.writeResources(page, run);
+              run.onProgress?.(run.tally);
+            }
+            await close('Patient', 'search');
+          } else {
+            phase = 'Observation';
+            const failedPatients = failedPatientIds(run);
+            await forEachObservationWindow(
+              reader,
+              lo ?? 0,
+              upper,
+              { maxPerAnswer: options.windowMaxResources, onCovered: (f) => (fraction = f) },
+              async (observations) => {
+                this.checkLease(handle);
+                run.tally.read += observations.length;
+                await this.writeObservations(observations, run, sink, failedPatients);
+                run.onProgress?.(run.tally);
+              },
+            );
+            await sink.flush();
+            await close('Observation', 'search');
+          }
+        }
+      }
+    } catch (error) {
+      // Let bundles in flight finish before the lease goes, so no write outlives the run.
+      await sink.flush().catch(() => undefined);
+      throw error;
+    } finally {
+      await this.persistUnmapped(run);
+    }
+    const summary = sync.finish(run, undefined, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }) as IncrementalSummary;
+    summary.windows = windows;
+    this.deps.telemetry.gauge(METRICS.lagSeconds, Math.max(0, (Date.now() - upper) / 1000), { trigger: request.trigger });
+    return summary;
+  }
+
+  private async viaExport(
+    run: RunContext,
+    sink: ReturnType<SyncService['sink']>,
+    since: number | undefined,
+    handle: LeaseHandle,
+    close: (type: string, via: 'search' | 'export') => Promise<void>,
+  ): Promise<boolean> {
+    const { reader, sync } = this.deps;
+    let job;
+    try {
+      job = await startExport(reader, { ...(since !== undefined ? { since: iso(since) } : {}) });
+    } catch (error) {
+      if (error instanceof ExportUnavailableError) {
+        this.deps.log?.(`${error.message} Reading the window with searches instead.`);
+        return false;
+      }
+      throw error;
+    }
+    try {
+      for (const type of ['Patient', 'Observation'] as const) {
+        const failedPatients = type === 'Observation' ? failedPatientIds(run) : new Set<string>();
+        for (const output of job.outputs.filter((o) => o.type === type)) {
+          for await (const resource of exportedResources(reader, output.url)) {
+            if (resource.resourceType !== type) continue;
+            this.checkLease(handle);
+            run.tally.read++;
+            if (type === 'Observation') await this.writeObservations([resource as unknown as Observation], run, sink, failedPatients);
+            else await sync.mapInto(resource as unknown as SyncedResource, run, sink);
+            if (run.tally.read % 500 === 0) run.onProgress?.(run.tally);
+          }
+        }
+        // Patients all written before any Observation (and the Patient window closes first).
+        await sink.flush();
+        run.onProgress?.(run.tally);
+        await close(type, 'export');
+      }
+    } finally {
+      await endExport(reader, job);
+    }
+    return true;
+  }
+
+  /** Observations whose Patient failed in this run are not written; they are dead-lettered saying why. */
+  private async writeObservations(observations: Observation[], run: RunContext, sink: ReturnType<SyncService['sink']>, failedPatients: Set<string>): Promise<void> {
+    for (const o of observations) {
+      const patientId = referencedId(o.subject?.reference, 'Patient');
+      if (patientId && failedPatients.has(patientId)) {
+        await this.deps.sync.recordFailures(run, [{ resourceType: 'Observation', id: o.id ?? '', stage: 'write', reason: `Not written because its Patient/${patientId} could not be written.` }]);
+        continue;
+      }
+      await this.deps.sync.mapInto(o, run, sink);
+    }
+  }
+
+  private checkLease(handle: LeaseHandle): void {
+    if (handle.lost) throw new LeaseLostError(handle.name);
+  }
+
+  private async persistUnmapped(run: RunContext): Promise<void> {
+    if (!this.deps.unmapped || run.tally.unmapped.size === 0) return;
+    try {
+      await this.deps.unmapped.add(run.tally.unmappedEntries());
+    } catch (error) {
+      this.deps.log?.(`Unmapped-code counts could not be stored (${(error as Error)?.name ?? 'Error'}).`);
+    }
+  }
+}
+
+function failedPatientIds(run: RunContext): Set<string> {
+  return new Set(run.tally.failures.filter((f) => f.resourceType === 'Patient').map((f) => f.id));
+}
+
+/** The incremental run of a connector; it needs the state stores (storage settings). */
+export function incrementalSync(connector: Connector, options: IncrementalOptions = {}, log?: (message: string) => void): IncrementalSync {
+  const state = requireState(connector);
+  return new IncrementalSync({
+    sync: connector.sync,
+    reader: connector.reader,
+    watermarks: state.watermarks,
+    lease: state.lease,
+    telemetry: connector.telemetry,
+    deadLetters: connector.deadLetters,
+    unmapped: state.unmapped,
+    settings: {
+      lagSeconds: connector.config.sync.lagSeconds,
+      overlapSeconds: connector.config.sync.overlapSeconds,
+      initialSince: connector.config.sync.initialSince,
+      pageSize: connector.config.openemr.pageSize,
+    },
+    options,
+    log,
+  });
+}
+
+export function requireState(connector: Connector): StateStores {
+  if (!connector.state) throw new Error('Incremental sync needs Azure Storage: set AzureWebJobsStorage or AzureWebJobsStorage__accountName.');
+  return connector.state;
+}
+

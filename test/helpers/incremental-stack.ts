@@ -1,0 +1,132 @@
+import { TableClient } from '@azure/data-tables';
+import { QueueClient } from '@azure/storage-queue';
+import { InvocationContext } from '@azure/functions';
+import { loadConfig } from '../../src/config/load';
+import { contentHash } from '../../src/fhir/canonical';
+import type { SyncedResource } from '../../src/fhir/types';
+import { createResourceMapper } from '../../src/mapping';
+import type { ResourceMapper } from '../../src/mapping/contract';
+import { tableNames } from '../../src/state';
+import type { Stack } from '../../stack';
+
+/** The connector settings a test uses against a stack: fast retries, a table prefix of its own. */
+export function incrementalSettings(stack: Stack, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...stack.env, RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...extra };
+}
+
+export function mapperFor(settings: Record<string, string>): ResourceMapper {
+  const config = loadConfig(settings);
+  return createResourceMapper({
+    conceptMapFiles: config.mapping.conceptMapFiles,
+    localCodeSystem: config.mapping.localCodeSystem,
+    uncarriedReferences: config.mapping.uncarriedReferences,
+    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
+    deid: config.privacy.deid,
+  });
+}
+
+/** What AHDS should hold: every source resource the mapper accepts, by "Type/id" -> content hash. */
+export function expectedTarget(stack: Stack, mapper: ResourceMapper): { hashes: Map<string, string>; unmappable: string[] } {
+  const hashes = new Map<string, string>();
+  const unmappable: string[] = [];
+  for (const type of ['Patient', 'Observation'] as const) {
+    for (const id of stack.openemr.store.ids(type)) {
+      const outcome = mapper.map(stack.openemr.store.get(type, id) as unknown as SyncedResource);
+      if (outcome.ok) hashes.set(`${type}/${outcome.resource.id}`, contentHash(outcome.resource as never));
+      else unmappable.push(`${type}/${id}`);
+    }
+  }
+  return { hashes, unmappable };
+}
+
+export async function targetHashes(stack: Stack): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const type of ['Patient', 'Observation']) {
+    for (const r of await stack.ahds.snapshot(type)) out.set(`${type}/${r.id}`, contentHash(r as never));
+  }
+  return out;
+}
+
+/** Differences between the mapped source and the target: empty when they are equal. */
+export async function targetDiff(stack: Stack, mapper: ResourceMapper): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
+  const expected = expectedTarget(stack, mapper).hashes;
+  const actual = await targetHashes(stack);
+  const missing: string[] = [];
+  const stale: string[] = [];
+  for (const [key, hash] of expected) {
+    const got = actual.get(key);
+    if (got === undefined) missing.push(key);
+    else if (got !== hash) stale.push(key);
+  }
+  const extra = [...actual.keys()].filter((k) => !expected.has(k));
+  return { missing, stale, extra };
+}
+
+export function table(stack: Stack, prefix: string, which: keyof ReturnType<typeof tableNames>): TableClient {
+  return TableClient.fromConnectionString(stack.azurite!.connectionString, tableNames(prefix)[which], { allowInsecureConnection: true });
+}
+
+/** Every entity of a table, as plain objects (for privacy scans and assertions). */
+export async function tableRows(stack: Stack, prefix: string, which: keyof ReturnType<typeof tableNames>): Promise<Array<Record<string, unknown>>> {
+  const client = table(stack, prefix, which);
+  const rows: Array<Record<string, unknown>> = [];
+  try {
+    for await (const e of client.listEntities()) rows.push(e as Record<string, unknown>);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
+  return rows;
+}
+
+/** Simulates the passing of SYNC_LEASE_SECONDS for a crashed holder: its row's expiry moves into the past. */
+export async function expireLease(stack: Stack, prefix: string, name = 'sync'): Promise<void> {
+  const client = table(stack, prefix, 'leases');
+  try {
+    const row = await client.getEntity<Record<string, unknown>>('lease', name);
+    await client.updateEntity({ partitionKey: 'lease', rowKey: name, owner: row.owner, expiresAt: new Date(Date.now() - 1000).toISOString(), acquiredAt: row.acquiredAt }, 'Replace', { etag: row.etag });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
+}
+
+export function queueClient(stack: Stack, name: string): QueueClient {
+  return new QueueClient(stack.azurite!.connectionString, name);
+}
+
+/**
+ * Drains a Storage queue the way the Functions host would: receive, decode base64 JSON, call the
+ * handler with dequeueCount in triggerMetadata; delete on success, make visible again at once on
+ * failure (instead of waiting out the visibility timeout). Returns how many handler calls failed.
+ */
+export async function drainQueue(
+  queue: QueueClient,
+  handler: (message: unknown, context: InvocationContext) => Promise<unknown>,
+  options: { maxRounds?: number } = {},
+): Promise<{ handled: number; failedCalls: number }> {
+  let handled = 0;
+  let failedCalls = 0;
+  for (let round = 0; round < (options.maxRounds ?? 200); round++) {
+    const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: 60 });
+    if (receivedMessageItems.length === 0) break;
+    await Promise.all(
+      receivedMessageItems.map(async (m) => {
+        const context = new InvocationContext({ invocationId: `q-${m.messageId}-${m.dequeueCount}`, functionName: 'backfillQueue', triggerMetadata: { dequeueCount: m.dequeueCount, id: m.messageId } });
+        let body: unknown = Buffer.from(m.messageText, 'base64').toString('utf8');
+        try {
+          body = JSON.parse(body as string);
+        } catch {
+          // the host hands non-JSON messages over as strings
+        }
+        try {
+          await handler(body, context);
+          handled++;
+          await queue.deleteMessage(m.messageId, m.popReceipt);
+        } catch {
+          failedCalls++;
+          await queue.updateMessage(m.messageId, m.popReceipt, undefined, 0);
+        }
+      }),
+    );
+  }
+  return { handled, failedCalls };
+}
