@@ -333,3 +333,28 @@ export function requireState(connector: Connector): StateStores {
   return connector.state;
 }
 
+
+/**
+ * HTTP answer for the failures particular to runs that close windows (the shared errorResponse
+ * handles upstream and configuration errors): a lost lease is a conflict, dead letters or state
+ * that storage could not take make the run retryable (503). Undefined for anything else.
+ */
+export function classifyRunError(error: unknown): { status: number; code: 'conflict' | 'transient'; message: string } | undefined {
+  if (error instanceof LeaseLostError) return { status: 409, code: 'conflict', message: error.message };
+  if (error instanceof DeadLetterStorageError) return { status: 503, code: 'transient', message: `${error.message} Try again later.` };
+  const e = error as { name?: string; statusCode?: number; code?: string } | undefined;
+  if (e?.name === 'RestError') {
+    return { status: 503, code: 'transient', message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.` };
+  }
+  return undefined;
+}
+
+/** One log line of a run's counts (never content). */
+export function runLine(s: SyncSummary & { windows?: Record<string, TypeWindow> }): string {
+  const windows = s.windows
+    ? Object.entries(s.windows)
+        .map(([t, w]) => `${t} [${w.since ?? 'start'}, ${w.until}) via ${w.via}${w.closed ? '' : ' (not closed)'}`)
+        .join('; ')
+    : '';
+  return `${s.operation} ${s.status}: read ${s.read}, created ${s.created}, updated ${s.updated}, unchanged ${s.unchanged}, failed ${s.failed}, dead-lettered ${s.deadLettered} in ${s.durationMs} ms${windows ? `; ${windows}` : ''}.`;
+}

@@ -1,0 +1,57 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { classifyRunError, openEmrNow, requireState } from '../src/sync/incremental';
+import { floorSecond, iso } from '../src/sync/incremental-windows';
+import { planBackfill } from '../src/sync/planner';
+import { enqueueWorkItems, handleWorkMessage } from '../src/sync/work-queue';
+import { errorResponse, outcomeResponse } from './shared/http';
+import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+
+checkSettingsAtStartup();
+
+/**
+ * Consumes one backfill work item from SYNC_QUEUE_NAME. A failure throws so the host delivers it
+ * again (host.json maxDequeueCount 5); on the last delivery the item is recorded as a dead letter
+ * (resourceType "WorkItem") instead of vanishing into the poison queue, and replays like any other.
+ */
+export async function backfillQueueHandler(message: unknown, context: InvocationContext): Promise<void> {
+  const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1) || 1;
+  const connector = await getConnector();
+  const outcome = await handleWorkMessage({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters }, message, dequeueCount, context.invocationId);
+  if (outcome.outcome === 'dead-lettered') {
+    context.warn(`Work item dead-lettered: ${outcome.reason}`);
+    return;
+  }
+  const s = outcome.summary;
+  if (s.unmapped.length > 0) await connector.state?.unmapped.add(s.unmapped).catch(() => undefined);
+  context.log(`${s.operation} ${s.status}: read ${s.read}, created ${s.created}, updated ${s.updated}, unchanged ${s.unchanged}, failed ${s.failed}.`);
+}
+
+/**
+ * POST /api/backfill[?since=&until=]: plans a backfill (Patient pages and Observation windows) and
+ * enqueues it for the queue-triggered workers. `until` defaults to OpenEMR's now minus the lag.
+ * Answers 202 with what was enqueued. Watermarks are not touched: the incremental run carries on.
+ */
+export async function planBackfillHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const since = request.query.get('since') ?? undefined;
+  const untilRaw = request.query.get('until') ?? undefined;
+  for (const [name, v] of [['since', since], ['until', untilRaw]] as const) {
+    if (v !== undefined && Number.isNaN(Date.parse(v))) return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date-time.`);
+  }
+  try {
+    const connector = await getConnector();
+    const state = requireState(connector);
+    const until = untilRaw ?? iso(floorSecond((await openEmrNow(connector.reader)) - connector.config.sync.lagSeconds * 1000));
+    const plan = await planBackfill(connector.reader, { since, until, pageSize: connector.config.openemr.pageSize });
+    const queue = await state.storage.queue(state.queueName);
+    await enqueueWorkItems(queue, plan.items);
+    context.log(`Backfill planned: ${plan.patientPages} Patient page(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);
+    const { items: _items, ...counts } = plan;
+    return { status: 202, jsonBody: { enqueued: plan.items.length, queue: state.queueName, since, until, ...counts }, headers: { 'Content-Type': 'application/json' } };
+  } catch (error) {
+    const known = classifyRunError(error);
+    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+  }
+}
+
+app.storageQueue('backfillQueue', { queueName: '%SYNC_QUEUE_NAME%', connection: 'AzureWebJobsStorage', handler: backfillQueueHandler });
+app.http('planBackfill', { methods: ['POST'], authLevel: 'function', route: 'backfill', handler: planBackfillHandler });

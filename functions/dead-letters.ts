@@ -1,0 +1,74 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { isValidFhirId } from '../src/fhir/ids';
+import { classifyRunError } from '../src/sync/incremental';
+import { replayDeadLetters, replayDepsOf } from '../src/sync/replay';
+import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
+import { errorResponse, outcomeResponse } from './shared/http';
+import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+
+checkSettingsAtStartup();
+
+const TYPES = new Set(['Patient', 'Observation', WORK_ITEM_TYPE]);
+const json = (status: number, body: unknown): HttpResponseInit => ({ status, jsonBody: body, headers: { 'Content-Type': 'application/json' } });
+
+function badType(type: string | null | undefined): HttpResponseInit | undefined {
+  if (type === null || type === undefined || TYPES.has(type)) return undefined;
+  return outcomeResponse(400, 'invalid', `resourceType must be one of ${[...TYPES].join(', ')}.`);
+}
+
+/** GET /api/deadletters[?resourceType=&limit=]: what failed, with type, id, status, reason, attempts and time. Never content. */
+export async function listDeadLettersHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const resourceType = request.query.get('resourceType') ?? undefined;
+  const invalid = badType(resourceType);
+  if (invalid) return invalid;
+  const limitRaw = request.query.get('limit');
+  if (limitRaw !== null && !/^\d{1,5}$/.test(limitRaw)) return outcomeResponse(400, 'invalid', 'limit must be a whole number from 1 to 10000.');
+  const limit = Math.min(10000, Math.max(1, Number(limitRaw ?? 100)));
+  try {
+    const { deadLetters } = await getConnector();
+    const items = await deadLetters.list({ resourceType, limit });
+    return json(200, { count: items.length, items });
+  } catch (error) {
+    const known = classifyRunError(error);
+    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+  }
+}
+
+/** POST /api/deadletters/replay[?resourceType=]: replays every dead letter (or those of one type). */
+export async function replayDeadLettersHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const resourceType = request.query.get('resourceType') ?? undefined;
+  const invalid = badType(resourceType);
+  if (invalid) return invalid;
+  try {
+    const connector = await getConnector();
+    const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, runId: context.invocationId });
+    context.log(`Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
+    return json(200, summary);
+  } catch (error) {
+    const known = classifyRunError(error);
+    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+  }
+}
+
+/** POST /api/deadletters/replay/{resourceType}/{id}: replays one; 404 when there is no such dead letter. */
+export async function replayOneDeadLetterHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const { resourceType, id } = request.params;
+  const invalid = badType(resourceType ?? '');
+  if (invalid) return invalid;
+  if (!id || (resourceType !== WORK_ITEM_TYPE && !isValidFhirId(id)) || !/^[A-Za-z0-9._-]{1,1000}$/.test(id)) {
+    return outcomeResponse(400, 'invalid', 'id must be a FHIR id (or a work item id as listed).');
+  }
+  try {
+    const connector = await getConnector();
+    const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, id, runId: context.invocationId });
+    if (summary.items[0]?.outcome === 'not-found') return outcomeResponse(404, 'not-found', `No dead letter for ${resourceType}/${id}.`);
+    return json(200, summary);
+  } catch (error) {
+    const known = classifyRunError(error);
+    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+  }
+}
+
+app.http('listDeadLetters', { methods: ['GET'], authLevel: 'function', route: 'deadletters', handler: listDeadLettersHandler });
+app.http('replayDeadLetters', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay', handler: replayDeadLettersHandler });
+app.http('replayOneDeadLetter', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay/{resourceType}/{id}', handler: replayOneDeadLetterHandler });

@@ -1,0 +1,49 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
+import { scrubText, UpstreamError } from '../src/http/errors';
+import { classifyRunError } from '../src/sync/incremental';
+import { runReconcile } from '../src/sync/reconcile';
+import { errorResponse, outcomeResponse } from './shared/http';
+import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+
+checkSettingsAtStartup();
+
+/** Reconciliation on RECONCILE_SCHEDULE (default daily at 02:30), under the sync lease. */
+export async function reconcileTimerHandler(_timer: Timer, context: InvocationContext): Promise<void> {
+  try {
+    const connector = await getConnector();
+    const outcome = await runReconcile(connector, { trigger: 'reconcile', runId: context.invocationId, log: (m) => context.log(m) });
+    if (outcome.skipped) context.log(outcome.skip.message);
+  } catch (error) {
+    const known = classifyRunError(error);
+    context.error(`Reconciliation failed: ${known?.message ?? (error instanceof UpstreamError ? error.message : scrubText(String((error as Error)?.message ?? error)))}`);
+    throw error;
+  }
+}
+
+/**
+ * POST /api/reconcile[?deleteMode=report-only]: reconciliation on demand. 200 with the summary
+ * (counts only); 409 when another run holds the lease. deleteMode may only narrow the setting to
+ * report-only, never widen it to delete.
+ */
+export async function reconcileHttpHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const mode = request.query.get('deleteMode');
+  if (mode !== null && mode !== 'report-only') return outcomeResponse(400, 'invalid', 'deleteMode may only be report-only here; deleting is chosen by RECONCILE_DELETE_MODE.');
+  try {
+    const connector = await getConnector();
+    const outcome = await runReconcile(connector, { trigger: 'http', runId: context.invocationId, ...(mode ? { deleteMode: 'report-only' as const } : {}), log: (m) => context.log(m) });
+    if (outcome.skipped) return outcomeResponse(409, 'conflict', outcome.skip.message);
+    return { status: 200, jsonBody: outcome.value, headers: { 'Content-Type': 'application/json' } };
+  } catch (error) {
+    const known = classifyRunError(error);
+    if (known) return outcomeResponse(known.status, known.code, known.message);
+    return errorResponse(error, context);
+  }
+}
+
+app.timer('reconcileTimer', {
+  schedule: '%RECONCILE_SCHEDULE%',
+  runOnStartup: false,
+  retry: { strategy: 'exponentialBackoff', maxRetryCount: 2, minimumInterval: { minutes: 1 }, maximumInterval: { minutes: 10 } },
+  handler: reconcileTimerHandler,
+});
+app.http('reconcile', { methods: ['POST'], authLevel: 'function', route: 'reconcile', handler: reconcileHttpHandler });

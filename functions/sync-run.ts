@@ -1,0 +1,42 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
+import { errorResponse, outcomeResponse, summaryResponse } from './shared/http';
+import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+
+checkSettingsAtStartup();
+
+/**
+ * POST /api/sync/run[?since=<ISO date-time>|?full=true]: the incremental run on demand, under the
+ * same lease as the timer and the CLI. 200 with the summary; 409 with an OperationOutcome when
+ * another run holds the lease (nothing is written); 503 when a side or storage is down (the
+ * watermark stays where it was).
+ */
+export async function syncRunHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const since = request.query.get('since') ?? undefined;
+  const fullRaw = request.query.get('full');
+  if (fullRaw !== null && !['true', 'false'].includes(fullRaw)) return outcomeResponse(400, 'invalid', 'full must be true or false.');
+  const full = fullRaw === 'true';
+  if (since !== undefined && (Number.isNaN(Date.parse(since)) || !/^\d{4}-\d{2}-\d{2}/.test(since))) {
+    return outcomeResponse(400, 'invalid', 'since must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.');
+  }
+  if (since !== undefined && full) return outcomeResponse(400, 'invalid', 'Give since or full=true, not both.');
+  try {
+    const connector = await getConnector();
+    const outcome = await incrementalSync(connector, {}, (m) => context.log(m)).run({ trigger: 'http', since, full, runId: context.invocationId });
+    if (outcome.skipped) {
+      context.log(outcome.skip.message);
+      return outcomeResponse(409, 'conflict', outcome.skip.message);
+    }
+    context.log(runLine(outcome.value));
+    return summaryResponse(outcome.value);
+  } catch (error) {
+    const known = classifyRunError(error);
+    if (known) {
+      context.warn(known.message);
+      return outcomeResponse(known.status, known.code, known.message, known.status === 503 ? { 'Retry-After': '30' } : {});
+    }
+    return errorResponse(error, context);
+  }
+}
+
+app.http('syncRun', { methods: ['POST'], authLevel: 'function', route: 'sync/run', handler: syncRunHandler });

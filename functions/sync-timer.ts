@@ -1,0 +1,37 @@
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { scrubText, UpstreamError } from '../src/http/errors';
+import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
+import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+
+checkSettingsAtStartup();
+
+/**
+ * The incremental sync on SYNC_SCHEDULE (default every 5 minutes). A run that finds the lease held
+ * logs "skipped" and ends; a failed run (a side or storage down) throws, so the retry policy below
+ * runs it again, and the watermark stays where it was until a run closes the window.
+ */
+export async function syncTimerHandler(timer: Timer, context: InvocationContext): Promise<void> {
+  if (timer.isPastDue) context.log('Sync timer is past due; running now.');
+  try {
+    const connector = await getConnector();
+    const outcome = await incrementalSync(connector, {}, (m) => context.log(m)).run({ trigger: 'timer', runId: context.invocationId });
+    if (outcome.skipped) {
+      context.log(outcome.skip.message);
+      return;
+    }
+    context.log(runLine(outcome.value));
+  } catch (error) {
+    const known = classifyRunError(error);
+    const message = known?.message ?? (error instanceof UpstreamError ? error.message : `${(error as Error)?.name ?? 'Error'}: ${scrubText(String((error as Error)?.message ?? ''))}`);
+    context.error(`Incremental sync failed: ${message}`);
+    if (known?.status === 409) return;
+    throw error;
+  }
+}
+
+app.timer('syncTimer', {
+  schedule: '%SYNC_SCHEDULE%',
+  runOnStartup: false,
+  retry: { strategy: 'exponentialBackoff', maxRetryCount: 3, minimumInterval: { seconds: 15 }, maximumInterval: { minutes: 2 } },
+  handler: syncTimerHandler,
+});

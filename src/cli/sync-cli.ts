@@ -1,0 +1,204 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load';
+import { createConnector, type Connector } from '../connector';
+import { UpstreamError } from '../http/errors';
+import { classifyRunError, incrementalSync, runLine, type RunProgress } from '../sync/incremental';
+import { reconcileLine, runReconcile } from '../sync/reconcile';
+import { replayDeadLetters, replayDepsOf } from '../sync/replay';
+import type { Tally } from '../sync/tally';
+import { createTelemetry } from '../telemetry';
+
+export const USAGE = `Usage: npm run sync -- [--full | --since <ISO date-time> | --reconcile | --replay] [--json] [--settings <file>]
+
+  (no option)    incremental run from the watermarks (the timer's run)
+  --full         everything in OpenEMR, whatever the watermarks (bulk $export where offered)
+  --since <t>    every change since <t> (watermarks still advance to the new upper bound)
+  --reconcile    compare OpenEMR and AHDS (ids and content hashes) and repair the difference
+  --replay       replay every dead letter; successes are removed
+  --json         print the summary as JSON
+  --settings <f> read settings from the Values of a local.settings.json (default: ./local.settings.json
+                 if present); the environment wins over the file
+
+Exit codes: 0 done, 1 failed (nothing advanced), 2 done with dead letters, 3 skipped (lease held), 64 usage.`;
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** Settings: Values of local.settings.json (if any) overlaid by the environment. */
+export function readSettings(io: Pick<CliIo, 'env' | 'cwd'>, file?: string): { env: NodeJS.ProcessEnv; from?: string } {
+  const candidate = file ? path.resolve(io.cwd, file) : path.join(io.cwd, 'local.settings.json');
+  if (!existsSync(candidate)) {
+    if (file) throw new ConfigError('--settings', `Settings file ${candidate} does not exist.`);
+    return { env: io.env };
+  }
+  let values: Record<string, unknown> = {};
+  try {
+    values = (JSON.parse(readFileSync(candidate, 'utf8')) as { Values?: Record<string, unknown> }).Values ?? {};
+  } catch {
+    throw new ConfigError('--settings', `Settings file ${candidate} is not JSON with a "Values" object.`);
+  }
+  const fromFile = Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  return { env: { ...fromFile, ...io.env }, from: candidate };
+}
+
+/** Progress on a terminal: one line redrawn (counts, rate, ETA); elsewhere a plain line every few seconds. */
+export class ProgressReporter {
+  private lastDraw = 0;
+  private drawn = false;
+  private lastPhase = '';
+  readonly startedAt = Date.now();
+
+  constructor(
+    private readonly out: CliIo['stdout'],
+    private readonly tty: boolean,
+    private readonly intervalMs = tty ? 200 : 5000,
+  ) {}
+
+  update(tally: Tally, phase: string, fraction?: number): void {
+    const now = Date.now();
+    const phaseChanged = phase !== this.lastPhase;
+    if (!phaseChanged && now - this.lastDraw < this.intervalMs) return;
+    this.lastDraw = now;
+    this.lastPhase = phase;
+    const line = this.line(tally, phase, fraction, now);
+    if (this.tty) {
+      this.out.write(`\r\x1b[K${line.slice(0, Math.max(20, (this.out.columns ?? 120) - 1))}`);
+      this.drawn = true;
+    } else this.out.write(`${line}\n`);
+  }
+
+  line(tally: Tally, phase: string, fraction: number | undefined, now = Date.now()): string {
+    const written = tally.total('created') + tally.total('updated') + tally.total('unchanged');
+    const failed = tally.total('failed');
+    const seconds = Math.max(0.001, (now - this.startedAt) / 1000);
+    const rate = (written + failed) / seconds;
+    const eta = fraction && fraction > 0 && fraction < 1 ? formatSeconds((seconds * (1 - fraction)) / fraction) : fraction === 1 ? '0s' : '?';
+    const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.round(fraction * 20)).padEnd(20, '-')}] ${Math.floor(fraction * 100)}% `;
+    return `${bar}${phase}: read ${tally.read}, written ${written} (created ${tally.total('created')}, updated ${tally.total('updated')}, unchanged ${tally.total('unchanged')}), failed ${failed}, ${rate.toFixed(0)}/s, ETA ${eta}`;
+  }
+
+  done(): void {
+    if (this.tty && this.drawn) this.out.write('\n');
+    this.drawn = false;
+  }
+}
+
+function formatSeconds(s: number): string {
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
+}
+
+/** The CLI; answers the exit code. */
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        full: { type: 'boolean', default: false },
+        since: { type: 'string' },
+        reconcile: { type: 'boolean', default: false },
+        replay: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        settings: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 64;
+  }
+  if (args.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const modes = [args.full, args.since !== undefined, args.reconcile, args.replay].filter(Boolean).length;
+  if (modes > 1) {
+    io.stderr.write(`Give at most one of --full, --since, --reconcile, --replay.\n\n${USAGE}\n`);
+    return 64;
+  }
+  if (args.since !== undefined && (Number.isNaN(Date.parse(args.since)) || !/^\d{4}-\d{2}-\d{2}/.test(args.since))) {
+    io.stderr.write(`--since must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.\n`);
+    return 64;
+  }
+
+  const print = (line: string) => io.stdout.write(`${line}\n`);
+  let connector: Connector | undefined;
+  try {
+    const { env, from } = readSettings(io, args.settings);
+    if (from) print(`Settings from ${from} (environment wins).`);
+    const config = loadConfig(env);
+    const telemetry = createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync-cli' });
+    connector = await createConnector(config, { telemetry });
+    const tty = Boolean(io.stdout.isTTY);
+    const progress = new ProgressReporter(io.stdout, tty);
+    const onRunProgress = (p: RunProgress) => progress.update(p.tally, p.phase, p.fraction);
+    const log = (m: string) => {
+      progress.done();
+      print(m);
+    };
+
+    if (args.replay) {
+      const summary = await replayDeadLetters(replayDepsOf(connector), {});
+      progress.done();
+      print(args.json ? JSON.stringify(summary, null, 2) : `Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
+      await telemetry.flush();
+      return summary.stillFailing > 0 ? 2 : 0;
+    }
+    if (args.reconcile) {
+      const outcome = await runReconcile(connector, { trigger: 'cli', onProgress: (t) => progress.update(t, 'reconcile'), log: () => undefined });
+      progress.done();
+      if (outcome.skipped) {
+        print(outcome.skip.message);
+        return 3;
+      }
+      print(args.json ? JSON.stringify(outcome.value, null, 2) : reconcileLine(outcome.value));
+      await telemetry.flush();
+      return outcome.value.status === 'ok' ? 0 : outcome.value.status === 'partial' ? 2 : 1;
+    }
+    const outcome = await incrementalSync(connector, {}, log).run({ trigger: 'cli', full: args.full, since: args.since, onProgress: onRunProgress });
+    progress.done();
+    if (outcome.skipped) {
+      print(outcome.skip.message);
+      return 3;
+    }
+    const s = outcome.value;
+    print(args.json ? JSON.stringify(s, null, 2) : runLine(s));
+    if (!args.json && s.failures.length > 0) {
+      print(`Dead-lettered (first ${Math.min(10, s.failures.length)}): ${s.failures.slice(0, 10).map((f) => `${f.resourceType}/${f.id} [${f.stage}${f.status ? ` ${f.status}` : ''}]`).join(', ')}; list them with GET /api/deadletters, replay with --replay.`);
+    }
+    await telemetry.flush();
+    return s.status === 'ok' ? 0 : s.status === 'partial' ? 2 : 1;
+  } catch (error) {
+    const known = classifyRunError(error);
+    const message =
+      error instanceof ConfigError
+        ? error.message
+        : known
+          ? known.message
+          : error instanceof UpstreamError
+            ? `${error.message} Nothing was advanced; run again when it is back.`
+            : `Unexpected ${(error as Error)?.name ?? 'error'}: ${String((error as Error)?.message ?? error).slice(0, 300)}`;
+    io.stderr.write(`\n${message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${String((error as Error)?.message ?? error)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { UpstreamError } from '../http/errors';
+import type { DeadLetter, DeadLetterStore } from './dead-letters';
+import type { SyncService } from './sync-service';
+import { processWorkItem, WORK_ITEM_TYPE, workItemFromId, type WorkDeps } from './work-queue';
+
+export interface ReplayItem {
+  resourceType: string;
+  id: string;
+  outcome: 'replayed' | 'still-failing' | 'deleted-at-source' | 'not-found';
+  status?: number;
+  reason?: string;
+}
+
+export interface ReplaySummary {
+  runId: string;
+  attempted: number;
+  replayed: number;
+  stillFailing: number;
+  deletedAtSource: number;
+  items: ReplayItem[];
+}
+
+const ORDER: Record<string, number> = { Patient: 0, Observation: 1, [WORK_ITEM_TYPE]: 2 };
+const MAX_LISTED = 200;
+
+export interface ReplayDeps extends WorkDeps {
+  sync: SyncService;
+  deadLetters: DeadLetterStore;
+}
+
+/**
+ * Replays dead letters by reading the source again: a Patient with all its Observations, an
+ * Observation after its Patient, a work item by running it again. A record is removed when its
+ * replay succeeds, and also when the source no longer has the resource (404: "deleted at source").
+ * An outage stops the replay and throws; what was replayed so far stays replayed.
+ */
+export async function replayDeadLetters(deps: ReplayDeps, options: { resourceType?: string; id?: string; limit?: number; runId?: string } = {}): Promise<ReplaySummary> {
+  const runId = options.runId ?? randomUUID();
+  let letters: DeadLetter[];
+  if (options.id !== undefined) {
+    letters = (await deps.deadLetters.list({ resourceType: options.resourceType })).filter((d) => d.id === options.id);
+  } else {
+    letters = await deps.deadLetters.list({ resourceType: options.resourceType, limit: options.limit ?? 1000 });
+  }
+  letters.sort((a, b) => (ORDER[a.resourceType] ?? 3) - (ORDER[b.resourceType] ?? 3));
+  const summary: ReplaySummary = { runId, attempted: 0, replayed: 0, stillFailing: 0, deletedAtSource: 0, items: [] };
+  const note = (item: ReplayItem) => {
+    if (summary.items.length < MAX_LISTED) summary.items.push(item);
+  };
+  if (options.id !== undefined && letters.length === 0) {
+    note({ resourceType: options.resourceType ?? '', id: options.id, outcome: 'not-found', reason: 'No dead letter with this type and id.' });
+    return summary;
+  }
+  for (const letter of letters) {
+    summary.attempted++;
+    const key = { resourceType: letter.resourceType, id: letter.id };
+    try {
+      const failure = await replayOne(deps, letter, runId);
+      if (!failure) {
+        await deps.deadLetters.remove([key]);
+        summary.replayed++;
+        note({ ...key, outcome: 'replayed' });
+      } else {
+        summary.stillFailing++;
+        note({ ...key, outcome: 'still-failing', ...failure });
+      }
+    } catch (error) {
+      if (error instanceof UpstreamError && error.side === 'openemr' && error.code === 'NotFound') {
+        await deps.deadLetters.remove([key]);
+        summary.deletedAtSource++;
+        note({ ...key, outcome: 'deleted-at-source', status: 404, reason: 'deleted at source' });
+        continue;
+      }
+      if (error instanceof UpstreamError && !error.isOutage) {
+        summary.stillFailing++;
+        note({ ...key, outcome: 'still-failing', status: error.statusCode, reason: error.message });
+        continue;
+      }
+      throw error;
+    }
+  }
+  return summary;
+}
+
+/** Undefined when the resource made it; else why not (status and reason, no content). */
+async function replayOne(deps: ReplayDeps, letter: DeadLetter, runId: string): Promise<{ status?: number; reason: string } | undefined> {
+  if (letter.resourceType === 'Patient') {
+    const s = await deps.sync.syncPatientWithObservations(letter.id, 'replay', runId);
+    const own = s.failures.find((f) => f.resourceType === 'Patient' && f.id === letter.id);
+    return own ? { status: own.status, reason: own.reason } : undefined;
+  }
+  if (letter.resourceType === 'Observation') {
+    const s = await deps.sync.syncObservation(letter.id, 'replay', runId);
+    const own = s.failures.find((f) => f.id === letter.id) ?? s.failures[0];
+    return s.failed > 0 ? { status: own?.status, reason: own?.reason ?? 'failed' } : undefined;
+  }
+  if (letter.resourceType === WORK_ITEM_TYPE) {
+    const item = workItemFromId(letter.id);
+    if (!item) return { reason: 'Not a replayable work item (the queue message was not a work item); remove it after checking the sender.' };
+    await processWorkItem(deps, item, runId, 'replay');
+    return undefined;
+  }
+  return { reason: `The connector does not sync ${letter.resourceType}.` };
+}
+
+/** Replay deps of a connector (its SyncService, reader and dead-letter store). */
+export function replayDepsOf(connector: { sync: SyncService; reader: WorkDeps['reader']; deadLetters: DeadLetterStore }): ReplayDeps {
+  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters };
+}

@@ -1,0 +1,137 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { QueueClient } from '@azure/storage-queue';
+import { z } from 'zod';
+import type { Observation } from '../fhir/types';
+import { UpstreamError } from '../http/errors';
+import type { OpenEmrReader } from '../openemr/reader';
+import type { DeadLetterStore } from './dead-letters';
+import { forEachObservationWindow, OPENEMR_MAX_COUNT } from './incremental-windows';
+import type { SyncService, SyncSummary, Trigger } from './sync-service';
+
+/**
+ * Work items of a scale-out backfill, one per Storage queue message (base64 JSON, as the Functions
+ * host expects): a page of Patients (sorted by lastUpdated, _offset/_count, optionally in a window)
+ * or a lastUpdated window of Observations (which splits itself when its answer is large).
+ */
+export type WorkItem =
+  | { kind: 'patients'; offset: number; count: number; since?: string; until?: string }
+  | { kind: 'observations'; since: string; until: string };
+
+const isoInstant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO date-time');
+
+export const workItemSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('patients'), offset: z.number().int().min(0), count: z.number().int().min(1).max(OPENEMR_MAX_COUNT), since: isoInstant.optional(), until: isoInstant.optional() }).strict(),
+  z.object({ kind: z.literal('observations'), since: isoInstant, until: isoInstant }).strict(),
+]);
+
+/** The type name under which failed work items are dead-lettered. */
+export const WORK_ITEM_TYPE = 'WorkItem';
+
+/** host.json extensions.queues.maxDequeueCount: the delivery after which a message would go to the poison queue. */
+export const MAX_DEQUEUE_COUNT = 5;
+
+/** Queue message text: base64 of the JSON (the host's default messageEncoding). */
+export function encodeWorkItem(item: WorkItem): string {
+  return Buffer.from(JSON.stringify(item), 'utf8').toString('base64');
+}
+
+/** A dead-letter id that is the work item itself (base64url JSON: offsets and times, no patient data), so a replay can run it again. */
+export function workItemId(item: WorkItem): string {
+  return Buffer.from(JSON.stringify(item), 'utf8').toString('base64url');
+}
+
+export function workItemFromId(id: string): WorkItem | undefined {
+  try {
+    const parsed = workItemSchema.safeParse(JSON.parse(Buffer.from(id, 'base64url').toString('utf8')));
+    return parsed.success ? (parsed.data as WorkItem) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads a queue message as the host hands it over (object, JSON text or base64 JSON text). */
+export function parseWorkItem(message: unknown): WorkItem | undefined {
+  let value = message;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    const candidates = [text, Buffer.from(text, 'base64').toString('utf8')];
+    value = undefined;
+    for (const c of candidates) {
+      try {
+        value = JSON.parse(c);
+        break;
+      } catch {
+        // next
+      }
+    }
+  }
+  const parsed = workItemSchema.safeParse(value);
+  return parsed.success ? (parsed.data as WorkItem) : undefined;
+}
+
+export async function enqueueWorkItems(queue: QueueClient, items: readonly WorkItem[]): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await queue.sendMessage(encodeWorkItem(items[next++]!));
+  };
+  await Promise.all(Array.from({ length: Math.min(8, items.length) }, worker));
+  return items.length;
+}
+
+export interface WorkDeps {
+  sync: SyncService;
+  reader: OpenEmrReader;
+  deadLetters: DeadLetterStore;
+}
+
+/** Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue retries). */
+export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: string = randomUUID(), trigger: Trigger = 'queue'): Promise<SyncSummary> {
+  const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
+  if (item.kind === 'patients') {
+    const window = item.since || item.until ? { since: item.since, until: item.until } : undefined;
+    const page = await deps.reader.patientPage({ offset: item.offset, count: item.count, window });
+    run.tally.read += page.length;
+    await deps.sync.writeResources(page, run);
+    return deps.sync.finish(run, undefined, window);
+  }
+  const sink = deps.sync.sink(run);
+  try {
+    await forEachObservationWindow(deps.reader, Date.parse(item.since), Date.parse(item.until), { maxPerAnswer: OPENEMR_MAX_COUNT }, async (observations: Observation[]) => {
+      run.tally.read += observations.length;
+      for (const o of observations) await deps.sync.mapInto(o, run, sink);
+    });
+    await sink.flush();
+  } catch (error) {
+    await sink.flush().catch(() => undefined);
+    throw error;
+  }
+  return deps.sync.finish(run, undefined, { since: item.since, until: item.until });
+}
+
+export type QueueOutcome = { outcome: 'done'; summary: SyncSummary } | { outcome: 'dead-lettered'; reason: string };
+
+/**
+ * One delivery of a queue message. A failure throws so the host delivers the message again, until
+ * delivery MAX_DEQUEUE_COUNT: then (instead of a silent poison queue) the work item is recorded as
+ * a dead letter, which lists and replays like any other. A message that is not a work item at all
+ * is dead-lettered at once (under a hash of its text, never the text).
+ */
+export async function handleWorkMessage(deps: WorkDeps, message: unknown, dequeueCount: number, runId: string = randomUUID()): Promise<QueueOutcome> {
+  const item = parseWorkItem(message);
+  const at = new Date().toISOString();
+  if (!item) {
+    const digest = createHash('sha256').update(typeof message === 'string' ? message : JSON.stringify(message ?? null)).digest('base64url').slice(0, 32);
+    const reason = 'Queue message is not a work item (expected {"kind":"patients",...} or {"kind":"observations",...}).';
+    await deps.deadLetters.record([{ resourceType: WORK_ITEM_TYPE, id: `invalid-${digest}`, stage: 'read', reason, attempts: dequeueCount, at, runId, operation: 'workItem' }]);
+    return { outcome: 'dead-lettered', reason };
+  }
+  try {
+    return { outcome: 'done', summary: await processWorkItem(deps, item, runId) };
+  } catch (error) {
+    if (dequeueCount < MAX_DEQUEUE_COUNT) throw error;
+    const status = error instanceof UpstreamError ? error.statusCode : undefined;
+    const reason = `Work item failed on delivery ${dequeueCount} of ${MAX_DEQUEUE_COUNT}: ${error instanceof UpstreamError ? error.message : (error as Error)?.name ?? 'Error'}`;
+    await deps.deadLetters.record([{ resourceType: WORK_ITEM_TYPE, id: workItemId(item), stage: 'read', ...(status !== undefined ? { status } : {}), reason, attempts: dequeueCount, at, runId, operation: `workItem:${item.kind}` }]);
+    return { outcome: 'dead-lettered', reason };
+  }
+}
