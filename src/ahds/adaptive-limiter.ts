@@ -1,12 +1,22 @@
 /**
- * Additive-increase / multiplicative-decrease concurrency toward AHDS: start low, add one slot
- * after each window of clean completions, halve on throttling, never above the ceiling. Microsoft
- * advises ramping up gradually and warns that past ~100 concurrent bundles things get worse.
+ * Additive-increase / multiplicative-decrease concurrency toward AHDS, as TCP does it: start low,
+ * ramp up gradually, halve on throttling, never above the ceiling. Microsoft advises ramping up
+ * gradually and warns that past ~100 concurrent bundles things get worse.
+ *
+ * - Slow start: until the first throttling, one more slot per clean completion, so the limit
+ *   doubles about once per round trip (2, 4, 8, 16) instead of jumping to the ceiling.
+ * - Congestion avoidance: after a throttling, one more slot per window of as many clean
+ *   completions as the current limit, about one per round trip.
+ * - A 429 halves the limit and ends slow start. Requests that were already in flight when the limit
+ *   was last lowered report the same congestion: passing the epoch they started in keeps one burst
+ *   of 429s from halving the limit once per request.
  */
 export class AdaptiveLimiter {
   private limitValue: number;
   private active = 0;
   private successesSinceChange = 0;
+  private slowStartUntil: number;
+  private epochValue = 0;
   private readonly waiters: Array<() => void> = [];
   /** Highest limit reached, for the run summary and the benchmark. */
   peak: number;
@@ -18,6 +28,7 @@ export class AdaptiveLimiter {
   ) {
     this.limitValue = Math.max(floor, Math.min(initial, ceiling));
     this.peak = this.limitValue;
+    this.slowStartUntil = ceiling;
   }
 
   get limit(): number {
@@ -26,6 +37,11 @@ export class AdaptiveLimiter {
 
   get inFlight(): number {
     return this.active;
+  }
+
+  /** Changes each time the limit is lowered; see onThrottle. */
+  get epoch(): number {
+    return this.epochValue;
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
@@ -39,8 +55,9 @@ export class AdaptiveLimiter {
 
   /** A request completed without throttling. */
   onSuccess(): void {
-    // One more slot once as many clean completions as the current limit: roughly one per round trip.
-    if (++this.successesSinceChange >= this.limitValue && this.limitValue < this.ceiling) {
+    if (this.limitValue >= this.ceiling) return;
+    const window = this.limitValue < this.slowStartUntil ? 1 : this.limitValue;
+    if (++this.successesSinceChange >= window) {
       this.limitValue++;
       this.peak = Math.max(this.peak, this.limitValue);
       this.successesSinceChange = 0;
@@ -48,10 +65,17 @@ export class AdaptiveLimiter {
     }
   }
 
-  /** The service throttled us (429): halve. */
-  onThrottle(): void {
+  /**
+   * The service throttled us (429): halve, and leave slow start for good. `startedInEpoch` (the
+   * `epoch` read when the throttled request was started) makes throttles of requests sent before the
+   * last decrease count once; without it every call halves.
+   */
+  onThrottle(startedInEpoch?: number): void {
+    this.slowStartUntil = 0;
+    if (startedInEpoch !== undefined && startedInEpoch < this.epochValue) return;
     this.limitValue = Math.max(this.floor, Math.floor(this.limitValue / 2));
     this.successesSinceChange = 0;
+    this.epochValue++;
   }
 
   private acquire(): Promise<void> {

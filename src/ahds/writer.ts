@@ -1,7 +1,7 @@
 import type { AxiosInstance } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
 import { canonicalJson } from '../fhir/canonical';
-import type { SyncedResource } from '../fhir/types';
+import { keyString, type SyncedResource } from '../fhir/types';
 import { createHttpClient, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
 import { backoffMs } from '../http/retry-policy';
@@ -86,7 +86,21 @@ export class AhdsWriter {
    */
   async writeAll(resources: readonly SyncedResource[]): Promise<WriteResult[]> {
     const batches = planBatches(resources as Array<SyncedResource & { id: string }>, this.settings.batchSize);
-    const results = await Promise.all(batches.map((batch) => this.writeBatch(batch)));
+    // Bundles go out in parallel, except that a bundle holding a later version of a resource waits
+    // for the bundle with the earlier one: otherwise the service could apply them in either order.
+    const bundleOf = new Map<string, number>();
+    const written: Array<Promise<WriteResult[]>> = [];
+    batches.forEach((batch, i) => {
+      const after = new Set<number>();
+      for (const r of batch) {
+        const key = keyString(r);
+        const earlier = bundleOf.get(key);
+        if (earlier !== undefined) after.add(earlier);
+        bundleOf.set(key, i);
+      }
+      written[i] = after.size === 0 ? this.writeBatch(batch) : Promise.all([...after].map((j) => written[j])).then(() => this.writeBatch(batch));
+    });
+    const results = await Promise.all(written);
     return results.flat();
   }
 
@@ -96,7 +110,13 @@ export class AhdsWriter {
     let pending = resources.map((resource, index) => ({ resource, index }));
     for (let attempt = 1; pending.length > 0; attempt++) {
       if (attempt > 1) await sleep(backoffMs(attempt - 1, this.retry, this.random));
-      const answered = await this.limiter.run(() => this.postBatch(pending.map((p) => p.resource)));
+      // The limiter's epoch when this bundle went out: a 429 to it says nothing new if the limit
+      // was lowered since (the same congestion already answered).
+      let epoch = this.limiter.epoch;
+      const answered = await this.limiter.run(() => {
+        epoch = this.limiter.epoch;
+        return this.postBatch(pending.map((p) => p.resource));
+      });
       const again: typeof pending = [];
       let throttled = false;
       answered.forEach((result, i) => {
@@ -107,7 +127,7 @@ export class AhdsWriter {
         if (resubmit) again.push(item);
         else results.set(item.index, { ...result, attempts: attempt });
       });
-      if (throttled) this.limiter.onThrottle();
+      if (throttled) this.limiter.onThrottle(epoch);
       else this.limiter.onSuccess();
       pending = again;
     }
