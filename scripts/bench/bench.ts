@@ -37,7 +37,7 @@ const USAGE = `npm run bench -- [options]
   --raw-levels LIST      concurrency levels tried for the raw limit (default 4,8,16,32)
   --seed N               data seed (default 42)
   --set KEY=VALUE        extra connector setting for the connector run (repeatable), e.g. --set AHDS_BATCH_SIZE=500
-  --connector-heap-mb N   V8 heap cap of the connector process (default 192; 0: V8's default for this host)
+  --connector-heap-mb N   V8 heap cap of the connector process (default 256; 0: V8's default for this host)
   --connector-node-args=ARGS  more node flags for the connector process (e.g. --cpu-prof)
   --read-ahead           measure the proposed read pattern (scripts/bench/read-ahead.ts) instead of SyncService.fullSync
   --skip-naive, --skip-raw, --skip-incremental
@@ -59,7 +59,7 @@ const { values: opts } = parseArgs({
     'skip-raw': { type: 'boolean', default: false },
     'skip-incremental': { type: 'boolean', default: false },
     'connector-node-args': { type: 'string', default: '' },
-    'connector-heap-mb': { type: 'string', default: '192' },
+    'connector-heap-mb': { type: 'string', default: '256' },
     'read-ahead': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },

@@ -4,9 +4,11 @@
  * references `Patient/<id>` and lastUpdated spread over several years. The same seed always gives
  * the same resources, so runs are comparable.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { seededRandom } from '../../stack/faults';
+import { defaultDataDir } from '../../stack/openemr/repo-paths';
 
 export type Json = Record<string, unknown> & { resourceType: string; id: string };
 
@@ -15,11 +17,7 @@ export interface Templates {
   observations: Json[];
 }
 
-export function defaultSampleDir(): string {
-  return process.env.OPENEMR_STANDIN_DATA ?? path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'synthea-dev');
-}
-
-export function loadTemplates(dir: string = defaultSampleDir()): Templates {
+export function loadTemplates(dir: string = defaultDataDir()): Templates {
   const read = (type: string): Json[] =>
     fs
       .readFileSync(path.join(dir, `${type}.ndjson`), 'utf8')
@@ -33,14 +31,16 @@ export function loadTemplates(dir: string = defaultSampleDir()): Templates {
   return { patients, observations };
 }
 
-/** A v4-shaped UUID from the seeded generator. */
-export function seededUuid(random: () => number): string {
-  const hex: string[] = [];
-  for (let i = 0; i < 32; i++) hex.push(Math.floor(random() * 16).toString(16));
-  hex[12] = '4';
-  hex[16] = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  const h = hex.join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+/**
+ * A v4-shaped UUID named by `parts` (seed and position): unique per name, the same on every run.
+ * (Drawn from the 32-bit seeded generator instead, a million ids would collide: its streams overlap.)
+ */
+export function namedUuid(...parts: Array<string | number>): string {
+  const h = createHash('sha256').update(parts.join(':')).digest('hex').split('');
+  h[12] = '4';
+  h[16] = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  const s = h.join('');
+  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20, 32)}`;
 }
 
 const YEAR_MS = 365.25 * 24 * 3600 * 1000;
@@ -56,6 +56,8 @@ export interface GeneratedPatient {
   observations: number;
   /** Seed of this patient's Observation stream (so they can be regenerated lazily). */
   seed: number;
+  /** Data seed and position, which name the ids. */
+  name: string;
 }
 
 /**
@@ -71,10 +73,10 @@ export function planPatients(templates: Templates, patients: number, observation
   for (let i = 0; rest > 0; i = (i + 1) % patients, rest--) counts[i]!++;
   return counts.map((count, i) => {
     const template = templates.patients[i % templates.patients.length]!;
-    const id = seededUuid(random);
+    const id = namedUuid(seed, 'Patient', i);
     const lastUpdated = instant(START_MS + random() * 7 * YEAR_MS);
     const patient = { ...structuredClone(template), id, meta: { ...((template.meta as object) ?? {}), lastUpdated } } as Json;
-    return { patient, observations: count, seed: Math.floor(random() * 2 ** 31) };
+    return { patient, observations: count, seed: Math.floor(random() * 2 ** 31), name: `${seed}:${i}` };
   });
 }
 
@@ -86,9 +88,9 @@ export function* observationsOf(templates: Templates, planned: GeneratedPatient)
   for (let i = 0; i < planned.observations; i++) {
     const template = templates.observations[Math.floor(random() * templates.observations.length)]!;
     const o = structuredClone(template);
-    o.id = seededUuid(random);
+    o.id = namedUuid(planned.name, 'Observation', i);
     o.subject = { reference: `Patient/${pid}` };
-    if (o.encounter) o.encounter = { reference: `Encounter/${seededUuid(random)}` };
+    if (o.encounter) o.encounter = { reference: `Encounter/${namedUuid(planned.name, 'Encounter', i)}` };
     const when = start + random() * 4 * YEAR_MS;
     if ('effectiveDateTime' in o) o.effectiveDateTime = instant(when);
     if ('issued' in o) o.issued = new Date(Math.floor(when)).toISOString();
