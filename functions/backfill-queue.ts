@@ -27,7 +27,7 @@ export async function backfillQueueHandler(message: unknown, context: Invocation
 }
 
 /**
- * POST /api/backfill[?since=&until=]: plans a backfill (Patient pages and Observation windows) and
+ * POST /api/backfill[?since=&until=&windowDays=]: plans a backfill (Patient pages and Observation windows) and
  * enqueues it for the queue-triggered workers. `until` defaults to OpenEMR's now minus the lag.
  * Answers 202 with what was enqueued. Watermarks are not touched: the incremental run carries on.
  */
@@ -37,11 +37,14 @@ export async function planBackfillHandler(request: HttpRequest, context: Invocat
   for (const [name, v] of [['since', since], ['until', untilRaw]] as const) {
     if (v !== undefined && Number.isNaN(Date.parse(v))) return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date-time.`);
   }
+  const windowDaysRaw = request.query.get('windowDays');
+  if (windowDaysRaw !== null && !/^\d{1,5}$/.test(windowDaysRaw)) return outcomeResponse(400, 'invalid', 'windowDays must be a whole number of days.');
+  const windowSeconds = windowDaysRaw === null ? undefined : Math.max(1, Number(windowDaysRaw)) * 86400;
   try {
     const connector = await getConnector();
     const state = requireState(connector);
     const until = untilRaw ?? iso(floorSecond((await openEmrNow(connector.reader)) - connector.config.sync.lagSeconds * 1000));
-    const plan = await planBackfill(connector.reader, { since, until, pageSize: connector.config.openemr.pageSize });
+    const plan = await planBackfill(connector.reader, { since, until, pageSize: connector.config.openemr.pageSize, windowSeconds });
     const queue = await state.storage.queue(state.queueName);
     await enqueueWorkItems(queue, plan.items);
     context.log(`Backfill planned: ${plan.patientPages} Patient page(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);

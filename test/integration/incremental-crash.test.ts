@@ -1,7 +1,7 @@
 import { startStack, type Stack } from '../../stack';
 import { seededRandom } from '../../stack/faults';
 import { startCliChild } from '../helpers/incremental-child';
-import { expireLease, incrementalSettings, mapperFor, tableRows, targetDiff } from '../helpers/incremental-stack';
+import { expireLease, incrementalSettings, mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'crash';
 const EXPORT_SCOPES = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -10,6 +10,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
+  trimSource(stack, 1800);
   env = incrementalSettings(stack, { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '40', AHDS_MAX_CONCURRENCY: '4' });
 });
 afterAll(() => stack?.close());

@@ -5,13 +5,14 @@ import { startStack, type Stack } from '../../stack';
 import { TableLeaseManager } from '../../src/state';
 import { main } from '../../src/cli/sync-cli';
 import { invoke, useStack } from '../helpers/functions';
-import { expireLease, table } from '../helpers/incremental-stack';
+import { expireLease, table, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'lease';
 let stack: Stack;
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
+  trimSource(stack, 300);
   useStack(stack, { SYNC_TABLE_PREFIX: PREFIX, SYNC_LAG_SECONDS: '5' });
 });
 afterAll(() => stack?.close());

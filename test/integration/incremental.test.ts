@@ -6,7 +6,7 @@ import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import { incrementalSync } from '../../src/sync/incremental';
 import { invoke, useStack } from '../helpers/functions';
-import { mapperFor, tableRows, targetDiff } from '../helpers/incremental-stack';
+import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'inc';
 const EXPORT_SCOPES = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -19,6 +19,7 @@ const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
+  trimSource(stack, 800);
   settings = { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', SYNC_OVERLAP_SECONDS: '300', AHDS_BATCH_SIZE: '100' };
   useStack(stack, settings);
 });

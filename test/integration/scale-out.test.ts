@@ -1,0 +1,70 @@
+import { InvocationContext } from '@azure/functions';
+import { backfillQueueHandler, planBackfillHandler } from '../../functions/backfill-queue';
+import { listDeadLettersHandler, replayDeadLettersHandler } from '../../functions/dead-letters';
+import { startStack, type Stack } from '../../stack';
+import { encodeWorkItem, MAX_DEQUEUE_COUNT, WORK_ITEM_TYPE, workItemId, type WorkItem } from '../../src/sync/work-queue';
+import { invoke, useStack } from '../helpers/functions';
+import { drainQueue, mapperFor, queueClient, targetDiff, trimSource } from '../helpers/incremental-stack';
+
+const PREFIX = 'scale';
+const QUEUE = 'scale-work';
+let stack: Stack;
+let settings: Record<string, string>;
+
+beforeAll(async () => {
+  stack = await startStack({ azurite: true });
+  trimSource(stack, 700);
+  settings = { SYNC_TABLE_PREFIX: PREFIX, SYNC_QUEUE_NAME: QUEUE, SYNC_LAG_SECONDS: '5', OPENEMR_PAGE_SIZE: '7' };
+  useStack(stack, settings);
+});
+afterAll(() => stack?.close());
+
+test('the planner enqueues Patient pages and Observation windows; queue-triggered workers draining them fill AHDS', async () => {
+  const planned = await invoke(planBackfillHandler, { url: 'backfill', query: { windowDays: '730' } });
+  expect(planned.status).toBe(202);
+  const patients = stack.openemr.store.count('Patient');
+  expect(planned.json).toMatchObject({ queue: QUEUE, patients, patientPages: Math.ceil(patients / 7) });
+  expect(planned.json.observationWindows).toBeGreaterThan(1);
+  expect(planned.json.enqueued).toBe(planned.json.patientPages + planned.json.observationWindows);
+
+  const queue = queueClient(stack, QUEUE);
+  // Messages are base64 JSON, as the Functions host expects them.
+  const peeked = await queue.peekMessages({ numberOfMessages: 1 });
+  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'patients', offset: 0, count: 7 });
+
+  const drained = await drainQueue(queue, backfillQueueHandler);
+  expect(drained).toEqual({ handled: planned.json.enqueued, failedCalls: 0 });
+  expect(await targetDiff(stack, mapperFor({ ...stack.env, ...settings }))).toEqual({ missing: [], stale: [], extra: [] });
+});
+
+test('a poison work item is retried up to maxDequeueCount, then ends in the dead letters, and replays once the fault is gone', async () => {
+  useStack(stack, { ...settings, RETRY_MAX_ATTEMPTS: '1' });
+  const queue = queueClient(stack, QUEUE);
+  const item: WorkItem = { kind: 'patients', offset: 0, count: 7 };
+  await queue.sendMessage(encodeWorkItem(item));
+  await queue.sendMessage(Buffer.from('{"kind":"everything"}').toString('base64'));
+  stack.openemr.faults.configure({ rates: { status500: 1 }, exemptPaths: [/token/, /metadata/] });
+  const drained = await drainQueue(queue, backfillQueueHandler);
+  stack.openemr.faults.configure({});
+  // Four deliveries threw (the host would redeliver); the fifth recorded the item as a dead letter.
+  expect(drained).toEqual({ handled: 2, failedCalls: MAX_DEQUEUE_COUNT - 1 });
+  expect((await queue.peekMessages()).peekedMessageItems).toHaveLength(0);
+
+  const listed = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { resourceType: WORK_ITEM_TYPE } });
+  expect(listed.json.items).toHaveLength(2);
+  expect(listed.json.items).toContainEqual(expect.objectContaining({ resourceType: WORK_ITEM_TYPE, id: workItemId(item), attempts: MAX_DEQUEUE_COUNT, status: 500, stage: 'read' }));
+  expect(listed.json.items).toContainEqual(expect.objectContaining({ resourceType: WORK_ITEM_TYPE, id: expect.stringMatching(/^invalid-/), attempts: 1 }));
+
+  useStack(stack, settings);
+  const replay = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay', query: { resourceType: WORK_ITEM_TYPE } });
+  expect(replay.json).toMatchObject({ attempted: 2, replayed: 1, stillFailing: 1 });
+  const left = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' });
+  expect(left.json.items.map((d: any) => d.id)).toEqual([expect.stringMatching(/^invalid-/)]);
+});
+
+test('a work item handed over as an object (the host decodes JSON) is processed like its base64 text', async () => {
+  const context = new InvocationContext({ invocationId: 'obj', functionName: 'backfillQueue', triggerMetadata: { dequeueCount: 1 }, logHandler: () => undefined });
+  stack.ahds.resetStats();
+  await backfillQueueHandler({ kind: 'patients', offset: 7, count: 7 }, context);
+  expect(stack.ahds.stats().writes).toBe(7);
+});
