@@ -4,7 +4,7 @@ import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
 import { enqueueWorkItems, handleWorkMessage } from '../src/sync/work-queue';
 import { errorResponse, outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -13,7 +13,7 @@ checkSettingsAtStartup();
  * again (host.json maxDequeueCount 5); on the last delivery the item is recorded as a dead letter
  * (resourceType "WorkItem") instead of vanishing into the poison queue, and replays like any other.
  */
-export async function backfillQueueHandler(message: unknown, context: InvocationContext): Promise<void> {
+async function handleBackfillQueue(message: unknown, context: InvocationContext): Promise<void> {
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1) || 1;
   const connector = await getConnector();
   const outcome = await handleWorkMessage({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters }, message, dequeueCount, context.invocationId);
@@ -31,7 +31,7 @@ export async function backfillQueueHandler(message: unknown, context: Invocation
  * enqueues it for the queue-triggered workers. `until` defaults to OpenEMR's now minus the lag.
  * Answers 202 with what was enqueued. Watermarks are not touched: the incremental run carries on.
  */
-export async function planBackfillHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handlePlanBackfill(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const since = request.query.get('since') ?? undefined;
   const untilRaw = request.query.get('until') ?? undefined;
   for (const [name, v] of [['since', since], ['until', untilRaw]] as const) {
@@ -55,6 +55,10 @@ export async function planBackfillHandler(request: HttpRequest, context: Invocat
     return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
   }
 }
+
+export const backfillQueueHandler = inOperation(handleBackfillQueue);
+
+export const planBackfillHandler = inOperation(handlePlanBackfill);
 
 app.storageQueue('backfillQueue', { queueName: '%SYNC_QUEUE_NAME%', connection: 'AzureWebJobsStorage', handler: backfillQueueHandler });
 app.http('planBackfill', { methods: ['POST'], authLevel: 'function', route: 'backfill', handler: planBackfillHandler });

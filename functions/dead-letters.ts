@@ -4,7 +4,7 @@ import { classifyRunError } from '../src/sync/incremental';
 import { replayDeadLetters, replayDepsOf } from '../src/sync/replay';
 import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
 import { errorResponse, outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -17,7 +17,7 @@ function badType(type: string | null | undefined): HttpResponseInit | undefined 
 }
 
 /** GET /api/deadletters[?resourceType=&limit=]: what failed, with type, id, status, reason, attempts and time. Never content. */
-export async function listDeadLettersHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleListDeadLetters(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const resourceType = request.query.get('resourceType') ?? undefined;
   const invalid = badType(resourceType);
   if (invalid) return invalid;
@@ -35,7 +35,7 @@ export async function listDeadLettersHandler(request: HttpRequest, context: Invo
 }
 
 /** POST /api/deadletters/replay[?resourceType=]: replays every dead letter (or those of one type). */
-export async function replayDeadLettersHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleReplayDeadLetters(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const resourceType = request.query.get('resourceType') ?? undefined;
   const invalid = badType(resourceType);
   if (invalid) return invalid;
@@ -51,7 +51,7 @@ export async function replayDeadLettersHandler(request: HttpRequest, context: In
 }
 
 /** POST /api/deadletters/replay/{resourceType}/{id}: replays one; 404 when there is no such dead letter. */
-export async function replayOneDeadLetterHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleReplayOneDeadLetter(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const { resourceType, id } = request.params;
   const invalid = badType(resourceType ?? '');
   if (invalid) return invalid;
@@ -68,6 +68,12 @@ export async function replayOneDeadLetterHandler(request: HttpRequest, context: 
     return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
   }
 }
+
+export const listDeadLettersHandler = inOperation(handleListDeadLetters);
+
+export const replayDeadLettersHandler = inOperation(handleReplayDeadLetters);
+
+export const replayOneDeadLetterHandler = inOperation(handleReplayOneDeadLetter);
 
 app.http('listDeadLetters', { methods: ['GET'], authLevel: 'function', route: 'deadletters', handler: listDeadLettersHandler });
 app.http('replayDeadLetters', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay', handler: replayDeadLettersHandler });

@@ -3,12 +3,12 @@ import { scrubText, UpstreamError } from '../src/http/errors';
 import { classifyRunError } from '../src/sync/incremental';
 import { runReconcile } from '../src/sync/reconcile';
 import { errorResponse, outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
 /** Reconciliation on RECONCILE_SCHEDULE (default daily at 02:30), under the sync lease. */
-export async function reconcileTimerHandler(_timer: Timer, context: InvocationContext): Promise<void> {
+async function handleReconcileTimer(_timer: Timer, context: InvocationContext): Promise<void> {
   try {
     const connector = await getConnector();
     const outcome = await runReconcile(connector, { trigger: 'reconcile', runId: context.invocationId, log: (m) => context.log(m) });
@@ -25,7 +25,7 @@ export async function reconcileTimerHandler(_timer: Timer, context: InvocationCo
  * (counts only); 409 when another run holds the lease. deleteMode may only narrow the setting to
  * report-only, never widen it to delete.
  */
-export async function reconcileHttpHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleReconcileHttp(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const mode = request.query.get('deleteMode');
   if (mode !== null && mode !== 'report-only') return outcomeResponse(400, 'invalid', 'deleteMode may only be report-only here; deleting is chosen by RECONCILE_DELETE_MODE.');
   try {
@@ -39,6 +39,10 @@ export async function reconcileHttpHandler(request: HttpRequest, context: Invoca
     return errorResponse(error, context);
   }
 }
+
+export const reconcileTimerHandler = inOperation(handleReconcileTimer);
+
+export const reconcileHttpHandler = inOperation(handleReconcileHttp);
 
 app.timer('reconcileTimer', {
   schedule: '%RECONCILE_SCHEDULE%',

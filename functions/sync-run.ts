@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
 import { errorResponse, outcomeResponse, summaryResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -11,7 +11,7 @@ checkSettingsAtStartup();
  * another run holds the lease (nothing is written); 503 when a side or storage is down (the
  * watermark stays where it was).
  */
-export async function syncRunHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleSyncRun(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const since = request.query.get('since') ?? undefined;
   const fullRaw = request.query.get('full');
   if (fullRaw !== null && !['true', 'false'].includes(fullRaw)) return outcomeResponse(400, 'invalid', 'full must be true or false.');
@@ -38,5 +38,7 @@ export async function syncRunHandler(request: HttpRequest, context: InvocationCo
     return errorResponse(error, context);
   }
 }
+
+export const syncRunHandler = inOperation(handleSyncRun);
 
 app.http('syncRun', { methods: ['POST'], authLevel: 'function', route: 'sync/run', handler: syncRunHandler });

@@ -1,7 +1,7 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { scrubText, UpstreamError } from '../src/http/errors';
 import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -10,7 +10,7 @@ checkSettingsAtStartup();
  * logs "skipped" and ends; a failed run (a side or storage down) throws, so the retry policy below
  * runs it again, and the watermark stays where it was until a run closes the window.
  */
-export async function syncTimerHandler(timer: Timer, context: InvocationContext): Promise<void> {
+async function handleSyncTimer(timer: Timer, context: InvocationContext): Promise<void> {
   if (timer.isPastDue) context.log('Sync timer is past due; running now.');
   try {
     const connector = await getConnector();
@@ -28,6 +28,8 @@ export async function syncTimerHandler(timer: Timer, context: InvocationContext)
     throw error;
   }
 }
+
+export const syncTimerHandler = inOperation(handleSyncTimer);
 
 app.timer('syncTimer', {
   schedule: '%SYNC_SCHEDULE%',

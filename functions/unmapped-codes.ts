@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { classifyRunError, requireState } from '../src/sync/incremental';
 import { errorResponse, outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -9,7 +9,7 @@ checkSettingsAtStartup();
  * GET /api/unmapped-codes[?limit=]: codings no ConceptMap covered, with how often runs met them,
  * most frequent first, so they can be added to a map. Codes only, never patient data.
  */
-export async function unmappedCodesHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+async function handleUnmappedCodes(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const limitRaw = request.query.get('limit');
   if (limitRaw !== null && !/^\d{1,5}$/.test(limitRaw)) return outcomeResponse(400, 'invalid', 'limit must be a whole number from 1 to 10000.');
   try {
@@ -21,5 +21,7 @@ export async function unmappedCodesHandler(request: HttpRequest, context: Invoca
     return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
   }
 }
+
+export const unmappedCodesHandler = inOperation(handleUnmappedCodes);
 
 app.http('unmappedCodes', { methods: ['GET'], authLevel: 'function', route: 'unmapped-codes', handler: unmappedCodesHandler });

@@ -32,7 +32,7 @@ param openemrClientId string = ''
 param openemrPrivateKey string = ''
 
 @description('Scopes requested from OpenEMR.')
-param openemrScopes string = 'system/Patient.read system/Observation.read'
+param openemrScopes string = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'
 
 @description('URL of an existing AHDS FHIR service to write to instead of creating one, e.g. https://ws-fhir.fhir.azurehealthcareapis.com. Empty: a workspace and FHIR service are created.')
 param existingFhirServiceUrl string = ''

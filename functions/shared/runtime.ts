@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { createTelemetry } from '../../src/telemetry';
-import { OperationScopedTelemetry } from '../../src/telemetry/operation-scope';
+import { OperationScopedTelemetry, runInOperation } from '../../src/telemetry/operation-scope';
 
 /**
  * The connector of this Functions worker, built on first use from the app settings and shared by
@@ -54,3 +54,15 @@ export function checkSettingsAtStartup(): Config | undefined {
 export function operationIdOf(context: { invocationId: string; traceContext?: { traceParent?: string | null } }): string {
   return context.traceContext?.traceParent ?? context.invocationId;
 }
+
+/**
+ * Runs a handler inside its invocation's operation scope, so everything the core reports while
+ * serving it (runs, dead letters, every OpenEMR and AHDS call) is correlated with the invocation.
+ */
+export function inOperation<I, R>(
+  handler: (input: I, context: InvocationContextLike) => Promise<R>,
+): (input: I, context: InvocationContextLike) => Promise<R> {
+  return (input, context) => runInOperation(operationIdOf(context), () => handler(input, context));
+}
+
+type InvocationContextLike = import('@azure/functions').InvocationContext;

@@ -1,15 +1,14 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { SyncService, SyncSummary } from '../../src/sync/sync-service';
 import { checkId, errorResponse, summaryResponse } from './http';
-import { runInOperation } from '../../src/telemetry/operation-scope';
-import { getConnector, operationIdOf } from './runtime';
+import { getConnector, inOperation } from './runtime';
 
 /**
  * The shape every "sync one thing by id" endpoint shares: check the id, run the core operation
  * with the invocation id as run id, answer the summary or a mapped error.
  */
 export function syncByIdHandler(type: 'Patient' | 'Observation', run: (sync: SyncService, id: string, runId: string) => Promise<SyncSummary>) {
-  return (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => runInOperation(operationIdOf(context), () => handle(request, context));
+  return inOperation(handle);
 
   async function handle(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const id = request.params.id;

@@ -4,7 +4,7 @@ import { exportJWK, exportPKCS8, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
 import { ASSERTION_ALG } from './assertion';
 
-export const DEFAULT_REGISTRATION_SCOPES = 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs';
+export const DEFAULT_REGISTRATION_SCOPES = 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
 
 export interface RegistrationResult {
   clientId: string;

@@ -77,8 +77,7 @@ export class SmartBackendTokenProvider implements TokenSource {
     if (!parsed.success) {
       throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR token endpoint answered without a usable access token.', response.status);
     }
-    const granted = new Set((parsed.data.scope ?? '').split(/\s+/).filter(Boolean));
-    const missing = this.settings.scopes.split(/\s+/).filter((s) => s && parsed.data.scope !== undefined && !granted.has(s));
+    const missing = missingRequiredScopes(this.settings.scopes, parsed.data.scope);
     if (missing.length > 0) {
       // OpenEMR drops scopes the client lacks silently; say so now rather than 401 on every read.
       this.telemetry.authFailure('openemr', `scopes not granted: ${missing.join(' ')}`);
@@ -101,4 +100,17 @@ export class SmartBackendTokenProvider implements TokenSource {
     }
     return error instanceof Error ? error : new Error(String(error));
   }
+}
+
+/**
+ * Requested read scopes for Patient and Observation that the token lacks. Bulk export scopes are
+ * optional (the connector falls back to search), so their absence is no failure.
+ */
+export function missingRequiredScopes(requested: string, granted: string | undefined): string[] {
+  if (granted === undefined) return [];
+  const have = new Set(granted.split(/\s+/).filter(Boolean));
+  return requested
+    .split(/\s+/)
+    .filter((s) => /^system\/(Patient|Observation)\.(read|rs)$/.test(s))
+    .filter((s) => !have.has(s));
 }

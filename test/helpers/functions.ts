@@ -12,7 +12,8 @@ export const capturedLogs: string[] = [];
 export function useStack(stack: Stack, settings: Record<string, string> = {}, overrides: ConnectorOverrides = {}): void {
   for (const key of Object.keys(process.env)) if (/^(OPENEMR_|AHDS_|AZURE_|SYNC_|RETRY_|HTTP_|MAPPING_|PRIVACY_|DEID_|RECONCILE_)/.test(key)) delete process.env[key];
   Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...settings });
-  resetConnector(overrides);
+  // A stack without Azurite has no storage: its connector keeps dead letters in memory.
+  resetConnector(stack.azurite ? overrides : { state: null, ...overrides });
 }
 
 export interface Answer {

@@ -23,3 +23,14 @@ describe('SMART Backend Services client assertion', () => {
     expect(payload.jti).toBe(decodeJwt(jwt).jti);
   });
 });
+
+describe('granted scopes', () => {
+  const { missingRequiredScopes } = jest.requireActual('../../src/openemr/token-provider') as typeof import('../../src/openemr/token-provider');
+  const requested = 'system/Patient.read system/Observation.read system/*.$export system/Binary.read';
+  test('a token without the Observation read scope is reported', () => {
+    expect(missingRequiredScopes(requested, 'system/Patient.read')).toEqual(['system/Observation.read']);
+  });
+  test('missing bulk export scopes are not a failure: the connector reads by search instead', () => {
+    expect(missingRequiredScopes(requested, 'system/Patient.read system/Observation.read')).toEqual([]);
+  });
+});
