@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load';
 import { canonicalJson, withoutServerMeta } from '../src/fhir/canonical';
 import { createResourceMapper } from '../src/mapping';
+import { mappingOptions } from '../src/connector';
 import type { SyncedResource } from '../src/fhir/types';
 import { startStack, type Stack } from '../stack';
 import { loadFunctionRegistrations, startFunctionsHost, toWire } from '../stack/functions-host';
@@ -159,13 +160,7 @@ function simulateChanges(stack: Stack): string[] {
 /** Every source resource, mapped as the connector maps it, must be in the target byte for byte. */
 async function verify(stack: Stack): Promise<string[]> {
   const config = loadConfig(stack.env);
-  const mapper = createResourceMapper({
-    conceptMapFiles: config.mapping.conceptMapFiles,
-    localCodeSystem: config.mapping.localCodeSystem,
-    uncarriedReferences: config.mapping.uncarriedReferences,
-    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
-    deid: config.privacy.deid,
-  });
+  const mapper = createResourceMapper(mappingOptions(config));
   const problems: string[] = [];
   for (const type of ['Patient', 'Observation'] as const) {
     const target = new Map((await stack.ahds.snapshot(type)).map((r) => [r.id!, r]));

@@ -3,7 +3,7 @@ import { createAzureCredential, CredentialTokenSource } from './ahds/credential'
 import { AhdsWriter } from './ahds/writer';
 import type { Config } from './config/load';
 import { createResourceMapper } from './mapping';
-import type { ResourceMapper } from './mapping/contract';
+import type { MappingOptions, ResourceMapper } from './mapping/contract';
 import { resolvePrivateKey } from './openemr/key-source';
 import { OpenEmrReader } from './openemr/reader';
 import { SmartBackendTokenProvider } from './openemr/token-provider';
@@ -43,15 +43,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const openemrAuth = new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, telemetry);
   const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry);
   const writer = new AhdsWriter(config.ahds, config.http, new CredentialTokenSource(getCredential(), config.ahds.audience), telemetry);
-  const mapper =
-    overrides.mapper ??
-    createResourceMapper({
-      conceptMapFiles: config.mapping.conceptMapFiles,
-      localCodeSystem: config.mapping.localCodeSystem,
-      uncarriedReferences: config.mapping.uncarriedReferences,
-      dropIdentifierSystems: config.privacy.dropIdentifierSystems,
-      deid: config.privacy.deid,
-    });
+  const mapper = overrides.mapper ?? createResourceMapper(mappingOptions(config));
   // With storage configured, dead letters go to the table (guarded: a storage outage never fails a
   // single-item sync; runs that close windows check the guard before advancing a watermark).
   const state = overrides.state === undefined ? createStateStores(config, getCredential) : (overrides.state ?? undefined);
@@ -65,4 +57,15 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
     settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize },
   });
   return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state };
+}
+
+/** The mapping stage's options from the settings (terminology, references, privacy). */
+export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): MappingOptions {
+  return {
+    conceptMapFiles: config.mapping.conceptMapFiles,
+    localCodeSystem: config.mapping.localCodeSystem,
+    uncarriedReferences: config.mapping.uncarriedReferences,
+    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
+    deid: config.privacy.deid,
+  };
 }

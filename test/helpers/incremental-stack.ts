@@ -8,6 +8,7 @@ import { createResourceMapper } from '../../src/mapping';
 import type { ResourceMapper } from '../../src/mapping/contract';
 import { tableNames } from '../../src/state';
 import type { Stack } from '../../stack';
+import { mappingOptions } from '../../src/connector';
 
 /** The connector settings a test uses against a stack: fast retries, a table prefix of its own. */
 export function incrementalSettings(stack: Stack, extra: Record<string, string> = {}): Record<string, string> {
@@ -16,13 +17,7 @@ export function incrementalSettings(stack: Stack, extra: Record<string, string> 
 
 export function mapperFor(settings: Record<string, string>): ResourceMapper {
   const config = loadConfig(settings);
-  return createResourceMapper({
-    conceptMapFiles: config.mapping.conceptMapFiles,
-    localCodeSystem: config.mapping.localCodeSystem,
-    uncarriedReferences: config.mapping.uncarriedReferences,
-    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
-    deid: config.privacy.deid,
-  });
+  return createResourceMapper(mappingOptions(config));
 }
 
 /** What AHDS should hold: every source resource the mapper accepts, by "Type/id" -> content hash. */
