@@ -39,7 +39,6 @@ const USAGE = `npm run bench -- [options]
   --set KEY=VALUE        extra connector setting for the connector run (repeatable), e.g. --set AHDS_BATCH_SIZE=500
   --connector-heap-mb N   V8 heap cap of the connector process (default 256; 0: V8's default for this host)
   --connector-node-args=ARGS  more node flags for the connector process (e.g. --cpu-prof)
-  --read-ahead           measure the proposed read pattern (scripts/bench/read-ahead.ts) instead of SyncService.fullSync
   --skip-naive, --skip-raw, --skip-incremental
   --help`;
 
@@ -60,7 +59,6 @@ const { values: opts } = parseArgs({
     'skip-incremental': { type: 'boolean', default: false },
     'connector-node-args': { type: 'string', default: '' },
     'connector-heap-mb': { type: 'string', default: '256' },
-    'read-ahead': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
   allowPositionals: false,
@@ -105,7 +103,7 @@ async function main(): Promise<void> {
   const stack = await startBenchStack({ patients, observations, seed, faults: profile.openemr }, profile.ahds);
   try {
     let t: number;
-    const connectorEnv: Record<string, string> = { ...stack.env, ...tuning, ...(opts['read-ahead'] ? { BENCH_READ_AHEAD: '1' } : {}) };
+    const connectorEnv: Record<string, string> = { ...stack.env, ...tuning };
     const config = loadConfig(connectorEnv);
 
     // (c) the raw limit of the AHDS stand-in: pre-built, already mapped bundles, best concurrency.
@@ -191,7 +189,6 @@ async function main(): Promise<void> {
         standInsCpuMs: Math.round(benchCpuMs),
         hostBusyPct: Math.round(hostBusy * 100),
         heapCapMb: Math.floor(num('connector-heap-mb')) || null,
-        readAhead: Boolean(opts['read-ahead']),
         status: run.status,
         failed: run.failed,
       },

@@ -7,7 +7,6 @@
  */
 import { createConnector } from '../../src/connector';
 import { loadConfig } from '../../src/config/load';
-import { fullSyncReadAhead } from './read-ahead';
 
 export interface ConnectorRunReport {
   status: string;
@@ -59,8 +58,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const since = process.env.BENCH_SINCE;
   const options = { trigger: 'cli' as const, ...(since ? { window: { since } } : {}) };
-  // BENCH_READ_AHEAD=1 measures the proposed read pattern (scripts/bench/read-ahead.ts) instead.
-  const summary = process.env.BENCH_READ_AHEAD === '1' ? await fullSyncReadAhead(connector, options) : await connector.sync.fullSync(options);
+  const summary = await connector.sync.fullSync(options);
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   sample();

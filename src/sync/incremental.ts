@@ -303,7 +303,7 @@ export class IncrementalSync {
 }
 
 function failedPatientIds(run: RunContext): Set<string> {
-  return new Set(run.tally.failures.filter((f) => f.resourceType === 'Patient').map((f) => f.id));
+  return run.tally.failedPatients;
 }
 
 /** The incremental run of a connector; it needs the state stores (storage settings). */

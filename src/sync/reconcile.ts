@@ -168,7 +168,7 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
     via,
     byType,
     written,
-    deadLettered: t.failures.length,
+    deadLettered: t.failureCount,
     durationMs: Date.now() - started,
   };
   const flat: Record<string, number | string> = { runId: summary.runId, trigger, deleteMode: summary.deleteMode, status: summary.status, durationMs: summary.durationMs };

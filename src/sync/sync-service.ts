@@ -6,6 +6,7 @@ import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
 import { BatchSink } from './batch-sink';
+import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
 
@@ -104,32 +105,62 @@ export class SyncService {
     const [patient, observations] = await Promise.all([this.deps.reader.getPatient(id), this.deps.reader.observationsOfPatient(id)]);
     run.tally.read += 1 + observations.length;
     await this.writePatientThenObservations(run, patient, observations);
-    const patientFailed = run.tally.failures.some((f) => f.resourceType === 'Patient' && f.id === id);
+    const patientFailed = run.tally.failedPatients.has(id);
     return this.finish(run, patientFailed ? `Patient/${id} could not be written, so its ${observations.length} Observation(s) were not.` : undefined);
   }
 
   /**
-   * Every Patient (optionally those updated in a window) with all their Observations, streamed:
-   * Patient pages in lastUpdated order, Observations read per patient with bounded concurrency,
-   * written in parallel batch bundles as they come.
+   * Every Patient (optionally those updated in a window) with all their Observations, streamed.
+   * Patient pages come in lastUpdated order and a page's Patients are written before any of their
+   * Observations. Reads hold one of `readConcurrency` slots only while the request is open, and run
+   * a bounded few answers ahead: the next page is read and its Patients written while this page's
+   * Observations stream, so reads overlap mapping and writing instead of alternating with them.
    */
   async fullSync(options: { trigger: Trigger; window?: LastUpdatedWindow; runId?: string; onProgress?: (tally: Tally) => void }): Promise<SyncSummary> {
     const run = this.begin('fullSync', options.trigger, options.runId, options.onProgress);
     const sink = this.sink(run);
-    for await (const page of this.deps.reader.patients(this.deps.settings.pageSize, options.window)) {
+    const { readConcurrency, pageSize } = this.deps.settings;
+    const reads = new ReadSlots(readConcurrency);
+    // Answers fetched but not yet consumed: a few patients' Observations, whatever the data size.
+    const lookahead = readConcurrency + 1;
+    const pages = this.deps.reader.patients(pageSize, options.window);
+    const readPage = async (): Promise<{ page: Patient[]; failed: Promise<Set<string>> } | undefined> => {
+      const step = await reads.run(() => pages.next());
+      if (step.done) return undefined;
+      const page = step.value;
       run.tally.read += page.length;
-      // Patients of a page first, in one bundle, so their Observations can follow.
-      const results = await this.writeResources(page, run);
-      const failedIds = new Set(page.filter((_, i) => results[i]?.outcome === 'failed').map((p) => p.id!));
-      await forEachLimited(page, this.deps.settings.readConcurrency, async (patient) => {
-        const observations = await this.deps.reader.observationsOfPatient(patient.id!);
+      const failed = this.writeResources(page, run).then((results) => new Set(page.filter((_, i) => results[i]?.outcome === 'failed').map((p) => p.id!)));
+      failed.catch(() => undefined); // surfaced when awaited
+      return { page, failed };
+    };
+    let next = readPage();
+    for (let current = await next; current; current = await next) {
+      const { page } = current;
+      const fetches: Array<Promise<Observation[]>> = [];
+      const startUpTo = (n: number): void => {
+        while (fetches.length < Math.min(n, page.length)) {
+          const id = page[fetches.length]!.id!;
+          const fetch = reads.run(() => this.deps.reader.observationsOfPatient(id));
+          fetch.catch(() => undefined); // surfaced when awaited
+          fetches.push(fetch);
+        }
+      };
+      startUpTo(lookahead);
+      const failedIds = await current.failed;
+      next = readPage();
+      next.catch(() => undefined);
+      for (let i = 0; i < page.length; i++) {
+        startUpTo(i + 1 + lookahead);
+        const observations = await fetches[i]!;
+        fetches[i] = Promise.resolve([]); // let the answer go
+        const patientId = page[i]!.id!;
         run.tally.read += observations.length;
-        if (failedIds.has(patient.id!)) {
-          await this.fail(run, observations.map((o) => blockedByPatient(o, patient.id!)));
-          return;
+        if (failedIds.has(patientId)) {
+          await this.fail(run, observations.map((o) => blockedByPatient(o, patientId)));
+          continue;
         }
         for (const o of observations) await this.mapInto(o, run, sink);
-      });
+      }
       run.onProgress?.(run.tally);
     }
     await sink.flush();
@@ -233,7 +264,7 @@ export class SyncService {
       updated: t.total('updated'),
       unchanged: t.total('unchanged'),
       failed,
-      deadLettered: t.failures.length,
+      deadLettered: t.failureCount,
       durationMs: this.now() - run.startedAt,
       byType: t.byType,
       failures: t.failures.slice(0, MAX_LISTED_FAILURES),
@@ -269,13 +300,4 @@ function blockedByPatient(observation: Observation, patientId: string): FailureI
     stage: 'write',
     reason: `Not written because its Patient/${patientId} could not be written.`,
   };
-}
-
-/** Runs fn over items with at most `limit` at once (gentle on OpenEMR). */
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(workers);
 }

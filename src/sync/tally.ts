@@ -16,24 +16,37 @@ export interface FailureItem {
   reason: string;
 }
 
+/** Failures kept as examples per run: enough to act on, bounded however large the run. */
+const KEPT_FAILURES = 1000;
+
 /** Running counts of one sync run; the shape every summary, event and CLI line is built from. */
 export class Tally {
   read = 0;
   readonly byType: Record<string, TypeCounts> = {};
+  /** The first failures of the run (at most KEPT_FAILURES); failureCount has them all. */
   readonly failures: FailureItem[] = [];
+  failureCount = 0;
+  /** Patients that failed in this run: their Observations must wait. */
+  readonly failedPatients = new Set<string>();
   readonly unmapped = new Map<string, { system: string; code: string; display?: string; count: number }>();
 
   addWrites(results: readonly WriteResult[]): void {
     for (const r of results) {
       const counts = (this.byType[r.resourceType] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 });
       counts[r.outcome]++;
-      if (r.outcome === 'failed') this.failures.push({ resourceType: r.resourceType, id: r.id, stage: 'write', status: r.status, reason: r.reason ?? 'write failed' });
+      if (r.outcome === 'failed') this.keep({ resourceType: r.resourceType, id: r.id, stage: 'write', status: r.status, reason: r.reason ?? 'write failed' });
     }
   }
 
   addFailure(item: FailureItem): void {
     (this.byType[item.resourceType] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 }).failed++;
-    this.failures.push(item);
+    this.keep(item);
+  }
+
+  private keep(item: FailureItem): void {
+    this.failureCount++;
+    if (item.resourceType === 'Patient') this.failedPatients.add(item.id);
+    if (this.failures.length < KEPT_FAILURES) this.failures.push(item);
   }
 
   addUnmapped(codes: readonly UnmappedCoding[]): void {
@@ -58,7 +71,9 @@ export class Tally {
       mine.unchanged += c.unchanged;
       mine.failed += c.failed;
     }
-    this.failures.push(...other.failures);
+    for (const f of other.failures) if (this.failures.length < KEPT_FAILURES) this.failures.push(f);
+    this.failureCount += other.failureCount;
+    for (const id of other.failedPatients) this.failedPatients.add(id);
     for (const [key, u] of other.unmapped) {
       const entry = this.unmapped.get(key);
       if (entry) entry.count += u.count;

@@ -93,3 +93,16 @@ describe('write outcome classification', () => {
   });
   test('200 without a readable lastModified counts as updated', () => expect(classify(200, undefined, sent)).toBe('updated'));
 });
+
+describe('run tally', () => {
+  const { Tally } = jest.requireActual('../../src/sync/tally') as typeof import('../../src/sync/tally');
+  test('memory for failures is bounded while the counts stay exact', () => {
+    const tally = new Tally();
+    for (let i = 0; i < 5000; i++) tally.addFailure({ resourceType: 'Observation', id: `o${i}`, stage: 'write', reason: 'x' });
+    tally.addFailure({ resourceType: 'Patient', id: 'p1', stage: 'write', reason: 'x' });
+    expect(tally.failureCount).toBe(5001);
+    expect(tally.total('failed')).toBe(5001);
+    expect(tally.failures).toHaveLength(1000);
+    expect(tally.failedPatients.has('p1')).toBe(true);
+  });
+});
