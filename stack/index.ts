@@ -49,22 +49,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     started.push(openemr);
     const azurite = options.azurite === false ? undefined : await startAzurite();
     if (azurite) started.push(azurite);
-    const env: Record<string, string> = {
-      OPENEMR_BASE_URL: openemr.baseUrl,
-      OPENEMR_SITE: openemr.site,
-      OPENEMR_CLIENT_ID: openemr.client.clientId,
-      OPENEMR_PRIVATE_KEY: openemr.client.privateKeyPem,
-      AHDS_FHIR_URL: ahds.fhirUrl,
-      AZURE_AUTH_MODE: 'client-secret',
-      AZURE_TENANT_ID: entra.tenantId,
-      AZURE_CLIENT_ID: entra.clientId,
-      AZURE_CLIENT_SECRET: entra.clientSecret,
-      AZURE_AUTHORITY_HOST: entra.authorityHost,
-      AZURE_DISABLE_INSTANCE_DISCOVERY: 'true',
-      // Without Azurite nothing may touch storage; an unroutable account makes that loud.
-      AzureWebJobsStorage: azurite?.connectionString ?? 'DefaultEndpointsProtocol=http;AccountName=none;AccountKey=bm9uZQ==;TableEndpoint=http://127.0.0.1:9/none;QueueEndpoint=http://127.0.0.1:9/none;BlobEndpoint=http://127.0.0.1:9/none',
-      ...options.settings,
-    };
+    const env = connectorSettings({
+      openemr: { baseUrl: openemr.baseUrl, site: openemr.site, clientId: openemr.client.clientId, privateKeyPem: openemr.client.privateKeyPem },
+      ahds,
+      entra,
+      storageConnectionString: azurite?.connectionString,
+      extra: options.settings,
+    });
     return {
       openemr,
       ahds,
@@ -79,4 +70,33 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Without storage nothing may touch it: an unroutable account makes any attempt loud. */
+const NO_STORAGE =
+  'DefaultEndpointsProtocol=http;AccountName=none;AccountKey=bm9uZQ==;TableEndpoint=http://127.0.0.1:9/none;QueueEndpoint=http://127.0.0.1:9/none;BlobEndpoint=http://127.0.0.1:9/none';
+
+/** App settings that point the connector at local stand-ins, as loadConfig reads them. */
+export function connectorSettings(parts: {
+  openemr: { baseUrl: string; site: string; clientId: string; privateKeyPem: string };
+  ahds: { fhirUrl: string };
+  entra: { tenantId: string; clientId: string; clientSecret: string; authorityHost: string };
+  storageConnectionString?: string;
+  extra?: Record<string, string>;
+}): Record<string, string> {
+  return {
+    OPENEMR_BASE_URL: parts.openemr.baseUrl,
+    OPENEMR_SITE: parts.openemr.site,
+    OPENEMR_CLIENT_ID: parts.openemr.clientId,
+    OPENEMR_PRIVATE_KEY: parts.openemr.privateKeyPem,
+    AHDS_FHIR_URL: parts.ahds.fhirUrl,
+    AZURE_AUTH_MODE: 'client-secret',
+    AZURE_TENANT_ID: parts.entra.tenantId,
+    AZURE_CLIENT_ID: parts.entra.clientId,
+    AZURE_CLIENT_SECRET: parts.entra.clientSecret,
+    AZURE_AUTHORITY_HOST: parts.entra.authorityHost,
+    AZURE_DISABLE_INSTANCE_DISCOVERY: 'true',
+    AzureWebJobsStorage: parts.storageConnectionString ?? NO_STORAGE,
+    ...parts.extra,
+  };
 }

@@ -17,6 +17,7 @@ import { createConnector } from '../../src/connector';
 import { canonicalJson } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
+import { connectorSettings } from '../../stack';
 import { startAhdsStandIn, type AhdsStandIn } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import { startEntraStandIn, type EntraStandIn } from '../../stack/entra';
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
     log(`    RSS profile (MB, every ${run.sampleMs} ms or coarser): ${summariseProfile(run.rssSamplesMb)}`);
     log(`    adaptive limit: ${summariseProfile(run.limitSamples)}`);
     log(`    AHDS entries per second: ${summariseProfile(entryRates)}`);
+    if (process.env.BENCH_FULL_PROFILE) log(`    full: ${entryRates.join(" ")}`);
 
     // Incremental run with no changes: what does it cost?
     let incremental: { openemrRequests: number; ahdsRequests: number; tokenRequests: number; read: number; wallMs: number } | undefined;
@@ -279,21 +281,7 @@ async function startBenchStack(data: OpenEmrWorkerData, ahdsFaults: FaultProfile
       worker.postMessage({ id, op });
     });
   log(`loaded OpenEMR stand-in (worker thread): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`);
-  const env: Record<string, string> = {
-    OPENEMR_BASE_URL: ready.baseUrl,
-    OPENEMR_SITE: ready.site,
-    OPENEMR_CLIENT_ID: ready.clientId,
-    OPENEMR_PRIVATE_KEY: ready.privateKeyPem,
-    AHDS_FHIR_URL: ahds.fhirUrl,
-    AZURE_AUTH_MODE: 'client-secret',
-    AZURE_TENANT_ID: entra.tenantId,
-    AZURE_CLIENT_ID: entra.clientId,
-    AZURE_CLIENT_SECRET: entra.clientSecret,
-    AZURE_AUTHORITY_HOST: entra.authorityHost,
-    AZURE_DISABLE_INSTANCE_DISCOVERY: 'true',
-    // Nothing may touch storage in the benchmark; an unroutable account makes that loud.
-    AzureWebJobsStorage: 'DefaultEndpointsProtocol=http;AccountName=none;AccountKey=bm9uZQ==;TableEndpoint=http://127.0.0.1:9/none;QueueEndpoint=http://127.0.0.1:9/none;BlobEndpoint=http://127.0.0.1:9/none',
-  };
+  const env = connectorSettings({ openemr: ready, ahds, entra });
   return {
     entra,
     ahds,
