@@ -7,15 +7,10 @@
  */
 import { createConnector } from '../../src/connector';
 import { loadConfig } from '../../src/config/load';
+import type { RunCounts } from '../../src/telemetry/telemetry';
 
-export interface ConnectorRunReport {
+export interface ConnectorRunReport extends RunCounts {
   status: string;
-  read: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  failed: number;
-  deadLettered: number;
   wallMs: number;
   /** process.resourceUsage().maxRSS, KB: the peak resident set of this process. */
   maxRssKb: number;
@@ -63,14 +58,16 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   sample();
   clearInterval(timer);
+  const { status, read, created, updated, unchanged, failed, deadLettered, durationMs } = summary;
   const report: ConnectorRunReport = {
-    status: summary.status,
-    read: summary.read,
-    created: summary.created,
-    updated: summary.updated,
-    unchanged: summary.unchanged,
-    failed: summary.failed,
-    deadLettered: summary.deadLettered,
+    status,
+    read,
+    created,
+    updated,
+    unchanged,
+    failed,
+    deadLettered,
+    durationMs,
     wallMs: Math.round(wallMs),
     maxRssKb: process.resourceUsage().maxRSS,
     rssSamplesMb: samples,
