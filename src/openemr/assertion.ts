@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { importJWK, importPKCS8, SignJWT, type JWK, type KeyLike } from 'jose';
+import { importJWK, SignJWT, type JWK, type KeyLike } from 'jose';
 import { createPrivateKey } from 'node:crypto';
 import { normalisePrivateKey } from '../config/load';
 
@@ -27,8 +27,7 @@ export function assertionClaims(clientId: string, tokenUrl: string, nowSeconds: 
 export async function importSigningKey(value: string): Promise<KeyLike> {
   const key = normalisePrivateKey(value);
   if (key.kind === 'jwk') return (await importJWK({ ...(key.jwk as unknown as JWK), alg: ASSERTION_ALG }, ASSERTION_ALG)) as KeyLike;
-  if (key.pem.includes('BEGIN PRIVATE KEY')) return importPKCS8(key.pem, ASSERTION_ALG);
-  // PKCS#1 ("BEGIN RSA PRIVATE KEY"): Node's KeyObject is a KeyLike jose signs with.
+  // Node reads PKCS#8 and PKCS#1 PEM alike, and jose signs with the KeyObject it gives.
   return createPrivateKey(key.pem);
 }
 

@@ -24,6 +24,14 @@ describe('SMART Backend Services client assertion', () => {
   });
 });
 
+test('a PKCS#1 PEM key (as older tooling writes them) signs too', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const jwt = await signClientAssertion(assertionClaims('c', 'https://t', Math.floor(Date.now() / 1000)), await importSigningKey(privateKey));
+  const { importSPKI } = await import('jose');
+  await expect(jwtVerify(jwt, await importSPKI(publicKey, 'RS384'))).resolves.toBeDefined();
+});
+
 describe('granted scopes', () => {
   const { missingRequiredScopes } = jest.requireActual('../../src/openemr/token-provider') as typeof import('../../src/openemr/token-provider');
   const requested = 'system/Patient.read system/Observation.read system/*.$export system/Binary.read';
