@@ -5,6 +5,7 @@ import { createHttpClient, type TokenSource } from '../http/client';
 import { UpstreamError } from '../http/errors';
 import { DEPENDENCIES } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
+import { patientsInWindow } from './patient-pages';
 import { searchBundleSchema, singleResourceSchema } from './schemas';
 
 /** A time window on meta.lastUpdated: [since, until). Either end may be open. */
@@ -71,13 +72,14 @@ export class OpenEmrReader {
     }) as Promise<Patient[]>;
   }
 
-  /** Pages through every Patient in the window without relying on next links. */
-  async *patients(pageSize: number, window?: LastUpdatedWindow): AsyncGenerator<Patient[]> {
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await this.patientPage({ offset, count: pageSize, window });
-      if (page.length > 0) yield page;
-      if (page.length < pageSize) return;
-    }
+  /**
+   * Every Patient in the window, page by page, without relying on next links: keyset pages on
+   * lastUpdated (see patient-pages.ts), so a Patient changing mid-run cannot push another past a
+   * page boundary as plain _offset paging would.
+   */
+  patients(pageSize: number, window?: LastUpdatedWindow): AsyncGenerator<Patient[]> {
+    const ms = (v: string | undefined): number | undefined => (v === undefined ? undefined : Date.parse(v));
+    return patientsInWindow(this, pageSize, ms(window?.since), ms(window?.until));
   }
 
   async search(type: string, params: Record<string, string | string[]>): Promise<Array<{ resourceType: string; id?: string }>> {

@@ -10,7 +10,7 @@ import { METRICS } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { DeadLetterStore } from './dead-letters';
 import { endExport, ExportUnavailableError, exportedResources, startExport } from './incremental-export';
-import { floorSecond, forEachObservationWindow, iso, patientsInWindow } from './incremental-windows';
+import { floorSecond, forEachObservationWindow, iso } from './incremental-windows';
 import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
 import type { Tally } from './tally';
 
@@ -194,7 +194,7 @@ export class IncrementalSync {
           }
           if (type === 'Patient') {
             phase = 'Patient';
-            for await (const page of patientsInWindow(reader, settings.pageSize, lo, upper)) {
+            for await (const page of reader.patients(settings.pageSize, { ...(lo !== undefined ? { since: iso(lo) } : {}), until: iso(upper) })) {
               this.checkLease(handle);
               run.tally.read += page.length;
               await sync.writeResources(page, run);
