@@ -4,17 +4,8 @@ import { fromSafeKey, safeKey, statusOf } from './storage';
 
 const MAX_REASON = 1000;
 
-interface DeadLetterEntity {
-  partitionKey: string;
-  rowKey: string;
-  stage: DeadLetter['stage'];
-  status?: number;
-  reason: string;
-  attempts: number;
-  at: string;
-  runId: string;
-  operation: string;
-}
+/** A dead letter as a table row: type and id become the keys, the rest is stored as it is. */
+type DeadLetterEntity = Omit<DeadLetter, 'resourceType' | 'id'> & { partitionKey: string; rowKey: string };
 
 /**
  * Dead letters in an Azure table (`${SYNC_TABLE_PREFIX}deadletters`): partition = resource type,
@@ -60,18 +51,8 @@ export class TableDeadLetterStore implements DeadLetterStore {
   }
 }
 
-function toEntity(d: DeadLetter): DeadLetterEntity {
-  return {
-    partitionKey: d.resourceType,
-    rowKey: safeKey(d.id),
-    stage: d.stage,
-    ...(d.status !== undefined ? { status: d.status } : {}),
-    reason: d.reason.slice(0, MAX_REASON),
-    attempts: d.attempts,
-    at: d.at,
-    runId: d.runId,
-    operation: d.operation,
-  };
+function toEntity({ resourceType, id, status, reason, ...rest }: DeadLetter): DeadLetterEntity {
+  return { partitionKey: resourceType, rowKey: safeKey(id), ...rest, ...(status !== undefined ? { status } : {}), reason: reason.slice(0, MAX_REASON) };
 }
 
 function fromEntity(e: DeadLetterEntity): DeadLetter {
