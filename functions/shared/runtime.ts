@@ -1,3 +1,4 @@
+import type { InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { createTelemetry } from '../../src/telemetry';
@@ -60,9 +61,7 @@ export function operationIdOf(context: { invocationId: string; traceContext?: { 
  * serving it (runs, dead letters, every OpenEMR and AHDS call) is correlated with the invocation.
  */
 export function inOperation<I, R>(
-  handler: (input: I, context: InvocationContextLike) => Promise<R>,
-): (input: I, context: InvocationContextLike) => Promise<R> {
+  handler: (input: I, context: InvocationContext) => Promise<R>,
+): (input: I, context: InvocationContext) => Promise<R> {
   return (input, context) => runInOperation(operationIdOf(context), () => handler(input, context));
 }
-
-type InvocationContextLike = import('@azure/functions').InvocationContext;

@@ -14,10 +14,6 @@ export interface ResourceKey {
   id: string;
 }
 
-export function keyOf(resource: { resourceType: string; id?: string }): ResourceKey {
-  return { resourceType: resource.resourceType, id: resource.id ?? '' };
-}
-
 export function keyString(key: ResourceKey): string {
   return `${key.resourceType}/${key.id}`;
 }

@@ -13,10 +13,6 @@ export function runInOperation<T>(operationId: string | undefined, fn: () => Pro
   return operationId ? scope.run(operationId, fn) : fn();
 }
 
-export function currentOperation(): string | undefined {
-  return scope.getStore();
-}
-
 /** Telemetry that tags everything with the operation of the async context it is called from. */
 export class OperationScopedTelemetry implements Telemetry {
   constructor(private readonly base: Telemetry) {}
