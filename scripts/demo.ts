@@ -7,8 +7,7 @@ import { createResourceMapper } from '../src/mapping';
 import { mappingOptions } from '../src/connector';
 import type { SyncedResource } from '../src/fhir/types';
 import { startStack, type Stack } from '../stack';
-import { loadFunctionRegistrations, startFunctionsHost, toWire } from '../stack/functions-host';
-import { HttpRequest, InvocationContext } from '@azure/functions';
+import { invokeHttpHandler, loadFunctionRegistrations, startFunctionsHost } from '../stack/functions-host';
 
 /**
  * `npm run demo`: the connector's main job on the local stack, through the real function
@@ -95,14 +94,9 @@ async function main(): Promise<number> {
 async function invokeFunction(name: string, options: { query?: Record<string, string>; params?: Record<string, string> }): Promise<Record<string, unknown>> {
   const fn = loadFunctionRegistrations().http.find((f) => f.name === name);
   if (!fn) throw new Error(`No HTTP function named ${name} is registered.`);
-  const request = new HttpRequest({
-    method: 'POST',
-    url: `http://127.0.0.1/api/${fn.route}`,
-    query: options.query ?? {},
-    params: options.params ?? {},
-  });
-  const context = new InvocationContext({ invocationId: `demo-${Date.now()}`, functionName: name, logHandler: () => undefined });
-  const answer = await toWire(await fn.handler(request, context));
+  const url = new URL(`http://127.0.0.1/api/${fn.route}`);
+  for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+  const answer = await invokeHttpHandler(fn.handler, { functionName: name, method: 'POST', url: url.toString(), params: options.params });
   const body = JSON.parse(answer.body || '{}') as Record<string, unknown>;
   if (answer.status >= 400 && body.resourceType === 'OperationOutcome') {
     const issue = (body.issue as Array<{ diagnostics?: string }> | undefined)?.[0];

@@ -79,20 +79,15 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
     for (const fn of functions) {
       const params = matchRoute(fn.route, pathname);
       if (!params || !fn.methods.includes(req.method ?? 'GET')) continue;
-      const request = new HttpRequest({
+      const answer = await invokeHttpHandler(fn.handler, {
+        functionName: fn.name,
         method: req.method ?? 'GET',
         url: url.toString(),
         headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])),
-        query: Object.fromEntries(url.searchParams),
         params,
-        body: chunks.length ? { string: Buffer.concat(chunks).toString('utf8') } : undefined,
+        body: chunks.length ? Buffer.concat(chunks).toString('utf8') : undefined,
+        log: (line) => options.log?.(`[${fn.name}] ${line}`),
       });
-      const context = new InvocationContext({
-        invocationId: randomUUID(),
-        functionName: fn.name,
-        logHandler: (level, ...args) => options.log?.(`[${fn.name}] ${level}: ${args.map(String).join(' ')}`),
-      });
-      const answer = await toWire(await fn.handler(request, context));
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
       return;
@@ -121,4 +116,37 @@ export async function toWire(answer: HttpResponseInit | HttpResponse): Promise<{
     headers['content-type'] ??= 'application/json';
   }
   return { status: answer.status ?? 200, headers, body };
+}
+
+export interface Invocation {
+  functionName: string;
+  method: string;
+  /** Absolute URL; its query string becomes the request's query. */
+  url: string;
+  headers?: Record<string, string>;
+  params?: Record<string, string>;
+  body?: string;
+  invocationId?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * Calls an HTTP handler as the Functions host would: a real HttpRequest and InvocationContext in,
+ * the answer as status, headers and text out. The local host, the demo and the tests all use it.
+ */
+export async function invokeHttpHandler(handler: HttpHandler, call: Invocation): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const request = new HttpRequest({
+    method: call.method,
+    url: call.url,
+    headers: call.headers ?? {},
+    query: Object.fromEntries(new URL(call.url).searchParams),
+    params: call.params ?? {},
+    ...(call.body !== undefined ? { body: { string: call.body } } : {}),
+  });
+  const context = new InvocationContext({
+    invocationId: call.invocationId ?? randomUUID(),
+    functionName: call.functionName,
+    logHandler: (level, ...args) => call.log?.(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
+  });
+  return toWire(await handler(request, context));
 }

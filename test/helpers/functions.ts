@@ -1,8 +1,8 @@
-import { HttpRequest, InvocationContext, type HttpHandler } from '@azure/functions';
+import type { HttpHandler } from '@azure/functions';
 import { resetConnector } from '../../functions/shared/runtime';
 import type { ConnectorOverrides } from '../../src/connector';
 import type { Stack } from '../../stack';
-import { toWire } from '../../stack/functions-host';
+import { invokeHttpHandler } from '../../stack/functions-host';
 import { captureLogLine } from './log-capture';
 
 /** Everything the handlers logged through their InvocationContext, for the privacy scan. */
@@ -25,24 +25,21 @@ export interface Answer {
 }
 
 export async function invoke(handler: HttpHandler, options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string }): Promise<Answer> {
-  const request = new HttpRequest({
-    method: options.method ?? 'POST',
-    url: `http://localhost:7071/api/${options.url}`,
-    params: options.params ?? {},
-    query: options.query ?? {},
-    headers: { 'content-type': 'application/json' },
-    ...(options.body !== undefined ? { body: { string: options.body } } : {}),
-  });
-  const context = new InvocationContext({
-    invocationId: `test-${Math.random().toString(36).slice(2)}`,
+  const url = new URL(`http://localhost:7071/api/${options.url}`);
+  for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
+  const wire = await invokeHttpHandler(handler, {
     functionName: 'test',
-    logHandler: (level, ...args) => {
-      const line = `${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`;
+    method: options.method ?? 'POST',
+    url: url.toString(),
+    headers: { 'content-type': 'application/json' },
+    params: options.params,
+    body: options.body,
+    invocationId: `test-${Math.random().toString(36).slice(2)}`,
+    log: (line) => {
       capturedLogs.push(line);
       captureLogLine(line);
     },
   });
-  const wire = await toWire(await handler(request, context));
   let json: unknown;
   try {
     json = wire.body ? JSON.parse(wire.body) : undefined;
