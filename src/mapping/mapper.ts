@@ -131,7 +131,6 @@ class Mapper implements ResourceMapper {
       if (links.length) body.link = links;
       else delete body.link;
     }
-    this.filterIdentifiers(body);
     const profiles = this.deid ? [] : patientProfiles(src, body);
     return this.finish(src, body, profiles) as Patient;
   }
@@ -169,7 +168,6 @@ class Mapper implements ResourceMapper {
     if (vitalSignCode(obs.code) !== undefined && !hasVitalSignsCategory(obs)) {
       body.category = [...(obs.category ?? []), VITAL_SIGNS_CATEGORY];
     }
-    this.filterIdentifiers(body);
     const profiles = isValidUsCoreVitalSign(obs) ? [US_CORE_VITAL_SIGNS] : [];
     return this.finish(src, body, profiles) as Observation;
   }
@@ -252,6 +250,7 @@ class Mapper implements ResourceMapper {
       let present = 0;
       for (const item of value) {
         if (this.deid && key === 'extension' && isDeidExtension(item)) continue;
+        if (key === 'identifier' && this.isDroppedIdentifier(item)) continue;
         // null stays inside arrays: it aligns a primitive array with its _extension twin.
         const v = item === null ? null : this.walk(item, key, ctx);
         if (v === undefined) continue;
@@ -261,6 +260,8 @@ class Mapper implements ResourceMapper {
       return present ? out : undefined;
     }
     const obj = value as Json;
+    // Reference.identifier is a single Identifier: the privacy filter applies wherever one stands.
+    if (key === 'identifier' && this.isDroppedIdentifier(obj)) return undefined;
     if (typeof obj.reference === 'string') return this.reference(obj, key, ctx);
     const out: Json = {};
     for (const [k, v] of Object.entries(obj)) {
@@ -301,20 +302,12 @@ class Mapper implements ResourceMapper {
     return out;
   }
 
-  /** The privacy filter: identifiers in a dropped system (or typed SSN); all of them when de-identifying. */
-  private filterIdentifiers(body: Json): void {
-    if (!Array.isArray(body.identifier)) return;
-    if (this.deid) {
-      delete body.identifier;
-      return;
-    }
-    const kept = (body.identifier as Json[]).filter((id) => {
-      if (typeof id.system === 'string' && this.dropSystems.has(id.system)) return false;
-      if (this.dropSsnType && isSsnTyped(id)) return false;
-      return true;
-    });
-    if (kept.length) body.identifier = kept;
-    else delete body.identifier;
+  /** The privacy filter: an identifier in a dropped system, or typed SSN, goes wherever it stands. */
+  private isDroppedIdentifier(item: unknown): boolean {
+    if (!item || typeof item !== 'object') return false;
+    const id = item as Json;
+    if (typeof id.system === 'string' && this.dropSystems.has(id.system)) return true;
+    return this.dropSsnType && isSsnTyped(id);
   }
 
   /** resourceType, id, meta (profiles vouched for, security labels), then the body. */
