@@ -6,7 +6,7 @@ import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from 
 import { Deidentifier, isDateLike, shiftDate } from './deid';
 import { normaliseQuantity } from './units';
 import { validationFailure } from './validate';
-import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, VITAL_SIGNS_CATEGORY, vitalSignCode } from './vitals';
+import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, vitalSignCode, vitalSignsCategory } from './vitals';
 
 type Json = Record<string, unknown>;
 
@@ -166,7 +166,7 @@ class Mapper implements ResourceMapper {
 
     const obs = body as unknown as Observation;
     if (vitalSignCode(obs.code) !== undefined && !hasVitalSignsCategory(obs)) {
-      body.category = [...(obs.category ?? []), VITAL_SIGNS_CATEGORY];
+      body.category = [...(obs.category ?? []), vitalSignsCategory()];
     }
     const profiles = isValidUsCoreVitalSign(obs) ? [US_CORE_VITAL_SIGNS] : [];
     return this.finish(src, body, profiles) as Observation;

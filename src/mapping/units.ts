@@ -70,7 +70,8 @@ const UCUM_SYNTAX = new RegExp(`^(?:/?${TERM})(?:[./]${TERM})*$|^%$`);
 export function toUcum(unit: string): string | undefined {
   const trimmed = unit.trim();
   if (!trimmed) return undefined;
-  const alias = ALIASES[trimmed] ?? ALIASES_LOWER.get(trimmed.toLowerCase());
+  // A Map, not the object: "constructor" or "toString" must not find Object.prototype's members.
+  const alias = ALIASES_LOWER.get(trimmed.toLowerCase());
   if (alias) return alias;
   if (KNOWN_UCUM.has(trimmed)) return trimmed;
   // A whitespace-free string that parses with the conservative grammar.

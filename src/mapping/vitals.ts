@@ -45,10 +45,10 @@ export function hasVitalSignsCategory(obs: Observation): boolean {
   return (obs.category ?? []).some((cat) => (cat.coding ?? []).some((c) => c.system === OBSERVATION_CATEGORY && c.code === 'vital-signs'));
 }
 
-export const VITAL_SIGNS_CATEGORY: CodeableConcept = {
-  coding: [{ system: OBSERVATION_CATEGORY, code: 'vital-signs', display: 'Vital Signs' }],
-  text: 'Vital Signs',
-};
+/** A fresh object each time: outputs never share structure, so changing one cannot change another. */
+export function vitalSignsCategory(): CodeableConcept {
+  return { coding: [{ system: OBSERVATION_CATEGORY, code: 'vital-signs', display: 'Vital Signs' }], text: 'Vital Signs' };
+}
 
 const STATUSES = new Set(['registered', 'preliminary', 'final', 'amended', 'corrected', 'cancelled', 'entered-in-error', 'unknown']);
 /** us-core-1: a dateTime at least to the day. */

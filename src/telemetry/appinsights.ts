@@ -65,6 +65,9 @@ export function operationIdsFor(operationId: string): OperationIds {
 
 const HTTP_METHOD = /^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\b/i;
 
+/** Unmapped codes sent as metrics per run. */
+const MAX_UNMAPPED_CODE_METRICS = 50;
+
 export class AppInsightsTelemetry implements Telemetry {
   constructor(
     private readonly shared: Shared,
@@ -157,7 +160,8 @@ export class AppInsightsTelemetry implements Telemetry {
   }
 
   unmappedCodes(codes: Array<{ system: string; code: string; count: number }>): void {
-    for (const c of codes) {
+    // The most frequent codes only (callers sort by count): a dimension per code must stay bounded.
+    for (const c of codes.slice(0, MAX_UNMAPPED_CODE_METRICS)) {
       this.metric(METRICS.unmappedCodes, c.count, { scope: 'code', system: c.system, code: c.code });
     }
   }

@@ -7,19 +7,23 @@ import type { DependencyCall, RunSummary, Telemetry } from './telemetry';
  * are built once per worker, so their telemetry cannot be bound to one invocation; reading the
  * operation from async context instead correlates every dependency call with its invocation.
  */
-const scope = new AsyncLocalStorage<string>();
+const scope = new AsyncLocalStorage<{ id: string; bound: Map<Telemetry, Telemetry> }>();
 
 export function runInOperation<T>(operationId: string | undefined, fn: () => Promise<T>): Promise<T> {
-  return operationId ? scope.run(operationId, fn) : fn();
+  return operationId ? scope.run({ id: operationId, bound: new Map() }, fn) : fn();
 }
 
 /** Telemetry that tags everything with the operation of the async context it is called from. */
 export class OperationScopedTelemetry implements Telemetry {
   constructor(private readonly base: Telemetry) {}
 
+  /** The base bound to the current operation, made once per operation rather than per call. */
   private get target(): Telemetry {
-    const id = scope.getStore();
-    return id ? this.base.withOperation(id) : this.base;
+    const op = scope.getStore();
+    if (!op) return this.base;
+    let bound = op.bound.get(this.base);
+    if (!bound) op.bound.set(this.base, (bound = this.base.withOperation(op.id)));
+    return bound;
   }
 
   withOperation(operationId: string | undefined): Telemetry {

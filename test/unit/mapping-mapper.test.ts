@@ -162,3 +162,20 @@ describe('UnmappedCodeReport', () => {
     expect(canonicalJson(report.entries())).toBe(canonicalJson(report.entries()));
   });
 });
+
+describe('outputs stand alone', () => {
+  test('changing one mapped vital sign does not change the next one mapped', () => {
+    const mapper = createResourceMapper(DEFAULT_OPTIONS);
+    const weight = sampleObservations().find((o) => o.code?.coding?.some((c) => c.code?.startsWith('5089')))!;
+    const first = ok(mapper.map(weight)).resource as Observation;
+    const before = canonicalJson(first);
+    first.category!.forEach((c) => c.coding?.forEach((cd) => (cd.code = 'changed')));
+    expect(canonicalJson(ok(mapper.map(weight)).resource)).toBe(before);
+  });
+
+  test('a unit named like an Object member is not taken for a UCUM alias', () => {
+    const { toUcum } = jest.requireActual('../../src/mapping') as typeof import('../../src/mapping');
+    for (const unit of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) expect(toUcum(unit)).toBeUndefined();
+    expect(toUcum('lbs')).toBe('[lb_av]');
+  });
+});
