@@ -32,6 +32,9 @@ export class UpstreamError extends Error {
     this.name = 'UpstreamError';
   }
 
+  /** For a NotFound: the resource the source said it does not have ("Type/id"), when it said so. */
+  missing?: string;
+
   /** True when the other side is down or overloaded, as opposed to refusing this request. */
   get isOutage(): boolean {
     return ['Throttled', 'Unavailable', 'Timeout', 'Network'].includes(this.code);

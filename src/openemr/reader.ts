@@ -93,8 +93,20 @@ export class OpenEmrReader {
     return resources.filter((r) => r.resourceType === type);
   }
 
+  /**
+   * OpenEMR answers an unknown id with 404 and body `[]`; any other 404 (a wrong site, an API that
+   * is switched off: "Route not found") says nothing about the resource and must not pass for it.
+   */
   private async read(type: string, id: string): Promise<unknown> {
-    const response = await this.http.get(`/${type}/${encodeURIComponent(id)}`);
+    const response = await this.http.get(`/${type}/${encodeURIComponent(id)}`, { validateStatus: (s) => (s >= 200 && s < 300) || s === 404 });
+    if (response.status === 404) {
+      if (Array.isArray(response.data) && response.data.length === 0) {
+        const error = new UpstreamError('openemr', 'NotFound', `OpenEMR has no ${type}/${id}.`, 404);
+        error.missing = `${type}/${id}`;
+        throw error;
+      }
+      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered 404 for its ${type} read route: check OPENEMR_BASE_URL and OPENEMR_SITE, and that the FHIR API is enabled.`, 404);
+    }
     const parsed = singleResourceSchema.safeParse(response.data);
     if (!parsed.success || parsed.data.resourceType !== type) {
       throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} read with something that is not a ${type}.`, response.status);

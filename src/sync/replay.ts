@@ -66,7 +66,8 @@ export async function replayDeadLetters(deps: ReplayDeps, options: { resourceTyp
         note({ ...key, outcome: 'still-failing', ...failure });
       }
     } catch (error) {
-      if (error instanceof UpstreamError && error.side === 'openemr' && error.code === 'NotFound') {
+      // Only OpenEMR saying it has no such resource, about this very resource, retires the letter.
+      if (error instanceof UpstreamError && error.missing === `${letter.resourceType}/${letter.id}`) {
         await deps.deadLetters.remove([key]);
         summary.deletedAtSource++;
         note({ ...key, outcome: 'deleted-at-source', status: 404, reason: 'deleted at source' });

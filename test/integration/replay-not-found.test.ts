@@ -1,0 +1,63 @@
+import http from 'node:http';
+import { syncPatientHandler } from '../../functions/sync-patient';
+import { loadConfig } from '../../src/config/load';
+import { createConnector } from '../../src/connector';
+import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
+import { replayDeadLetters, replayDepsOf } from '../../src/sync/replay';
+import { startStack, type Stack } from '../../stack';
+import { invoke, useStack } from '../helpers/functions';
+
+let stack: Stack;
+let routeless: http.Server;
+let routelessUrl: string;
+beforeAll(async () => {
+  stack = await startStack({ azurite: false, dataDir: null });
+  // An OpenEMR whose FHIR API answers every route with OpenEMR's "Route not found" 404.
+  routeless = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    if (req.method === 'POST' && req.url?.endsWith('/token')) return res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 300, access_token: 'opaque' }));
+    res.statusCode = 404;
+    res.end(JSON.stringify({ error: 'An error occurred', message: 'Route not found', code: 0 }));
+  });
+  await new Promise<void>((resolve) => routeless.listen(0, '127.0.0.1', resolve));
+  routelessUrl = `http://127.0.0.1:${(routeless.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => routeless.close(resolve));
+  await stack?.close();
+});
+
+const letter = (resourceType: string, id: string) => ({ resourceType, id, stage: 'write' as const, reason: 'x', attempts: 1, at: new Date(0).toISOString(), runId: 'r', operation: 'test' });
+
+async function connectorWith(deadLetters: MemoryDeadLetterStore, settings: Record<string, string> = {}) {
+  return createConnector(loadConfig({ ...stack.env, RETRY_MAX_ATTEMPTS: '1', ...settings }), { state: null, deadLetters });
+}
+
+test('a replay keeps the letter of an Observation that still exists when only its Patient is gone', async () => {
+  stack.openemr.store.put({
+    resourceType: 'Observation',
+    id: 'b0000000-0000-4000-8000-0000000000aa',
+    status: 'final',
+    code: { text: 'x' },
+    subject: { reference: 'Patient/a0000000-0000-4000-8000-0000000000aa' },
+  } as never);
+  const deadLetters = new MemoryDeadLetterStore();
+  await deadLetters.record([letter('Observation', 'b0000000-0000-4000-8000-0000000000aa'), letter('Patient', 'a0000000-0000-4000-8000-0000000000bb')]);
+  const summary = await replayDeadLetters(replayDepsOf(await connectorWith(deadLetters)));
+  expect(summary.deletedAtSource).toBe(1);
+  expect((await deadLetters.list()).map((d) => `${d.resourceType}/${d.id}`)).toEqual(['Observation/b0000000-0000-4000-8000-0000000000aa']);
+});
+
+test('an OpenEMR that answers 404 to every route retires no dead letter', async () => {
+  const deadLetters = new MemoryDeadLetterStore();
+  await deadLetters.record([letter('Patient', 'a0000000-0000-4000-8000-0000000000bb')]);
+  const summary = await replayDeadLetters(replayDepsOf(await connectorWith(deadLetters, { OPENEMR_BASE_URL: routelessUrl })));
+  expect(summary.deletedAtSource).toBe(0);
+  expect(await deadLetters.list()).toHaveLength(1);
+});
+
+test('a sync against an OpenEMR whose FHIR routes are missing answers 502 naming the settings, not 404', async () => {
+  useStack(stack, { OPENEMR_BASE_URL: routelessUrl });
+  const answer = await invoke(syncPatientHandler, { url: 'x', params: { id: 'a0000000-0000-4000-8000-0000000000bb' } });
+  expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([502, expect.stringMatching(/OPENEMR_SITE/)]);
+});
