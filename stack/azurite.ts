@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 
 export interface AzuriteHandle {
@@ -14,23 +13,11 @@ export interface AzuriteHandle {
 const ACCOUNT = 'devstoreaccount1';
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Azurite in memory on free ports, as a child process (its package main is the VS Code extension,
  * so it cannot be required). Ready when it says its services are listening.
  */
 export async function startAzurite(): Promise<AzuriteHandle> {
-  const [blobPort, queuePort, tablePort] = [await freePort(), await freePort(), await freePort()];
   const entry = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'azurite.js');
   const child: ChildProcess = spawn(
     process.execPath,
@@ -41,31 +28,39 @@ export async function startAzurite(): Promise<AzuriteHandle> {
       '--loose',
       '--skipApiVersionCheck',
       '--disableTelemetry',
-      '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
-      '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
-      '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
+      // Port 0: the system picks free ports and Azurite says which, so no other process can take
+      // a port between choosing and binding it.
+      '--blobHost', '127.0.0.1', '--blobPort', '0',
+      '--queueHost', '127.0.0.1', '--queuePort', '0',
+      '--tableHost', '127.0.0.1', '--tablePort', '0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  await new Promise<void>((resolve, reject) => {
+  const ports = await new Promise<Record<'Blob' | 'Queue' | 'Table', number>>((resolve, reject) => {
     let output = '';
-    const ready = new Set<string>();
-    const timer = setTimeout(() => reject(new Error(`Azurite did not start within 30 s: ${output.slice(-500)}`)), 30_000);
+    const ready: Partial<Record<'Blob' | 'Queue' | 'Table', number>> = {};
+    const fail = (error: Error): void => {
+      clearTimeout(timer);
+      child.kill('SIGKILL'); // never leave an Azurite behind that nobody can close
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`Azurite did not start within 30 s: ${output.slice(-500)}`)), 30_000);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      for (const svc of ['Blob', 'Queue', 'Table']) if (new RegExp(`${svc} service is successfully listening`, 'i').test(output)) ready.add(svc);
-      if (ready.size === 3) {
+      for (const svc of ['Blob', 'Queue', 'Table'] as const) {
+        const m = new RegExp(`${svc} service is successfully listening at http://[^:]+:(\\d+)`, 'i').exec(output);
+        if (m) ready[svc] = Number(m[1]);
+      }
+      if (ready.Blob && ready.Queue && ready.Table) {
         clearTimeout(timer);
-        resolve();
+        resolve(ready as Record<'Blob' | 'Queue' | 'Table', number>);
       }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Azurite exited with code ${code}: ${output.slice(-500)}`));
-    });
+    child.once('exit', (code) => fail(new Error(`Azurite exited with code ${code}: ${output.slice(-500)}`)));
   });
+  const { Blob: blobPort, Queue: queuePort, Table: tablePort } = ports;
   const connectionString = [
     'DefaultEndpointsProtocol=http',
     `AccountName=${ACCOUNT}`,

@@ -60,7 +60,12 @@ function matchRoute(route: string, pathname: string): Record<string, string> | u
   const params: Record<string, string> = {};
   for (let i = 0; i < routeParts.length; i++) {
     const r = routeParts[i]!;
-    const p = decodeURIComponent(pathParts[i]!);
+    let p: string;
+    try {
+      p = decodeURIComponent(pathParts[i]!);
+    } catch {
+      return undefined; // a malformed %-escape matches no route
+    }
     const m = /^\{(\w+)(?::[^}]*)?\??\}$/.exec(r);
     if (m) params[m[1]!] = p;
     else if (r.toLowerCase() !== p.toLowerCase()) return undefined;
@@ -71,7 +76,7 @@ function matchRoute(route: string, pathname: string): Record<string, string> | u
 /** Serves the captured HTTP functions under /api on 127.0.0.1. */
 export async function startFunctionsHost(options: { port?: number; log?: (line: string) => void } = {}): Promise<{ url: string; close(): Promise<void> }> {
   const { http: functions } = loadFunctionRegistrations();
-  const server = http.createServer(async (req, res) => {
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -94,6 +99,14 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
     }
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: `No function serves ${req.method} ${url.pathname}` }));
+  };
+  // One failing request must not take the host (and the whole local stack) down.
+  const server = http.createServer((req, res) => {
+    serve(req, res).catch((error: unknown) => {
+      if (res.headersSent) return void res.destroy();
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `The local host failed to serve the request (${error instanceof Error ? error.name : 'Error'}).` }));
+    });
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };

@@ -4,13 +4,14 @@ import type { ConnectorOverrides } from '../../src/connector';
 import type { Stack } from '../../stack';
 import { invokeHttpHandler } from '../../stack/functions-host';
 import { captureLogLine } from './log-capture';
+import { SETTINGS } from '../../src/config/schema';
 
 /** Everything the handlers logged through their InvocationContext, for the privacy scan. */
 export const capturedLogs: string[] = [];
 
 /** Points the function runtime at a stack: its settings into process.env, a fresh connector. */
 export function useStack(stack: Stack, settings: Record<string, string> = {}, overrides: ConnectorOverrides = {}): void {
-  for (const key of Object.keys(process.env)) if (/^(OPENEMR_|AHDS_|AZURE_|SYNC_|RETRY_|HTTP_|MAPPING_|PRIVACY_|DEID_|RECONCILE_)/.test(key)) delete process.env[key];
+  clearConnectorSettings(process.env);
   Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...settings });
   // A stack without Azurite has no storage: its connector keeps dead letters in memory.
   resetConnector(stack.azurite ? overrides : { state: null, ...overrides });
@@ -47,4 +48,14 @@ export async function invoke(handler: HttpHandler, options: { method?: string; u
     json = undefined;
   }
   return { ...wire, json };
+}
+
+/**
+ * Removes every connector setting from an environment, so nothing from the developer's or CI's
+ * shell (an Application Insights connection string, a storage account) leaks into a test.
+ */
+export function clearConnectorSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  for (const { name } of SETTINGS) delete env[name];
+  for (const key of Object.keys(env)) if (key.startsWith('AzureWebJobsStorage__')) delete env[key];
+  return env;
 }

@@ -1,3 +1,4 @@
+import { clearConnectorSettings } from './functions';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
@@ -31,7 +32,7 @@ export interface CliChild {
 export function startCliChild(env: Record<string, string>, args: string[] = []): CliChild {
   const child = spawn(process.execPath, ['-e', HOOK], {
     cwd: ROOT,
-    env: { ...process.env, ...env, SYNC_CLI_ARGS: JSON.stringify(args) },
+    env: { ...clearConnectorSettings({ ...process.env }), ...env, SYNC_CLI_ARGS: JSON.stringify(args) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
