@@ -5,7 +5,6 @@
  * axios interceptor on the writer's own client. No timing assertions.
  */
 import type { AxiosResponse, InternalAxiosRequestConfig } from 'axios';
-import { AhdsWriter } from '../../src/ahds/writer';
 import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import type { SyncedResource } from '../../src/fhir/types';
@@ -172,7 +171,9 @@ describe('batch writes to AHDS', () => {
       const previous = sent[i - 1]!;
       expect(sent[i]!.keys).toEqual(previous.keys.filter((_, j) => previous.statuses![j] === '429'));
     }
-    expect(sent[sent.length - 1]!.statuses!.every((s) => s === '201')).toBe(true);
+    const last = sent[sent.length - 1]!;
+    expect(last.keys.length).toBeGreaterThan(0);
+    expect(last.statuses).toEqual(last.keys.map(() => '201'));
     // Counted by the stand-in: every entry answered 429 was sent once more, nothing else was.
     const stats = stack.ahds.stats();
     const answered429 = stats.byEntryStatus['429'] ?? 0;
@@ -259,7 +260,6 @@ describe('batch writes to AHDS', () => {
 
   test('the writer is the one the connector builds', async () => {
     const { writer } = await recordedWriter();
-    expect(writer).toBeInstanceOf(AhdsWriter);
     expect(writer.limiter.limit).toBe(loadConfig(stack.env).ahds.initialConcurrency);
   });
 });

@@ -11,7 +11,6 @@ function ok(outcome: MapOutcome): Extract<MapOutcome, { ok: true }> {
 describe('determinism', () => {
   test('mapping is deterministic and does not mutate its input', () => {
     const inputs = [...samplePatients().slice(0, 5), ...sampleObservations().slice(0, 400)].map((r) => deepFreeze(structuredClone(r)));
-    const before = inputs.map((r) => JSON.stringify(r));
     for (const options of [DEFAULT_OPTIONS, deidOptions()]) {
       const a = createResourceMapper(options);
       const b = createResourceMapper(options);
@@ -22,7 +21,6 @@ describe('determinism', () => {
       expect(inputs.map((r) => JSON.stringify(a.map(r)))).toEqual(first);
       expect(inputs.map((r) => JSON.stringify(b.map(r)))).toEqual(first);
     }
-    expect(inputs.map((r) => JSON.stringify(r))).toEqual(before);
   });
 
   test('the output shares no objects with the input', () => {
@@ -159,7 +157,10 @@ describe('UnmappedCodeReport', () => {
     expect(top).toEqual({ system: 'https://cielterminology.org', code: '1271AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', display: 'TESTS ORDERED', count: 1014 });
     // Mapped vitals never appear.
     expect(report.entries().some((e) => e.code.startsWith('5089'))).toBe(false);
-    expect(canonicalJson(report.entries())).toBe(canonicalJson(report.entries()));
+    // The order codes were met in does not change the report.
+    const reversed = new UnmappedCodeReport();
+    for (const o of [...sampleObservations()].reverse()) reversed.add(ok(mapper.map(o)).unmapped);
+    expect(canonicalJson(reversed.entries())).toBe(canonicalJson(report.entries()));
   });
 });
 
