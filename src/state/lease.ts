@@ -100,7 +100,7 @@ export class TableLeaseManager implements LeaseManager {
         return { acquired: true, handle: this.handle(client, name, owner, answer.etag!, fresh.expiresAt) };
       } catch (error) {
         // 409: another runner inserted the row first.
-        if (statusOf(error) === 409) return this.lostRace(name, owner);
+        if (statusOf(error) === 409) return this.lostRace(name);
         throw error;
       }
     }
@@ -113,17 +113,14 @@ export class TableLeaseManager implements LeaseManager {
       return { acquired: true, handle: this.handle(client, name, owner, answer.etag!, next.expiresAt) };
     } catch (error) {
       // 412: someone else changed the row between our read and our write; 404: it was released and deleted.
-      if (statusOf(error) === 412 || statusOf(error) === 404) return this.lostRace(name, owner);
+      if (statusOf(error) === 412 || statusOf(error) === 404) return this.lostRace(name);
       throw error;
     }
   }
 
-  private async lostRace(name: string, owner: string): Promise<AcquireResult> {
-    const holder = await this.peek(name);
-    if (holder && holder.owner !== owner) return { acquired: false, holder };
-    // Released in between: one more try, never a loop.
-    if (!holder) return { acquired: false, holder: { owner: 'unknown', expiresAt: new Date(this.now()).toISOString() } };
-    return { acquired: false, holder };
+  /** Another runner won the row: say who holds it (or that it was just released), never retry. */
+  private async lostRace(name: string): Promise<AcquireResult> {
+    return { acquired: false, holder: (await this.peek(name)) ?? { owner: 'unknown', expiresAt: new Date(this.now()).toISOString() } };
   }
 
   private handle(client: TableClient, name: string, owner: string, firstEtag: string, firstExpiry: string): LeaseHandle {
@@ -133,16 +130,28 @@ export class TableLeaseManager implements LeaseManager {
     let timer: NodeJS.Timeout | undefined;
     let released = false;
     const manager = this;
-    const renew = async (): Promise<boolean> => {
-      if (lost || released) return !lost && !released;
+    let inflight: Promise<boolean> | undefined;
+    const write = async (): Promise<boolean> => {
       const next = new Date(manager.now() + manager.seconds * 1000).toISOString();
+      const row = { partitionKey: PARTITION, rowKey: name, owner, expiresAt: next, acquiredAt: new Date(manager.now()).toISOString() };
       try {
-        const answer = await client.updateEntity<LeaseEntity>({ partitionKey: PARTITION, rowKey: name, owner, expiresAt: next, acquiredAt: new Date(manager.now()).toISOString() }, 'Replace', { etag });
-        etag = answer.etag!;
+        etag = (await client.updateEntity<LeaseEntity>(row, 'Replace', { etag })).etag!;
         expiresAt = next;
         return true;
       } catch (error) {
-        if (statusOf(error) === 412 || statusOf(error) === 404) {
+        if (statusOf(error) === 412) {
+          // The ETag moved. A renewal of ours that was applied but whose answer got lost (the
+          // client retries) moves it too: the lease is lost only if the row names someone else.
+          const row = await client.getEntity<LeaseEntity>(PARTITION, name).catch(() => undefined);
+          if (row?.owner === owner && Date.parse(row.expiresAt) > manager.now()) {
+            etag = row.etag;
+            expiresAt = row.expiresAt;
+            return true;
+          }
+          lost = true;
+          return false;
+        }
+        if (statusOf(error) === 404) {
           lost = true;
           return false;
         }
@@ -150,6 +159,12 @@ export class TableLeaseManager implements LeaseManager {
         if (Date.parse(expiresAt) <= manager.now()) lost = true;
         return !lost;
       }
+    };
+    // One renewal at a time: the timer and assertHeld() must not race each other on the ETag.
+    const renew = (): Promise<boolean> => {
+      if (lost || released) return Promise.resolve(!lost && !released);
+      inflight ??= write().finally(() => (inflight = undefined));
+      return inflight;
     };
     return {
       name,

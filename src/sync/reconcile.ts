@@ -50,7 +50,10 @@ export interface ReconcileDeps {
   telemetry: Telemetry;
   pageSize: number;
   deleteMode: 'report-only' | 'delete';
+  /** false reads the source by search instead of $export. */
   useExport?: boolean;
+  /** Throws unless this run still holds the sync lease: checked before anything is deleted. */
+  assertHeld?: () => Promise<void>;
   serverNow?: () => Promise<number>;
   log?: (message: string) => void;
 }
@@ -146,6 +149,7 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     const gone = [...target[type]!.keys()];
     byType[type].deletedAtSource = gone.length;
     if (deps.deleteMode !== 'delete') continue;
+    await deps.assertHeld?.();
     for (const id of gone) {
       await deps.writer.delete(type, id);
       byType[type].deleted++;
@@ -195,9 +199,10 @@ export async function runReconcile(
 ): Promise<LeasedOutcome<ReconcileSummary>> {
   const state = requireState(connector);
   const runId = options.runId ?? randomUUID();
-  return withLease(state.lease, runId, async () => {
+  return withLease(state.lease, runId, async (handle) => {
     const summary = await reconcile(
       {
+        assertHeld: () => handle.assertHeld(),
         sync: connector.sync,
         reader: connector.reader,
         writer: connector.writer,
