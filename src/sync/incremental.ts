@@ -203,7 +203,7 @@ export class IncrementalSync {
             await close('Patient', 'search');
           } else {
             phase = 'Observation';
-            const failedPatients = failedPatientIds(run);
+            const failedPatients = await sync.blockedPatients(run);
             await forEachObservationWindow(
               reader,
               lo ?? 0,
@@ -212,7 +212,7 @@ export class IncrementalSync {
               async (observations) => {
                 this.checkLease(handle);
                 run.tally.read += observations.length;
-                await this.writeObservations(observations, run, sink, failedPatients);
+                await sync.mapObservationsInto(observations, run, sink, failedPatients);
                 run.onProgress?.(run.tally);
               },
             );
@@ -254,13 +254,13 @@ export class IncrementalSync {
     }
     try {
       for (const type of ['Patient', 'Observation'] as const) {
-        const failedPatients = type === 'Observation' ? failedPatientIds(run) : new Set<string>();
+        const failedPatients = type === 'Observation' ? await sync.blockedPatients(run) : new Set<string>();
         for (const output of job.outputs.filter((o) => o.type === type)) {
           for await (const resource of exportedResources(reader, output.url)) {
             if (resource.resourceType !== type) continue;
             this.checkLease(handle);
             run.tally.read++;
-            if (type === 'Observation') await this.writeObservations([resource as unknown as Observation], run, sink, failedPatients);
+            if (type === 'Observation') await sync.mapObservationsInto([resource as unknown as Observation], run, sink, failedPatients);
             else await sync.mapInto(resource as unknown as SyncedResource, run, sink);
             if (run.tally.read % 500 === 0) run.onProgress?.(run.tally);
           }
@@ -274,18 +274,6 @@ export class IncrementalSync {
       await endExport(reader, job);
     }
     return true;
-  }
-
-  /** Observations whose Patient failed in this run are not written; they are dead-lettered saying why. */
-  private async writeObservations(observations: Observation[], run: RunContext, sink: ReturnType<SyncService['sink']>, failedPatients: Set<string>): Promise<void> {
-    for (const o of observations) {
-      const patientId = referencedId(o.subject?.reference, 'Patient');
-      if (patientId && failedPatients.has(patientId)) {
-        await this.deps.sync.recordFailures(run, [{ resourceType: 'Observation', id: o.id ?? '', stage: 'write', reason: `Not written because its Patient/${patientId} could not be written.` }]);
-        continue;
-      }
-      await this.deps.sync.mapInto(o, run, sink);
-    }
   }
 
   private checkLease(handle: LeaseHandle): void {
@@ -302,9 +290,6 @@ export class IncrementalSync {
   }
 }
 
-function failedPatientIds(run: RunContext): Set<string> {
-  return run.tally.failedPatients;
-}
 
 /** The incremental run of a connector; it needs the state stores (storage settings). */
 export function incrementalSync(connector: Connector, options: IncrementalOptions = {}, log?: (message: string) => void): IncrementalSync {

@@ -203,6 +203,26 @@ export class SyncService {
     else await this.fail(run, [{ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason }]);
   }
 
+  /**
+   * Patients whose Observations must wait: those that failed in this run and those still
+   * dead-lettered from earlier runs (their Observations would point at nothing in AHDS).
+   */
+  async blockedPatients(run: RunContext): Promise<Set<string>> {
+    const earlier = await this.deps.deadLetters.list({ resourceType: 'Patient' });
+    return new Set([...run.tally.failedPatients, ...earlier.map((d) => d.id)]);
+  }
+
+  /** Maps Observations into a sink; those of a blocked Patient are dead-lettered saying why, in one call. */
+  async mapObservationsInto(observations: readonly Observation[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
+    const held: FailureItem[] = [];
+    for (const o of observations) {
+      const patientId = referencedId(o.subject?.reference, 'Patient');
+      if (patientId && blocked.has(patientId)) held.push(blockedByPatient(o, patientId));
+      else await this.mapInto(o, run, sink);
+    }
+    await this.fail(run, held);
+  }
+
   /** Tallies and dead-letters failures found outside a write (e.g. Observations blocked by their Patient). */
   async recordFailures(run: RunContext, items: FailureItem[]): Promise<void> {
     await this.fail(run, items);

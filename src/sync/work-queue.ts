@@ -95,10 +95,11 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
     return deps.sync.finish(run, undefined, window);
   }
   const sink = deps.sync.sink(run);
+  const blocked = await deps.sync.blockedPatients(run);
   try {
     await forEachObservationWindow(deps.reader, Date.parse(item.since), Date.parse(item.until), { maxPerAnswer: OPENEMR_MAX_COUNT }, async (observations: Observation[]) => {
       run.tally.read += observations.length;
-      for (const o of observations) await deps.sync.mapInto(o, run, sink);
+      await deps.sync.mapObservationsInto(observations, run, sink, blocked);
     });
     await sink.flush();
   } catch (error) {

@@ -61,3 +61,16 @@ test('a sync against an OpenEMR whose FHIR routes are missing answers 502 naming
   const answer = await invoke(syncPatientHandler, { url: 'x', params: { id: 'a0000000-0000-4000-8000-0000000000bb' } });
   expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([502, expect.stringMatching(/OPENEMR_SITE/)]);
 });
+
+test('an Observation whose Patient is still dead-lettered from an earlier run is held back, saying why', async () => {
+  const { processWorkItem } = await import('../../src/sync/work-queue');
+  const patientId = 'a0000000-0000-4000-8000-0000000000cc';
+  const observationId = 'b0000000-0000-4000-8000-0000000000cc';
+  stack.openemr.store.put({ resourceType: 'Observation', id: observationId, status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${patientId}` } } as never);
+  const deadLetters = new MemoryDeadLetterStore();
+  await deadLetters.record([letter('Patient', patientId)]);
+  const connector = await connectorWith(deadLetters);
+  const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters }, { kind: 'observations', since: '1970-01-01T00:00:00Z', until: new Date(Date.now() + 3600_000).toISOString() } as never);
+  expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: observationId, reason: `Not written because its Patient/${patientId} could not be written.` }));
+  expect(await stack.ahds.read('Observation', observationId)).toBeUndefined();
+});
