@@ -1,5 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { classifyRunError, openEmrNow, requireState } from '../src/sync/incremental';
+import { openEmrNow, requireState } from '../src/sync/incremental';
 import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
 import { enqueueWorkItems, handleWorkMessage } from '../src/sync/work-queue';
@@ -51,8 +51,7 @@ async function handlePlanBackfill(request: HttpRequest, context: InvocationConte
     const { items: _items, ...counts } = plan;
     return { status: 202, jsonBody: { enqueued: plan.items.length, queue: state.queueName, since, until, ...counts }, headers: { 'Content-Type': 'application/json' } };
   } catch (error) {
-    const known = classifyRunError(error);
-    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+    return errorResponse(error, context);
   }
 }
 

@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { isValidFhirId } from '../src/fhir/ids';
-import { classifyRunError } from '../src/sync/incremental';
+
 import { replayDeadLetters, replayDepsOf } from '../src/sync/replay';
 import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
 import { errorResponse, outcomeResponse } from './shared/http';
@@ -29,8 +29,7 @@ async function handleListDeadLetters(request: HttpRequest, context: InvocationCo
     const items = await deadLetters.list({ resourceType, limit });
     return json(200, { count: items.length, items });
   } catch (error) {
-    const known = classifyRunError(error);
-    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+    return errorResponse(error, context);
   }
 }
 
@@ -45,8 +44,7 @@ async function handleReplayDeadLetters(request: HttpRequest, context: Invocation
     context.log(`Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
     return json(200, summary);
   } catch (error) {
-    const known = classifyRunError(error);
-    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+    return errorResponse(error, context);
   }
 }
 
@@ -64,8 +62,7 @@ async function handleReplayOneDeadLetter(request: HttpRequest, context: Invocati
     if (summary.items[0]?.outcome === 'not-found') return outcomeResponse(404, 'not-found', `No dead letter for ${resourceType}/${id}.`);
     return json(200, summary);
   } catch (error) {
-    const known = classifyRunError(error);
-    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+    return errorResponse(error, context);
   }
 }
 

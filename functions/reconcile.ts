@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
 import { scrubText, UpstreamError } from '../src/http/errors';
-import { classifyRunError } from '../src/sync/incremental';
+import { classifyRunError } from '../src/state/errors';
 import { runReconcile } from '../src/sync/reconcile';
 import { errorResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
@@ -34,8 +34,6 @@ async function handleReconcileHttp(request: HttpRequest, context: InvocationCont
     if (outcome.skipped) return outcomeResponse(409, 'conflict', outcome.skip.message);
     return { status: 200, jsonBody: outcome.value, headers: { 'Content-Type': 'application/json' } };
   } catch (error) {
-    const known = classifyRunError(error);
-    if (known) return outcomeResponse(known.status, known.code, known.message);
     return errorResponse(error, context);
   }
 }

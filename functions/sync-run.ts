@@ -1,5 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
+import { incrementalSync, runLine } from '../src/sync/incremental';
 import { errorResponse, outcomeResponse, summaryResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
@@ -30,11 +30,6 @@ async function handleSyncRun(request: HttpRequest, context: InvocationContext): 
     context.log(runLine(outcome.value));
     return summaryResponse(outcome.value);
   } catch (error) {
-    const known = classifyRunError(error);
-    if (known) {
-      context.warn(known.message);
-      return outcomeResponse(known.status, known.code, known.message, known.status === 503 ? { 'Retry-After': '30' } : {});
-    }
     return errorResponse(error, context);
   }
 }

@@ -1,6 +1,7 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { scrubText, UpstreamError } from '../src/http/errors';
-import { classifyRunError, incrementalSync, runLine } from '../src/sync/incremental';
+import { incrementalSync, runLine } from '../src/sync/incremental';
+import { classifyRunError } from '../src/state/errors';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();

@@ -1,5 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { classifyRunError, requireState } from '../src/sync/incremental';
+import { requireState } from '../src/sync/incremental';
 import { errorResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
@@ -17,8 +17,7 @@ async function handleUnmappedCodes(request: HttpRequest, context: InvocationCont
     const codes = await state.unmapped.list(Math.min(10000, Math.max(1, Number(limitRaw ?? 500))));
     return { status: 200, jsonBody: { count: codes.length, codes }, headers: { 'Content-Type': 'application/json' } };
   } catch (error) {
-    const known = classifyRunError(error);
-    return known ? outcomeResponse(known.status, known.code, known.message) : errorResponse(error, context);
+    return errorResponse(error, context);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError } from '../../src/config/load';
+import { classifyRunError } from '../../src/state/errors';
 import { isValidFhirId } from '../../src/fhir/ids';
 import { operationOutcome, type IssueCode } from '../../src/fhir/operation-outcome';
 import { scrubText, SIDE_NAMES, UpstreamError } from '../../src/http/errors';
@@ -22,6 +23,11 @@ export function checkId(type: string, id: string | undefined): HttpResponseInit 
  * invocation id. Never a stack trace, never a body from upstream.
  */
 export function errorResponse(error: unknown, context: InvocationContext, subject?: { type: string; id: string }): HttpResponseInit {
+  const run = classifyRunError(error);
+  if (run) {
+    context.warn(run.message);
+    return outcomeResponse(run.status, run.code, run.message, run.status === 503 ? { 'Retry-After': '30' } : {});
+  }
   if (error instanceof UpstreamError) {
     const side = SIDE_NAMES[error.side];
     if (error.code === 'NotFound' && error.side === 'openemr' && subject) {

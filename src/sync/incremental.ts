@@ -4,6 +4,7 @@ import { referencedId } from '../fhir/references';
 import type { Observation, SyncedResource } from '../fhir/types';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { StateStores } from '../state';
+import { DeadLetterStorageError } from '../state/errors';
 import { describeOwner, LeaseLostError, type LeaseHandle, type LeaseInfo, type LeaseManager } from '../state/lease';
 import type { WatermarkStore } from '../state/watermarks';
 import { METRICS } from '../telemetry/names';
@@ -66,14 +67,6 @@ export interface IncrementalSummary extends SyncSummary {
 export type Skipped = { status: 'skipped'; message: string; holder: LeaseInfo };
 
 export type LeasedOutcome<T> = { skipped: true; skip: Skipped } | { skipped: false; value: T };
-
-/** Dead letters of this run could not be stored: the window stays open so the failures are seen again. */
-export class DeadLetterStorageError extends Error {
-  constructor(count: number) {
-    super(`${count} dead letter(s) could not be stored; the watermark was not advanced.`);
-    this.name = 'DeadLetterStorageError';
-  }
-}
 
 /** Runs fn while holding the shared lease; answers "skipped" when another run holds it. */
 export async function withLease<T>(lease: LeaseManager, runId: string, fn: (handle: LeaseHandle) => Promise<T>): Promise<LeasedOutcome<T>> {
@@ -318,21 +311,6 @@ export function requireState(connector: Connector): StateStores {
   return connector.state;
 }
 
-
-/**
- * HTTP answer for the failures particular to runs that close windows (the shared errorResponse
- * handles upstream and configuration errors): a lost lease is a conflict, dead letters or state
- * that storage could not take make the run retryable (503). Undefined for anything else.
- */
-export function classifyRunError(error: unknown): { status: number; code: 'conflict' | 'transient'; message: string } | undefined {
-  if (error instanceof LeaseLostError) return { status: 409, code: 'conflict', message: error.message };
-  if (error instanceof DeadLetterStorageError) return { status: 503, code: 'transient', message: `${error.message} Try again later.` };
-  const e = error as { name?: string; statusCode?: number; code?: string } | undefined;
-  if (e?.name === 'RestError') {
-    return { status: 503, code: 'transient', message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.` };
-  }
-  return undefined;
-}
 
 /** One log line of a run's counts (never content). */
 export function runLine(s: SyncSummary & { windows?: Record<string, TypeWindow> }): string {

@@ -1,0 +1,24 @@
+import { LeaseLostError } from './lease';
+
+/** Dead letters of this run could not be stored: the window stays open so the failures are seen again. */
+export class DeadLetterStorageError extends Error {
+  constructor(count: number) {
+    super(`${count} dead letter(s) could not be stored; the watermark was not advanced.`);
+    this.name = 'DeadLetterStorageError';
+  }
+}
+
+/**
+ * HTTP answer for the failures particular to runs that close windows (the shared errorResponse
+ * handles upstream and configuration errors): a lost lease is a conflict, dead letters or state
+ * that storage could not take make the run retryable (503). Undefined for anything else.
+ */
+export function classifyRunError(error: unknown): { status: number; code: 'conflict' | 'transient'; message: string } | undefined {
+  if (error instanceof LeaseLostError) return { status: 409, code: 'conflict', message: error.message };
+  if (error instanceof DeadLetterStorageError) return { status: 503, code: 'transient', message: `${error.message} Try again later.` };
+  const e = error as { name?: string; statusCode?: number; code?: string } | undefined;
+  if (e?.name === 'RestError') {
+    return { status: 503, code: 'transient', message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.` };
+  }
+  return undefined;
+}
