@@ -29,6 +29,11 @@ export class UnmappedCodeReport {
       .sort((a, b) => b.count - a.count || cmp(a.system, b.system) || cmp(a.code, b.code));
   }
 
+  /** Distinct codes counted. */
+  get size(): number {
+    return this.counts.size;
+  }
+
   /** Occurrences counted, all codes together. */
   total(): number {
     let n = 0;

@@ -64,19 +64,3 @@ export class TableUnmappedCodeStore implements UnmappedCodeStore {
     return out.sort((a, b) => b.count - a.count || a.system.localeCompare(b.system) || a.code.localeCompare(b.code)).slice(0, limit);
   }
 }
-
-export class MemoryUnmappedCodeStore implements UnmappedCodeStore {
-  private readonly rows = new Map<string, UnmappedCodeCount>();
-  async add(entries: Array<{ system: string; code: string; display?: string; count: number }>): Promise<void> {
-    for (const e of entries) {
-      const key = `${e.system}|${e.code}`;
-      const row = this.rows.get(key) ?? { system: e.system, code: e.code, display: e.display, count: 0, lastSeen: '' };
-      row.count += e.count;
-      row.lastSeen = new Date().toISOString();
-      this.rows.set(key, row);
-    }
-  }
-  async list(limit = 500): Promise<UnmappedCodeCount[]> {
-    return [...this.rows.values()].sort((a, b) => b.count - a.count).slice(0, limit);
-  }
-}

@@ -18,8 +18,6 @@ export interface WatermarkStore {
   get(resourceType: string): Promise<Watermark | undefined>;
   /** Moves the watermark forward; an older value than the stored one is ignored (never moves back). */
   advance(mark: Watermark): Promise<void>;
-  /** Removes a watermark (operators: force the next run to start from SYNC_INITIAL_SINCE). */
-  reset(resourceType: string): Promise<void>;
 }
 
 const PARTITION = 'watermark';
@@ -44,29 +42,5 @@ export class TableWatermarkStore implements WatermarkStore {
     const current = await this.get(mark.resourceType);
     if (current && Date.parse(current.until) >= Date.parse(mark.until)) return;
     await client.upsertEntity({ partitionKey: PARTITION, rowKey: mark.resourceType, until: mark.until, runId: mark.runId, via: mark.via, updatedAt: mark.updatedAt }, 'Replace');
-  }
-
-  async reset(resourceType: string): Promise<void> {
-    const client = await this.table();
-    try {
-      await client.deleteEntity(PARTITION, resourceType);
-    } catch (error) {
-      if (statusOf(error) !== 404) throw error;
-    }
-  }
-}
-
-export class MemoryWatermarkStore implements WatermarkStore {
-  readonly marks = new Map<string, Watermark>();
-  async get(resourceType: string): Promise<Watermark | undefined> {
-    return this.marks.get(resourceType);
-  }
-  async advance(mark: Watermark): Promise<void> {
-    const current = this.marks.get(mark.resourceType);
-    if (current && Date.parse(current.until) >= Date.parse(mark.until)) return;
-    this.marks.set(mark.resourceType, { ...mark });
-  }
-  async reset(resourceType: string): Promise<void> {
-    this.marks.delete(resourceType);
   }
 }

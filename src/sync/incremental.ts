@@ -276,7 +276,7 @@ export class IncrementalSync {
   private async persistUnmapped(run: RunContext): Promise<void> {
     if (!this.deps.unmapped || run.tally.unmapped.size === 0) return;
     try {
-      await this.deps.unmapped.add(run.tally.unmappedEntries());
+      await this.deps.unmapped.add(run.tally.unmapped.entries());
     } catch (error) {
       this.deps.log?.(`Unmapped-code counts could not be stored (${(error as Error)?.name ?? 'Error'}).`);
     }

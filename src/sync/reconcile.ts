@@ -95,7 +95,7 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
       target[type]!.delete(deps.sync.mapper.targetId(type, resource.id ?? ''));
       return;
     }
-    run.tally.addUnmapped(outcome.unmapped);
+    run.tally.unmapped.add(outcome.unmapped);
     const id = outcome.resource.id ?? '';
     const have = target[type]!.get(id);
     target[type]!.delete(id);

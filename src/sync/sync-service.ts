@@ -5,6 +5,7 @@ import type { Observation, Patient, SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
+import type { UnmappedCodeEntry } from '../mapping/report';
 import { BatchSink } from './batch-sink';
 import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
@@ -36,7 +37,7 @@ export interface SyncSummary extends RunCounts {
   status: 'ok' | 'partial' | 'failed';
   byType: Tally['byType'];
   failures: FailureItem[];
-  unmapped: ReturnType<Tally['unmappedEntries']>;
+  unmapped: UnmappedCodeEntry[];
   window?: LastUpdatedWindow;
   message?: string;
 }
@@ -230,7 +231,7 @@ export class SyncService {
 
   private map(resource: SyncedResource, run: RunContext): MapOutcome {
     const outcome = this.deps.mapper.map(resource);
-    if (outcome.ok) run.tally.addUnmapped(outcome.unmapped);
+    if (outcome.ok) run.tally.unmapped.add(outcome.unmapped);
     return outcome;
   }
 
@@ -288,7 +289,7 @@ export class SyncService {
       durationMs: this.now() - run.startedAt,
       byType: t.byType,
       failures: t.failures.slice(0, MAX_LISTED_FAILURES),
-      unmapped: t.unmappedEntries().slice(0, 50),
+      unmapped: t.unmapped.entries().slice(0, 50),
       ...(window ? { window } : {}),
       ...(message ? { message } : {}),
     };
@@ -308,7 +309,7 @@ export class SyncService {
       byType: summary.byType,
       unmappedCodes: t.unmapped.size,
     });
-    if (t.unmapped.size > 0) this.deps.telemetry.unmappedCodes(t.unmappedEntries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
+    if (t.unmapped.size > 0) this.deps.telemetry.unmappedCodes(t.unmapped.entries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
     return summary;
   }
 }

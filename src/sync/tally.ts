@@ -1,5 +1,5 @@
 import type { WriteResult } from '../ahds/writer';
-import type { UnmappedCoding } from '../mapping/contract';
+import { UnmappedCodeReport } from '../mapping/report';
 
 export interface TypeCounts {
   created: number;
@@ -28,7 +28,8 @@ export class Tally {
   failureCount = 0;
   /** Patients that failed in this run: their Observations must wait. */
   readonly failedPatients = new Set<string>();
-  readonly unmapped = new Map<string, { system: string; code: string; display?: string; count: number }>();
+  /** Codings no map covered, counted. */
+  readonly unmapped = new UnmappedCodeReport();
 
   addWrites(results: readonly WriteResult[]): void {
     for (const r of results) {
@@ -49,39 +50,7 @@ export class Tally {
     if (this.failures.length < KEPT_FAILURES) this.failures.push(item);
   }
 
-  addUnmapped(codes: readonly UnmappedCoding[]): void {
-    for (const c of codes) {
-      const key = `${c.system}|${c.code}`;
-      const entry = this.unmapped.get(key);
-      if (entry) entry.count++;
-      else this.unmapped.set(key, { system: c.system, code: c.code, display: c.display, count: 1 });
-    }
-  }
-
   total(outcome: keyof TypeCounts): number {
     return Object.values(this.byType).reduce((sum, c) => sum + c[outcome], 0);
-  }
-
-  merge(other: Tally): void {
-    this.read += other.read;
-    for (const [type, c] of Object.entries(other.byType)) {
-      const mine = (this.byType[type] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 });
-      mine.created += c.created;
-      mine.updated += c.updated;
-      mine.unchanged += c.unchanged;
-      mine.failed += c.failed;
-    }
-    for (const f of other.failures) if (this.failures.length < KEPT_FAILURES) this.failures.push(f);
-    this.failureCount += other.failureCount;
-    for (const id of other.failedPatients) this.failedPatients.add(id);
-    for (const [key, u] of other.unmapped) {
-      const entry = this.unmapped.get(key);
-      if (entry) entry.count += u.count;
-      else this.unmapped.set(key, { ...u });
-    }
-  }
-
-  unmappedEntries(): Array<{ system: string; code: string; display?: string; count: number }> {
-    return [...this.unmapped.values()].sort((a, b) => b.count - a.count || a.system.localeCompare(b.system) || a.code.localeCompare(b.code));
   }
 }
