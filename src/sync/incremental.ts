@@ -68,6 +68,9 @@ export type Skipped = { status: 'skipped'; message: string; holder: LeaseInfo };
 
 export type LeasedOutcome<T> = { skipped: true; skip: Skipped } | { skipped: false; value: T };
 
+/** Dead letters are counted up to this many for the pending gauge (the table is read to count them). */
+const PENDING_COUNT_LIMIT = 10_000;
+
 /** Runs fn while holding the shared lease; answers "skipped" when another run holds it. */
 export async function withLease<T>(lease: LeaseManager, runId: string, fn: (handle: LeaseHandle) => Promise<T>): Promise<LeasedOutcome<T>> {
   const got = await lease.acquire(SYNC_LEASE, describeOwner(runId));
@@ -145,7 +148,10 @@ export class IncrementalSync {
     const guard = this.deps.deadLetters as { unpersisted?: number };
     const unpersistedBefore = guard.unpersisted ?? 0;
 
-    const upper = floorSecond((await (this.deps.serverNow ?? (() => openEmrNow(reader)))()) - settings.lagSeconds * 1000);
+    // OpenEMR's clock, not ours: the window and the lag it leaves are both measured on it.
+    const serverNow = await (this.deps.serverNow ?? (() => openEmrNow(reader)))();
+    const serverNowAt = Date.now();
+    const upper = floorSecond(serverNow - settings.lagSeconds * 1000);
     const types = ['Patient', 'Observation'] as const;
     const lower: Record<string, number | undefined> = {};
     let missingMark = false;
@@ -221,9 +227,10 @@ export class IncrementalSync {
     } finally {
       await this.persistUnmapped(run);
     }
-    const summary = sync.finish(run, undefined, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }) as IncrementalSummary;
+    const lagSeconds = Math.max(0, (serverNow + (Date.now() - serverNowAt) - upper) / 1000);
+    const summary = sync.finish(run, undefined, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }, lagSeconds) as IncrementalSummary;
     summary.windows = windows;
-    this.deps.telemetry.gauge(METRICS.lagSeconds, Math.max(0, (Date.now() - upper) / 1000), { trigger: request.trigger });
+    await this.reportPendingDeadLetters();
     return summary;
   }
 
@@ -267,6 +274,16 @@ export class IncrementalSync {
       await endExport(reader, job);
     }
     return true;
+  }
+
+  /** The dead letters waiting for replay, as a gauge for the workbook and the growing-dead-letters alert. */
+  private async reportPendingDeadLetters(): Promise<void> {
+    try {
+      const pending = await this.deps.deadLetters.list({ limit: PENDING_COUNT_LIMIT });
+      this.deps.telemetry.gauge(METRICS.deadLettersPending, pending.length);
+    } catch {
+      // Storage trouble is reported by the run itself; a missing gauge point is no failure.
+    }
   }
 
   private checkLease(handle: LeaseHandle): void {

@@ -271,7 +271,8 @@ export class SyncService {
     for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
   }
 
-  finish(run: RunContext, message?: string, window?: LastUpdatedWindow): SyncSummary {
+  /** lagSeconds: how far the data in the target is behind now, for runs that keep it current. */
+  finish(run: RunContext, message?: string, window?: LastUpdatedWindow, lagSeconds?: number): SyncSummary {
     const t = run.tally;
     const failed = t.total('failed');
     const ok = t.total('created') + t.total('updated') + t.total('unchanged');
@@ -306,6 +307,7 @@ export class SyncService {
       failed: summary.failed,
       deadLettered: summary.deadLettered,
       durationMs: summary.durationMs,
+      ...(lagSeconds !== undefined ? { lagSeconds } : {}),
       byType: summary.byType,
       unmappedCodes: t.unmapped.size,
     });

@@ -190,3 +190,18 @@ test('bad query parameters answer 400 with an OperationOutcome before anything r
   expect((await run({ full: 'maybe' })).status).toBe(400);
   expect((await run({ since: '2025-01-01T00:00:00Z', full: 'true' })).json.resourceType).toBe('OperationOutcome');
 });
+
+test('an incremental run reports its lag on the run event and the dead letters waiting for replay', async () => {
+  const { RecordingTelemetry } = await import('../../src/telemetry/telemetry');
+  const { METRICS } = await import('../../src/telemetry/names');
+  const telemetry = new RecordingTelemetry();
+  useStack(stack, settings, { telemetry });
+  const answer = await invoke(syncRunHandler, { url: 'sync/run' });
+  expect(answer.status).toBe(200);
+  const run = telemetry.calls.find((c) => c.kind === 'run')!.data as { lagSeconds?: number };
+  expect(run.lagSeconds).toBeGreaterThanOrEqual(Number(settings.SYNC_LAG_SECONDS ?? 60));
+  const pending = telemetry.calls.filter((c) => c.kind === 'gauge').map((c) => c.data as { name: string; value: number });
+  expect(pending).toContainEqual(expect.objectContaining({ name: METRICS.deadLettersPending, value: expect.any(Number) }));
+  expect(pending.filter((g) => g.name === METRICS.lagSeconds)).toEqual([]); // sent once, with the run event
+  useStack(stack, settings);
+});
