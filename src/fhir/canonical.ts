@@ -31,14 +31,16 @@ function compareKeys(a: string, b: string): number {
 }
 
 /** Content hash of a resource without its meta.versionId/lastUpdated (which the server owns). */
-export function contentHash(resource: { meta?: Record<string, unknown> } & Record<string, unknown>): string {
+export function contentHash(resource: object): string {
   return createHash('sha256').update(canonicalJson(withoutServerMeta(resource))).digest('base64url');
 }
 
-export function withoutServerMeta<T extends { meta?: Record<string, unknown> }>(resource: T): T {
-  if (!resource.meta) return resource;
-  const { versionId: _v, lastUpdated: _l, ...rest } = resource.meta;
-  const copy = { ...resource };
+/** The resource as a FHIR server compares it: meta.versionId and lastUpdated removed, an empty meta dropped. */
+export function withoutServerMeta<T extends object>(resource: T): T {
+  const meta = (resource as { meta?: Record<string, unknown> }).meta;
+  if (!meta) return resource;
+  const { versionId: _v, lastUpdated: _l, ...rest } = meta;
+  const copy = { ...resource } as T & { meta?: Record<string, unknown> };
   if (Object.keys(rest).length === 0) delete copy.meta;
   else copy.meta = rest;
   return copy;

