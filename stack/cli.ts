@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startStack, type Stack } from './index';
 import { startFunctionsHost } from './functions-host';
+import { findRepoRoot } from './openemr/repo-paths';
 
 /**
  * `npm run stack`: the whole local stack plus the connector's HTTP functions, up until Ctrl-C.
@@ -49,7 +50,7 @@ Try:
 
 /** Writes the key and a local.settings.json for this stack under .stack/ (git-ignored). */
 function writeLocalSettings(stack: Stack): string {
-  const dir = path.resolve(__dirname, '..', '..', '.stack');
+  const dir = path.join(findRepoRoot(), '.stack');
   fs.mkdirSync(dir, { recursive: true });
   const keyFile = path.join(dir, 'openemr-client-key.pem');
   fs.writeFileSync(keyFile, stack.openemr.client.privateKeyPem, { mode: 0o600 });

@@ -18,6 +18,7 @@ import { canonicalJson } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
 import { connectorSettings } from '../../stack';
+import { mappingOptions } from '../../src/connector';
 import { startAhdsStandIn, type AhdsStandIn } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import { startEntraStandIn, type EntraStandIn } from '../../stack/entra';
@@ -377,13 +378,7 @@ interface RawResult {
 async function rawLimit(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, faults: FaultProfile, levels: number[], perLevel: number): Promise<RawResult> {
   // Same data, mapped by the connector's own mapper, in bundles as the writer builds them; each
   // level gets its own slice so every entry is a real create, on a fresh stand-in.
-  const mapper = createResourceMapper({
-    conceptMapFiles: config.mapping.conceptMapFiles,
-    localCodeSystem: config.mapping.localCodeSystem,
-    uncarriedReferences: config.mapping.uncarriedReferences,
-    dropIdentifierSystems: config.privacy.dropIdentifierSystems,
-    deid: config.privacy.deid,
-  });
+  const mapper = createResourceMapper(mappingOptions(config));
   const total = Math.min(perLevel * levels.length, planned.reduce((n, p) => n + 1 + p.observations, 0));
   const slice = Math.floor(total / levels.length);
   log(`(c) raw limit: building ${fmt(slice * levels.length)} mapped resources into ${config.ahds.batchSize}-entry bundles ...`);

@@ -1,19 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { defaultDataDir } from '../../stack/openemr/repo-paths';
 
-/** Repository root (the folder with package.json), wherever this file runs from. */
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  return dir;
-}
 
 /**
  * Strings that must never appear in logs, telemetry, errors or dead letters: every name, birth
  * date, SSN and street line of the sample patients, plus the shapes of secrets.
  */
+let forbidden: string[] | undefined;
 export function forbiddenPatientStrings(): string[] {
-  const file = path.join(repoRoot(), '..', 'shared', 'data', 'synthea-dev', 'Patient.ndjson');
+  if (forbidden) return forbidden;
+  const file = path.join(defaultDataDir(), 'Patient.ndjson');
   const out = new Set<string>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
@@ -23,7 +20,7 @@ export function forbiddenPatientStrings(): string[] {
     for (const id of p.identifier ?? []) if (id.system === 'http://hl7.org/fhir/sid/us-ssn') out.add(id.value);
     for (const a of p.address ?? []) for (const l of a.line ?? []) out.add(l);
   }
-  return [...out];
+  return (forbidden = [...out]);
 }
 
 export const SECRET_PATTERNS: Array<[string, RegExp]> = [
