@@ -1,10 +1,25 @@
+import { isValidFhirId } from './ids';
+
+/** A literal reference: relative, absolute, or versioned ("…/Type/id/_history/v"). */
+const LITERAL_REF = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?\/?$/;
+
 /**
- * The id a reference points at when it names a resource of `type`: "Patient/1", "urn:uuid:1",
- * "https://host/fhir/Patient/1/_history/2" all give "1". Undefined for other types or shapes.
+ * The type and id a reference names: "Patient/1", "https://host/fhir/Patient/1/_history/2", or
+ * the transaction-bundle form "urn:uuid:1", whose type is the hint (Reference.type, or what the
+ * element implies). Undefined for anything else.
  */
-export function referencedId(reference: string | undefined, type: string): string | undefined {
+export function parseReference(reference: string | undefined, typeHint: string | undefined): { type: string; id: string } | undefined {
   if (!reference) return undefined;
-  if (reference.startsWith('urn:uuid:')) return reference.slice('urn:uuid:'.length) || undefined;
-  const m = new RegExp(`(?:^|/)${type}/([A-Za-z0-9\\-.]{1,64})(?:/_history/[^/]+)?$`).exec(reference);
-  return m?.[1];
+  if (reference.startsWith('urn:uuid:')) {
+    const id = reference.slice('urn:uuid:'.length);
+    return typeHint && isValidFhirId(id) ? { type: typeHint, id } : undefined;
+  }
+  const m = LITERAL_REF.exec(reference);
+  return m ? { type: m[1]!, id: m[2]! } : undefined;
+}
+
+/** The id a reference gives when it names a resource of `type` (a urn:uuid counts as that type). */
+export function referencedId(reference: string | undefined, type: string): string | undefined {
+  const parsed = parseReference(reference, type);
+  return parsed?.type === type ? parsed.id : undefined;
 }

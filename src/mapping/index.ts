@@ -3,7 +3,7 @@
  * references, vital-signs category and profile), the privacy filter, de-identification and
  * validation before write. Pure and deterministic; see mappings/README.md for the shipped maps.
  */
-export { createResourceMapper, parseReference } from './mapper';
+export { createResourceMapper } from './mapper';
 export { UnmappedCodeReport, type UnmappedCodeEntry } from './report';
 export type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
 export { CIEL, LOINC, SNOMED, UCUM, isValidLoinc, isValidSnomedId } from './codes';

@@ -6,14 +6,14 @@ import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from 
 import { Deidentifier, isDateLike, shiftDate } from './deid';
 import { normaliseQuantity } from './units';
 import { validationFailure } from './validate';
+import { isValidFhirId } from '../fhir/ids';
+import { parseReference } from '../fhir/references';
 import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, vitalSignCode, vitalSignsCategory } from './vitals';
 
 type Json = Record<string, unknown>;
 
 const CARRIED = new Set<string>(SYNCED_TYPES);
-const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 /** The trailing Type/id (and optional /_history/n) of a relative or absolute literal reference. */
-const LITERAL_REF = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]{1,64})?\/?$/;
 /** The type a `urn:uuid:` reference (transaction-bundle form) has when Reference.type does not say. */
 const DEFAULT_REF_TYPE: Record<string, string> = {
   subject: 'Patient',
@@ -104,7 +104,7 @@ class Mapper implements ResourceMapper {
     if (type !== 'Patient' && type !== 'Observation') {
       return { ok: false, reason: 'Unsupported resource type: only Patient and Observation are mapped' };
     }
-    if (typeof resource.id !== 'string' || !FHIR_ID.test(resource.id)) {
+    if (!isValidFhirId(resource.id)) {
       return { ok: false, reason: `FHIR validation failed: ${type}.id: missing or invalid id` };
     }
     try {
@@ -323,16 +323,6 @@ class Mapper implements ResourceMapper {
   }
 }
 
-/** Type and id of a literal reference (relative, absolute, versioned, or urn:uuid with a known type). */
-export function parseReference(reference: string | undefined, typeHint: string | undefined): { type: string; id: string } | undefined {
-  if (!reference) return undefined;
-  if (reference.startsWith('urn:uuid:')) {
-    const id = reference.slice('urn:uuid:'.length);
-    return typeHint && FHIR_ID.test(id) ? { type: typeHint, id } : undefined;
-  }
-  const m = LITERAL_REF.exec(reference);
-  return m ? { type: m[1]!, id: m[2]! } : undefined;
-}
 
 function relabel(c: Coding, system: string): Coding {
   const out: Coding = {};

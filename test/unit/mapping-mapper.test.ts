@@ -1,6 +1,7 @@
 import type { Observation, Patient } from '@medplum/fhirtypes';
 import { canonicalJson } from '../../src/fhir/canonical';
-import { createResourceMapper, parseReference, UnmappedCodeReport, type MapOutcome } from '../../src/mapping';
+import { createResourceMapper, UnmappedCodeReport, type MapOutcome } from '../../src/mapping';
+import { parseReference, referencedId } from '../../src/fhir/references';
 import { DEFAULT_OPTIONS, deepFreeze, deidOptions, openemrExample, sampleObservations, samplePatients } from '../fixtures/mapping/load';
 
 function ok(outcome: MapOutcome): Extract<MapOutcome, { ok: true }> {
@@ -95,6 +96,10 @@ describe('references', () => {
     }
     expect(parseReference('urn:uuid:abc', undefined)).toBeUndefined();
     expect(parseReference('http://h/fhir/Encounter/e1/_history/3', undefined)).toEqual({ type: 'Encounter', id: 'e1' });
+    // The sync reads subjects with the same rules the mapper writes them with.
+    expect(referencedId('Patient/1/', 'Patient')).toBe('1');
+    expect(referencedId('urn:uuid:has space', 'Patient')).toBeUndefined();
+    expect(referencedId('Group/1', 'Patient')).toBeUndefined();
     // A Patient.link to another Patient is carried and normalised too.
     const p = samplePatients()[1]!;
     const linked = ok(mapper.map({ ...p, link: [{ other: { reference: 'urn:uuid:other-1', type: 'Patient' }, type: 'seealso' }] })).resource as Patient;
