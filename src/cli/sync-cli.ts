@@ -152,7 +152,6 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       const summary = await replayDeadLetters(replayDepsOf(connector), {});
       progress.done();
       print(args.json ? JSON.stringify(summary, null, 2) : `Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
-      await telemetry.flush();
       return summary.stillFailing > 0 ? 2 : 0;
     }
     if (args.reconcile) {
@@ -163,7 +162,6 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
         return 3;
       }
       print(args.json ? JSON.stringify(outcome.value, null, 2) : reconcileLine(outcome.value));
-      await telemetry.flush();
       return outcome.value.status === 'ok' ? 0 : outcome.value.status === 'partial' ? 2 : 1;
     }
     const outcome = await incrementalSync(connector, {}, log).run({ trigger: 'cli', full: args.full, since: args.since, onProgress: onRunProgress });
@@ -177,7 +175,6 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (!args.json && s.failures.length > 0) {
       print(`Dead-lettered (first ${Math.min(10, s.failures.length)}): ${s.failures.slice(0, 10).map((f) => `${f.resourceType}/${f.id} [${f.stage}${f.status ? ` ${f.status}` : ''}]`).join(', ')}; list them with GET /api/deadletters, replay with --replay.`);
     }
-    await telemetry.flush();
     return s.status === 'ok' ? 0 : s.status === 'partial' ? 2 : 1;
   } catch (error) {
     const known = classifyRunError(error);
@@ -191,6 +188,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
             : `Unexpected ${(error as Error)?.name ?? 'error'}: ${String((error as Error)?.message ?? error).slice(0, 300)}`;
     io.stderr.write(`\n${message}\n`);
     return 1;
+  } finally {
+    // Every way out, failures and skipped runs included: those are what operators need to see.
+    await connector?.telemetry.flush().catch(() => undefined);
   }
 }
 
