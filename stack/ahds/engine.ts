@@ -12,7 +12,7 @@ let indexed = false;
 /** The R4 structure definitions (once per process) plus the search parameters the stand-in needs. */
 export function ensureDefinitions(): void {
   if (indexed) return;
-  ensureDefinitionsIndexed();
+  ensureDefinitionsIndexed('all');
   indexSearchParameterBundle(readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>);
   indexed = true;
 }
