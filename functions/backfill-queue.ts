@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { openEmrNow, requireState } from '../src/sync/incremental';
 import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
-import { enqueueWorkItems, handleWorkMessage } from '../src/sync/work-queue';
+import { enqueueWorkItems, handleWorkMessage, workDepsOf } from '../src/sync/work-queue';
 import { errorResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
@@ -16,7 +16,7 @@ checkSettingsAtStartup();
 async function handleBackfillQueue(message: unknown, context: InvocationContext): Promise<void> {
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1) || 1;
   const connector = await getConnector();
-  const outcome = await handleWorkMessage({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters }, message, dequeueCount, context.invocationId);
+  const outcome = await handleWorkMessage(workDepsOf(connector), message, dequeueCount, context.invocationId);
   if (outcome.outcome === 'dead-lettered') {
     context.warn(`Work item dead-lettered: ${outcome.reason}`);
     return;
@@ -27,7 +27,7 @@ async function handleBackfillQueue(message: unknown, context: InvocationContext)
 }
 
 /**
- * POST /api/backfill[?since=&until=&windowDays=]: plans a backfill (Patient pages and Observation windows) and
+ * POST /api/backfill[?since=&until=&windowDays=]: plans a backfill (Patient and Observation windows) and
  * enqueues it for the queue-triggered workers. `until` defaults to OpenEMR's now minus the lag.
  * Answers 202 with what was enqueued. Watermarks are not touched: the incremental run carries on.
  */
@@ -47,7 +47,7 @@ async function handlePlanBackfill(request: HttpRequest, context: InvocationConte
     const plan = await planBackfill(connector.reader, { since, until, pageSize: connector.config.openemr.pageSize, windowSeconds });
     const queue = await state.storage.queue(state.queueName);
     await enqueueWorkItems(queue, plan.items);
-    context.log(`Backfill planned: ${plan.patientPages} Patient page(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);
+    context.log(`Backfill planned: ${plan.patientWindows} Patient window(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);
     const { items: _items, ...counts } = plan;
     return { status: 202, jsonBody: { enqueued: plan.items.length, queue: state.queueName, since, until, ...counts }, headers: { 'Content-Type': 'application/json' } };
   } catch (error) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { UpstreamError } from '../http/errors';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import type { SyncService } from './sync-service';
-import { processWorkItem, WORK_ITEM_TYPE, workItemFromId, type WorkDeps } from './work-queue';
+import { processWorkItem, WORK_ITEM_TYPE, workDepsOf, workItemFromId, type WorkDeps } from './work-queue';
 
 export interface ReplayItem {
   resourceType: string;
@@ -105,7 +105,7 @@ async function replayOne(deps: ReplayDeps, letter: DeadLetter, runId: string): P
   return { reason: `The connector does not sync ${letter.resourceType}.` };
 }
 
-/** Replay deps of a connector (its SyncService, reader and dead-letter store). */
-export function replayDepsOf(connector: { sync: SyncService; reader: WorkDeps['reader']; deadLetters: DeadLetterStore }): ReplayDeps {
-  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters };
+/** Replay deps of a connector (its SyncService, reader, dead-letter store and page size). */
+export function replayDepsOf(connector: Parameters<typeof workDepsOf>[0]): ReplayDeps {
+  return workDepsOf(connector);
 }

@@ -10,17 +10,15 @@ import type { SyncService, SyncSummary, Trigger } from './sync-service';
 
 /**
  * Work items of a scale-out backfill, one per Storage queue message (base64 JSON, as the Functions
- * host expects): a page of Patients (sorted by lastUpdated, _offset/_count, optionally in a window)
- * or a lastUpdated window of Observations (which splits itself when its answer is large).
+ * host expects): a lastUpdated window of Patients (read in keyset pages) or of Observations (which
+ * splits itself when its answer is large).
  */
-export type WorkItem =
-  | { kind: 'patients'; offset: number; count: number; since?: string; until?: string }
-  | { kind: 'observations'; since: string; until: string };
+export type WorkItem = { kind: 'patients'; since: string; until: string } | { kind: 'observations'; since: string; until: string };
 
 const isoInstant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO date-time');
 
 export const workItemSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('patients'), offset: z.number().int().min(0), count: z.number().int().min(1).max(OPENEMR_MAX_COUNT), since: isoInstant.optional(), until: isoInstant.optional() }).strict(),
+  z.object({ kind: z.literal('patients'), since: isoInstant, until: isoInstant }).strict(),
   z.object({ kind: z.literal('observations'), since: isoInstant, until: isoInstant }).strict(),
 ]);
 
@@ -35,7 +33,7 @@ export function encodeWorkItem(item: WorkItem): string {
   return Buffer.from(JSON.stringify(item), 'utf8').toString('base64');
 }
 
-/** A dead-letter id that is the work item itself (base64url JSON: offsets and times, no patient data), so a replay can run it again. */
+/** A dead-letter id that is the work item itself (base64url JSON: kind and times, no patient data), so a replay can run it again. */
 export function workItemId(item: WorkItem): string {
   return Buffer.from(JSON.stringify(item), 'utf8').toString('base64url');
 }
@@ -82,16 +80,24 @@ export interface WorkDeps {
   sync: SyncService;
   reader: OpenEmrReader;
   deadLetters: DeadLetterStore;
+  /** Patients per page when reading a Patient window (OPENEMR_PAGE_SIZE). */
+  pageSize: number;
+}
+
+/** The work deps of a connector: its SyncService, reader, dead-letter store and page size. */
+export function workDepsOf(connector: { sync: SyncService; reader: OpenEmrReader; deadLetters: DeadLetterStore; config: { openemr: { pageSize: number } } }): WorkDeps {
+  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize };
 }
 
 /** Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue retries). */
 export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: string = randomUUID(), trigger: Trigger = 'queue'): Promise<SyncSummary> {
   const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
+  const window = { since: item.since, until: item.until };
   if (item.kind === 'patients') {
-    const window = item.since || item.until ? { since: item.since, until: item.until } : undefined;
-    const page = await deps.reader.patientPage({ offset: item.offset, count: item.count, window });
-    run.tally.read += page.length;
-    await deps.sync.writeResources(page, run);
+    for await (const page of deps.reader.patients(deps.pageSize, window)) {
+      run.tally.read += page.length;
+      await deps.sync.writeResources(page, run);
+    }
     return deps.sync.finish(run, undefined, window);
   }
   const sink = deps.sync.sink(run);
@@ -106,7 +112,7 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
     await sink.flush().catch(() => undefined);
     throw error;
   }
-  return deps.sync.finish(run, undefined, { since: item.since, until: item.until });
+  return deps.sync.finish(run, undefined, window);
 }
 
 export type QueueOutcome = { outcome: 'done'; summary: SyncSummary } | { outcome: 'dead-lettered'; reason: string };

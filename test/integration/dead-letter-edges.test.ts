@@ -70,7 +70,7 @@ test('an Observation whose Patient is still dead-lettered from an earlier run is
   const deadLetters = new MemoryDeadLetterStore();
   await deadLetters.record([letter('Patient', patientId)]);
   const connector = await connectorWith(deadLetters);
-  const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters }, { kind: 'observations', since: '1970-01-01T00:00:00Z', until: new Date(Date.now() + 3600_000).toISOString() } as never);
+  const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters, pageSize: 200 }, { kind: 'observations', since: '1970-01-01T00:00:00Z', until: new Date(Date.now() + 3600_000).toISOString() } as never);
   expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: observationId, reason: `Not written because its Patient/${patientId} could not be written.` }));
   expect(await stack.ahds.read('Observation', observationId)).toBeUndefined();
 });

@@ -14,23 +14,29 @@ let settings: Record<string, string>;
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
   trimSource(stack, 700);
+  // Loaded Patients share one lastUpdated second; stamp them an hour apart so there are windows to find.
+  const store = stack.openemr.store;
+  const ids = store.ids('Patient');
+  store.importResources(ids.map((id, i) => ({ ...store.get('Patient', id)!, meta: { lastUpdated: new Date(Date.now() - (ids.length - i) * 3600_000).toISOString() } })));
   settings = { SYNC_TABLE_PREFIX: PREFIX, SYNC_QUEUE_NAME: QUEUE, SYNC_LAG_SECONDS: '5', OPENEMR_PAGE_SIZE: '7' };
   useStack(stack, settings);
 });
 afterAll(() => stack?.close());
 
-test('the planner enqueues Patient pages and Observation windows; queue-triggered workers draining them fill AHDS', async () => {
+test('the planner enqueues Patient and Observation windows; queue-triggered workers draining them fill AHDS', async () => {
   const planned = await invoke(planBackfillHandler, { url: 'backfill', query: { windowDays: '730' } });
   expect(planned.status).toBe(202);
   const patients = stack.openemr.store.count('Patient');
-  expect(planned.json).toMatchObject({ queue: QUEUE, patients, patientPages: Math.ceil(patients / 7) });
+  expect(planned.json).toMatchObject({ queue: QUEUE });
+  // Windows of at most 7 Patients (OPENEMR_PAGE_SIZE), so at least patients / 7 of them.
+  expect(planned.json.patientWindows).toBeGreaterThanOrEqual(Math.ceil(patients / 7));
   expect(planned.json.observationWindows).toBeGreaterThan(1);
-  expect(planned.json.enqueued).toBe(planned.json.patientPages + planned.json.observationWindows);
+  expect(planned.json.enqueued).toBe(planned.json.patientWindows + planned.json.observationWindows);
 
   const queue = queueClient(stack, QUEUE);
   // Messages are base64 JSON, as the Functions host expects them.
   const peeked = await queue.peekMessages({ numberOfMessages: 1 });
-  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'patients', offset: 0, count: 7 });
+  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'patients', since: expect.any(String), until: expect.any(String) });
 
   const drained = await drainQueue(queue, backfillQueueHandler);
   expect(drained).toEqual({ handled: planned.json.enqueued, failedCalls: 0 });
@@ -40,7 +46,7 @@ test('the planner enqueues Patient pages and Observation windows; queue-triggere
 test('a poison work item is retried up to maxDequeueCount, then ends in the dead letters, and replays once the fault is gone', async () => {
   useStack(stack, { ...settings, RETRY_MAX_ATTEMPTS: '1' });
   const queue = queueClient(stack, QUEUE);
-  const item: WorkItem = { kind: 'patients', offset: 0, count: 7 };
+  const item: WorkItem = { kind: 'patients', since: '1970-01-01T00:00:00.000Z', until: new Date(Date.now() + 3600_000).toISOString() };
   await queue.sendMessage(encodeWorkItem(item));
   await queue.sendMessage(Buffer.from('{"kind":"everything"}').toString('base64'));
   stack.openemr.faults.configure({ rates: { status500: 1 }, exemptPaths: [/token/, /metadata/] });
@@ -64,7 +70,13 @@ test('a poison work item is retried up to maxDequeueCount, then ends in the dead
 
 test('a work item handed over as an object (the host decodes JSON) is processed like its base64 text', async () => {
   const context = new InvocationContext({ invocationId: 'obj', functionName: 'backfillQueue', triggerMetadata: { dequeueCount: 1 }, logHandler: () => undefined });
+  // The window of the 7 Patients updated first, read as the worker reads it.
+  const store = stack.openemr.store;
+  const first = store.ids('Patient').map((id) => Date.parse(String((store.get('Patient', id) as { meta?: { lastUpdated?: string } }).meta?.lastUpdated))).sort((a, b) => a - b);
+  const until = new Date(Math.floor(first[6]! / 1000) * 1000 + 1000).toISOString();
+  const expected = first.filter((t) => t < Date.parse(until)).length;
   stack.ahds.resetStats();
-  await backfillQueueHandler({ kind: 'patients', offset: 7, count: 7 }, context);
-  expect(stack.ahds.stats().writes).toBe(7);
+  await backfillQueueHandler({ kind: 'patients', since: '1970-01-01T00:00:00.000Z', until }, context);
+  expect(stack.ahds.stats().writes).toBe(expected);
+  expect(expected).toBeGreaterThanOrEqual(7);
 });

@@ -24,7 +24,7 @@ function fakeOpenEmr(patients: Array<{ id: string; t: number }>, observations: A
   };
   const reader = {
     async patientPage(q: { offset: number; count: number; window?: { since?: string; until?: string } }) {
-      calls.push(`Patient offset=${q.offset}`);
+      calls.push(`Patient offset=${q.offset} count=${q.count}`);
       const lo = q.window?.since ? Date.parse(q.window.since) : -Infinity;
       const hi = q.window?.until ? Date.parse(q.window.until) : Infinity;
       const hits = patients.filter((p) => p.t >= lo && p.t < hi).sort((a, b) => a.t - b.t || a.id.localeCompare(b.id));
@@ -93,14 +93,23 @@ describe('window reads', () => {
 });
 
 describe('backfill planner', () => {
-  test('counts Patients with O(log n) one-entry probes and leaves empty Observation windows out', async () => {
-    const patients = Array.from({ length: 437 }, (_, i) => ({ id: `p${i}`, t: T0 + i * 1000 }));
+  test('plans Patient windows of at most a page each with one-entry probes; each Patient falls in exactly one; empty Observation windows are left out', async () => {
+    // 437 Patients over about a year, bunched: 300 in the first hour, then one a day.
+    const patients = Array.from({ length: 437 }, (_, i) => ({ id: `p${i}`, t: i < 300 ? T0 + i * 10_000 : T0 + (i - 299) * 86_400_000 }));
     const observations = [{ id: 'a', t: T0 + 1000, cat: 'laboratory' }, { id: 'b', t: T0 + 400 * 86_400_000, cat: 'laboratory' }];
     const { reader, calls } = fakeOpenEmr(patients, observations);
     const plan = await planBackfill(reader, { since: new Date(T0).toISOString(), until: new Date(T0 + 800 * 86_400_000).toISOString(), pageSize: 100, windowSeconds: 30 * 86400 });
-    expect(plan.patients).toBe(437);
-    expect(plan.items.filter((i) => i.kind === 'patients').map((i) => (i as { offset: number }).offset)).toEqual([0, 100, 200, 300, 400]);
-    expect(calls.filter((c) => c.startsWith('Patient')).length).toBeLessThan(20);
+    const windows = plan.items.filter((i) => i.kind === 'patients').map((i) => [Date.parse(i.since), Date.parse(i.until)] as const);
+    expect(windows).toHaveLength(plan.patientWindows);
+    for (const p of patients) expect(windows.filter(([a, b]) => p.t >= a && p.t < b)).toHaveLength(1);
+    for (const [a, b] of windows) {
+      expect(patients.filter((p) => p.t >= a && p.t < b).length).toBeGreaterThan(0);
+      expect(patients.filter((p) => p.t >= a && p.t < b).length).toBeLessThanOrEqual(100);
+    }
+    // Probes only: one entry each, never a page of data.
+    expect(calls.filter((c) => c.startsWith('Patient')).every((c) => c.endsWith(' count=1'))).toBe(true);
+    expect(calls).toHaveLength(plan.probes);
+    expect(plan.probes).toBeLessThan(120);
     expect(plan.observationWindows).toBe(2);
   });
 
@@ -110,7 +119,8 @@ describe('backfill planner', () => {
     expect(parseWorkItem(item)).toEqual(item);
     expect(workItemFromId(workItemId(item))).toEqual(item);
     expect(workItemId(item)).toMatch(/^[A-Za-z0-9_-]+$/);
-    expect(parseWorkItem({ kind: 'patients', offset: -1, count: 5 })).toBeUndefined();
+    expect(parseWorkItem({ kind: 'patients', offset: 0, count: 5 })).toBeUndefined();
+    expect(parseWorkItem({ kind: 'patients', since: 'yesterday', until: '2025-02-01T00:00:00.000Z' })).toBeUndefined();
     expect(parseWorkItem('hello')).toBeUndefined();
   });
 
