@@ -10,7 +10,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
 import { planBatches } from '../../src/ahds/batching';
 import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
@@ -19,14 +18,13 @@ import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
 import { connectorSettings } from '../../stack';
 import { mappingOptions } from '../../src/connector';
-import { startAhdsStandIn, type AhdsStandIn } from '../../stack/ahds';
+import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
-import { startEntraStandIn, type EntraStandIn } from '../../stack/entra';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
-import { Worker } from 'node:worker_threads';
-import type { OpenEmrWorkerData } from './openemr-worker';
 import type { ConnectorRunReport } from './connector-run';
 import { loadTemplates, observationsOf, planPatients, type GeneratedPatient, type Json, type Templates } from './data';
+import type { AhdsReady, BenchDataPlan, OpenEmrReady, VerifyResult } from './stand-in-process';
+import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
 const USAGE = `npm run bench -- [options]
   --observations N       Observations to generate (default 100000)
@@ -35,12 +33,15 @@ const USAGE = `npm run bench -- [options]
   --ahds-latency MS      added to every AHDS request (default 40)
   --entry-cost MS        added per bundle entry by AHDS (default 1)
   --naive-sample N       resources written by the naive loop (default 300)
+  --rounds N             (c) and (b) measured N times in turns; the medians count (default 1)
   --raw-sample N         resources posted per concurrency level for the raw limit (default 25000)
   --raw-levels LIST      concurrency levels tried for the raw limit (default 4,8,16,32)
   --seed N               data seed (default 42)
   --set KEY=VALUE        extra connector setting for the connector run (repeatable), e.g. --set AHDS_BATCH_SIZE=500
   --connector-heap-mb N   V8 heap cap of the connector process (default 256; 0: V8's default for this host)
   --connector-node-args=ARGS  more node flags for the connector process (e.g. --cpu-prof)
+  --cpus split|shared    split (default): the AHDS stand-in on CPUs of its own, as the FHIR service
+                         is in Azure; shared: every process on every CPU
   --skip-naive, --skip-raw, --skip-incremental
   --help`;
 
@@ -52,6 +53,7 @@ const { values: opts } = parseArgs({
     'ahds-latency': { type: 'string', default: '40' },
     'entry-cost': { type: 'string', default: '1' },
     'naive-sample': { type: 'string', default: '300' },
+    rounds: { type: 'string', default: '1' },
     'raw-sample': { type: 'string', default: '25000' },
     'raw-levels': { type: 'string', default: '4,8,16,32' },
     seed: { type: 'string', default: '42' },
@@ -61,6 +63,7 @@ const { values: opts } = parseArgs({
     'skip-incremental': { type: 'boolean', default: false },
     'connector-node-args': { type: 'string', default: '' },
     'connector-heap-mb': { type: 'string', default: '256' },
+    cpus: { type: 'string', default: 'split' },
     help: { type: 'boolean', default: false },
   },
   allowPositionals: false,
@@ -83,7 +86,9 @@ async function main(): Promise<void> {
   }
   const observations = Math.floor(num('observations'));
   const patients = Math.max(1, Math.floor(opts.patients !== undefined ? num('patients') : observations / 100));
-  if (await reexecWithBiggerHeap(observations)) return;
+  const cpuMode = String(opts.cpus);
+  if (cpuMode !== 'split' && cpuMode !== 'shared') throw new Error('--cpus must be split or shared');
+  const placement = placeOnCpus(cpuMode);
 
   const seed = Math.floor(num('seed'));
   const profile = {
@@ -98,72 +103,66 @@ async function main(): Promise<void> {
     }),
   );
 
-  log(`bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs`);
+  log(`bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`);
   const templates = loadTemplates();
+  const plan: BenchDataPlan = { patients, observations, seed };
   const planned = planPatients(templates, patients, observations, seed);
 
-  const stack = await startBenchStack({ patients, observations, seed, faults: profile.openemr }, profile.ahds);
+  const stack = await startBenchStack(plan, profile, placement);
   try {
-    let t: number;
     const connectorEnv: Record<string, string> = { ...stack.env, ...tuning };
     const config = loadConfig(connectorEnv);
 
-    // (c) the raw limit of the AHDS stand-in: pre-built, already mapped bundles, best concurrency.
-    let raw: RawResult | undefined;
-    if (!opts['skip-raw']) {
-      const levels = String(opts['raw-levels']).split(',').map(Number).filter((n) => n > 0);
-      raw = await rawLimit(stack, templates, planned, config, profile.ahds, levels, Math.floor(num('raw-sample')));
-    }
+    const rounds = Math.max(1, Math.floor(num('rounds')));
+    const cores = os.cpus().length;
 
     // (a) the naive loop: read one, PUT one, wait.
     let naive: { resources: number; seconds: number; rate: number } | undefined;
-    if (!opts['skip-naive']) naive = await naiveLoop(stack, templates, planned, connectorEnv, profile.ahds, Math.floor(num('naive-sample')));
+    if (!opts['skip-naive']) naive = await naiveLoop(stack, templates, planned, tuning, Math.floor(num('naive-sample')));
 
-    // (b) the connector's full sync, in its own process.
-    await stack.openemr.resetStats();
-    stack.ahds.resetStats();
-    log('(b) connector full sync in a child process ...');
-    t = performance.now();
-    const benchCpu0 = process.cpuUsage();
-    const entryRates: number[] = [];
-    let lastEntries = 0;
-    const rateTimer = setInterval(() => {
-      const e = stack.ahds.stats().entries;
-      entryRates.push(e - lastEntries);
-      lastEntries = e;
-    }, 1000);
-    const run = await runConnector(connectorEnv).finally(() => clearInterval(rateTimer));
-    const bSeconds = (performance.now() - t) / 1000;
-    const benchCpu = process.cpuUsage(benchCpu0);
-    const benchCpuMs = (benchCpu.user + benchCpu.system) / 1000;
-    const childCpuMs = run.cpuUserMs + run.cpuSystemMs;
-    const cores = os.cpus().length;
-    const hostBusy = (benchCpuMs + childCpuMs) / (bSeconds * 1000 * cores);
-    const written = run.created + run.updated + run.unchanged;
-    const bRate = written / (run.wallMs / 1000);
-    const oStats = await stack.openemr.stats();
-    const aStats = stack.ahds.stats();
-    log(`(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(bSeconds, 1)} s): ${fmt(bRate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`);
-    log(`    CPU during (b): stand-ins ${fmt(benchCpuMs / 1000, 1)} s, connector ${fmt(childCpuMs / 1000, 1)} s; host ${fmt(hostBusy * 100)}% busy (${cores} cores)`);
-    if (run.failures.length) log(`    failures: ${JSON.stringify(run.failures)}`);
-    log(`    RSS profile (MB, every ${run.sampleMs} ms or coarser): ${summariseProfile(run.rssSamplesMb)}`);
-    log(`    adaptive limit: ${summariseProfile(run.limitSamples)}`);
-    log(`    AHDS entries per second: ${summariseProfile(entryRates)}`);
-    if (process.env.BENCH_FULL_PROFILE) log(`    full: ${entryRates.join(" ")}`);
+    // (c) the raw limit and (b) the connector's full sync, taken in turns so that a slow spell of
+    // the host weighs on both; with --rounds N the medians count. Round 1 writes into the stand-in
+    // that is verified at the end; later rounds each get a fresh, empty one.
+    const raws: RawResult[] = [];
+    const syncs: SyncRound[] = [];
+    const levels = String(opts['raw-levels']).split(',').map(Number).filter((n) => n > 0);
+    const slices = opts['skip-raw'] ? undefined : rawSlices(templates, planned, config, levels.length, Math.floor(num('raw-sample')));
+    for (let round = 1; round <= rounds; round++) {
+      if (rounds > 1) log(`-- round ${round} of ${rounds}`);
+      if (slices) raws.push(await rawLimit(stack, slices, levels));
+      const target = round === 1 ? stack.ahds : await stack.freshAhds();
+      try {
+        syncs.push(await connectorRound(stack, target, { ...stack.envFor(target), ...tuning }, cores));
+      } finally {
+        if (target !== stack.ahds) await target.close();
+      }
+    }
+    const run = syncs[0]!.run;
+    const bRate = median(syncs.map((r) => r.rate));
+    const raw = raws.length ? { best: { rate: median(raws.map((r) => r.best.rate)), concurrency: raws[0]!.best.concurrency }, levels: raws[0]!.levels, rounds: raws.map((r) => Math.round(r.best.rate)) } : undefined;
+    const peakRssKb = Math.max(...syncs.map((r) => r.run.maxRssKb));
+    const cpuMsPerResource = median(syncs.map((r) => r.cpuMsPerResource));
+    if (rounds > 1) {
+      log(`(b) per round: ${syncs.map((r) => fmt(r.rate)).join(', ')} resources/s; median ${fmt(bRate)}`);
+      if (raw) {
+        log(`(c) per round (best level): ${raw.rounds.map((r) => fmt(r)).join(', ')} resources/s; median ${fmt(raw.best.rate)}`);
+        log(`b / c per round: ${syncs.map((r, i) => fmt(r.rate / raws[i]!.best.rate, 2)).join(', ')}; of the medians ${fmt(bRate / raw.best.rate, 2)}`);
+      }
+    }
 
     // Incremental run with no changes: what does it cost?
     let incremental: { openemrRequests: number; ahdsRequests: number; tokenRequests: number; read: number; wallMs: number } | undefined;
     if (!opts['skip-incremental']) {
-      await stack.openemr.resetStats();
-      stack.ahds.resetStats();
-      const entraBefore = stack.entra.stats().tokenRequests;
-      const since = new Date((await stack.openemr.now()) - 5 * 60_000).toISOString();
+      await stack.openemr.call('resetStats');
+      await stack.ahds.call('resetStats');
+      const entraBefore = await stack.ahds.call<number>('tokenRequests');
+      const since = new Date((await stack.openemr.call<number>('now')) - 5 * 60_000).toISOString();
       const inc = await runConnector({ ...connectorEnv, BENCH_SINCE: since });
-      const incStats = await stack.openemr.stats();
+      const incStats = await stack.openemr.call<RequestStatsSnapshot>('stats');
       incremental = {
         openemrRequests: incStats.requests,
-        ahdsRequests: stack.ahds.stats().requests,
-        tokenRequests: stack.entra.stats().tokenRequests - entraBefore,
+        ahdsRequests: (await stack.ahds.call<AhdsStats>('stats')).requests,
+        tokenRequests: (await stack.ahds.call<number>('tokenRequests')) - entraBefore,
         read: inc.read,
         wallMs: inc.wallMs,
       };
@@ -171,31 +170,35 @@ async function main(): Promise<void> {
     }
 
     // Correctness: the AHDS stand-in holds every generated resource.
-    const verified = verify(stack.ahds, templates, planned);
+    const verified = await stack.ahds.call<VerifyResult>('verify', plan);
     log(`verify: AHDS stand-in holds ${fmt(verified.found)} of ${fmt(verified.expected)} generated resources${verified.missing.length ? `; missing e.g. ${verified.missing.slice(0, 3).join(', ')}` : ''}`);
 
     const result = {
       observations,
       patients,
       resources: observations + patients,
+      cpus: { count: cores, placement: placement.mode, ahds: placement.ahds ?? null, rest: placement.rest ?? null },
       latency: { openemrMs: profile.openemr.latencyMs, ahdsMs: profile.ahds.latencyMs, entryMs: profile.ahds.perEntryLatencyMs },
       settings: { batchSize: config.ahds.batchSize, maxConcurrency: config.ahds.maxConcurrency, initialConcurrency: config.ahds.initialConcurrency, readConcurrency: config.openemr.readConcurrency },
       naive: naive && { resources: naive.resources, rate: round(naive.rate, 1) },
+      rounds,
       connector: {
         rate: Math.round(bRate),
-        seconds: round(run.wallMs / 1000, 1),
-        peakRssMb: Math.round(run.maxRssKb / 1024),
-        heapUsedPeakMb: run.heapUsedPeakMb,
-        cpuMsPerResource: round((run.cpuUserMs + run.cpuSystemMs) / Math.max(1, written), 3),
+        rounds: syncs.map((r) => Math.round(r.rate)),
+        seconds: round((observations + patients) / bRate, 1),
+        peakRssMb: Math.round(peakRssKb / 1024),
+        heapUsedPeakMb: Math.max(...syncs.map((r) => r.run.heapUsedPeakMb)),
+        cpuMsPerResource: round(cpuMsPerResource, 3),
         limiterPeak: run.limiterPeak,
-        cpuMs: childCpuMs,
-        standInsCpuMs: Math.round(benchCpuMs),
-        hostBusyPct: Math.round(hostBusy * 100),
+        cpuMs: syncs[0]!.cpuMs,
+        ahdsStandInCpuMs: syncs[0]!.ahdsCpuMs,
+        openemrStandInCpuMs: syncs[0]!.openemrCpuMs,
+        hostBusyPct: syncs[0]!.hostBusyPct,
         heapCapMb: Math.floor(num('connector-heap-mb')) || null,
-        status: run.status,
-        failed: run.failed,
+        status: syncs.every((r) => r.run.status === 'ok') ? 'ok' : syncs.find((r) => r.run.status !== 'ok')!.run.status,
+        failed: syncs.reduce((n, r) => n + r.run.failed, 0),
       },
-      raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })) },
+      raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })) },
       ratios: {
         bOverA: naive ? round(bRate / naive.rate, 1) : null,
         bOverC: raw ? round(bRate / raw.best.rate, 2) : null,
@@ -205,19 +208,75 @@ async function main(): Promise<void> {
     };
     printTable(result);
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    if (!result.verified || run.status !== 'ok') process.exitCode = 1;
+    if (!result.verified || result.connector.status !== 'ok') process.exitCode = 1;
   } finally {
     await stack.close();
   }
 }
 
+interface SyncRound {
+  run: ConnectorRunReport;
+  rate: number;
+  cpuMsPerResource: number;
+  cpuMs: number;
+  ahdsCpuMs: number;
+  openemrCpuMs: number;
+  hostBusyPct: number;
+}
+
+/** (b): one full sync by the connector in a child process, into `target`, with what it cost. */
+async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsReady>, env: Record<string, string>, cores: number): Promise<SyncRound> {
+  await stack.openemr.call('resetStats');
+  await target.call('resetStats');
+  log('(b) connector full sync in a child process ...');
+  const t = performance.now();
+  const cpu0 = await standInsCpu(stack, target);
+  const entryRates: number[] = [];
+  let lastEntries = 0;
+  const rateTimer = setInterval(() => {
+    void target.call<AhdsStats>('stats').then((s) => {
+      entryRates.push(s.entries - lastEntries);
+      lastEntries = s.entries;
+    }, () => undefined);
+  }, 1000);
+  const run = await runConnector(env).finally(() => clearInterval(rateTimer));
+  const seconds = (performance.now() - t) / 1000;
+  const cpu1 = await standInsCpu(stack, target);
+  const ahdsCpuMs = cpu1.ahds - cpu0.ahds;
+  const openemrCpuMs = cpu1.openemr - cpu0.openemr;
+  const cpuMs = run.cpuUserMs + run.cpuSystemMs;
+  const hostBusy = (ahdsCpuMs + openemrCpuMs + cpu1.bench - cpu0.bench + cpuMs) / (seconds * 1000 * cores);
+  const written = run.created + run.updated + run.unchanged;
+  const rate = written / (run.wallMs / 1000);
+  const oStats = await stack.openemr.call<RequestStatsSnapshot>('stats');
+  const aStats = await target.call<AhdsStats>('stats');
+  log(`(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(seconds, 1)} s): ${fmt(rate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`);
+  log(`    CPU during (b): AHDS stand-in ${fmt(ahdsCpuMs / 1000, 1)} s (${fmt((ahdsCpuMs / 1000 / seconds) * 100)}% of a CPU), OpenEMR stand-in ${fmt(openemrCpuMs / 1000, 1)} s, connector ${fmt(cpuMs / 1000, 1)} s (${fmt((cpuMs / 1000 / seconds) * 100)}% of a CPU); host ${fmt(hostBusy * 100)}% busy (${cores} CPUs)`);
+  if (run.failures.length) log(`    failures: ${JSON.stringify(run.failures)}`);
+  log(`    RSS profile (MB, every ${run.sampleMs} ms or coarser): ${summariseProfile(run.rssSamplesMb)}`);
+  log(`    adaptive limit: ${summariseProfile(run.limitSamples)}`);
+  log(`    AHDS entries per second: ${summariseProfile(entryRates)}`);
+  if (process.env.BENCH_FULL_PROFILE) log(`    full: ${entryRates.join(' ')}`);
+  return {
+    run,
+    rate,
+    cpuMsPerResource: cpuMs / Math.max(1, written),
+    cpuMs,
+    ahdsCpuMs: Math.round(ahdsCpuMs),
+    openemrCpuMs: Math.round(openemrCpuMs),
+    hostBusyPct: Math.round(hostBusy * 100),
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
-}
-
-function* allObservations(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
-  for (const p of planned) yield* observationsOf(templates, p);
 }
 
 /** Every generated resource in the order the connector reads them (Patients in pages, then theirs). */
@@ -228,82 +287,59 @@ function* allResources(templates: Templates, planned: GeneratedPatient[]): Gener
   }
 }
 
-/** The stand-ins hold every resource in this process: give it room for 1M (about 10 KB each). */
-async function reexecWithBiggerHeap(observations: number): Promise<boolean> {
-  const wantMb = Math.ceil(1536 + observations * 0.012);
-  const haveMb = v8.getHeapStatistics().heap_size_limit / 1048576;
-  if (haveMb >= wantMb || process.env.BENCH_REEXEC) return false;
-  log(`bench: restarting with --max-old-space-size=${wantMb} (heap limit ${Math.round(haveMb)} MB is too small for the stand-ins' data)`);
-  const child = spawn(process.execPath, [...process.execArgv, `--max-old-space-size=${wantMb}`, __filename, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_REEXEC: '1' },
-  });
-  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
-  process.exitCode = code;
-  return true;
+async function standInsCpu(stack: BenchStack, ahdsProcess: StandInProcess<AhdsReady>): Promise<{ ahds: number; openemr: number; bench: number }> {
+  const [ahds, openemr] = await Promise.all([ahdsProcess.cpuMs(), stack.openemr.cpuMs()]);
+  const u = process.cpuUsage();
+  return { ahds, openemr, bench: (u.user + u.system) / 1000 };
 }
 
 // ------------------------------------------------------------------------------------------- stack
 
 interface BenchStack {
-  entra: EntraStandIn;
-  ahds: AhdsStandIn;
-  openemr: { stats(): Promise<RequestStatsSnapshot>; resetStats(): Promise<void>; now(): Promise<number> };
+  openemr: StandInProcess<OpenEmrReady>;
+  ahds: StandInProcess<AhdsReady>;
+  /** Starts another, empty AHDS stand-in (with its own Entra) on the AHDS CPUs. */
+  freshAhds(): Promise<StandInProcess<AhdsReady>>;
+  /** Connector settings for the OpenEMR stand-in and the given AHDS stand-in. */
+  envFor(ahds: StandInProcess<AhdsReady>): Record<string, string>;
   env: Record<string, string>;
   close(): Promise<void>;
 }
 
 /**
- * The local stack as startStack builds it (same stand-ins, same settings), except that the OpenEMR
- * stand-in runs on a worker thread with its own event loop (see openemr-worker.ts) and no Azurite.
+ * The local stack as startStack builds it (same stand-ins, same settings), except that each
+ * stand-in runs in a process of its own (stand-in-process.ts), the AHDS one on CPUs of its own when
+ * the placement is split, and there is no Azurite (a full sync keeps no state).
  */
-async function startBenchStack(data: OpenEmrWorkerData, ahdsFaults: FaultProfile): Promise<BenchStack> {
-  const entra = await startEntraStandIn();
-  const ahds = await startAhdsStandIn({ entra, faults: ahdsFaults });
-  const heapMb = Math.ceil(512 + data.observations * 0.006);
-  const worker = new Worker(path.join(__dirname, 'openemr-worker.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: heapMb } });
-  const pending = new Map<number, (value: unknown) => void>();
-  let nextId = 0;
-  const ready = await new Promise<{ baseUrl: string; site: string; clientId: string; privateKeyPem: string; counts: Record<string, number>; loadMs: number }>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.on('message', (m: { ready?: boolean; error?: string; id?: number; value?: unknown }) => {
-      if (m.error) reject(new Error(m.error));
-      else if (m.ready) resolve(m as never);
-      else if (m.id !== undefined) {
-        pending.get(m.id)?.(m.value);
-        pending.delete(m.id);
-      }
-    });
-  });
-  const call = <T>(op: 'stats' | 'resetStats' | 'now' | 'close'): Promise<T> =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      pending.set(id, resolve as (v: unknown) => void);
-      worker.postMessage({ id, op });
-    });
-  log(`loaded OpenEMR stand-in (worker thread): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`);
-  const env = connectorSettings({ openemr: ready, ahds, entra });
+async function startBenchStack(plan: BenchDataPlan, profile: { openemr: FaultProfile; ahds: FaultProfile }, placement: CpuPlacement): Promise<BenchStack> {
+  const freshAhds = (): Promise<StandInProcess<AhdsReady>> =>
+    startStandInProcess<AhdsReady>({ role: 'ahds', faults: profile.ahds }, { heapMb: 1024 + plan.observations * 0.01, cpus: placement.ahds });
+  const [openemr, ahds] = await Promise.all([
+    startStandInProcess<OpenEmrReady>({ role: 'openemr', data: plan, faults: profile.openemr }, { heapMb: 512 + plan.observations * 0.006, cpus: placement.rest }),
+    freshAhds(),
+  ]);
+  const ready = openemr.ready;
+  log(`loaded OpenEMR stand-in (own process): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`);
+  const envFor = (target: StandInProcess<AhdsReady>): Record<string, string> => connectorSettings({ openemr: ready, ahds: target.ready, entra: target.ready.entra });
   return {
-    entra,
+    openemr,
     ahds,
-    env,
-    openemr: { stats: () => call('stats'), resetStats: () => call('resetStats'), now: () => call('now') },
+    freshAhds,
+    envFor,
+    env: envFor(ahds),
     async close() {
-      await call('close').catch(() => undefined);
-      await worker.terminate();
-      await ahds.close();
-      await entra.close();
+      await Promise.all([openemr.close(), ahds.close()]);
     },
   };
 }
 
 // ------------------------------------------------------------------------------------------- (a)
 
-async function naiveLoop(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], env: Record<string, string>, faults: FaultProfile, sample: number) {
+async function naiveLoop(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], tuning: Record<string, string>, sample: number) {
   // A fresh AHDS stand-in, so (b) starts from an empty service.
-  const ahds = await startAhdsStandIn({ entra: stack.entra, faults });
+  const ahds = await stack.freshAhds();
   try {
-    const connector = await createConnector(loadConfig({ ...env, AHDS_FHIR_URL: ahds.fhirUrl }));
+    const connector = await createConnector(loadConfig({ ...stack.envFor(ahds), ...tuning }));
     const ids: Array<{ type: 'Patient' | 'Observation'; id: string }> = [];
     for (const r of allResources(templates, planned)) {
       if (ids.length >= sample) break;
@@ -375,35 +411,57 @@ interface RawResult {
   best: RawLevel;
 }
 
-async function rawLimit(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, faults: FaultProfile, levels: number[], perLevel: number): Promise<RawResult> {
-  // Same data, mapped by the connector's own mapper, in bundles as the writer builds them; each
-  // level gets its own slice so every entry is a real create, on a fresh stand-in.
+interface RawSlices {
+  /** Per concurrency level: its own bundles, so every entry is a real create. */
+  bodies: string[][];
+  resources: number[];
+}
+
+/**
+ * The data of (c), built once for every round: the same resources, mapped by the connector's own
+ * mapper, pre-serialised into bundles as the writer builds them, one slice per concurrency level.
+ */
+function rawSlices(templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, levels: number, perLevel: number): RawSlices {
   const mapper = createResourceMapper(mappingOptions(config));
-  const total = Math.min(perLevel * levels.length, planned.reduce((n, p) => n + 1 + p.observations, 0));
-  const slice = Math.floor(total / levels.length);
-  log(`(c) raw limit: building ${fmt(slice * levels.length)} mapped resources into ${config.ahds.batchSize}-entry bundles ...`);
+  const total = Math.min(perLevel * levels, planned.reduce((n, p) => n + 1 + p.observations, 0));
+  const slice = Math.floor(total / levels);
+  log(`(c) raw limit: building ${fmt(slice * levels)} mapped resources into ${config.ahds.batchSize}-entry bundles ...`);
   const mapped: SyncedResource[] = [];
   for (const r of allResources(templates, planned)) {
-    if (mapped.length >= slice * levels.length) break;
+    if (mapped.length >= slice * levels) break;
     const m = mapper.map(r as SyncedResource);
     if (m.ok) mapped.push(m.resource);
   }
-  const ahds = await startAhdsStandIn({ entra: stack.entra, faults });
+  const out: RawSlices = { bodies: [], resources: [] };
+  for (let i = 0; i < levels; i++) {
+    const part = mapped.slice(i * slice, (i + 1) * slice);
+    out.resources.push(part.length);
+    out.bodies.push(
+      planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map((batch) =>
+        canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: batch.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) }),
+      ),
+    );
+  }
+  return out;
+}
+
+/** (c): the slices posted straight to a fresh AHDS stand-in, one concurrency level after another. */
+async function rawLimit(stack: BenchStack, slices: RawSlices, levels: number[]): Promise<RawResult> {
+  const ahds = await stack.freshAhds();
   try {
-    const token = await stack.entra.issueToken(stack.entra.clientId, ahds.audience);
+    const token = await ahds.call<string>('issueToken');
     const result: RawLevel[] = [];
     for (let i = 0; i < levels.length; i++) {
-      const part = mapped.slice(i * slice, (i + 1) * slice);
-      const bodies = planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map((batch) =>
-        canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: batch.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) }),
-      );
-      const level = await postAll(ahds.fhirUrl, token, bodies, levels[i]!);
-      const stats = ahds.stats();
+      const resources = slices.resources[i]!;
+      const cpu0 = await ahds.cpuMs();
+      const level = await postAll(ahds.ready.fhirUrl, token, slices.bodies[i]!, levels[i]!);
+      const cpuMs = (await ahds.cpuMs()) - cpu0;
+      const stats = await ahds.call<AhdsStats>('stats');
       const ok = Object.entries(stats.byEntryStatus).filter(([s]) => s.startsWith('2')).reduce((n, [, c]) => n + c, 0);
-      const rate = part.length / level.seconds;
-      result.push({ concurrency: levels[i]!, resources: part.length, seconds: level.seconds, rate });
-      log(`(c) concurrency ${String(levels[i]).padStart(3)}: ${fmt(part.length)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s (${ok === stats.entries ? 'all entries 2xx' : `entries ${JSON.stringify(stats.byEntryStatus)}`})`);
-      ahds.resetStats();
+      const rate = resources / level.seconds;
+      result.push({ concurrency: levels[i]!, resources, seconds: level.seconds, rate });
+      log(`(c) concurrency ${String(levels[i]).padStart(3)}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU (${ok === stats.entries ? 'all entries 2xx' : `entries ${JSON.stringify(stats.byEntryStatus)}`})`);
+      await ahds.call('resetStats');
     }
     const best = result.reduce((a, b) => (b.rate > a.rate ? b : a));
     return { levels: result, best };
@@ -453,20 +511,7 @@ async function postAll(fhirUrl: string, token: string, bodies: string[], concurr
   return { seconds: (performance.now() - t) / 1000 };
 }
 
-// ------------------------------------------------------------------------------------------- verify
-
-function verify(ahds: AhdsStandIn, templates: Templates, planned: GeneratedPatient[]) {
-  let expected = 0;
-  let found = 0;
-  const missing: string[] = [];
-  for (const r of allResources(templates, planned)) {
-    expected++;
-    const head = ahds.store.head(r.resourceType, r.id);
-    if (head && !head.deleted) found++;
-    else if (missing.length < 10) missing.push(`${r.resourceType}/${r.id}`);
-  }
-  return { expected, found, missing };
-}
+// ------------------------------------------------------------------------------------------- report
 
 function printTable(r: {
   resources: number;
