@@ -104,3 +104,6 @@ export function isStandardSystem(system: string): boolean {
     system.startsWith('http://hl7.org/fhir/')
   );
 }
+
+/** Observation.status's required value set (observation-status). */
+export const OBSERVATION_STATUSES: ReadonlySet<string> = new Set(['registered', 'preliminary', 'final', 'amended', 'corrected', 'cancelled', 'entered-in-error', 'unknown']);

@@ -1,5 +1,5 @@
 import type { CodeableConcept, Observation, ObservationComponent } from '@medplum/fhirtypes';
-import { LOINC, OBSERVATION_CATEGORY, UCUM } from './codes';
+import { LOINC, OBSERVATION_CATEGORY, OBSERVATION_STATUSES, UCUM } from './codes';
 
 export const US_CORE_VITAL_SIGNS = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs';
 
@@ -50,7 +50,6 @@ export function vitalSignsCategory(): CodeableConcept {
   return { coding: [{ system: OBSERVATION_CATEGORY, code: 'vital-signs', display: 'Vital Signs' }], text: 'Vital Signs' };
 }
 
-const STATUSES = new Set(['registered', 'preliminary', 'final', 'amended', 'corrected', 'cancelled', 'entered-in-error', 'unknown']);
 /** us-core-1: a dateTime at least to the day. */
 const DAY_PRECISION = /^\d{4}-\d{2}-\d{2}/;
 
@@ -64,7 +63,7 @@ const DAY_PRECISION = /^\d{4}-\d{2}-\d{2}/;
 export function isValidUsCoreVitalSign(obs: Observation): boolean {
   const code = vitalSignCode(obs.code);
   if (code === undefined) return false;
-  if (!STATUSES.has(obs.status)) return false;
+  if (!OBSERVATION_STATUSES.has(obs.status)) return false;
   if (!hasVitalSignsCategory(obs)) return false;
   if (!obs.subject?.reference || !/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(obs.subject.reference)) return false;
   const effective = obs.effectiveDateTime ?? obs.effectivePeriod?.start;
