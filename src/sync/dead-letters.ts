@@ -22,6 +22,8 @@ export interface DeadLetterStore {
   list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]>;
   /** Removes the dead letter of each key (after a successful replay). */
   remove(keys: Array<{ resourceType: string; id: string }>): Promise<void>;
+  /** Dead letters of this run that could not be stored (kept in memory only); absent: none ever are. */
+  unpersistedFor?(runId: string): number;
 }
 
 /** In-memory store for single HTTP calls without storage, tests and the CLI's dry runs. */

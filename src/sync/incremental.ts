@@ -145,8 +145,6 @@ export class IncrementalSync {
     let fraction: number | undefined;
     const progress = (tally: Tally) => request.onProgress?.({ tally, phase, fraction, startedAt });
     const run = sync.begin('incrementalSync', request.trigger, runId, progress);
-    const guard = this.deps.deadLetters as { unpersisted?: number };
-    const unpersistedBefore = guard.unpersisted ?? 0;
 
     // OpenEMR's clock, not ours: the window and the lag it leaves are both measured on it.
     const serverNow = await (this.deps.serverNow ?? (() => openEmrNow(reader)))();
@@ -171,7 +169,7 @@ export class IncrementalSync {
 
     const windows: Record<string, TypeWindow> = {};
     const close = async (type: string, via: 'search' | 'export') => {
-      const lost = (guard.unpersisted ?? 0) - unpersistedBefore;
+      const lost = this.deps.deadLetters.unpersistedFor?.(runId) ?? 0;
       if (lost > 0) throw new DeadLetterStorageError(lost);
       await handle.assertHeld();
       await watermarks.advance({ resourceType: type, until: iso(upper), runId, via, updatedAt: new Date().toISOString() });

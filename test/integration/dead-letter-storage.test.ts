@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { loadConfig } from '../../src/config/load';
+import { createConnector } from '../../src/connector';
+import { createStateStores, GuardedDeadLetterStore } from '../../src/state';
+import { DeadLetterStorageError } from '../../src/state/errors';
+import { MemoryDeadLetterStore, type DeadLetter } from '../../src/sync/dead-letters';
+import { incrementalSync } from '../../src/sync/incremental';
+import { startStack, type Stack } from '../../stack';
+import { incrementalSettings, tableRows, trimSource } from '../helpers/incremental-stack';
+
+const PREFIX = 'dls';
+const plantedId = randomUUID();
+let stack: Stack;
+let settings: Record<string, string>;
+
+/** A dead-letter table that is down until told otherwise (as Azure Storage answers: a RestError). */
+class FlakyDeadLetterStore extends MemoryDeadLetterStore {
+  down = true;
+  override async record(items: DeadLetter[]): Promise<void> {
+    if (this.down) throw Object.assign(new Error('The table service is unavailable.'), { name: 'RestError', statusCode: 503 });
+    return super.record(items);
+  }
+}
+
+beforeAll(async () => {
+  stack = await startStack({ azurite: true });
+  trimSource(stack, 100);
+  settings = incrementalSettings(stack, { SYNC_TABLE_PREFIX: PREFIX, SYNC_LAG_SECONDS: '5' });
+  const store = stack.openemr.store;
+  // A Patient the mapper's validation refuses: it must become a dead letter.
+  store.put({ ...(store.get('Patient', store.ids('Patient')[0]!) as object), id: plantedId, gender: 'robot' } as never);
+});
+afterAll(() => stack?.close());
+
+async function connectorWith(deadLetters: FlakyDeadLetterStore) {
+  const config = loadConfig(settings);
+  const state = createStateStores(config, () => {
+    throw new Error('Azurite is reached with a connection string, not a credential');
+  }, { deadLetters, warn: () => undefined });
+  return createConnector(config, { state });
+}
+
+test('a run whose dead letters cannot be stored leaves its windows open; once they can be, a run closes them', async () => {
+  const deadLetters = new FlakyDeadLetterStore();
+  const connector = await connectorWith(deadLetters);
+  await expect(incrementalSync(connector).run({ trigger: 'cli' })).rejects.toBeInstanceOf(DeadLetterStorageError);
+  expect(await tableRows(stack, PREFIX, 'watermarks')).toEqual([]);
+
+  deadLetters.down = false;
+  const outcome = await incrementalSync(connector).run({ trigger: 'cli' });
+  expect(outcome.skipped).toBe(false);
+  expect((await tableRows(stack, PREFIX, 'watermarks')).map((r) => r.rowKey).sort()).toEqual(['Observation', 'Patient']);
+  expect((await deadLetters.list()).map((d) => `${d.resourceType}/${d.id}`)).toContain(`Patient/${plantedId}`);
+});
+
+test('dead letters lost by another operation in the same process do not hold a run', async () => {
+  const guard = new GuardedDeadLetterStore(new FlakyDeadLetterStore(), () => undefined);
+  const letter = (runId: string): DeadLetter => ({ resourceType: 'Patient', id: 'p1', stage: 'write', reason: 'r', attempts: 1, at: new Date(0).toISOString(), runId, operation: 'syncPatient' });
+  await guard.record([letter('http-call'), letter('http-call')]);
+  expect(guard.unpersistedFor('http-call')).toBe(2);
+  expect(guard.unpersistedFor('incremental-run')).toBe(0);
+});
