@@ -3,6 +3,8 @@ import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterStore } from '..
 import { fromSafeKey, safeKey, statusOf } from './storage';
 
 const MAX_REASON = 1000;
+/** Azure Tables: at most 100 operations in one entity-group transaction. */
+const TRANSACTION_ROWS = 100;
 
 /** A dead letter as a table row: type and id become the keys, the rest is stored as it is. */
 type DeadLetterEntity = Omit<DeadLetter, 'resourceType' | 'id'> & { partitionKey: string; rowKey: string };
@@ -18,12 +20,29 @@ export class TableDeadLetterStore implements DeadLetterStore {
   async record(items: DeadLetter[]): Promise<void> {
     if (items.length === 0) return;
     const client = await this.table();
-    // Upserts one at a time but several at once: a batch would need one partition per call.
-    const queue = [...items];
+    // Entity-group transactions: one partition (resource type) and at most 100 rows each, a row at
+    // most once (the later failure of a resource replaces the earlier one). A Patient that fails
+    // takes its Observations with it: one request for a hundred dead letters, not a hundred.
+    const rows = new Map<string, DeadLetterEntity>();
+    for (const item of items) {
+      const entity = toEntity(item);
+      const key = `${entity.partitionKey}/${entity.rowKey}`;
+      rows.delete(key);
+      rows.set(key, entity);
+    }
+    const byPartition = new Map<string, DeadLetterEntity[]>();
+    for (const entity of rows.values()) {
+      const list = byPartition.get(entity.partitionKey);
+      if (list) list.push(entity);
+      else byPartition.set(entity.partitionKey, [entity]);
+    }
+    const transactions = [...byPartition.values()].flatMap((list) => Array.from({ length: Math.ceil(list.length / TRANSACTION_ROWS) }, (_, i) => list.slice(i * TRANSACTION_ROWS, (i + 1) * TRANSACTION_ROWS)));
     const worker = async () => {
-      for (let item = queue.shift(); item; item = queue.shift()) await client.upsertEntity(toEntity(item), 'Replace');
+      for (let next = transactions.shift(); next; next = transactions.shift()) {
+        await client.submitTransaction(next.map((entity) => ['upsert', entity, 'Replace'] as const));
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(4, transactions.length) }, worker));
   }
 
   async list(options: { resourceType?: string; limit?: number } = {}): Promise<DeadLetter[]> {
@@ -71,11 +90,15 @@ function fromEntity(e: DeadLetterEntity): DeadLetter {
 
 /**
  * Wraps the table store so that storage trouble never turns a single-item sync into a 500: what
- * cannot be stored is kept in memory and counted. Runs that close windows compare `unpersisted`
- * before and after and keep their watermark when it grew, so nothing is lost silently.
+ * cannot be stored is kept in memory and counted per run. A run that closes windows asks for its
+ * own count before it moves a watermark and keeps the watermark when any were lost, so nothing is
+ * lost silently, and another operation's trouble in the same process does not hold its window.
  */
+const RUNS_REMEMBERED = 1000;
+
 export class GuardedDeadLetterStore implements DeadLetterStore {
-  unpersisted = 0;
+  /** Lost dead letters per run id; the oldest runs are forgotten beyond RUNS_REMEMBERED. */
+  private readonly lostByRun = new Map<string, number>();
   private readonly fallback = new MemoryDeadLetterStore();
 
   constructor(
@@ -87,10 +110,15 @@ export class GuardedDeadLetterStore implements DeadLetterStore {
     try {
       await this.inner.record(items);
     } catch (error) {
-      this.unpersisted += items.length;
+      for (const item of items) this.lostByRun.set(item.runId, (this.lostByRun.get(item.runId) ?? 0) + 1);
+      while (this.lostByRun.size > RUNS_REMEMBERED) this.lostByRun.delete(this.lostByRun.keys().next().value!);
       await this.fallback.record(items);
       this.warn(`Dead-letter storage failed (${(error as Error)?.name ?? 'Error'}); ${items.length} dead letter(s) kept in memory only.`);
     }
+  }
+
+  unpersistedFor(runId: string): number {
+    return this.lostByRun.get(runId) ?? 0;
   }
 
   async list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]> {

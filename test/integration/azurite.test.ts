@@ -1,5 +1,7 @@
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
+import { TableDeadLetterStore } from '../../src/state';
+import type { DeadLetter } from '../../src/sync/dead-letters';
 import { startAzurite, type AzuriteHandle } from '../../stack/azurite';
 
 let azurite: AzuriteHandle;
@@ -19,4 +21,23 @@ test('Azurite runs in memory on free ports and serves tables and queues to the r
   await queue.sendMessage(Buffer.from('hello').toString('base64'));
   const received = await queue.receiveMessages();
   expect(Buffer.from(received.receivedMessageItems[0]!.messageText, 'base64').toString()).toBe('hello');
+});
+
+test('dead letters go to the table in transactions per resource type; a later failure of a resource replaces the earlier one', async () => {
+  const table = TableClient.fromConnectionString(azurite.connectionString, 'deadletterbatches', { allowInsecureConnection: true });
+  await table.createTable();
+  const store = new TableDeadLetterStore(async () => table);
+  const letter = (resourceType: string, id: string, reason: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason, attempts: 1, at: '2026-01-01T00:00:00.000Z', runId: 'run-1', operation: 'test' });
+  // 250 Observations (three transactions), 30 Patients, and one Observation failing twice in the same call.
+  const items = [
+    ...Array.from({ length: 250 }, (_, i) => letter('Observation', `o-${i}`, 'first')),
+    ...Array.from({ length: 30 }, (_, i) => letter('Patient', `p-${i}`, 'patient')),
+    letter('Observation', 'o-7', 'second'),
+  ];
+  await store.record(items);
+  const stored = await store.list();
+  expect(stored).toHaveLength(280);
+  expect(stored.filter((d) => d.resourceType === 'Patient')).toHaveLength(30);
+  expect(stored.find((d) => d.id === 'o-7')?.reason).toBe('second');
+  expect(stored.find((d) => d.id === 'o-8')).toEqual(letter('Observation', 'o-8', 'first'));
 });
