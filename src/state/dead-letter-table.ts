@@ -58,6 +58,16 @@ export class TableDeadLetterStore implements DeadLetterStore {
     return out;
   }
 
+  async get(resourceType: string, id: string): Promise<DeadLetter | undefined> {
+    const client = await this.table();
+    try {
+      return fromEntity(await client.getEntity<DeadLetterEntity>(resourceType, safeKey(id)));
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {
     const client = await this.table();
     for (const k of keys) {
@@ -123,6 +133,10 @@ export class GuardedDeadLetterStore implements DeadLetterStore {
 
   async list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]> {
     return this.inner.list(options);
+  }
+
+  async get(resourceType: string, id: string): Promise<DeadLetter | undefined> {
+    return this.inner.get(resourceType, id);
   }
 
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {

@@ -20,6 +20,8 @@ export interface DeadLetter {
 export interface DeadLetterStore {
   record(items: DeadLetter[]): Promise<void>;
   list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]>;
+  /** The dead letter of one resource, if there is one (a point read, not a scan). */
+  get(resourceType: string, id: string): Promise<DeadLetter | undefined>;
   /** Removes the dead letter of each key (after a successful replay). */
   remove(keys: Array<{ resourceType: string; id: string }>): Promise<void>;
   /** Dead letters of this run that could not be stored (kept in memory only); absent: none ever are. */
@@ -37,6 +39,10 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   async list(options: { resourceType?: string; limit?: number } = {}): Promise<DeadLetter[]> {
     const all = [...this.items.values()].filter((d) => !options.resourceType || d.resourceType === options.resourceType);
     return all.slice(0, options.limit ?? all.length);
+  }
+
+  async get(resourceType: string, id: string): Promise<DeadLetter | undefined> {
+    return this.items.get(`${resourceType}/${id}`);
   }
 
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {

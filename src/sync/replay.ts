@@ -38,8 +38,11 @@ export interface ReplayDeps extends WorkDeps {
 export async function replayDeadLetters(deps: ReplayDeps, options: { resourceType?: string; id?: string; limit?: number; runId?: string } = {}): Promise<ReplaySummary> {
   const runId = options.runId ?? randomUUID();
   let letters: DeadLetter[];
-  if (options.id !== undefined) {
-    letters = (await deps.deadLetters.list({ resourceType: options.resourceType })).filter((d) => d.id === options.id);
+  if (options.id !== undefined && options.resourceType !== undefined) {
+    const letter = await deps.deadLetters.get(options.resourceType, options.id);
+    letters = letter ? [letter] : [];
+  } else if (options.id !== undefined) {
+    letters = (await deps.deadLetters.list()).filter((d) => d.id === options.id);
   } else {
     letters = await deps.deadLetters.list({ resourceType: options.resourceType, limit: options.limit ?? 1000 });
   }

@@ -23,7 +23,7 @@ test('Azurite runs in memory on free ports and serves tables and queues to the r
   expect(Buffer.from(received.receivedMessageItems[0]!.messageText, 'base64').toString()).toBe('hello');
 });
 
-test('dead letters go to the table in transactions per resource type; a later failure of a resource replaces the earlier one', async () => {
+test('dead letters go to the table in transactions per resource type, a later failure of a resource replacing the earlier one, and read back by key', async () => {
   const table = TableClient.fromConnectionString(azurite.connectionString, 'deadletterbatches', { allowInsecureConnection: true });
   await table.createTable();
   const store = new TableDeadLetterStore(async () => table);
@@ -40,4 +40,7 @@ test('dead letters go to the table in transactions per resource type; a later fa
   expect(stored.filter((d) => d.resourceType === 'Patient')).toHaveLength(30);
   expect(stored.find((d) => d.id === 'o-7')?.reason).toBe('second');
   expect(stored.find((d) => d.id === 'o-8')).toEqual(letter('Observation', 'o-8', 'first'));
+  // Point reads, as a replay by id does them.
+  expect(await store.get('Observation', 'o-7')).toEqual(letter('Observation', 'o-7', 'second'));
+  expect(await store.get('Patient', 'o-7')).toBeUndefined();
 });
