@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AhdsWriter, WriteResult } from '../ahds/writer';
 import { referencedId } from '../fhir/references';
-import type { Observation, Patient, SyncedResource } from '../fhir/types';
+import { keyString, type Observation, type Patient, type SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
@@ -42,12 +42,19 @@ export interface SyncSummary extends RunCounts {
   message?: string;
 }
 
+/** Dead letters loaded per run to know what is pending (beyond it, older letters wait for a replay). */
+const PENDING_LETTERS_LOADED = 50_000;
+/** Up to this many written resources, their dead letters are looked up one by one instead of loaded. */
+const POINT_READS = 5;
+
 export interface RunContext {
   runId: string;
   operation: string;
   trigger: Trigger;
   startedAt: number;
   tally: Tally;
+  /** Keys ("Type/id") of the dead letters pending, loaded once when a run needs more than a few. */
+  pendingLetters?: Promise<Set<string>>;
   onProgress?: (tally: Tally) => void;
 }
 
@@ -209,8 +216,14 @@ export class SyncService {
    * dead-lettered from earlier runs (their Observations would point at nothing in AHDS).
    */
   async blockedPatients(run: RunContext): Promise<Set<string>> {
-    const earlier = await this.deps.deadLetters.list({ resourceType: 'Patient' });
-    return new Set([...run.tally.failedPatients, ...earlier.map((d) => d.id)]);
+    const pending = await this.pendingLetters(run);
+    const earlier = [...pending].filter((k) => k.startsWith('Patient/')).map((k) => k.slice('Patient/'.length));
+    return new Set([...run.tally.failedPatients, ...earlier]);
+  }
+
+  private pendingLetters(run: RunContext): Promise<Set<string>> {
+    run.pendingLetters ??= this.deps.deadLetters.list({ limit: PENDING_LETTERS_LOADED }).then((letters) => new Set(letters.map(keyString)));
+    return run.pendingLetters;
   }
 
   /** Maps Observations into a sink; those of a blocked Patient are dead-lettered saying why, in one call. */
@@ -256,6 +269,25 @@ export class SyncService {
         failed.map((r) => ({ resourceType: r.resourceType, id: r.id, stage: 'write' as const, status: r.status, reason: r.reason ?? 'write failed', attempts: r.attempts })),
       );
     }
+    await this.clearRecovered(run, results.filter((r) => r.outcome !== 'failed'));
+  }
+
+  /**
+   * A resource written now has no failure left to tell: its dead letter goes, so it stops counting
+   * as pending, and a Patient that failed before stops holding back its Observations. Single-item
+   * calls look their few keys up; bigger runs load the pending keys once.
+   */
+  private async clearRecovered(run: RunContext, written: readonly WriteResult[]): Promise<void> {
+    if (written.length === 0) return;
+    let recovered: WriteResult[];
+    if (run.pendingLetters || written.length > POINT_READS) {
+      const pending = await this.pendingLetters(run);
+      recovered = written.filter((r) => pending.delete(keyString(r)));
+    } else {
+      const found = await Promise.all(written.map((r) => this.deps.deadLetters.get(r.resourceType, r.id)));
+      recovered = written.filter((_, i) => found[i]);
+    }
+    if (recovered.length > 0) await this.deps.deadLetters.remove(recovered.map((r) => ({ resourceType: r.resourceType, id: r.id })));
   }
 
   private async fail(run: RunContext, items: FailureItem[]): Promise<void> {
@@ -268,6 +300,10 @@ export class SyncService {
     const at = new Date(this.now()).toISOString();
     const letters: DeadLetter[] = items.map((i) => ({ ...i, at, runId: run.runId, operation: run.operation }));
     await this.deps.deadLetters.record(letters);
+    if (run.pendingLetters) {
+      const pending = await run.pendingLetters;
+      for (const l of letters) pending.add(keyString(l));
+    }
     for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
   }
 

@@ -40,8 +40,10 @@ async function connectorWith(deadLetters: FlakyDeadLetterStore) {
   return createConnector(config, { state });
 }
 
+/** Shared by the tests in order: the dead letters of the planted Patient carry over. */
+const deadLetters = new FlakyDeadLetterStore();
+
 test('a run whose dead letters cannot be stored leaves its windows open; once they can be, a run closes them', async () => {
-  const deadLetters = new FlakyDeadLetterStore();
   const connector = await connectorWith(deadLetters);
   await expect(incrementalSync(connector).run({ trigger: 'cli' })).rejects.toBeInstanceOf(DeadLetterStorageError);
   expect(await tableRows(stack, PREFIX, 'watermarks')).toEqual([]);
@@ -59,4 +61,21 @@ test('dead letters lost by another operation in the same process do not hold a r
   await guard.record([letter('http-call'), letter('http-call')]);
   expect(guard.unpersistedFor('http-call')).toBe(2);
   expect(guard.unpersistedFor('incremental-run')).toBe(0);
+});
+
+test('a Patient written after it failed loses its dead letter and no longer holds back its Observations', async () => {
+  expect(await deadLetters.get('Patient', plantedId)).toBeDefined();
+  const store = stack.openemr.store;
+  // Fixed at the source, and a new Observation of it arrives.
+  store.put({ ...(store.get('Patient', plantedId) as object), gender: 'female' } as never);
+  const observationId = randomUUID();
+  store.put({ ...(store.get('Observation', store.ids('Observation')[0]!) as object), id: observationId, subject: { reference: `Patient/${plantedId}` } } as never);
+  store.advanceClock(10);
+
+  const outcome = await incrementalSync(await connectorWith(deadLetters)).run({ trigger: 'cli' });
+  expect(outcome.skipped).toBe(false);
+  expect(await deadLetters.get('Patient', plantedId)).toBeUndefined();
+  expect(await stack.ahds.read('Patient', plantedId)).toBeDefined();
+  expect(await stack.ahds.read('Observation', observationId)).toBeDefined();
+  expect(await deadLetters.list()).toEqual([]);
 });
