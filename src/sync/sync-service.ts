@@ -279,15 +279,20 @@ export class SyncService {
    */
   private async clearRecovered(run: RunContext, written: readonly WriteResult[]): Promise<void> {
     if (written.length === 0) return;
-    let recovered: WriteResult[];
-    if (run.pendingLetters || written.length > POINT_READS) {
-      const pending = await this.pendingLetters(run);
-      recovered = written.filter((r) => pending.delete(keyString(r)));
-    } else {
-      const found = await Promise.all(written.map((r) => this.deps.deadLetters.get(r.resourceType, r.id)));
-      recovered = written.filter((_, i) => found[i]);
+    try {
+      let recovered: WriteResult[];
+      if (run.pendingLetters || written.length > POINT_READS) {
+        const pending = await this.pendingLetters(run);
+        recovered = written.filter((r) => pending.delete(keyString(r)));
+      } else {
+        const found = await Promise.all(written.map((r) => this.deps.deadLetters.get(r.resourceType, r.id)));
+        recovered = written.filter((_, i) => found[i]);
+      }
+      if (recovered.length > 0) await this.deps.deadLetters.remove(recovered.map((r) => ({ resourceType: r.resourceType, id: r.id })));
+    } catch {
+      // Storage trouble must not fail a write that succeeded: the letter stays, and a replay of it
+      // finds the resource written and removes it.
     }
-    if (recovered.length > 0) await this.deps.deadLetters.remove(recovered.map((r) => ({ resourceType: r.resourceType, id: r.id })));
   }
 
   private async fail(run: RunContext, items: FailureItem[]): Promise<void> {

@@ -79,3 +79,17 @@ test('a Patient written after it failed loses its dead letter and no longer hold
   expect(await stack.ahds.read('Observation', observationId)).toBeDefined();
   expect(await deadLetters.list()).toEqual([]);
 });
+
+test('with the dead-letter table unreachable, a single-item sync still writes and answers', async () => {
+  // Every call fails, as with Storage down: the lookups that would clear an old dead letter included.
+  const down = new FlakyDeadLetterStore();
+  const fail = async (): Promise<never> => {
+    throw Object.assign(new Error('The table service is unavailable.'), { name: 'RestError', statusCode: 503 });
+  };
+  Object.assign(down, { get: fail, list: fail, remove: fail });
+  const connector = await connectorWith(down);
+  const patientId = stack.openemr.store.ids('Patient')[1]!;
+  const summary = await connector.sync.syncPatientWithObservations(patientId, 'http');
+  expect(summary.status).toBe('ok');
+  expect(await stack.ahds.read('Patient', patientId)).toBeDefined();
+});
