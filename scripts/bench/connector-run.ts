@@ -1,6 +1,7 @@
 /**
  * The connector under benchmark, in a process of its own so its memory and CPU are its own:
- * builds the connector from process.env exactly as the Functions app does, runs one full sync
+ * builds the connector from process.env as the Functions app does (without Storage: the bench runs
+ * no Azurite, so dead letters are kept in memory), runs one full sync
  * (or, with BENCH_SINCE set, a windowed run from that instant) and prints one JSON line on stdout.
  *
  *   node dist/scripts/bench/connector-run.js        # env: the stack's settings plus AHDS_* tuning
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
     samples.push(Math.round(m.rss / 1048576));
     if (samples.length >= 600) for (let i = samples.length - 1; i > 0; i -= 2) samples.splice(i, 1);
   };
-  const connector = await createConnector(loadConfig(process.env));
+  const connector = await createConnector(loadConfig(process.env), { state: null });
   const limits: number[] = [];
   const timer = setInterval(() => {
     sample();
