@@ -5,6 +5,7 @@ import { createStateStores, GuardedDeadLetterStore } from '../../src/state';
 import { DeadLetterStorageError } from '../../src/state/errors';
 import { MemoryDeadLetterStore, type DeadLetter } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
+import { replayDeadLetters, replayDepsOf } from '../../src/sync/replay';
 import { startStack, type Stack } from '../../stack';
 import { incrementalSettings, tableRows, trimSource } from '../helpers/incremental-stack';
 
@@ -92,4 +93,26 @@ test('with the dead-letter table unreachable, a single-item sync still writes an
   const summary = await connector.sync.syncPatientWithObservations(patientId, 'http');
   expect(summary.status).toBe('ok');
   expect(await stack.ahds.read('Patient', patientId)).toBeDefined();
+});
+
+test("replaying a Patient writes its held-back Observations, and their letters are not replayed a second time", async () => {
+  const store = stack.openemr.store;
+  const patientId = randomUUID();
+  const observationIds = [randomUUID(), randomUUID()];
+  store.put({ ...(store.get('Patient', store.ids('Patient')[2]!) as object), id: patientId, gender: 'robot' } as never);
+  for (const id of observationIds) store.put({ ...(store.get('Observation', store.ids('Observation')[3]!) as object), id, subject: { reference: `Patient/${patientId}` } } as never);
+  const letters = new FlakyDeadLetterStore();
+  letters.down = false;
+  const connector = await connectorWith(letters);
+  await connector.sync.syncPatientWithObservations(patientId, 'http');
+  expect((await letters.list()).map((d) => d.id).sort()).toEqual([patientId, ...observationIds].sort());
+
+  store.put({ ...(store.get('Patient', patientId) as object), gender: 'male' } as never);
+  await stack.openemr.resetStats();
+  const summary = await replayDeadLetters(replayDepsOf(connector));
+  expect(summary).toMatchObject({ attempted: 3, replayed: 3, stillFailing: 0 });
+  expect(await letters.list()).toEqual([]);
+  // The Observations came with their Patient's replay (one search), never read again one by one.
+  expect((await stack.openemr.stats()).byRoute['GET /fhir/Observation/{id}']).toBeUndefined();
+  for (const id of observationIds) expect(await stack.ahds.read('Observation', id)).toBeDefined();
 });
