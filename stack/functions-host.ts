@@ -3,6 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { app, HttpRequest, HttpResponse, InvocationContext, type HttpFunctionOptions, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
+import { readBody } from './http-body';
 
 /**
  * A small stand-in for the Functions host's HTTP routing, for the local stack: it loads the real
@@ -78,8 +79,7 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
   const { http: functions } = loadFunctionRegistrations();
   const serve = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = await readBody(req);
     const pathname = url.pathname.replace(/^\/api/, '');
     for (const fn of functions) {
       const params = matchRoute(fn.route, pathname);
@@ -90,7 +90,7 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
         url: url.toString(),
         headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])),
         params,
-        body: chunks.length ? Buffer.concat(chunks).toString('utf8') : undefined,
+        body: body || undefined,
         log: (line) => options.log?.(`[${fn.name}] ${line}`),
       });
       res.writeHead(answer.status, answer.headers);

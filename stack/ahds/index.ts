@@ -30,6 +30,7 @@ import { isValidFhirId } from '../../src/fhir/ids';
 import { ensureDefinitions, isKnownResourceType, validate } from './engine';
 import { SearchError, searchType } from './search';
 import { VersionedStore } from './store';
+import { readBody } from '../http-body';
 
 
 export interface AhdsStandInOptions {
@@ -606,9 +607,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     let body: unknown;
     let rawBody = '';
     if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      rawBody = Buffer.concat(chunks).toString('utf8');
+      rawBody = await readBody(req);
     }
     let badJson = false;
     if (rawBody.trim()) {

@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type JWK, type JWTPayload, type KeyLike } from 'jose';
 import { FaultInjector, type FaultProfile } from '../faults';
 import { localTls } from '../tls';
+import { readBody } from '../http-body';
 
 export interface EntraClient {
   clientId: string;
@@ -143,15 +144,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown, extraHeade
     ...extraHeaders,
   });
   res.end(text);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 export async function startEntraStandIn(opts: EntraStandInOptions = {}): Promise<EntraStandIn> {
