@@ -27,7 +27,10 @@ export interface FaultProfile {
   retryAfterMs?: number;
   /** Access tokens issued from now on expire after this many seconds (early expiry). */
   tokenLifetimeSeconds?: number;
-  /** Per batch entry probability that AHDS's throttle kicks in: that entry and every later one answer 429. */
+  /**
+   * Per batch entry probability of one throttled attempt. AHDS retries a throttled entry once, so a
+   * batch stops (that entry and every later one answer 429) with probability about rate² per entry.
+   */
   batchThrottleRate?: number;
   /** Paths never faulted (token and metadata endpoints are faulted unless listed). */
   exemptPaths?: RegExp[];
