@@ -305,10 +305,9 @@ export class SyncService {
     const at = new Date(this.now()).toISOString();
     const letters: DeadLetter[] = items.map((i) => ({ ...i, at, runId: run.runId, operation: run.operation }));
     await this.deps.deadLetters.record(letters);
-    if (run.pendingLetters) {
-      const pending = await run.pendingLetters;
-      for (const l of letters) pending.add(keyString(l));
-    }
+    // Pending keys are a best-effort view (see clearRecovered): if they could not be loaded, move on.
+    const pending = run.pendingLetters && (await run.pendingLetters.catch(() => undefined));
+    for (const l of letters) pending?.add(keyString(l));
     for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
   }
 

@@ -81,7 +81,7 @@ test('a Patient written after it failed loses its dead letter and no longer hold
   expect(await deadLetters.list()).toEqual([]);
 });
 
-test('with the dead-letter table unreachable, a single-item sync still writes and answers', async () => {
+test('with the dead-letter table unreachable, syncs still write and answer, and a later failure is still reported', async () => {
   // Every call fails, as with Storage down: the lookups that would clear an old dead letter included.
   const down = new FlakyDeadLetterStore();
   const fail = async (): Promise<never> => {
@@ -93,6 +93,15 @@ test('with the dead-letter table unreachable, a single-item sync still writes an
   const summary = await connector.sync.syncPatientWithObservations(patientId, 'http');
   expect(summary.status).toBe('ok');
   expect(await stack.ahds.read('Patient', patientId)).toBeDefined();
+
+  // A whole run with a failure after many writes: the failure is still reported, not thrown.
+  const store = stack.openemr.store;
+  const badId = randomUUID();
+  store.put({ ...(store.get('Observation', store.ids('Observation')[4]!) as object), id: badId, status: 'bogus' } as never);
+  const full = await connector.sync.fullSync({ trigger: 'cli' });
+  expect(full.status).toBe('partial');
+  expect(full.failures.map((f) => f.id)).toContain(badId);
+  store.delete('Observation', badId);
 });
 
 test("replaying a Patient writes its held-back Observations, and their letters are not replayed a second time", async () => {
