@@ -216,9 +216,9 @@ export class SyncService {
    * dead-lettered from earlier runs (their Observations would point at nothing in AHDS).
    */
   async blockedPatients(run: RunContext): Promise<Set<string>> {
-    const pending = await this.pendingLetters(run);
-    const earlier = [...pending].filter((k) => k.startsWith('Patient/')).map((k) => k.slice('Patient/'.length));
-    return new Set([...run.tally.failedPatients, ...earlier]);
+    // Read now, after this run's recovered Patients have lost their letters (see clearRecovered).
+    const earlier = await this.deps.deadLetters.list({ resourceType: 'Patient' });
+    return new Set([...run.tally.failedPatients, ...earlier.map((d) => d.id)]);
   }
 
   private pendingLetters(run: RunContext): Promise<Set<string>> {
