@@ -1,3 +1,4 @@
+import { scrubString } from '../telemetry/scrub';
 import type { Side } from '../telemetry/names';
 
 export type UpstreamErrorCode =
@@ -76,11 +77,10 @@ export function safeDetail(body: unknown): string | undefined {
   return undefined;
 }
 
-/** Removes quoted values and long tokens from a server message, and caps its length. */
+/**
+ * Removes quoted values and long tokens from a server message, then whatever the telemetry
+ * scrubber removes (JWTs, bearer tokens, PEM keys, SSNs, ...), and caps its length.
+ */
 export function scrubText(text: string): string {
-  return text
-    .replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<value>')
-    .replace(/\b[A-Za-z0-9_\-]{40,}\b/g, '<redacted>')
-    .replace(/\b\d{3}-\d{2}-\d{4}\b/g, '<redacted>')
-    .slice(0, 300);
+  return scrubString(text.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<value>').replace(/\b[A-Za-z0-9_\-]{40,}\b/g, '<redacted>'), 300);
 }

@@ -1,5 +1,8 @@
 import { cleanMeasurements, MAX_PROPERTY_LENGTH, scrubProperties, scrubString, scrubValue } from '../../src/telemetry/scrub';
 import { operationIdsFor } from '../../src/telemetry/appinsights';
+import { ConfigError } from '../../src/config/load';
+import { UpstreamError } from '../../src/http/errors';
+import { DeadLetterStorageError, runFailureMessage } from '../../src/state/errors';
 
 const JWT = 'eyJhbGciOiJSUzM4NCJ9.eyJzdWIiOiJjbGllbnQtMSJ9.c2lnbmF0dXJl';
 
@@ -100,5 +103,19 @@ describe('operationIdsFor', () => {
     expect(a.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(operationIdsFor('cli-run-1')).toEqual(a);
     expect(operationIdsFor('cli-run-2').traceId).not.toBe(a.traceId);
+  });
+});
+
+describe('runFailureMessage', () => {
+  it('says why a run failed without repeating secrets or patient data from an unexpected error', () => {
+    const out = runFailureMessage(new TypeError(`cannot read "Quillfeather" of 987-65-4321 with ${JWT}`));
+    expect(out).toMatch(/^TypeError: /);
+    for (const secret of ['Quillfeather', '987-65-4321', JWT]) expect(out).not.toContain(secret);
+  });
+
+  it('passes the project\'s own messages through: settings, upstream sides, run errors', () => {
+    expect(runFailureMessage(new ConfigError('OPENEMR_SITE', 'OPENEMR_SITE must be set.'))).toBe('OPENEMR_SITE must be set.');
+    expect(runFailureMessage(new UpstreamError('ahds', 'Throttled', 'AHDS FHIR service answered 429.', 429))).toBe('AHDS FHIR service answered 429.');
+    expect(runFailureMessage(new DeadLetterStorageError(2))).toBe('2 dead letter(s) could not be stored; the watermark was not advanced. Try again later.');
   });
 });
