@@ -1,6 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
-import { scrubText, UpstreamError } from '../src/http/errors';
-import { classifyRunError } from '../src/state/errors';
+import { classifyRunError, runFailureMessage } from '../src/state/errors';
 import { runReconcile } from '../src/sync/reconcile';
 import { errorResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
@@ -14,8 +13,9 @@ async function handleReconcileTimer(_timer: Timer, context: InvocationContext): 
     const outcome = await runReconcile(connector, { trigger: 'reconcile', runId: context.invocationId, log: (m) => context.log(m) });
     if (outcome.skipped) context.log(outcome.skip.message);
   } catch (error) {
-    const known = classifyRunError(error);
-    context.error(`Reconciliation failed: ${known?.message ?? (error instanceof UpstreamError ? error.message : scrubText(String((error as Error)?.message ?? error)))}`);
+    context.error(`Reconciliation failed: ${runFailureMessage(error)}`);
+    // A lost lease means another run has it: retrying would only lose it again (as the sync timer does).
+    if (classifyRunError(error)?.status === 409) return;
     throw error;
   }
 }

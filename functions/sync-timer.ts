@@ -1,7 +1,6 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { scrubText, UpstreamError } from '../src/http/errors';
 import { incrementalSync, runLine } from '../src/sync/incremental';
-import { classifyRunError } from '../src/state/errors';
+import { classifyRunError, runFailureMessage } from '../src/state/errors';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -22,10 +21,8 @@ async function handleSyncTimer(timer: Timer, context: InvocationContext): Promis
     }
     context.log(runLine(outcome.value));
   } catch (error) {
-    const known = classifyRunError(error);
-    const message = known?.message ?? (error instanceof UpstreamError ? error.message : `${(error as Error)?.name ?? 'Error'}: ${scrubText(String((error as Error)?.message ?? ''))}`);
-    context.error(`Incremental sync failed: ${message}`);
-    if (known?.status === 409) return;
+    context.error(`Incremental sync failed: ${runFailureMessage(error)}`);
+    if (classifyRunError(error)?.status === 409) return;
     throw error;
   }
 }

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../config/load';
 import { createConnector, type Connector } from '../connector';
 import { UpstreamError } from '../http/errors';
 import { incrementalSync, runLine, type RunProgress } from '../sync/incremental';
-import { classifyRunError } from '../state/errors';
+import { classifyRunError, runFailureMessage } from '../state/errors';
 import { reconcileLine, runReconcile } from '../sync/reconcile';
 import { replayDeadLetters, replayDepsOf } from '../sync/replay';
 import type { Tally } from '../sync/tally';
@@ -177,16 +177,9 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     }
     return s.status === 'ok' ? 0 : s.status === 'partial' ? 2 : 1;
   } catch (error) {
-    const known = classifyRunError(error);
-    const message =
-      error instanceof ConfigError
-        ? error.message
-        : known
-          ? known.message
-          : error instanceof UpstreamError
-            ? `${error.message} Nothing was advanced; run again when it is back.`
-            : `Unexpected ${(error as Error)?.name ?? 'error'}: ${String((error as Error)?.message ?? error).slice(0, 300)}`;
-    io.stderr.write(`\n${message}\n`);
+    const message = runFailureMessage(error);
+    const hint = error instanceof UpstreamError && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
+    io.stderr.write(`\n${message}${hint}\n`);
     return 1;
   } finally {
     // Every way out, failures and skipped runs included: those are what operators need to see.

@@ -1,3 +1,5 @@
+import { ConfigError } from '../config/load';
+import { scrubText, UpstreamError } from '../http/errors';
 import { LeaseLostError } from './lease';
 
 /** Dead letters of this run could not be stored: the window stays open so the failures are seen again. */
@@ -21,4 +23,16 @@ export function classifyRunError(error: unknown): { status: number; code: 'confl
     return { status: 503, code: 'transient', message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.` };
   }
   return undefined;
+}
+
+/**
+ * One line saying why a run failed, for logs and the CLI: the run's own reason, a setting, the
+ * upstream side and cause, or the error's name with its message scrubbed (never a stack trace, a
+ * token or resource content).
+ */
+export function runFailureMessage(error: unknown): string {
+  const known = classifyRunError(error);
+  if (known) return known.message;
+  if (error instanceof ConfigError || error instanceof UpstreamError) return error.message;
+  return `${(error as Error)?.name ?? 'Error'}: ${scrubText(String((error as Error)?.message ?? error))}`;
 }
