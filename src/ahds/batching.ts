@@ -7,25 +7,17 @@ import { keyString, type ResourceKey } from '../fhir/types';
  */
 export function planBatches<T extends ResourceKey>(items: readonly T[], size: number): T[][] {
   if (size < 1 || size > 500) throw new RangeError('batch size must be 1 to 500 (the AHDS bundle limit)');
-  const batches: Array<{ items: T[]; keys: Set<string> }> = [];
+  const batches: T[][] = [];
   // Index of the first bundle that still has room, so planning stays linear.
   let firstOpen = 0;
   const lastBundleOf = new Map<string, number>();
   for (const item of items) {
     const key = keyString(item);
-    const after = (lastBundleOf.get(key) ?? -1) + 1;
-    let index = Math.max(firstOpen, after);
-    while (batches[index] && batches[index]!.items.length >= size) index++;
-    batches[index] ??= { items: [], keys: new Set() };
-    batches[index]!.items.push(item);
-    batches[index]!.keys.add(key);
+    let index = Math.max(firstOpen, (lastBundleOf.get(key) ?? -1) + 1);
+    while (batches[index] && batches[index]!.length >= size) index++;
+    (batches[index] ??= []).push(item);
     lastBundleOf.set(key, index);
-    while (batches[firstOpen] && batches[firstOpen]!.items.length >= size) firstOpen++;
+    while (batches[firstOpen] && batches[firstOpen]!.length >= size) firstOpen++;
   }
-  return batches.filter(Boolean).map((b) => b.items);
-}
-
-/** Batch entry statuses worth resubmitting: the entry itself can succeed later. */
-export function isResubmittableEntryStatus(status: number): boolean {
-  return status === 429 || status === 408 || (status >= 500 && status <= 599);
+  return batches;
 }

@@ -4,11 +4,11 @@ import { canonicalJson } from '../fhir/canonical';
 import { keyString, type SyncedResource } from '../fhir/types';
 import { createHttpClient, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
-import { backoffMs } from '../http/retry-policy';
+import { backoffMs, isRetryableStatus } from '../http/retry-policy';
 import { DEPENDENCIES } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import { AdaptiveLimiter } from './adaptive-limiter';
-import { isResubmittableEntryStatus, planBatches } from './batching';
+import { planBatches } from './batching';
 import { batchResponseSchema, searchsetSchema, storedResourceSchema } from './schemas';
 
 export type WriteOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
@@ -122,7 +122,7 @@ export class AhdsWriter {
       answered.forEach((result, i) => {
         const item = pending[i]!;
         const status = result.status ?? 0;
-        const resubmit = result.outcome === 'failed' && isResubmittableEntryStatus(status) && attempt < this.retry.maxAttempts;
+        const resubmit = result.outcome === 'failed' && isRetryableStatus(status) && attempt < this.retry.maxAttempts;
         if (status === 429) throttled = true;
         if (resubmit) again.push(item);
         else results.set(item.index, { ...result, attempts: attempt });

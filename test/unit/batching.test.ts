@@ -1,5 +1,6 @@
 import { AdaptiveLimiter } from '../../src/ahds/adaptive-limiter';
-import { isResubmittableEntryStatus, planBatches } from '../../src/ahds/batching';
+import { planBatches } from '../../src/ahds/batching';
+import { isRetryableStatus } from '../../src/http/retry-policy';
 
 const obs = (id: string, n = 0) => ({ resourceType: 'Observation', id, n });
 
@@ -34,7 +35,7 @@ describe('batch planning', () => {
 
   test.each([[429, true], [408, true], [500, true], [503, true], [400, false], [404, false], [412, false], [422, false]])(
     'a batch entry answered %i is resubmitted: %s',
-    (status, expected) => expect(isResubmittableEntryStatus(status)).toBe(expected),
+    (status, expected) => expect(isRetryableStatus(status)).toBe(expected),
   );
 });
 
