@@ -22,7 +22,6 @@ async function handleBackfillQueue(message: unknown, context: InvocationContext)
     return;
   }
   const s = outcome.summary;
-  if (s.unmapped.length > 0) await connector.state?.unmapped.add(s.unmapped).catch(() => undefined);
   context.log(`${s.operation} ${s.status}: read ${s.read}, created ${s.created}, updated ${s.updated}, unchanged ${s.unchanged}, failed ${s.failed}.`);
 }
 

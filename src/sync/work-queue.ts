@@ -6,7 +6,8 @@ import { UpstreamError } from '../http/errors';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { DeadLetterStore } from './dead-letters';
 import { forEachObservationWindow, OPENEMR_MAX_COUNT } from './incremental-windows';
-import type { SyncService, SyncSummary, Trigger } from './sync-service';
+import type { UnmappedCodeStore } from '../state/unmapped-codes';
+import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
 
 /**
  * Work items of a scale-out backfill, one per Storage queue message (base64 JSON, as the Functions
@@ -82,11 +83,25 @@ export interface WorkDeps {
   deadLetters: DeadLetterStore;
   /** Patients per page when reading a Patient window (OPENEMR_PAGE_SIZE). */
   pageSize: number;
+  /** Where the unmapped-code counts of each work item add up (absent without storage). */
+  unmapped?: UnmappedCodeStore;
 }
 
 /** The work deps of a connector: its SyncService, reader, dead-letter store and page size. */
-export function workDepsOf(connector: { sync: SyncService; reader: OpenEmrReader; deadLetters: DeadLetterStore; config: { openemr: { pageSize: number } } }): WorkDeps {
-  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize };
+export function workDepsOf(connector: {
+  sync: SyncService;
+  reader: OpenEmrReader;
+  deadLetters: DeadLetterStore;
+  config: { openemr: { pageSize: number } };
+  state?: { unmapped: UnmappedCodeStore };
+}): WorkDeps {
+  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize, unmapped: connector.state?.unmapped };
+}
+
+/** Adds a run's unmapped-code counts (all of them, not the summary's top 50) to the store; best effort. */
+async function persistUnmapped(deps: WorkDeps, run: RunContext): Promise<void> {
+  if (!deps.unmapped || run.tally.unmapped.size === 0) return;
+  await deps.unmapped.add(run.tally.unmapped.entries()).catch(() => undefined);
 }
 
 /** Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue retries). */
@@ -98,6 +113,7 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
       run.tally.read += page.length;
       await deps.sync.writeResources(page, run);
     }
+    await persistUnmapped(deps, run);
     return deps.sync.finish(run, undefined, window);
   }
   const sink = deps.sync.sink(run);
@@ -112,6 +128,7 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
     await sink.flush().catch(() => undefined);
     throw error;
   }
+  await persistUnmapped(deps, run);
   return deps.sync.finish(run, undefined, window);
 }
 

@@ -1,6 +1,8 @@
 import { InvocationContext } from '@azure/functions';
 import { backfillQueueHandler, planBackfillHandler } from '../../functions/backfill-queue';
 import { listDeadLettersHandler, replayDeadLettersHandler } from '../../functions/dead-letters';
+import { unmappedCodesHandler } from '../../functions/unmapped-codes';
+import { UnmappedCodeReport } from '../../src/mapping';
 import { startStack, type Stack } from '../../stack';
 import { encodeWorkItem, MAX_DEQUEUE_COUNT, WORK_ITEM_TYPE, workItemId, type WorkItem } from '../../src/sync/work-queue';
 import { invoke, useStack } from '../helpers/functions';
@@ -41,6 +43,20 @@ test('the planner enqueues Patient and Observation windows; queue-triggered work
   const drained = await drainQueue(queue, backfillQueueHandler);
   expect(drained).toEqual({ handled: planned.json.enqueued, failedCalls: 0 });
   expect(await targetDiff(stack, mapperFor({ ...stack.env, ...settings }))).toEqual({ missing: [], stale: [], extra: [] });
+
+  // Every unmapped code the workers met is counted, each once per resource: not only a summary's top 50.
+  const mapper = mapperFor({ ...stack.env, ...settings });
+  const expected = new UnmappedCodeReport();
+  for (const type of ['Patient', 'Observation'] as const) {
+    for (const id of stack.openemr.store.ids(type)) {
+      const outcome = mapper.map(stack.openemr.store.get(type, id) as never);
+      if (outcome.ok) expected.add(outcome.unmapped);
+    }
+  }
+  expect(expected.size).toBeGreaterThan(50);
+  const listed = await invoke(unmappedCodesHandler, { method: 'GET', url: 'unmapped-codes', query: { limit: '10000' } });
+  const counts = (list: Array<{ system: string; code: string; count: number }>) => list.map((c) => `${c.system}|${c.code}|${c.count}`).sort();
+  expect(counts(listed.json.codes)).toEqual(counts(expected.entries()));
 });
 
 test('a poison work item is retried up to maxDequeueCount, then ends in the dead letters, and replays once the fault is gone', async () => {
