@@ -16,6 +16,8 @@ export interface UnmappedCodeStore {
 }
 
 const PARTITION = 'unmapped';
+/** ETag-conditional read-add-write attempts per code under contention. */
+const MAX_ATTEMPTS = 20;
 
 /** Counts of codings no ConceptMap covered, summed over runs, one row per system|code. Codes only: no patient data. */
 export class TableUnmappedCodeStore implements UnmappedCodeStore {
@@ -29,7 +31,7 @@ export class TableUnmappedCodeStore implements UnmappedCodeStore {
     const client = await this.table();
     for (const entry of entries) {
       const rowKey = Buffer.from(`${entry.system}|${entry.code}`, 'utf8').toString('base64url').slice(0, 900);
-      for (let attempt = 0; attempt < 5; attempt++) {
+      for (let attempt = 1; ; attempt++) {
         try {
           const current = await client.getEntity<{ count: number }>(PARTITION, rowKey).catch((error: unknown) => {
             if (statusOf(error) === 404) return undefined;
@@ -48,8 +50,11 @@ export class TableUnmappedCodeStore implements UnmappedCodeStore {
           else await client.createEntity(row);
           break;
         } catch (error) {
-          // Another run counted the same code at the same moment: read again and add.
+          // Another run counted the same code at the same moment: read again and add, after a
+          // random pause so that parallel workers stop colliding. Never give up silently.
           if (statusOf(error) !== 412 && statusOf(error) !== 409) throw error;
+          if (attempt >= MAX_ATTEMPTS) throw new Error(`Unmapped-code count not stored after ${MAX_ATTEMPTS} concurrent updates.`);
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
         }
       }
     }

@@ -1,6 +1,6 @@
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { TableDeadLetterStore } from '../../src/state';
+import { TableDeadLetterStore, TableUnmappedCodeStore } from '../../src/state';
 import type { DeadLetter } from '../../src/sync/dead-letters';
 import { startAzurite, type AzuriteHandle } from '../../stack/azurite';
 
@@ -43,4 +43,13 @@ test('dead letters go to the table in transactions per resource type, a later fa
   // Point reads, as a replay by id does them.
   expect(await store.get('Observation', 'o-7')).toEqual(letter('Observation', 'o-7', 'second'));
   expect(await store.get('Patient', 'o-7')).toBeUndefined();
+});
+
+test('unmapped-code counts added by many workers at once all add up', async () => {
+  const table = TableClient.fromConnectionString(azurite.connectionString, 'unmappedrace', { allowInsecureConnection: true });
+  await table.createTable();
+  const store = new TableUnmappedCodeStore(async () => table);
+  const codes = ['5085', '5086', '5087'].map((code) => ({ system: 'https://cielterminology.org', code, count: 1 }));
+  await Promise.all(Array.from({ length: 16 }, () => store.add(codes)));
+  expect((await store.list()).map((c) => [c.code, c.count]).sort()).toEqual([['5085', 16], ['5086', 16], ['5087', 16]]);
 });
