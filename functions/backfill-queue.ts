@@ -3,7 +3,7 @@ import { openEmrNow, requireState } from '../src/sync/incremental';
 import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
 import { enqueueWorkItems, handleWorkMessage, workDepsOf } from '../src/sync/work-queue';
-import { errorResponse, outcomeResponse } from './shared/http';
+import { errorResponse, jsonResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -48,7 +48,7 @@ async function handlePlanBackfill(request: HttpRequest, context: InvocationConte
     await enqueueWorkItems(queue, plan.items);
     context.log(`Backfill planned: ${plan.patientWindows} Patient window(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);
     const { items: _items, ...counts } = plan;
-    return { status: 202, jsonBody: { enqueued: plan.items.length, queue: state.queueName, since, until, ...counts }, headers: { 'Content-Type': 'application/json' } };
+    return jsonResponse(202, { enqueued: plan.items.length, queue: state.queueName, since, until, ...counts });
   } catch (error) {
     return errorResponse(error, context);
   }

@@ -3,13 +3,12 @@ import { isValidFhirId } from '../src/fhir/ids';
 
 import { replayDeadLetters, replayDepsOf } from '../src/sync/replay';
 import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
-import { errorResponse, outcomeResponse } from './shared/http';
+import { errorResponse, jsonResponse, limitParam, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
 
 const TYPES = new Set(['Patient', 'Observation', WORK_ITEM_TYPE]);
-const json = (status: number, body: unknown): HttpResponseInit => ({ status, jsonBody: body, headers: { 'Content-Type': 'application/json' } });
 
 function badType(type: string | null | undefined): HttpResponseInit | undefined {
   if (type === null || type === undefined || TYPES.has(type)) return undefined;
@@ -21,13 +20,12 @@ async function handleListDeadLetters(request: HttpRequest, context: InvocationCo
   const resourceType = request.query.get('resourceType') ?? undefined;
   const invalid = badType(resourceType);
   if (invalid) return invalid;
-  const limitRaw = request.query.get('limit');
-  if (limitRaw !== null && !/^\d{1,5}$/.test(limitRaw)) return outcomeResponse(400, 'invalid', 'limit must be a whole number from 1 to 10000.');
-  const limit = Math.min(10000, Math.max(1, Number(limitRaw ?? 100)));
+  const limit = limitParam(request, 100);
+  if (typeof limit !== 'number') return limit;
   try {
     const { deadLetters } = await getConnector();
     const items = await deadLetters.list({ resourceType, limit });
-    return json(200, { count: items.length, items });
+    return jsonResponse(200, { count: items.length, items });
   } catch (error) {
     return errorResponse(error, context);
   }
@@ -42,7 +40,7 @@ async function handleReplayDeadLetters(request: HttpRequest, context: Invocation
     const connector = await getConnector();
     const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, runId: context.invocationId });
     context.log(`Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
-    return json(200, summary);
+    return jsonResponse(200, summary);
   } catch (error) {
     return errorResponse(error, context);
   }
@@ -60,7 +58,7 @@ async function handleReplayOneDeadLetter(request: HttpRequest, context: Invocati
     const connector = await getConnector();
     const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, id, runId: context.invocationId });
     if (summary.items[0]?.outcome === 'not-found') return outcomeResponse(404, 'not-found', `No dead letter for ${resourceType}/${id}.`);
-    return json(200, summary);
+    return jsonResponse(200, summary);
   } catch (error) {
     return errorResponse(error, context);
   }

@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
 import { classifyRunError, runFailureMessage } from '../src/state/errors';
 import { runReconcile } from '../src/sync/reconcile';
-import { errorResponse, outcomeResponse } from './shared/http';
+import { errorResponse, jsonResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -32,7 +32,7 @@ async function handleReconcileHttp(request: HttpRequest, context: InvocationCont
     const connector = await getConnector();
     const outcome = await runReconcile(connector, { trigger: 'http', runId: context.invocationId, ...(mode ? { deleteMode: 'report-only' as const } : {}), log: (m) => context.log(m) });
     if (outcome.skipped) return outcomeResponse(409, 'conflict', outcome.skip.message);
-    return { status: 200, jsonBody: outcome.value, headers: { 'Content-Type': 'application/json' } };
+    return jsonResponse(200, outcome.value);
   } catch (error) {
     return errorResponse(error, context);
   }

@@ -1,4 +1,4 @@
-import type { HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError } from '../../src/config/load';
 import { classifyRunError } from '../../src/state/errors';
 import { isValidFhirId } from '../../src/fhir/ids';
@@ -48,7 +48,22 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
   return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
 }
 
+/** A JSON answer (counts and identifiers only: every caller's body is already free of content). */
+export function jsonResponse(status: number, body: unknown): HttpResponseInit {
+  return { status, jsonBody: body, headers: { 'Content-Type': 'application/json' } };
+}
+
+/**
+ * The `limit` query parameter: a whole number clamped to 1-10000, or the default when absent;
+ * an OperationOutcome answer (400) when it is not a whole number.
+ */
+export function limitParam(request: HttpRequest, fallback: number): number | HttpResponseInit {
+  const raw = request.query.get('limit');
+  if (raw !== null && !/^\d{1,5}$/.test(raw)) return outcomeResponse(400, 'invalid', 'limit must be a whole number from 1 to 10000.');
+  return Math.min(10000, Math.max(1, Number(raw ?? fallback)));
+}
+
 /** 200 with the summary when anything was written or nothing failed; 422 when the item itself failed. */
 export function summaryResponse(summary: { status: 'ok' | 'partial' | 'failed' }): HttpResponseInit {
-  return { status: summary.status === 'failed' ? 422 : 200, jsonBody: summary, headers: { 'Content-Type': 'application/json' } };
+  return jsonResponse(summary.status === 'failed' ? 422 : 200, summary);
 }

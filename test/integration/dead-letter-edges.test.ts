@@ -1,5 +1,7 @@
 import http from 'node:http';
 import { syncPatientHandler } from '../../functions/sync-patient';
+import { listDeadLettersHandler } from '../../functions/dead-letters';
+import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
@@ -73,4 +75,16 @@ test('an Observation whose Patient is still dead-lettered from an earlier run is
   const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters, pageSize: 200 }, { kind: 'observations', since: '1970-01-01T00:00:00Z', until: new Date(Date.now() + 3600_000).toISOString() } as never);
   expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: observationId, reason: `Not written because its Patient/${patientId} could not be written.` }));
   expect(await stack.ahds.read('Observation', observationId)).toBeUndefined();
+});
+
+test('a limit that is not a whole number is a 400 OperationOutcome on both listing endpoints; a large one is clamped', async () => {
+  useStack(stack);
+  for (const handler of [listDeadLettersHandler, unmappedCodesHandler]) {
+    for (const limit of ['abc', '-1', '1.5']) {
+      const answer = await invoke(handler, { method: 'GET', url: 'x', query: { limit } });
+      expect([answer.status, answer.json.resourceType, answer.json.issue[0].diagnostics]).toEqual([400, 'OperationOutcome', 'limit must be a whole number from 1 to 10000.']);
+    }
+  }
+  const clamped = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { limit: '99999' } });
+  expect(clamped.status).toBe(200);
 });
