@@ -9,7 +9,7 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
 
-export function sortKeys<T>(value: T): T {
+function sortKeys<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => sortKeys(v)) as unknown as T;
   if (value === null || typeof value !== 'object') return value;
   const input = value as Record<string, unknown>;

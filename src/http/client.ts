@@ -135,7 +135,7 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
 }
 
 /** "/Patient/abc?x=1" -> "/Patient/{id}": groups dependencies and keeps ids and queries out of names. */
-export function pathTemplate(url: string): string {
+function pathTemplate(url: string): string {
   const path = url.replace(/^https?:\/\/[^/]+/, '').split('?')[0] ?? '';
   return path
     .split('/')
@@ -143,7 +143,7 @@ export function pathTemplate(url: string): string {
     .join('/') || '/';
 }
 
-export function toUpstreamError(side: Side, error: unknown): UpstreamError {
+function toUpstreamError(side: Side, error: unknown): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const name = SIDE_NAMES[side];
   if (error instanceof AxiosError) {

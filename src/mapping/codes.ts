@@ -28,7 +28,7 @@ export function isValidLoinc(code: string): boolean {
 }
 
 /** Luhn (mod 10) check digit of a string of digits. */
-export function luhnCheckDigit(digits: string): number {
+function luhnCheckDigit(digits: string): number {
   let sum = 0;
   // The rightmost digit is doubled first, as the check digit is appended after it.
   for (let i = digits.length - 1, double = true; i >= 0; i--, double = !double) {

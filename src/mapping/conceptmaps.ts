@@ -118,7 +118,7 @@ export function readConceptMap(file: string): ConceptMapJson {
 }
 
 /** Indexes maps in order: targets for the same source accumulate, duplicates are skipped. */
-export function indexConceptMaps(maps: ConceptMapJson[]): ConceptMapIndex {
+function indexConceptMaps(maps: ConceptMapJson[]): ConceptMapIndex {
   const bySystemCode = new Map<string, MapEntry>();
   const byCodeNonStandard = new Map<string, MapEntry>();
   const loaded: string[] = [];

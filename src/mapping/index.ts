@@ -9,5 +9,5 @@ export type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from 
 export { CIEL, LOINC, SNOMED, UCUM, isValidLoinc, isValidSnomedId } from './codes';
 export { loadConceptMaps, readConceptMap, shippedMapFiles, shippedMapsDir } from './conceptmaps';
 export { toUcum } from './units';
-export { US_CORE_VITAL_SIGNS, VITAL_SIGN_UNITS } from './vitals';
+export { US_CORE_VITAL_SIGNS } from './vitals';
 export { ensureDefinitionsIndexed } from './validate';

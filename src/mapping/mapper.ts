@@ -13,7 +13,6 @@ import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, vit
 type Json = Record<string, unknown>;
 
 const CARRIED = new Set<string>(SYNCED_TYPES);
-/** The trailing Type/id (and optional /_history/n) of a relative or absolute literal reference. */
 /** The type a `urn:uuid:` reference (transaction-bundle form) has when Reference.type does not say. */
 const DEFAULT_REF_TYPE: Record<string, string> = {
   subject: 'Patient',

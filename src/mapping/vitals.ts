@@ -11,7 +11,7 @@ export const US_CORE_VITAL_SIGNS = 'http://hl7.org/fhir/us/core/StructureDefinit
  * pulse-oximetry/bmi/blood-pressure/head-circumference/pediatric-percentile profiles). Panels carry
  * no value of their own (null).
  */
-export const VITAL_SIGN_UNITS: ReadonlyMap<string, ReadonlySet<string> | null> = new Map<string, ReadonlySet<string> | null>([
+const VITAL_SIGN_UNITS: ReadonlyMap<string, ReadonlySet<string> | null> = new Map<string, ReadonlySet<string> | null>([
   ['85353-1', null], // Vital signs panel (hasMember)
   ['85354-9', null], // Blood pressure panel (components)
   ['9279-1', new Set(['/min'])], // Respiratory rate
