@@ -2,7 +2,7 @@ import type { AxiosInstance } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
 import { canonicalJson } from '../fhir/canonical';
 import { keyString, type SyncedResource } from '../fhir/types';
-import { createHttpClient, type TokenSource } from '../http/client';
+import { attemptsOf, createHttpClient, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
 import { backoffMs, isRetryableStatus } from '../http/retry-policy';
 import { DEPENDENCIES } from '../telemetry/names';
@@ -215,11 +215,6 @@ export function classify(status: number, lastModified: string | undefined, sentA
 function versionFromEtag(etag: unknown): string | undefined {
   const m = typeof etag === 'string' ? /W\/"([^"]+)"/.exec(etag) : null;
   return m?.[1];
-}
-
-function attemptsOf(config: unknown): number {
-  const state = (config as Record<string, { retryCount?: number }> | undefined)?.['axios-retry'];
-  return (state?.retryCount ?? 0) + 1;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -79,8 +79,7 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
     retryCondition: (error) => {
       const config = error.config as Config | undefined;
       if (!config?.meta) return false;
-      const state = (config as unknown as Record<string, { retryCount?: number }>)['axios-retry'];
-      const retriesDone = state?.retryCount ?? 0;
+      const retriesDone = attemptsOf(config) - 1;
       const nextDelayMs = retryDelayMs(retriesDone + 1, error.response?.headers as Record<string, unknown>, retry, random);
       config.meta.nextDelayMs = nextDelayMs;
       return shouldRetry(
@@ -143,12 +142,17 @@ function pathTemplate(url: string): string {
     .join('/') || '/';
 }
 
+/** Attempts made so far for a request: axios-retry keeps its count on the request config. */
+export function attemptsOf(config: unknown): number {
+  const state = (config as Record<string, { retryCount?: number }> | undefined)?.['axios-retry'];
+  return (state?.retryCount ?? 0) + 1;
+}
+
 function toUpstreamError(side: Side, error: unknown): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const name = SIDE_NAMES[side];
   if (error instanceof AxiosError) {
-    const state = (error.config as unknown as Record<string, { retryCount?: number }> | undefined)?.['axios-retry'];
-    const attempts = (state?.retryCount ?? 0) + 1;
+    const attempts = attemptsOf(error.config);
     const status = error.response?.status;
     if (status === undefined) {
       const cause = isNetworkErrorCode(error.code, error.message) ? (error.code ?? 'network error') : (error.code ?? 'request failed');
