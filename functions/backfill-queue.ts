@@ -3,7 +3,7 @@ import { openEmrNow, requireState } from '../src/sync/incremental';
 import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
 import { enqueueWorkItems, handleWorkMessage, workDepsOf } from '../src/sync/work-queue';
-import { errorResponse, jsonResponse, outcomeResponse } from './shared/http';
+import { errorResponse, instantParam, jsonResponse, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -31,11 +31,10 @@ async function handleBackfillQueue(message: unknown, context: InvocationContext)
  * Answers 202 with what was enqueued. Watermarks are not touched: the incremental run carries on.
  */
 async function handlePlanBackfill(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const since = request.query.get('since') ?? undefined;
-  const untilRaw = request.query.get('until') ?? undefined;
-  for (const [name, v] of [['since', since], ['until', untilRaw]] as const) {
-    if (v !== undefined && Number.isNaN(Date.parse(v))) return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date-time.`);
-  }
+  const since = instantParam(request, 'since');
+  if (typeof since === 'object') return since;
+  const untilRaw = instantParam(request, 'until');
+  if (typeof untilRaw === 'object') return untilRaw;
   const windowDaysRaw = request.query.get('windowDays');
   if (windowDaysRaw !== null && !/^\d{1,5}$/.test(windowDaysRaw)) return outcomeResponse(400, 'invalid', 'windowDays must be a whole number of days.');
   const windowSeconds = windowDaysRaw === null ? undefined : Math.max(1, Number(windowDaysRaw)) * 86400;

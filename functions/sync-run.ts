@@ -1,6 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { incrementalSync, runLine } from '../src/sync/incremental';
-import { errorResponse, outcomeResponse, summaryResponse } from './shared/http';
+import { errorResponse, instantParam, outcomeResponse, summaryResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -12,13 +12,11 @@ checkSettingsAtStartup();
  * watermark stays where it was).
  */
 async function handleSyncRun(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const since = request.query.get('since') ?? undefined;
+  const since = instantParam(request, 'since');
+  if (typeof since === 'object') return since;
   const fullRaw = request.query.get('full');
   if (fullRaw !== null && !['true', 'false'].includes(fullRaw)) return outcomeResponse(400, 'invalid', 'full must be true or false.');
   const full = fullRaw === 'true';
-  if (since !== undefined && (Number.isNaN(Date.parse(since)) || !/^\d{4}-\d{2}-\d{2}/.test(since))) {
-    return outcomeResponse(400, 'invalid', 'since must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.');
-  }
   if (since !== undefined && full) return outcomeResponse(400, 'invalid', 'Give since or full=true, not both.');
   try {
     const connector = await getConnector();

@@ -48,6 +48,18 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
   return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
 }
 
+/**
+ * A date-time query parameter: ISO 8601 (a date first, then what Date.parse reads), or absent.
+ * Answers the 400 OperationOutcome when it is something else.
+ */
+export function instantParam(request: HttpRequest, name: string): string | undefined | HttpResponseInit {
+  const value = request.query.get(name) ?? undefined;
+  if (value !== undefined && (Number.isNaN(Date.parse(value)) || !/^\d{4}-\d{2}-\d{2}/.test(value))) {
+    return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.`);
+  }
+  return value;
+}
+
 /** A JSON answer (counts and identifiers only: every caller's body is already free of content). */
 export function jsonResponse(status: number, body: unknown): HttpResponseInit {
   return { status, jsonBody: body, headers: { 'Content-Type': 'application/json' } };

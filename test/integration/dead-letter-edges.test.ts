@@ -1,5 +1,7 @@
 import http from 'node:http';
 import { syncPatientHandler } from '../../functions/sync-patient';
+import { planBackfillHandler } from '../../functions/backfill-queue';
+import { syncRunHandler } from '../../functions/sync-run';
 import { listDeadLettersHandler } from '../../functions/dead-letters';
 import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { loadConfig } from '../../src/config/load';
@@ -87,4 +89,19 @@ test('a limit that is not a whole number is a 400 OperationOutcome on both listi
   }
   const clamped = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { limit: '99999' } });
   expect(clamped.status).toBe(200);
+});
+
+test('since and until must be ISO 8601 date-times on the run and backfill endpoints', async () => {
+  useStack(stack);
+  const cases: Array<[typeof syncRunHandler, string, Record<string, string>]> = [
+    [syncRunHandler, 'sync/run', { since: 'yesterday' }],
+    [syncRunHandler, 'sync/run', { since: '12/31/2025' }],
+    [planBackfillHandler, 'backfill', { since: '12/31/2025' }],
+    [planBackfillHandler, 'backfill', { until: 'tomorrow' }],
+  ];
+  for (const [handler, url, query] of cases) {
+    const answer = await invoke(handler, { url, query });
+    const name = Object.keys(query)[0];
+    expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([400, `${name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.`]);
+  }
 });
