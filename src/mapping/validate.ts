@@ -4,6 +4,7 @@ import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { readValidationProfiles, VALIDATED_RESOURCE_TYPES } from './validation-profiles';
 import { isValidFhirId } from '../fhir/ids';
 import { OBSERVATION_STATUSES } from './codes';
+import { passesFastCheck } from './fast-validation';
 
 let indexed: 'none' | 'connector' | 'all' = 'none';
 
@@ -25,7 +26,8 @@ const GENDER = new Set(['male', 'female', 'other', 'unknown']);
  * Checks a resource about to be written. Returns undefined when it is valid, else a reason that
  * names paths and rules only ("FHIR validation failed: Patient.birthDate: Invalid date format").
  * Medplum's messages can quote values from the resource; everything quoted is cut out, and paths
- * are reduced to FHIR path characters.
+ * are reduced to FHIR path characters. Medplum's validator runs only when the fast check
+ * (fast-validation.ts) cannot show the resource valid; the verdict is the same either way.
  */
 export function validationFailure(resource: Resource): string | undefined {
   const problems: string[] = [];
@@ -47,7 +49,7 @@ export function validationFailure(resource: Resource): string | undefined {
   // A contained resource of another type needs its definition: index them all, once, when one comes.
   ensureDefinitionsIndexed(containsOtherTypes(r) ? 'all' : 'connector');
   try {
-    validateResource(resource);
+    if (!passesFastCheck(resource)) validateResource(resource);
   } catch (err) {
     const issues: OperationOutcomeIssue[] = err instanceof OperationOutcomeError ? (err.outcome.issue ?? []) : [];
     const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
