@@ -7,6 +7,7 @@ import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
 import type { UnmappedCodeEntry } from '../mapping/report';
 import { BatchSink } from './batch-sink';
+import { ReadAhead, readAheadLimits } from './read-ahead';
 import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
@@ -121,16 +122,14 @@ export class SyncService {
    * Every Patient (optionally those updated in a window) with all their Observations, streamed.
    * Patient pages come in lastUpdated order and a page's Patients are written before any of their
    * Observations. Reads hold one of `readConcurrency` slots only while the request is open, and run
-   * a bounded few answers ahead: the next page is read and its Patients written while this page's
-   * Observations stream, so reads overlap mapping and writing instead of alternating with them.
+   * a bounded few answers ahead (ReadAhead): the next page is read and its Patients written while
+   * this page's Observations stream, so reads overlap mapping and writing instead of alternating.
    */
   async fullSync(options: { trigger: Trigger; window?: LastUpdatedWindow; runId?: string; onProgress?: (tally: Tally) => void }): Promise<SyncSummary> {
     const run = this.begin('fullSync', options.trigger, options.runId, options.onProgress);
     const sink = this.sink(run);
     const { readConcurrency, pageSize } = this.deps.settings;
     const reads = new ReadSlots(readConcurrency);
-    // Answers fetched but not yet consumed: a few patients' Observations, whatever the data size.
-    const lookahead = readConcurrency + 1;
     const pages = this.deps.reader.patients(pageSize, options.window);
     const readPage = async (): Promise<{ page: Patient[]; failed: Promise<Set<string>> } | undefined> => {
       const step = await reads.run(() => pages.next());
@@ -144,30 +143,24 @@ export class SyncService {
     let next = readPage();
     for (let current = await next; current; current = await next) {
       const { page } = current;
-      const fetches: Array<Promise<Observation[]>> = [];
-      const startUpTo = (n: number): void => {
-        while (fetches.length < Math.min(n, page.length)) {
-          const id = page[fetches.length]!.id!;
-          const fetch = reads.run(() => this.deps.reader.observationsOfPatient(id));
-          fetch.catch(() => undefined); // surfaced when awaited
-          fetches.push(fetch);
-        }
-      };
-      startUpTo(lookahead);
+      const observations = new ReadAhead(
+        page.map((p) => p.id!),
+        (id) => this.deps.reader.observationsOfPatient(id),
+        reads,
+        readAheadLimits(readConcurrency),
+      );
       const failedIds = await current.failed;
       next = readPage();
       next.catch(() => undefined);
-      for (let i = 0; i < page.length; i++) {
-        startUpTo(i + 1 + lookahead);
-        const observations = await fetches[i]!;
-        fetches[i] = Promise.resolve([]); // let the answer go
-        const patientId = page[i]!.id!;
-        run.tally.read += observations.length;
+      for (const patient of page) {
+        const patientId = patient.id!;
+        const ofPatient = await observations.next();
+        run.tally.read += ofPatient.length;
         if (failedIds.has(patientId)) {
-          await this.fail(run, observations.map((o) => blockedByPatient(o, patientId)));
+          await this.fail(run, ofPatient.map((o) => blockedByPatient(o, patientId)));
           continue;
         }
-        for (const o of observations) await this.mapInto(o, run, sink);
+        for (const o of ofPatient) await this.mapInto(o, run, sink);
       }
       run.onProgress?.(run.tally);
     }
