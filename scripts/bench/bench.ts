@@ -22,7 +22,7 @@ import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
-import { loadTemplates, observationsOf, planPatients, type GeneratedPatient, type Json, type Templates } from './data';
+import { loadTemplates, namedUuid, observationsOf, planPatients, type GeneratedPatient, type Json, type Templates } from './data';
 import type { AhdsReady, BenchDataPlan, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
@@ -125,6 +125,7 @@ async function main(): Promise<void> {
     // the host weighs on both; with --rounds N the medians count. Round 1 writes into the stand-in
     // that is verified at the end; later rounds each get a fresh, empty one.
     const raws: RawResult[] = [];
+    const ends: RawLevel[] = [];
     const syncs: SyncRound[] = [];
     const levels = String(opts['raw-levels']).split(',').map(Number).filter((n) => n > 0);
     const slices = opts['skip-raw'] ? undefined : rawSlices(templates, planned, config, levels.length, Math.floor(num('raw-sample')));
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
       const target = round === 1 ? stack.ahds : await stack.freshAhds();
       try {
         syncs.push(await connectorRound(stack, target, { ...stack.envFor(target), ...tuning }, cores));
+        if (slices) ends.push(await rawAtEnd(target, slices, raws[raws.length - 1]!.best.concurrency));
       } finally {
         if (target !== stack.ahds) await target.close();
       }
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
     const run = syncs[0]!.run;
     const bRate = median(syncs.map((r) => r.rate));
     const raw = raws.length ? { best: { rate: median(raws.map((r) => r.best.rate)), concurrency: raws[0]!.best.concurrency }, levels: raws[0]!.levels, rounds: raws.map((r) => Math.round(r.best.rate)) } : undefined;
+    const endRate = ends.length ? median(ends.map((e) => e.rate)) : undefined;
     const peakRssKb = Math.max(...syncs.map((r) => r.run.maxRssKb));
     const cpuMsPerResource = median(syncs.map((r) => r.cpuMsPerResource));
     if (rounds > 1) {
@@ -148,6 +151,7 @@ async function main(): Promise<void> {
       if (raw) {
         log(`(c) per round (best level): ${raw.rounds.map((r) => fmt(r)).join(', ')} resources/s; median ${fmt(raw.best.rate)}`);
         log(`b / c per round: ${syncs.map((r, i) => fmt(r.rate / raws[i]!.best.rate, 2)).join(', ')}; of the medians ${fmt(bRate / raw.best.rate, 2)}`);
+        log(`(c) after (b) per round: ${ends.map((e) => fmt(e.rate)).join(', ')} resources/s; b / c after (b): ${syncs.map((r, i) => fmt(r.rate / ends[i]!.rate, 2)).join(', ')}`);
       }
     }
 
@@ -199,10 +203,11 @@ async function main(): Promise<void> {
         status: syncs.every((r) => r.run.status === 'ok') ? 'ok' : syncs.find((r) => r.run.status !== 'ok')!.run.status,
         failed: syncs.reduce((n, r) => n + r.run.failed, 0),
       },
-      raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })) },
+      raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })), afterB: endRate === undefined ? null : { rate: Math.round(endRate), rounds: ends.map((e) => Math.round(e.rate)) } },
       ratios: {
         bOverA: naive ? round(bRate / naive.rate, 1) : null,
         bOverC: raw ? round(bRate / raw.best.rate, 2) : null,
+        bOverCAfterB: endRate ? round(bRate / endRate, 2) : null,
       },
       incremental,
       verified: verified.found === verified.expected,
@@ -416,6 +421,8 @@ interface RawSlices {
   /** Per concurrency level: its own bundles, so every entry is a real create. */
   bodies: string[][];
   resources: number[];
+  /** The first slice under other ids: creates again, posted into the stand-in (b) has just filled. */
+  endBodies: string[];
 }
 
 /**
@@ -433,16 +440,17 @@ function rawSlices(templates: Templates, planned: GeneratedPatient[], config: Re
     const m = mapper.map(r as SyncedResource);
     if (m.ok) mapped.push(m.resource);
   }
-  const out: RawSlices = { bodies: [], resources: [] };
+  const bundles = (part: SyncedResource[]): string[] =>
+    planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map((batch) =>
+      canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: batch.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) }),
+    );
+  const out: RawSlices = { bodies: [], resources: [], endBodies: [] };
   for (let i = 0; i < levels; i++) {
     const part = mapped.slice(i * slice, (i + 1) * slice);
     out.resources.push(part.length);
-    out.bodies.push(
-      planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map((batch) =>
-        canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: batch.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) }),
-      ),
-    );
+    out.bodies.push(bundles(part));
   }
+  out.endBodies = bundles(mapped.slice(0, slice).map((r) => ({ ...r, id: namedUuid('raw-end', r.resourceType, r.id ?? '') })));
   return out;
 }
 
@@ -469,6 +477,24 @@ async function rawLimit(stack: BenchStack, slices: RawSlices, levels: number[]):
   } finally {
     await ahds.close();
   }
+}
+
+/**
+ * (c) again, at the end of a (b) round: the first slice under new ids, posted at the round's best
+ * level into the stand-in (b) has just filled. (b) meets a store growing from empty to every
+ * resource, (c) a fresh one; with a million resources in its heap the stand-in slows down (garbage
+ * collection), which this shows.
+ */
+async function rawAtEnd(target: StandInProcess<AhdsReady>, slices: RawSlices, concurrency: number): Promise<RawLevel> {
+  const token = await target.call<string>('issueToken');
+  const held = await target.call<number>('stored');
+  const resources = slices.resources[0]!;
+  const cpu0 = await target.cpuMs();
+  const level = await postAll(target.ready.fhirUrl, token, slices.endBodies, concurrency);
+  const cpuMs = (await target.cpuMs()) - cpu0;
+  const rate = resources / level.seconds;
+  log(`(c) again after (b), into the stand-in holding ${fmt(held)} resources, concurrency ${concurrency}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU`);
+  return { concurrency, resources, seconds: level.seconds, rate };
 }
 
 /** Posts pre-serialised bundles with `concurrency` requests in flight on keep-alive connections. */
@@ -518,15 +544,17 @@ function printTable(r: {
   resources: number;
   naive?: { resources: number; rate: number };
   connector: { rate: number; seconds: number; peakRssMb: number; cpuMsPerResource: number; limiterPeak: number };
-  raw?: { rate: number; concurrency: number };
-  ratios: { bOverA: number | null; bOverC: number | null };
+  raw?: { rate: number; concurrency: number; afterB: { rate: number } | null };
+  ratios: { bOverA: number | null; bOverC: number | null; bOverCAfterB: number | null };
 }): void {
   const rows: Array<[string, string]> = [
     ['(a) naive loop', r.naive ? `${fmt(r.naive.rate, 1)} resources/s (${r.naive.resources} resources)` : 'skipped'],
     ['(b) connector full sync', `${fmt(r.connector.rate)} resources/s (${fmt(r.resources)} resources in ${fmt(r.connector.seconds, 1)} s, limiter peak ${r.connector.limiterPeak})`],
     ['(c) raw AHDS stand-in limit', r.raw ? `${fmt(r.raw.rate)} resources/s (concurrency ${r.raw.concurrency})` : 'skipped'],
     ['b / a', r.ratios.bOverA === null ? '-' : `${fmt(r.ratios.bOverA, 1)}x (target >= 30x)`],
+    ['(c) again after (b)', r.raw?.afterB ? `${fmt(r.raw.afterB.rate)} resources/s (into the stand-in (b) filled)` : '-'],
     ['b / c', r.ratios.bOverC === null ? '-' : `${fmt(r.ratios.bOverC, 2)} (target >= 0.8)`],
+    ['b / c after (b)', r.ratios.bOverCAfterB === null ? '-' : fmt(r.ratios.bOverCAfterB, 2)],
     ['connector peak RSS', `${fmt(r.connector.peakRssMb)} MB`],
     ['connector CPU per resource', `${fmt(r.connector.cpuMsPerResource, 3)} ms`],
   ];

@@ -96,6 +96,7 @@ async function startAhds(spec: Extract<StandInSpec, { role: 'ahds' }>): Promise<
       resetStats: () => ahds.resetStats(),
       tokenRequests: () => entra.stats().tokenRequests,
       issueToken: () => entra.issueToken(entra.clientId, ahds.audience),
+      stored: () => ahds.store.resourceTypes().reduce((n, type) => n + ahds.store.liveCount(type), 0),
       verify: (arg) => {
         const plan = arg as BenchDataPlan;
         const templates = loadTemplates();
