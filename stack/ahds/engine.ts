@@ -36,18 +36,24 @@ function ahdsIssue(issue: OperationOutcomeIssue): OperationOutcomeIssue {
 }
 
 /**
- * Runs Medplum's validator. Returns null when valid, else the error issues (code "invalid").
- * Warnings are ignored, as AHDS stores resources with warnings.
+ * What AHDS refuses: Medplum's errors, and two forms of one choice element (valueString next to
+ * valueQuantity), which Medplum only warns about and AHDS (Firely SDK) refuses. Other warnings are
+ * ignored, as AHDS stores resources with warnings.
  */
+function refused(issue: OperationOutcomeIssue): boolean {
+  if (issue.severity === 'error' || issue.severity === 'fatal') return true;
+  return /^Conflicting choice of type properties/.test(issue.details?.text ?? issue.diagnostics ?? '');
+}
+
+/** Runs Medplum's validator. Returns null when valid, else the issues AHDS refuses (code "invalid"). */
 export function validate(resource: Resource): OperationOutcomeIssue[] | null {
   ensureDefinitions();
   try {
-    const issues = validateResource(resource);
-    const errors = issues.filter((i) => i.severity === 'error' || i.severity === 'fatal');
+    const errors = validateResource(resource).filter(refused);
     return errors.length ? errors.map(ahdsIssue) : null;
   } catch (err) {
     if (err instanceof OperationOutcomeError) {
-      const errors = (err.outcome.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+      const errors = (err.outcome.issue ?? []).filter(refused);
       return (errors.length ? errors : (err.outcome.issue ?? [])).map(ahdsIssue);
     }
     return [{ severity: 'error', code: 'invalid', diagnostics: String((err as Error)?.message ?? err) }];

@@ -216,6 +216,18 @@ describe('AHDS FHIR stand-in: auth, single-resource interactions and search', ()
     expect(res.body.issue[0].code).toBe('invalid');
   });
 
+  test('two forms of one choice element are rejected (Medplum only warns; AHDS refuses), in components too', async () => {
+    const doubled = { ...observation('o-double', 'p-new'), valueString: 'x', valueBoolean: true } as any;
+    const res = await c.request('PUT', '/Observation/o-double', doubled);
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].code).toBe('invalid');
+    expect(res.body.issue[0].diagnostics).toContain('Conflicting choice of type properties');
+    const inComponent = { ...observation('o-double-c', 'p-new'), component: [{ code: { text: 'c' }, valueString: 'x', valueInteger: 1 }] } as any;
+    expect((await c.request('PUT', '/Observation/o-double-c', inComponent)).status).toBe(400);
+    expect(ahds.versionCount('Observation', 'o-double')).toBe(0);
+    expect(ahds.versionCount('Observation', 'o-double-c')).toBe(0);
+  });
+
   test('referential integrity is not enforced: an Observation whose subject is missing is stored', async () => {
     const res = await c.put(observation('o-orphan', 'no-such-patient'));
     expect(res.status).toBe(201);
