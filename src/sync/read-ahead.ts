@@ -12,7 +12,7 @@ export interface ReadAheadLimits {
   maxWaiting: number;
 }
 
-/** At the default two reads: 4 answers ahead always, up to 10 while fewer than 1,000 resources wait. */
+/** Per read slot about three answers ahead: at three reads, 5 always and up to 14 while fewer than 1,000 resources wait. */
 export function readAheadLimits(readConcurrency: number): ReadAheadLimits {
   return { minAhead: readConcurrency + 2, maxAhead: 4 * readConcurrency + 2, maxWaiting: 1000 };
 }

@@ -28,7 +28,7 @@ const settle = () => new Promise((r) => setImmediate(r));
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `p${i}`);
 
 describe('ReadAhead: Observations of a page of Patients, read ahead of the consumer', () => {
-  test('the defaults: 4 answers ahead always, up to 10 while fewer than 1,000 resources wait', () => {
+  test('at two reads: 4 answers ahead always, up to 10 while fewer than 1,000 resources wait', () => {
     expect(readAheadLimits(2)).toEqual({ minAhead: 4, maxAhead: 10, maxWaiting: 1000 });
   });
 
