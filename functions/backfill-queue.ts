@@ -1,5 +1,5 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { openEmrNow, requireState } from '../src/sync/incremental';
+import { openEmrNow, requireState, runLine } from '../src/sync/incremental';
 import { floorSecond, iso } from '../src/sync/incremental-windows';
 import { planBackfill } from '../src/sync/planner';
 import { enqueueWorkItems, handleWorkMessage, workDepsOf } from '../src/sync/work-queue';
@@ -21,8 +21,7 @@ async function handleBackfillQueue(message: unknown, context: InvocationContext)
     context.warn(`Work item dead-lettered: ${outcome.reason}`);
     return;
   }
-  const s = outcome.summary;
-  context.log(`${s.operation} ${s.status}: read ${s.read}, created ${s.created}, updated ${s.updated}, unchanged ${s.unchanged}, failed ${s.failed}.`);
+  context.log(runLine(outcome.summary));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { isValidFhirId } from '../src/fhir/ids';
 
-import { replayDeadLetters, replayDepsOf } from '../src/sync/replay';
+import { replayDeadLetters, replayDepsOf, replayLine } from '../src/sync/replay';
 import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
 import { errorResponse, jsonResponse, limitParam, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
@@ -39,7 +39,7 @@ async function handleReplayDeadLetters(request: HttpRequest, context: Invocation
   try {
     const connector = await getConnector();
     const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, runId: context.invocationId });
-    context.log(`Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
+    context.log(replayLine(summary));
     return jsonResponse(200, summary);
   } catch (error) {
     return errorResponse(error, context);

@@ -7,7 +7,7 @@ import { UpstreamError } from '../http/errors';
 import { incrementalSync, runLine, type RunProgress } from '../sync/incremental';
 import { classifyRunError, runFailureMessage } from '../state/errors';
 import { reconcileLine, runReconcile } from '../sync/reconcile';
-import { replayDeadLetters, replayDepsOf } from '../sync/replay';
+import { replayDeadLetters, replayDepsOf, replayLine } from '../sync/replay';
 import type { Tally } from '../sync/tally';
 import { createTelemetry } from '../telemetry';
 
@@ -151,7 +151,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (args.replay) {
       const summary = await replayDeadLetters(replayDepsOf(connector), {});
       progress.done();
-      print(args.json ? JSON.stringify(summary, null, 2) : `Replay: attempted ${summary.attempted}, replayed ${summary.replayed}, still failing ${summary.stillFailing}, deleted at source ${summary.deletedAtSource}.`);
+      print(args.json ? JSON.stringify(summary, null, 2) : replayLine(summary));
       return summary.stillFailing > 0 ? 2 : 0;
     }
     if (args.reconcile) {

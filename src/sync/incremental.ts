@@ -326,7 +326,6 @@ export function requireState(connector: Connector): StateStores {
   return connector.state;
 }
 
-
 /** One log line of a run's counts (never content). */
 export function runLine(s: SyncSummary & { windows?: Record<string, TypeWindow> }): string {
   const windows = s.windows

@@ -21,6 +21,11 @@ export interface ReplaySummary {
   items: ReplayItem[];
 }
 
+/** The one line a replay logs or prints (counts only). */
+export function replayLine(s: ReplaySummary): string {
+  return `Replay: attempted ${s.attempted}, replayed ${s.replayed}, still failing ${s.stillFailing}, deleted at source ${s.deletedAtSource}.`;
+}
+
 const ORDER: Record<string, number> = { Patient: 0, Observation: 1, [WORK_ITEM_TYPE]: 2 };
 const MAX_LISTED = 200;
 
