@@ -1,8 +1,10 @@
 import {
   UCUM,
+  capitalize,
   evalFhirPathTyped,
   fhirTypeToJsType,
   getDataType,
+  isEmpty,
   isPrimitiveType,
   parseFhirPath,
   validationRegexes,
@@ -30,16 +32,12 @@ export function passesFastCheck(resource: Resource): boolean {
   if (typeof type !== 'string') return false;
   const compiled = compiledType(type);
   if (!compiled?.isResource) return false;
-  const context: CheckContext = { root: { type, value: root } };
+  const resourceValue: TypedValue = { type, value: root };
   try {
-    return constraintsHold(compiled.constraints, context.root, context) && objectPasses(root, compiled, context, true);
+    return constraintsHold(compiled.constraints, resourceValue, resourceValue) && objectPasses(root, compiled, resourceValue, true);
   } catch {
     return false; // whatever surprised the walk, Medplum judges
   }
-}
-
-interface CheckContext {
-  root: TypedValue;
 }
 
 interface CompiledElement {
@@ -47,7 +45,7 @@ interface CompiledElement {
   max: number;
   isArray: boolean;
   /** Medplum's invariants on this element (error severity, minus those it skips), parsed once. */
-  constraints: CompiledConstraint[];
+  constraints: Invariant[];
   /** Elements whose rules this check does not carry (slicing, fixed or pattern values). */
   judgedByMedplum: boolean;
 }
@@ -63,15 +61,13 @@ interface CompiledProperty {
 interface CompiledType {
   isResource: boolean;
   properties: Map<string, CompiledProperty>;
-  /** Elements with a minimum cardinality: checked when absent. */
-  required: Array<{ index: number; names: string[] }>;
+  /** Positions of the elements with a minimum cardinality: checked when absent. */
+  required: number[];
   elementCount: number;
-  constraints: CompiledConstraint[];
+  constraints: Invariant[];
 }
 
-interface CompiledConstraint {
-  atom: ReturnType<typeof parseFhirPath>;
-}
+type Invariant = ReturnType<typeof parseFhirPath>;
 
 /** Invariants Medplum's validator does not evaluate (validation.ts, skippedConstraintKeys). */
 const SKIPPED_CONSTRAINTS = new Set(['ele-1', 'dom-3', 'org-1', 'sdf-19']);
@@ -119,7 +115,7 @@ function compile(type: string): CompiledType | null {
       if (properties.has(name)) ambiguous.add(name);
       else properties.set(name, { element: compiled, index, typeCode: t.code });
     }
-    if (element.min > 0) required.push({ index, names });
+    if (element.min > 0) required.push(index);
   });
   // A name two elements could claim: Medplum's reading of it is not worth copying.
   for (const name of ambiguous) properties.delete(name);
@@ -132,42 +128,39 @@ function compile(type: string): CompiledType | null {
   };
 }
 
-function compileConstraints(constraints: InternalSchemaElement['constraints']): CompiledConstraint[] {
-  return (constraints ?? []).filter((c) => c.severity === 'error' && !SKIPPED_CONSTRAINTS.has(c.key)).map((c) => ({ atom: parseFhirPath(c.expression) }));
-}
-
-function capitalize(word: string): string {
-  return word.charAt(0).toUpperCase() + word.substring(1);
+function compileConstraints(constraints: InternalSchemaElement['constraints']): Invariant[] {
+  return (constraints ?? []).filter((c) => c.severity === 'error' && !SKIPPED_CONSTRAINTS.has(c.key)).map((c) => parseFhirPath(c.expression));
 }
 
 const ucum: TypedValue = { type: 'string', value: UCUM };
 
 /** Medplum's isExpressionTrue, with the variables it sets for a resource that contains none. */
-function constraintsHold(constraints: CompiledConstraint[], value: TypedValue, context: CheckContext): boolean {
-  for (const { atom } of constraints) {
-    const variables: Record<string, TypedValue> = { '%context': value, '%ucum': ucum, '%resource': context.root, '%rootResource': context.root };
+function constraintsHold(constraints: Invariant[], value: TypedValue, resource: TypedValue): boolean {
+  for (const atom of constraints) {
+    const variables: Record<string, TypedValue> = { '%context': value, '%ucum': ucum, '%resource': resource, '%rootResource': resource };
     const result = evalFhirPathTyped(atom, [value], variables);
     if (result.length !== 1 || result[0]!.value !== true) return false;
   }
   return true;
 }
 
-function objectPasses(obj: Record<string, unknown>, type: CompiledType, context: CheckContext, isRoot: boolean): boolean {
+function objectPasses(obj: Record<string, unknown>, type: CompiledType, resource: TypedValue, isRoot: boolean): boolean {
   const seen = new Uint8Array(type.elementCount);
   for (const key of Object.keys(obj)) {
     if (key === 'resourceType' && isRoot) continue;
     const property = type.properties.get(key);
     if (!property || seen[property.index]) return false; // unknown, `_x`, or a second choice form
     seen[property.index] = 1;
-    if (!propertyPasses(obj[key], property, context)) return false;
+    if (!propertyPasses(obj[key], property, resource)) return false;
   }
-  for (const { index } of type.required) if (!seen[index]) return false;
+  for (const index of type.required) if (!seen[index]) return false;
   return true;
 }
 
-function propertyPasses(value: unknown, property: CompiledProperty, context: CheckContext): boolean {
+function propertyPasses(value: unknown, property: CompiledProperty, resource: TypedValue): boolean {
   const { element, typeCode } = property;
-  if (element.judgedByMedplum || isEmptyValue(value)) return false;
+  // Medplum reads an empty value as absent; this check leaves such resources to it.
+  if (element.judgedByMedplum || isEmpty(value)) return false;
   if (Array.isArray(value) !== element.isArray) return false;
   const items = Array.isArray(value) ? value : [value];
   if (items.length < element.min || items.length > element.max) return false;
@@ -176,10 +169,10 @@ function propertyPasses(value: unknown, property: CompiledProperty, context: Che
   if (!primitive && (!nested || nested.isResource || typeCode === 'Resource')) return false;
   for (const item of items) {
     if (item === null || item === undefined) return false;
-    if (element.constraints.length > 0 && !constraintsHold(element.constraints, { type: typeCode, value: item }, context)) return false;
+    if (element.constraints.length > 0 && !constraintsHold(element.constraints, { type: typeCode, value: item }, resource)) return false;
     if (primitive) {
       if (!primitivePasses(item, typeCode)) return false;
-    } else if (typeof item !== 'object' || Array.isArray(item) || isEmptyValue(item) || !objectPasses(item as Record<string, unknown>, nested!, context, false)) {
+    } else if (typeof item !== 'object' || Array.isArray(item) || isEmpty(item) || !objectPasses(item as Record<string, unknown>, nested!, resource, false)) {
       return false;
     }
   }
@@ -204,15 +197,4 @@ function primitivePasses(value: unknown, typeCode: string): boolean {
     if (typeCode === 'unsignedInt' && n < 0) return false;
   }
   return true;
-}
-
-/** Empty strings, arrays and objects: Medplum reads them as absent; this check leaves them to it. */
-function isEmptyValue(value: unknown): boolean {
-  if (typeof value === 'string') return value === '';
-  if (Array.isArray(value)) return value.length === 0;
-  if (value !== null && typeof value === 'object') {
-    for (const _ in value) return false;
-    return true;
-  }
-  return false;
 }
