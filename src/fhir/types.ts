@@ -17,3 +17,14 @@ export interface ResourceKey {
 export function keyString(key: ResourceKey): string {
   return `${key.resourceType}/${key.id}`;
 }
+
+/** Items grouped by resource type, in first-seen order (one partition, one transaction, one id set each). */
+export function byResourceType<T extends { resourceType: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.resourceType);
+    if (group) group.push(item);
+    else groups.set(item.resourceType, [item]);
+  }
+  return groups;
+}

@@ -1,4 +1,5 @@
-import type { TableClient } from '@azure/data-tables';
+import type { TableClient, TransactionAction } from '@azure/data-tables';
+import { byResourceType, keyString } from '../fhir/types';
 import { MemoryDeadLetterStore, type DeadLetter, type DeadLetterStore } from '../sync/dead-letters';
 import { fromSafeKey, safeKey, statusOf } from './storage';
 
@@ -20,39 +21,31 @@ export class TableDeadLetterStore implements DeadLetterStore {
   async record(items: DeadLetter[]): Promise<void> {
     if (items.length === 0) return;
     const client = await this.table();
-    // Entity-group transactions: one partition (resource type) and at most 100 rows each, a row at
-    // most once (the later failure of a resource replaces the earlier one). A Patient that fails
-    // takes its Observations with it: one request for a hundred dead letters, not a hundred.
-    const rows = new Map<string, DeadLetterEntity>();
-    for (const item of items) {
-      const entity = toEntity(item);
-      const key = `${entity.partitionKey}/${entity.rowKey}`;
-      rows.delete(key);
-      rows.set(key, entity);
-    }
-    const byPartition = new Map<string, DeadLetterEntity[]>();
-    for (const entity of rows.values()) {
-      const list = byPartition.get(entity.partitionKey);
-      if (list) list.push(entity);
-      else byPartition.set(entity.partitionKey, [entity]);
-    }
-    const transactions = [...byPartition.values()].flatMap((list) => Array.from({ length: Math.ceil(list.length / TRANSACTION_ROWS) }, (_, i) => list.slice(i * TRANSACTION_ROWS, (i + 1) * TRANSACTION_ROWS)));
-    const worker = async () => {
-      for (let next = transactions.shift(); next; next = transactions.shift()) {
-        await client.submitTransaction(next.map((entity) => ['upsert', entity, 'Replace'] as const));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, transactions.length) }, worker));
+    // A row at most once per transaction: the later failure of a resource replaces the earlier one.
+    const latest = new Map(items.map((item) => [keyString(item), item]));
+    await inTransactions(client, [...latest.values()], (item) => ['upsert', toEntity(item), 'Replace'] as const);
   }
 
   async list(options: { resourceType?: string; limit?: number } = {}): Promise<DeadLetter[]> {
     const client = await this.table();
-    const filter = options.resourceType ? `PartitionKey eq '${options.resourceType.replace(/'/g, "''")}'` : undefined;
+    const filter = options.resourceType ? partitionFilter(options.resourceType) : undefined;
     const out: DeadLetter[] = [];
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return out;
     for await (const e of client.listEntities<DeadLetterEntity>(filter ? { queryOptions: { filter } } : {})) {
       out.push(fromEntity(e));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async ids(resourceType: string, limit: number): Promise<string[]> {
+    const client = await this.table();
+    const out: string[] = [];
+    if (limit <= 0) return out;
+    const queryOptions = { filter: partitionFilter(resourceType), select: ['RowKey'] };
+    for await (const e of client.listEntities<{ rowKey: string }>({ queryOptions })) {
+      out.push(fromSafeKey(e.rowKey));
       if (out.length >= limit) break;
     }
     return out;
@@ -69,15 +62,42 @@ export class TableDeadLetterStore implements DeadLetterStore {
   }
 
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {
+    if (keys.length === 0) return;
     const client = await this.table();
-    for (const k of keys) {
-      try {
-        await client.deleteEntity(k.resourceType, safeKey(k.id));
-      } catch (error) {
-        if (statusOf(error) !== 404) throw error;
+    const unique = [...new Map(keys.map((k) => [keyString(k), k])).values()];
+    try {
+      await inTransactions(client, unique, (k) => ['delete', { partitionKey: k.resourceType, rowKey: safeKey(k.id) }] as const);
+    } catch (error) {
+      // A transaction fails whole when one of its rows is already gone (404): delete those one by one.
+      if (statusOf(error) !== 404) throw error;
+      for (const k of unique) {
+        try {
+          await client.deleteEntity(k.resourceType, safeKey(k.id));
+        } catch (e) {
+          if (statusOf(e) !== 404) throw e;
+        }
       }
     }
   }
+}
+
+/**
+ * Entity-group transactions: one partition (resource type) and at most 100 rows each, four at a
+ * time. A Patient that fails takes its Observations with it: one request for a hundred dead
+ * letters, not a hundred; a bundle's recovered letters go the same way.
+ */
+async function inTransactions<T extends { resourceType: string }>(client: TableClient, items: readonly T[], action: (item: T) => TransactionAction): Promise<void> {
+  const transactions = [...byResourceType(items).values()].flatMap((list) =>
+    Array.from({ length: Math.ceil(list.length / TRANSACTION_ROWS) }, (_, i) => list.slice(i * TRANSACTION_ROWS, (i + 1) * TRANSACTION_ROWS)),
+  );
+  const worker = async () => {
+    for (let next = transactions.shift(); next; next = transactions.shift()) await client.submitTransaction(next.map(action));
+  };
+  await Promise.all(Array.from({ length: Math.min(4, transactions.length) }, worker));
+}
+
+function partitionFilter(resourceType: string): string {
+  return `PartitionKey eq '${resourceType.replace(/'/g, "''")}'`;
 }
 
 function toEntity({ resourceType, id, status, reason, ...rest }: DeadLetter): DeadLetterEntity {
@@ -137,6 +157,10 @@ export class GuardedDeadLetterStore implements DeadLetterStore {
 
   async get(resourceType: string, id: string): Promise<DeadLetter | undefined> {
     return this.inner.get(resourceType, id);
+  }
+
+  async ids(resourceType: string, limit: number): Promise<string[]> {
+    return this.inner.ids(resourceType, limit);
   }
 
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {

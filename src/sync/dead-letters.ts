@@ -22,6 +22,8 @@ export interface DeadLetterStore {
   list(options?: { resourceType?: string; limit?: number }): Promise<DeadLetter[]>;
   /** The dead letter of one resource, if there is one (a point read, not a scan). */
   get(resourceType: string, id: string): Promise<DeadLetter | undefined>;
+  /** The source ids of a type's dead letters, at most `limit` (keys only, one partition). */
+  ids(resourceType: string, limit: number): Promise<string[]>;
   /** Removes the dead letter of each key (after a successful replay). */
   remove(keys: Array<{ resourceType: string; id: string }>): Promise<void>;
   /** Dead letters of this run that could not be stored (kept in memory only); absent: none ever are. */
@@ -43,6 +45,10 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
 
   async get(resourceType: string, id: string): Promise<DeadLetter | undefined> {
     return this.items.get(`${resourceType}/${id}`);
+  }
+
+  async ids(resourceType: string, limit: number): Promise<string[]> {
+    return (await this.list({ resourceType, limit })).map((d) => d.id);
   }
 
   async remove(keys: Array<{ resourceType: string; id: string }>): Promise<void> {

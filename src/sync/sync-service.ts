@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AhdsWriter, WriteResult } from '../ahds/writer';
 import { referencedId } from '../fhir/references';
-import { keyString, type Observation, type Patient, type SyncedResource } from '../fhir/types';
+import { byResourceType, type Observation, type Patient, type SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
@@ -43,7 +43,7 @@ export interface SyncSummary extends RunCounts {
   message?: string;
 }
 
-/** Dead letters loaded per run to know what is pending (beyond it, older letters wait for a replay). */
+/** Dead-letter ids loaded per type and run to know what is pending (beyond it, older letters wait for a replay). */
 const PENDING_LETTERS_LOADED = 50_000;
 /** Up to this many written resources, their dead letters are looked up one by one instead of loaded. */
 const POINT_READS = 5;
@@ -54,8 +54,12 @@ export interface RunContext {
   trigger: Trigger;
   startedAt: number;
   tally: Tally;
-  /** Keys ("Type/id") of the dead letters pending, loaded once when a run needs more than a few. */
-  pendingLetters?: Promise<Set<string>>;
+  /**
+   * Ids of the dead letters pending, per resource type, each loaded once (keys only) when a run
+   * needs more than a few of that type. Per type, so a flood of Observation letters never hides the
+   * Patient letters that hold Observations back.
+   */
+  pendingLetters?: Map<string, Promise<Set<string>>>;
   onProgress?: (tally: Tally) => void;
 }
 
@@ -214,9 +218,15 @@ export class SyncService {
     return new Set([...run.tally.failedPatients, ...earlier.map((d) => d.id)]);
   }
 
-  private pendingLetters(run: RunContext): Promise<Set<string>> {
-    run.pendingLetters ??= this.deps.deadLetters.list({ limit: PENDING_LETTERS_LOADED }).then((letters) => new Set(letters.map(keyString)));
-    return run.pendingLetters;
+  private pendingIds(run: RunContext, resourceType: string): Promise<Set<string>> {
+    run.pendingLetters ??= new Map();
+    let ids = run.pendingLetters.get(resourceType);
+    if (!ids) {
+      ids = this.deps.deadLetters.ids(resourceType, PENDING_LETTERS_LOADED).then((list) => new Set(list));
+      ids.catch(() => undefined); // surfaced when awaited
+      run.pendingLetters.set(resourceType, ids);
+    }
+    return ids;
   }
 
   /** Maps Observations into a sink; those of a blocked Patient are dead-lettered saying why, in one call. */
@@ -273,13 +283,15 @@ export class SyncService {
   private async clearRecovered(run: RunContext, written: readonly WriteResult[]): Promise<void> {
     if (written.length === 0) return;
     try {
-      let recovered: WriteResult[];
-      if (run.pendingLetters || written.length > POINT_READS) {
-        const pending = await this.pendingLetters(run);
-        recovered = written.filter((r) => pending.delete(keyString(r)));
-      } else {
-        const found = await Promise.all(written.map((r) => this.deps.deadLetters.get(r.resourceType, r.id)));
-        recovered = written.filter((_, i) => found[i]);
+      const recovered: WriteResult[] = [];
+      for (const [resourceType, ofType] of byResourceType(written)) {
+        if (run.pendingLetters?.has(resourceType) || ofType.length > POINT_READS) {
+          const pending = await this.pendingIds(run, resourceType);
+          recovered.push(...ofType.filter((r) => pending.delete(r.id)));
+        } else {
+          const found = await Promise.all(ofType.map((r) => this.deps.deadLetters.get(r.resourceType, r.id)));
+          recovered.push(...ofType.filter((_, i) => found[i]));
+        }
       }
       if (recovered.length > 0) await this.deps.deadLetters.remove(recovered.map((r) => ({ resourceType: r.resourceType, id: r.id })));
     } catch {
@@ -298,9 +310,11 @@ export class SyncService {
     const at = new Date(this.now()).toISOString();
     const letters: DeadLetter[] = items.map((i) => ({ ...i, at, runId: run.runId, operation: run.operation }));
     await this.deps.deadLetters.record(letters);
-    // Pending keys are a best-effort view (see clearRecovered): if they could not be loaded, move on.
-    const pending = run.pendingLetters && (await run.pendingLetters.catch(() => undefined));
-    for (const l of letters) pending?.add(keyString(l));
+    // Pending ids are a best-effort view (see clearRecovered): if they could not be loaded, move on.
+    for (const [resourceType, ofType] of byResourceType(letters)) {
+      const pending = await run.pendingLetters?.get(resourceType)?.catch(() => undefined);
+      for (const l of ofType) pending?.add(l.id);
+    }
     for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
   }
 

@@ -45,6 +45,24 @@ test('dead letters go to the table in transactions per resource type, a later fa
   expect(await store.get('Patient', 'o-7')).toBeUndefined();
 });
 
+test('dead-letter ids are read per type (keys only), and removal goes in transactions, keys already gone included', async () => {
+  const table = TableClient.fromConnectionString(azurite.connectionString, 'deadletterremoval', { allowInsecureConnection: true });
+  await table.createTable();
+  const store = new TableDeadLetterStore(async () => table);
+  const letter = (resourceType: string, id: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason: 'r', attempts: 1, at: '2026-01-01T00:00:00.000Z', runId: 'run-1', operation: 'test' });
+  await store.record([...Array.from({ length: 230 }, (_, i) => letter('Observation', `o-${i}`)), ...Array.from({ length: 3 }, (_, i) => letter('Patient', `p-${i}`))]);
+  expect((await store.ids('Patient', 10)).sort()).toEqual(['p-0', 'p-1', 'p-2']);
+  expect(await store.ids('Observation', 50)).toHaveLength(50);
+
+  // 220 Observations (three transactions), one of them twice, plus two keys that were never there.
+  const keys = [...Array.from({ length: 220 }, (_, i) => ({ resourceType: 'Observation', id: `o-${i}` })), { resourceType: 'Observation', id: 'o-5' }, { resourceType: 'Observation', id: 'gone' }, { resourceType: 'Patient', id: 'p-1' }, { resourceType: 'Patient', id: 'gone' }];
+  await store.remove(keys);
+  expect((await store.ids('Observation', 1000)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `o-${220 + i}`).sort());
+  expect((await store.ids('Patient', 10)).sort()).toEqual(['p-0', 'p-2']);
+  await store.remove(Array.from({ length: 5 }, (_, i) => ({ resourceType: 'Observation', id: `o-${220 + i}` })));
+  expect(await store.ids('Observation', 1000)).toHaveLength(5);
+});
+
 test('unmapped-code counts added by many workers at once all add up', async () => {
   const table = TableClient.fromConnectionString(azurite.connectionString, 'unmappedrace', { allowInsecureConnection: true });
   await table.createTable();

@@ -81,13 +81,32 @@ test('a Patient written after it failed loses its dead letter and no longer hold
   expect(await deadLetters.list()).toEqual([]);
 });
 
+test('a flood of Observation letters does not hide the Patient letters a run must clear', async () => {
+  const letters = new FlakyDeadLetterStore();
+  letters.down = false;
+  const letter = (resourceType: string, id: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason: 'r', attempts: 1, at: new Date(0).toISOString(), runId: 'earlier', operation: 'test' });
+  // More Observation letters than a run loads at once, listed before the Patient letters.
+  await letters.record(Array.from({ length: 50_001 }, (_, i) => letter('Observation', `earlier-${i}`)));
+  const store = stack.openemr.store;
+  const patientIds = store.ids('Patient').slice(2, 9);
+  await letters.record(patientIds.map((id) => letter('Patient', id)));
+  // Seven Patients touched at the source (more than a run looks up one by one) and written again.
+  for (const id of patientIds) store.put({ ...(store.get('Patient', id) as object) } as never);
+  store.advanceClock(10);
+
+  const outcome = await incrementalSync(await connectorWith(letters)).run({ trigger: 'cli' });
+  expect(outcome.skipped).toBe(false);
+  expect(await letters.list({ resourceType: 'Patient' })).toEqual([]);
+  expect(await letters.list({ resourceType: 'Observation', limit: 60_000 })).toHaveLength(50_001);
+});
+
 test('with the dead-letter table unreachable, syncs still write and answer, and a later failure is still reported', async () => {
   // Every call fails, as with Storage down: the lookups that would clear an old dead letter included.
   const down = new FlakyDeadLetterStore();
   const fail = async (): Promise<never> => {
     throw Object.assign(new Error('The table service is unavailable.'), { name: 'RestError', statusCode: 503 });
   };
-  Object.assign(down, { get: fail, list: fail, remove: fail });
+  Object.assign(down, { get: fail, ids: fail, list: fail, remove: fail });
   const connector = await connectorWith(down);
   const patientId = stack.openemr.store.ids('Patient')[1]!;
   const summary = await connector.sync.syncPatientWithObservations(patientId, 'http');
