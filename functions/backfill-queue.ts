@@ -16,7 +16,7 @@ checkSettingsAtStartup();
 async function handleBackfillQueue(message: unknown, context: InvocationContext): Promise<void> {
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1) || 1;
   const connector = await getConnector();
-  const outcome = await handleWorkMessage(workDepsOf(connector), message, dequeueCount, context.invocationId);
+  const outcome = await handleWorkMessage({ ...workDepsOf(connector), log: (m) => context.warn(m) }, message, dequeueCount, context.invocationId);
   if (outcome.outcome === 'dead-lettered') {
     context.warn(`Work item dead-lettered: ${outcome.reason}`);
     return;

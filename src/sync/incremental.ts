@@ -6,6 +6,7 @@ import type { OpenEmrReader } from '../openemr/reader';
 import type { StateStores } from '../state';
 import { DeadLetterStorageError } from '../state/errors';
 import { describeOwner, LeaseLostError, type LeaseHandle, type LeaseInfo, type LeaseManager } from '../state/lease';
+import { addRunCounts } from '../state/unmapped-codes';
 import type { WatermarkStore } from '../state/watermarks';
 import { METRICS } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
@@ -223,7 +224,7 @@ export class IncrementalSync {
       await sink.flush().catch(() => undefined);
       throw error;
     } finally {
-      await this.persistUnmapped(run);
+      await addRunCounts(this.deps.unmapped, run.tally.unmapped, this.deps.log);
     }
     const lagSeconds = Math.max(0, (serverNow + (Date.now() - serverNowAt) - upper) / 1000);
     const summary = sync.finish(run, undefined, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }, lagSeconds) as IncrementalSummary;
@@ -286,15 +287,6 @@ export class IncrementalSync {
 
   private checkLease(handle: LeaseHandle): void {
     if (handle.lost) throw new LeaseLostError(handle.name);
-  }
-
-  private async persistUnmapped(run: RunContext): Promise<void> {
-    if (!this.deps.unmapped || run.tally.unmapped.size === 0) return;
-    try {
-      await this.deps.unmapped.add(run.tally.unmapped.entries());
-    } catch (error) {
-      this.deps.log?.(`Unmapped-code counts could not be stored (${(error as Error)?.name ?? 'Error'}).`);
-    }
   }
 }
 

@@ -6,7 +6,7 @@ import { UpstreamError } from '../http/errors';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { DeadLetterStore } from './dead-letters';
 import { forEachObservationWindow, OPENEMR_MAX_COUNT } from './incremental-windows';
-import type { UnmappedCodeStore } from '../state/unmapped-codes';
+import { addRunCounts, type UnmappedCodeStore } from '../state/unmapped-codes';
 import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
 
 /**
@@ -85,6 +85,8 @@ export interface WorkDeps {
   pageSize: number;
   /** Where the unmapped-code counts of each work item add up (absent without storage). */
   unmapped?: UnmappedCodeStore;
+  /** Where a work item reports what it could not store (the invocation's log). */
+  log?: (message: string) => void;
 }
 
 /** The work deps of a connector: its SyncService, reader, dead-letter store and page size. */
@@ -98,12 +100,6 @@ export function workDepsOf(connector: {
   return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize, unmapped: connector.state?.unmapped };
 }
 
-/** Adds a run's unmapped-code counts (all of them, not the summary's top 50) to the store; best effort. */
-async function persistUnmapped(deps: WorkDeps, run: RunContext): Promise<void> {
-  if (!deps.unmapped || run.tally.unmapped.size === 0) return;
-  await deps.unmapped.add(run.tally.unmapped.entries()).catch(() => undefined);
-}
-
 /** Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue retries). */
 export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: string = randomUUID(), trigger: Trigger = 'queue'): Promise<SyncSummary> {
   const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
@@ -113,7 +109,7 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
       run.tally.read += page.length;
       await deps.sync.writeResources(page, run);
     }
-    await persistUnmapped(deps, run);
+    await addRunCounts(deps.unmapped, run.tally.unmapped, deps.log);
     return deps.sync.finish(run, undefined, window);
   }
   const sink = deps.sync.sink(run);
@@ -128,7 +124,7 @@ export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: str
     await sink.flush().catch(() => undefined);
     throw error;
   }
-  await persistUnmapped(deps, run);
+  await addRunCounts(deps.unmapped, run.tally.unmapped, deps.log);
   return deps.sync.finish(run, undefined, window);
 }
 
