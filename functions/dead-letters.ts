@@ -1,8 +1,8 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { isValidFhirId } from '../src/fhir/ids';
 
-import { replayDeadLetters, replayDepsOf, replayLine } from '../src/sync/replay';
-import { WORK_ITEM_TYPE } from '../src/sync/work-queue';
+import { replayDeadLetters, replayLine } from '../src/sync/replay';
+import { WORK_ITEM_TYPE, workDepsOf } from '../src/sync/work-queue';
 import { errorResponse, jsonResponse, limitParam, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
 
@@ -38,7 +38,7 @@ async function handleReplayDeadLetters(request: HttpRequest, context: Invocation
   if (invalid) return invalid;
   try {
     const connector = await getConnector();
-    const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, runId: context.invocationId });
+    const summary = await replayDeadLetters(workDepsOf(connector), { resourceType, runId: context.invocationId });
     context.log(replayLine(summary));
     return jsonResponse(200, summary);
   } catch (error) {
@@ -56,7 +56,7 @@ async function handleReplayOneDeadLetter(request: HttpRequest, context: Invocati
   }
   try {
     const connector = await getConnector();
-    const summary = await replayDeadLetters(replayDepsOf(connector), { resourceType, id, runId: context.invocationId });
+    const summary = await replayDeadLetters(workDepsOf(connector), { key: { resourceType: resourceType!, id }, runId: context.invocationId });
     if (summary.items[0]?.outcome === 'not-found') return outcomeResponse(404, 'not-found', `No dead letter for ${resourceType}/${id}.`);
     return jsonResponse(200, summary);
   } catch (error) {

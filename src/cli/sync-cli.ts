@@ -7,7 +7,8 @@ import { UpstreamError } from '../http/errors';
 import { incrementalSync, runLine, type RunProgress } from '../sync/incremental';
 import { classifyRunError, runFailureMessage } from '../state/errors';
 import { reconcileLine, runReconcile } from '../sync/reconcile';
-import { replayDeadLetters, replayDepsOf, replayLine } from '../sync/replay';
+import { replayDeadLetters, replayLine } from '../sync/replay';
+import { workDepsOf } from '../sync/work-queue';
 import type { Tally } from '../sync/tally';
 import { createTelemetry } from '../telemetry';
 
@@ -149,7 +150,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     };
 
     if (args.replay) {
-      const summary = await replayDeadLetters(replayDepsOf(connector), {});
+      const summary = await replayDeadLetters(workDepsOf(connector), {});
       progress.done();
       print(args.json ? JSON.stringify(summary, null, 2) : replayLine(summary));
       return summary.stillFailing > 0 ? 2 : 0;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { UpstreamError } from '../http/errors';
-import type { DeadLetter, DeadLetterStore } from './dead-letters';
-import type { SyncService } from './sync-service';
-import { processWorkItem, WORK_ITEM_TYPE, workDepsOf, workItemFromId, type WorkDeps } from './work-queue';
+import type { ResourceKey } from '../fhir/types';
+import type { DeadLetter } from './dead-letters';
+import { processWorkItem, WORK_ITEM_TYPE, workItemFromId, type WorkDeps } from './work-queue';
 
 export interface ReplayItem {
   resourceType: string;
@@ -29,25 +29,18 @@ export function replayLine(s: ReplaySummary): string {
 const ORDER: Record<string, number> = { Patient: 0, Observation: 1, [WORK_ITEM_TYPE]: 2 };
 const MAX_LISTED = 200;
 
-export interface ReplayDeps extends WorkDeps {
-  sync: SyncService;
-  deadLetters: DeadLetterStore;
-}
-
 /**
  * Replays dead letters by reading the source again: a Patient with all its Observations, an
  * Observation after its Patient, a work item by running it again. A record is removed when its
  * replay succeeds, and also when the source no longer has the resource (404: "deleted at source").
  * An outage stops the replay and throws; what was replayed so far stays replayed.
  */
-export async function replayDeadLetters(deps: ReplayDeps, options: { resourceType?: string; id?: string; limit?: number; runId?: string } = {}): Promise<ReplaySummary> {
+export async function replayDeadLetters(deps: WorkDeps, options: { resourceType?: string; key?: ResourceKey; limit?: number; runId?: string } = {}): Promise<ReplaySummary> {
   const runId = options.runId ?? randomUUID();
   let letters: DeadLetter[];
-  if (options.id !== undefined && options.resourceType !== undefined) {
-    const letter = await deps.deadLetters.get(options.resourceType, options.id);
+  if (options.key) {
+    const letter = await deps.deadLetters.get(options.key.resourceType, options.key.id);
     letters = letter ? [letter] : [];
-  } else if (options.id !== undefined) {
-    letters = (await deps.deadLetters.list()).filter((d) => d.id === options.id);
   } else {
     letters = await deps.deadLetters.list({ resourceType: options.resourceType, limit: options.limit ?? 1000 });
   }
@@ -56,8 +49,8 @@ export async function replayDeadLetters(deps: ReplayDeps, options: { resourceTyp
   const note = (item: ReplayItem) => {
     if (summary.items.length < MAX_LISTED) summary.items.push(item);
   };
-  if (options.id !== undefined && letters.length === 0) {
-    note({ resourceType: options.resourceType ?? '', id: options.id, outcome: 'not-found', reason: 'No dead letter with this type and id.' });
+  if (options.key && letters.length === 0) {
+    note({ ...options.key, outcome: 'not-found', reason: 'No dead letter with this type and id.' });
     return summary;
   }
   let patientsReplayed = 0;
@@ -102,7 +95,7 @@ export async function replayDeadLetters(deps: ReplayDeps, options: { resourceTyp
 }
 
 /** Undefined when the resource made it; else why not (status and reason, no content). */
-async function replayOne(deps: ReplayDeps, letter: DeadLetter, runId: string): Promise<{ status?: number; reason: string } | undefined> {
+async function replayOne(deps: WorkDeps, letter: DeadLetter, runId: string): Promise<{ status?: number; reason: string } | undefined> {
   if (letter.resourceType === 'Patient') {
     const s = await deps.sync.syncPatientWithObservations(letter.id, 'replay', runId);
     const own = s.failures.find((f) => f.resourceType === 'Patient' && f.id === letter.id);
@@ -120,9 +113,4 @@ async function replayOne(deps: ReplayDeps, letter: DeadLetter, runId: string): P
     return undefined;
   }
   return { reason: `The connector does not sync ${letter.resourceType}.` };
-}
-
-/** Replay deps of a connector (its SyncService, reader, dead-letter store and page size). */
-export function replayDepsOf(connector: Parameters<typeof workDepsOf>[0]): ReplayDeps {
-  return workDepsOf(connector);
 }

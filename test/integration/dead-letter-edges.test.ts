@@ -7,7 +7,8 @@ import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
-import { replayDeadLetters, replayDepsOf } from '../../src/sync/replay';
+import { replayDeadLetters } from '../../src/sync/replay';
+import { workDepsOf } from '../../src/sync/work-queue';
 import { startStack, type Stack } from '../../stack';
 import { invoke, useStack } from '../helpers/functions';
 
@@ -47,7 +48,7 @@ test('a replay keeps the letter of an Observation that still exists when only it
   } as never);
   const deadLetters = new MemoryDeadLetterStore();
   await deadLetters.record([letter('Observation', 'b0000000-0000-4000-8000-0000000000aa'), letter('Patient', 'a0000000-0000-4000-8000-0000000000bb')]);
-  const summary = await replayDeadLetters(replayDepsOf(await connectorWith(deadLetters)));
+  const summary = await replayDeadLetters(workDepsOf(await connectorWith(deadLetters)));
   expect(summary.deletedAtSource).toBe(1);
   expect((await deadLetters.list()).map((d) => `${d.resourceType}/${d.id}`)).toEqual(['Observation/b0000000-0000-4000-8000-0000000000aa']);
 });
@@ -55,7 +56,7 @@ test('a replay keeps the letter of an Observation that still exists when only it
 test('an OpenEMR that answers 404 to every route retires no dead letter', async () => {
   const deadLetters = new MemoryDeadLetterStore();
   await deadLetters.record([letter('Patient', 'a0000000-0000-4000-8000-0000000000bb')]);
-  const summary = await replayDeadLetters(replayDepsOf(await connectorWith(deadLetters, { OPENEMR_BASE_URL: routelessUrl })));
+  const summary = await replayDeadLetters(workDepsOf(await connectorWith(deadLetters, { OPENEMR_BASE_URL: routelessUrl })));
   expect(summary.deletedAtSource).toBe(0);
   expect(await deadLetters.list()).toHaveLength(1);
 });

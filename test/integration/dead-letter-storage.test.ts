@@ -5,7 +5,8 @@ import { createStateStores, GuardedDeadLetterStore } from '../../src/state';
 import { DeadLetterStorageError } from '../../src/state/errors';
 import { MemoryDeadLetterStore, type DeadLetter } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
-import { replayDeadLetters, replayDepsOf } from '../../src/sync/replay';
+import { replayDeadLetters } from '../../src/sync/replay';
+import { workDepsOf } from '../../src/sync/work-queue';
 import { startStack, type Stack } from '../../stack';
 import { incrementalSettings, tableRows, trimSource } from '../helpers/incremental-stack';
 
@@ -137,7 +138,7 @@ test("replaying a Patient writes its held-back Observations, and their letters a
 
   store.put({ ...(store.get('Patient', patientId) as object), gender: 'male' } as never);
   await stack.openemr.resetStats();
-  const summary = await replayDeadLetters(replayDepsOf(connector));
+  const summary = await replayDeadLetters(workDepsOf(connector));
   expect(summary).toMatchObject({ attempted: 3, replayed: 3, stillFailing: 0 });
   expect(await letters.list()).toEqual([]);
   // The Observations came with their Patient's replay (one search), never read again one by one.
