@@ -1,6 +1,5 @@
 import { AdaptiveLimiter } from '../../src/ahds/adaptive-limiter';
 import { planBatches } from '../../src/ahds/batching';
-import { isRetryableStatus } from '../../src/http/retry-policy';
 
 const obs = (id: string, n = 0) => ({ resourceType: 'Observation', id, n });
 
@@ -32,11 +31,6 @@ describe('batch planning', () => {
   test('the same id under two resource types may share a bundle', () => {
     expect(planBatches([{ resourceType: 'Patient', id: 'x' }, { resourceType: 'Observation', id: 'x' }], 10)).toHaveLength(1);
   });
-
-  test.each([[429, true], [408, true], [500, true], [503, true], [400, false], [404, false], [412, false], [422, false]])(
-    'a batch entry answered %i is resubmitted: %s',
-    (status, expected) => expect(isRetryableStatus(status)).toBe(expected),
-  );
 });
 
 describe('adaptive concurrency', () => {

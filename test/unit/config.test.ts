@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '../../src/config/load';
-import { SETTINGS } from '../../src/config/schema';
+import { envSchema, SETTINGS } from '../../src/config/schema';
 import { makeRsaKey } from '../helpers/keys';
 
 let pem: string;
@@ -98,6 +98,14 @@ describe('configuration', () => {
 
   test('storage is required, by connection string or account name', () => {
     expect(configError(env({ AzureWebJobsStorage__accountName: undefined })).setting).toBe('AzureWebJobsStorage');
+  });
+
+  test('the default each setting documents is the default it gets', () => {
+    const raw = envSchema.parse(env()) as Record<string, unknown>;
+    const shown = (v: unknown) => (Array.isArray(v) ? v.join(',') : v instanceof Date ? v.toISOString() : String(v));
+    const defaults = SETTINGS.filter((s) => s.default !== undefined);
+    expect(defaults.length).toBeGreaterThan(20);
+    for (const s of defaults) expect([s.name, shown(raw[s.name])]).toEqual([s.name, s.default]);
   });
 
   test('every documented setting is unique and described', () => {
