@@ -383,7 +383,7 @@ function runConnector(env: Record<string, string>): Promise<ConnectorRunReport> 
     const heapMb = Math.floor(num('connector-heap-mb'));
     const nodeArgs = [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), ...String(opts['connector-node-args'] ?? '').split(/\s+/).filter(Boolean)];
     const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'connector-run.js')], {
-      env: { ...process.env, ...env, BENCH_REEXEC: '' },
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

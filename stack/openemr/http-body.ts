@@ -1,8 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { readBody } from '../http-body';
 
-export { readBody };
-
 export class BadRequest extends Error {}
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {
