@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { planBatches } from '../../src/ahds/batching';
+import { BATCH_HEADERS, batchBody } from '../../src/ahds/writer';
 import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
-import { canonicalJson } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
 import { connectorSettings } from '../../stack';
@@ -22,8 +22,8 @@ import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
-import { loadTemplates, namedUuid, observationsOf, planPatients, type GeneratedPatient, type Json, type Templates } from './data';
-import type { AhdsReady, BenchDataPlan, OpenEmrReady, VerifyResult } from './stand-in-process';
+import { allResources, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Json, type Templates } from './data';
+import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
 const USAGE = `npm run bench -- [options]
@@ -107,11 +107,11 @@ async function main(): Promise<void> {
   log(`bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`);
   const templates = loadTemplates();
   const plan: BenchDataPlan = { patients, observations, seed };
-  const planned = planPatients(templates, patients, observations, seed);
+  const planned = planOf(templates, plan);
 
   const stack = await startBenchStack(plan, profile, placement);
   try {
-    const connectorEnv: Record<string, string> = { ...stack.env, ...tuning };
+    const connectorEnv: Record<string, string> = { ...stack.envFor(stack.ahds), ...tuning };
     const config = loadConfig(connectorEnv);
 
     const rounds = opts.rounds === undefined ? (observations > 200_000 ? 1 : 3) : Math.max(1, Math.floor(num('rounds')));
@@ -140,9 +140,11 @@ async function main(): Promise<void> {
         if (target !== stack.ahds) await target.close();
       }
     }
-    const run = syncs[0]!.run;
     const bRate = median(syncs.map((r) => r.rate));
-    const raw = raws.length ? { best: { rate: median(raws.map((r) => r.best.rate)), concurrency: raws[0]!.best.concurrency }, levels: raws[0]!.levels, rounds: raws.map((r) => Math.round(r.best.rate)) } : undefined;
+    const rawRate = raws.length ? median(raws.map((r) => r.best.rate)) : 0;
+    // The best level of the round nearest the median, so the concurrency shown goes with the rate shown.
+    const nearest = raws.reduce<RawResult | undefined>((a, r) => (!a || Math.abs(r.best.rate - rawRate) < Math.abs(a.best.rate - rawRate) ? r : a), undefined);
+    const raw = nearest ? { best: { rate: rawRate, concurrency: nearest.best.concurrency }, levels: raws[0]!.levels, rounds: raws.map((r) => Math.round(r.best.rate)) } : undefined;
     const endRate = ends.length ? median(ends.map((e) => e.rate)) : undefined;
     const peakRssKb = Math.max(...syncs.map((r) => r.run.maxRssKb));
     const cpuMsPerResource = median(syncs.map((r) => r.cpuMsPerResource));
@@ -194,13 +196,13 @@ async function main(): Promise<void> {
         peakRssMb: Math.round(peakRssKb / 1024),
         heapUsedPeakMb: Math.max(...syncs.map((r) => r.run.heapUsedPeakMb)),
         cpuMsPerResource: round(cpuMsPerResource, 3),
-        limiterPeak: run.limiterPeak,
+        limiterPeak: Math.max(...syncs.map((r) => r.run.limiterPeak)),
         cpuMs: syncs[0]!.cpuMs,
         ahdsStandInCpuMs: syncs[0]!.ahdsCpuMs,
         openemrStandInCpuMs: syncs[0]!.openemrCpuMs,
         hostBusyPct: syncs[0]!.hostBusyPct,
         heapCapMb: Math.floor(num('connector-heap-mb')) || null,
-        status: syncs.every((r) => r.run.status === 'ok') ? 'ok' : syncs.find((r) => r.run.status !== 'ok')!.run.status,
+        status: syncs.find((r) => r.run.status !== 'ok')?.run.status ?? 'ok',
         failed: syncs.reduce((n, r) => n + r.run.failed, 0),
       },
       raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })), afterB: endRate === undefined ? null : { rate: Math.round(endRate), rounds: ends.map((e) => Math.round(e.rate)) } },
@@ -285,13 +287,6 @@ function round(n: number, digits: number): number {
   return Math.round(n * f) / f;
 }
 
-/** Every generated resource in the order the connector reads them (Patients in pages, then theirs). */
-function* allResources(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
-  for (const p of planned) {
-    yield p.patient;
-    yield* observationsOf(templates, p);
-  }
-}
 
 async function standInsCpu(stack: BenchStack, ahdsProcess: StandInProcess<AhdsReady>): Promise<{ ahds: number; openemr: number; bench: number }> {
   const [ahds, openemr] = await Promise.all([ahdsProcess.cpuMs(), stack.openemr.cpuMs()]);
@@ -308,7 +303,6 @@ interface BenchStack {
   freshAhds(): Promise<StandInProcess<AhdsReady>>;
   /** Connector settings for the OpenEMR stand-in and the given AHDS stand-in. */
   envFor(ahds: StandInProcess<AhdsReady>): Record<string, string>;
-  env: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -332,7 +326,6 @@ async function startBenchStack(plan: BenchDataPlan, profile: { openemr: FaultPro
     ahds,
     freshAhds,
     envFor,
-    env: envFor(ahds),
     async close() {
       await Promise.all([openemr.close(), ahds.close()]);
     },
@@ -441,9 +434,7 @@ function rawSlices(templates: Templates, planned: GeneratedPatient[], config: Re
     if (m.ok) mapped.push(m.resource);
   }
   const bundles = (part: SyncedResource[]): string[] =>
-    planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map((batch) =>
-      canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: batch.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } })) }),
-    );
+    planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map(batchBody);
   const out: RawSlices = { bodies: [], resources: [], endBodies: [] };
   for (let i = 0; i < levels; i++) {
     const part = mapped.slice(i * slice, (i + 1) * slice);
@@ -513,10 +504,8 @@ async function postAll(fhirUrl: string, token: string, bodies: string[], concurr
           method: 'POST',
           headers: {
             Authorization: `Bearer ${token}`,
-            'Content-Type': 'application/fhir+json',
+            ...BATCH_HEADERS,
             Accept: 'application/fhir+json',
-            'x-bundle-processing-logic': 'parallel',
-            Prefer: 'return=minimal',
             'Content-Length': Buffer.byteLength(body),
           },
         },

@@ -80,6 +80,25 @@ export function planPatients(templates: Templates, patients: number, observation
   });
 }
 
+/** How much data a run generates, and from which seed (all that is needed to generate it again). */
+export interface BenchDataPlan {
+  patients: number;
+  observations: number;
+  seed: number;
+}
+
+export function planOf(templates: Templates, plan: BenchDataPlan): GeneratedPatient[] {
+  return planPatients(templates, plan.patients, plan.observations, plan.seed);
+}
+
+/** Every generated resource in the order the connector reads them (Patients in pages, then theirs). */
+export function* allResources(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
+  for (const p of planned) {
+    yield p.patient;
+    yield* observationsOf(templates, p);
+  }
+}
+
 /** The Observations of one planned Patient, cloned from the sample's Observation shapes. */
 export function* observationsOf(templates: Templates, planned: GeneratedPatient): Generator<Json> {
   const random = seededRandom(planned.seed);

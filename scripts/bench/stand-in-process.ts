@@ -13,13 +13,8 @@ import type { FaultProfile } from '../../stack/faults';
 import { startAhdsStandIn } from '../../stack/ahds';
 import { startEntraStandIn } from '../../stack/entra';
 import { startOpenEmrStandIn } from '../../stack/openemr';
-import { loadTemplates, observationsOf, planPatients } from './data';
+import { allResources, loadTemplates, observationsOf, planOf, type BenchDataPlan } from './data';
 
-export interface BenchDataPlan {
-  patients: number;
-  observations: number;
-  seed: number;
-}
 
 export type StandInSpec = { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile };
 
@@ -57,7 +52,7 @@ async function startOpenEmr(spec: Extract<StandInSpec, { role: 'openemr' }>): Pr
   const t = performance.now();
   const openemr = await startOpenEmrStandIn({ dataDir: null, faults: spec.faults });
   const templates = loadTemplates();
-  const planned = planPatients(templates, spec.data.patients, spec.data.observations, spec.data.seed);
+  const planned = planOf(templates, spec.data);
   openemr.store.importResources(planned.map((p) => p.patient));
   openemr.store.importResources(
     (function* () {
@@ -101,13 +96,11 @@ async function startAhds(spec: Extract<StandInSpec, { role: 'ahds' }>): Promise<
         const plan = arg as BenchDataPlan;
         const templates = loadTemplates();
         const result: VerifyResult = { expected: 0, found: 0, missing: [] };
-        for (const p of planPatients(templates, plan.patients, plan.observations, plan.seed)) {
-          for (const r of [p.patient, ...observationsOf(templates, p)]) {
-            result.expected++;
-            const head = ahds.store.head(r.resourceType, r.id);
-            if (head && !head.deleted) result.found++;
-            else if (result.missing.length < 10) result.missing.push(`${r.resourceType}/${r.id}`);
-          }
+        for (const r of allResources(templates, planOf(templates, plan))) {
+          result.expected++;
+          const head = ahds.store.head(r.resourceType, r.id);
+          if (head && !head.deleted) result.found++;
+          else if (result.missing.length < 10) result.missing.push(`${r.resourceType}/${r.id}`);
         }
         return result;
       },

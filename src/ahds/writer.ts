@@ -31,6 +31,15 @@ const FHIR_JSON = 'application/fhir+json';
  * processed in parallel, resubmitting exactly the entries answered 429/408/5xx. A 200 whose
  * lastModified predates the request is "unchanged": AHDS keeps the version when only meta differs.
  */
+/** The headers of a batch bundle: entries processed in parallel, answers without bodies. */
+export const BATCH_HEADERS = { 'Content-Type': FHIR_JSON, 'x-bundle-processing-logic': 'parallel', Prefer: 'return=minimal' } as const;
+
+/** A batch bundle of upserts (PUT Type/id), serialised canonically: what a bundle's body is. */
+export function batchBody(resources: readonly SyncedResource[]): string {
+  const entry = resources.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } }));
+  return canonicalJson({ resourceType: 'Bundle', type: 'batch', entry });
+}
+
 export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
@@ -135,20 +144,10 @@ export class AhdsWriter {
   }
 
   private async postBatch(resources: readonly SyncedResource[]): Promise<WriteResult[]> {
-    const bundle = {
-      resourceType: 'Bundle',
-      type: 'batch',
-      entry: resources.map((resource) => ({
-        resource,
-        request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-      })),
-    };
     const sentAt = Date.now();
     let response;
     try {
-      response = await this.http.post('/', canonicalJson(bundle), {
-        headers: { 'Content-Type': FHIR_JSON, 'x-bundle-processing-logic': 'parallel', Prefer: 'return=minimal' },
-      });
+      response = await this.http.post('/', batchBody(resources), { headers: BATCH_HEADERS });
     } catch (error) {
       if (error instanceof UpstreamError && error.statusCode === 400) {
         // The bundle as a whole was refused; every entry shares the reason.
