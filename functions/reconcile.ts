@@ -1,8 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
-import { classifyRunError, runFailureMessage } from '../src/state/errors';
 import { runReconcile } from '../src/sync/reconcile';
 import { errorResponse, jsonResponse, outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation, timerRunFailed } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -13,10 +12,7 @@ async function handleReconcileTimer(_timer: Timer, context: InvocationContext): 
     const outcome = await runReconcile(connector, { trigger: 'reconcile', runId: context.invocationId, log: (m) => context.log(m) });
     if (outcome.skipped) context.log(outcome.skip.message);
   } catch (error) {
-    context.error(`Reconciliation failed: ${runFailureMessage(error)}`);
-    // A lost lease means another run has it: retrying would only lose it again (as the sync timer does).
-    if (classifyRunError(error)?.status === 409) return;
-    throw error;
+    timerRunFailed('Reconciliation', error, context);
   }
 }
 

@@ -1,7 +1,6 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { incrementalSync, runLine } from '../src/sync/incremental';
-import { classifyRunError, runFailureMessage } from '../src/state/errors';
-import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
+import { checkSettingsAtStartup, getConnector, inOperation, timerRunFailed } from './shared/runtime';
 
 checkSettingsAtStartup();
 
@@ -21,9 +20,7 @@ async function handleSyncTimer(timer: Timer, context: InvocationContext): Promis
     }
     context.log(runLine(outcome.value));
   } catch (error) {
-    context.error(`Incremental sync failed: ${runFailureMessage(error)}`);
-    if (classifyRunError(error)?.status === 409) return;
-    throw error;
+    timerRunFailed('Incremental sync', error, context);
   }
 }
 

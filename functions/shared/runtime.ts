@@ -1,6 +1,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
+import { classifyRunError, runFailureMessage } from '../../src/state/errors';
 import { createTelemetry } from '../../src/telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../../src/telemetry/operation-scope';
 
@@ -64,4 +65,15 @@ export function inOperation<I, R>(
   handler: (input: I, context: InvocationContext) => Promise<R>,
 ): (input: I, context: InvocationContext) => Promise<R> {
   return (input, context) => runInOperation(operationIdOf(context), () => handler(input, context));
+}
+
+/**
+ * A timer run that failed: logged (scrubbed), then thrown so the timer's retry policy runs it
+ * again; except when it lost the sync lease, since another run has it and a retry would only lose
+ * it again.
+ */
+export function timerRunFailed(what: string, error: unknown, context: InvocationContext): void {
+  context.error(`${what} failed: ${runFailureMessage(error)}`);
+  if (classifyRunError(error)?.status === 409) return;
+  throw error;
 }
