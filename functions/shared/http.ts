@@ -1,9 +1,9 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError } from '../../src/config/load';
-import { classifyRunError } from '../../src/state/errors';
+import { classifyRunError, runFailureMessage } from '../../src/state/errors';
 import { isValidFhirId } from '../../src/fhir/ids';
 import { operationOutcome, type IssueCode } from '../../src/fhir/operation-outcome';
-import { scrubText, SIDE_NAMES, UpstreamError } from '../../src/http/errors';
+import { SIDE_NAMES, UpstreamError } from '../../src/http/errors';
 
 const FHIR_JSON = 'application/fhir+json';
 
@@ -43,8 +43,7 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
     context.error(error.message);
     return outcomeResponse(500, 'exception', error.message);
   }
-  const kind = error instanceof Error ? `${error.name}: ${scrubText(error.message)}` : 'Error';
-  context.error(`Unexpected ${kind} (invocation ${context.invocationId}).`);
+  context.error(`Unexpected ${runFailureMessage(error)} (invocation ${context.invocationId}).`);
   return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
 }
 
