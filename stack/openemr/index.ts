@@ -37,7 +37,7 @@ export interface OpenEmrStandInOptions {
   port?: number;
   /**
    * Directory of Bulk FHIR NDJSON to load. Default: $OPENEMR_STANDIN_DATA, else
-   * <repo>/../shared/data/synthea-dev. null starts empty.
+   * <repo>/data/synthea-dev. null starts empty.
    */
   dataDir?: string | null;
   /** OpenEMR site name in every path (default 'default'). */

@@ -16,9 +16,9 @@ export function findRepoRoot(start: string = __dirname): string {
   }
 }
 
-/** The default data set: the synthea-dev NDJSON shipped beside the repository (or $OPENEMR_STANDIN_DATA). */
+/** The default data set: the synthea-dev NDJSON shipped in the repository's data/ (or $OPENEMR_STANDIN_DATA). */
 export function defaultDataDir(): string {
   const fromEnv = process.env.OPENEMR_STANDIN_DATA;
   if (fromEnv) return path.resolve(fromEnv);
-  return path.resolve(findRepoRoot(), '..', 'shared', 'data', 'synthea-dev');
+  return path.resolve(findRepoRoot(), 'data', 'synthea-dev');
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
-const DATA = path.resolve(__dirname, '../../..', 'shared/data/synthea-dev');
+const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const readNdjson = (file: string): Json[] =>
   fs.readFileSync(path.join(DATA, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
