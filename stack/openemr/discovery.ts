@@ -52,7 +52,7 @@ export function smartConfiguration(e: Endpoints): Record<string, unknown> {
   };
 }
 
-export function capabilityStatement(e: Endpoints, date: string): Record<string, unknown> {
+export function capabilityStatement(e: Endpoints, date: string, softwareVersion: string): Record<string, unknown> {
   const param = (name: string) => ({
     name,
     type: ['_lastUpdated', 'birthdate', 'date'].includes(name) ? 'date' : ['patient', 'generalPractitioner'].includes(name) ? 'reference' : ['name', 'family', 'given', 'address', 'address-city', 'address-postalcode', 'address-state'].includes(name) ? 'string' : 'token',
@@ -62,7 +62,7 @@ export function capabilityStatement(e: Endpoints, date: string): Record<string, 
     status: 'active',
     date,
     kind: 'instance',
-    software: { name: 'OpenEMR (stand-in)', version: '8.2.0-dev' },
+    software: { name: 'OpenEMR (stand-in)', version: softwareVersion },
     implementation: { description: 'OpenEMR FHIR API stand-in', url: e.fhirBaseUrl },
     fhirVersion: '4.0.1',
     format: ['application/json'],

@@ -16,6 +16,7 @@ import { SupportedType, UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { RouteMatch } from './route-table';
 import { ServerClock } from './server-clock';
+import type { OpenEmrVersionTraits } from './versions';
 
 export interface FhirApiContext {
   endpoints: Endpoints;
@@ -24,6 +25,8 @@ export interface FhirApiContext {
   store: ResourceStore;
   oauth: OAuthServer;
   exports: BulkExports;
+  /** The release being modelled (versions.ts). */
+  traits: OpenEmrVersionTraits;
 }
 
 const JSON_TYPE = 'application/json';
@@ -49,7 +52,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
     case 'GET /fhir/.well-known/smart-configuration':
       return sendJson(res, 200, smartConfiguration(ctx.endpoints));
     case 'GET /fhir/metadata':
-      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalInstant(ctx.clock.nowSeconds(), ctx.offsetMinutes)));
+      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalInstant(ctx.clock.nowSeconds(), ctx.offsetMinutes), ctx.traits.softwareVersion));
     default:
       break;
   }

@@ -24,10 +24,13 @@ import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
 import { matchRoute } from './route-table';
 import { ServerClock } from './server-clock';
+import { DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, OpenEmrVersion } from './versions';
 
 export type { OpenEmrStandInStore } from './control-operations';
 export type { FhirResource, SupportedType } from './resource-shape';
 export type { LoadReport } from './ndjson-loader';
+export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
+export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
 
 export const DEFAULT_CLIENT_SCOPES =
   'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -51,6 +54,8 @@ export interface OpenEmrStandInOptions {
   loadEpoch?: string;
   /** Status polls per export job answering 202 + X-Progress before completion (default 0: done at once, as OpenEMR). */
   exportPendingPolls?: number;
+  /** Which OpenEMR release to behave as (default the newest, DEFAULT_OPENEMR_VERSION); see versions.ts. */
+  version?: OpenEmrVersion;
 }
 
 export interface StandInClient {
@@ -64,6 +69,8 @@ export interface StandInClient {
 
 export interface OpenEmrStandIn {
   baseUrl: string;
+  /** The release this stand-in behaves as. */
+  version: OpenEmrVersion;
   site: string;
   /** `${baseUrl}/apis/${site}/fhir` */
   fhirBaseUrl: string;
@@ -84,6 +91,8 @@ export interface OpenEmrStandIn {
 
 export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): Promise<OpenEmrStandIn> {
   const site = options.site ?? 'default';
+  const version = options.version ?? DEFAULT_OPENEMR_VERSION;
+  const traits = OPENEMR_VERSION_TRAITS[version];
   const offsetMinutes = parseUtcOffset(options.utcOffset ?? '-05:00');
   const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', offsetMinutes);
   if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
@@ -126,7 +135,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     tokenLifetimeSeconds: () => faults.current.tokenLifetimeSeconds ?? options.tokenLifetimeSeconds ?? 300,
   });
   const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, offsetMinutes });
-  const fhirCtx = { endpoints, offsetMinutes, clock, store, oauth, exports: bulkExports };
+  const fhirCtx = { endpoints, offsetMinutes, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
     const url = new URL(req.url ?? '/', baseUrl);
@@ -161,6 +170,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
 
   return {
     baseUrl,
+    version,
     site,
     fhirBaseUrl: endpoints.fhirBaseUrl,
     tokenUrl: endpoints.tokenUrl,
