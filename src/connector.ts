@@ -41,7 +41,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const getCredential = (): TokenCredential => (credential ??= createAzureCredential(config.azureAuth));
   const privateKey = await resolvePrivateKey(config.openemr, getCredential);
   const openemrAuth = new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, telemetry);
-  const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry);
+  const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry, config.openemrRead);
   const writer = new AhdsWriter(config.ahds, config.http, new CredentialTokenSource(getCredential(), config.ahds.audience), telemetry);
   const mapper = overrides.mapper ?? createResourceMapper(mappingOptions(config));
   // With storage configured, dead letters go to the table (guarded: a storage outage never fails a

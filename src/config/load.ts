@@ -61,6 +61,14 @@ export interface Config {
     deid: { enabled: boolean; key?: string };
   };
   telemetry: { connectionString?: string };
+  /** How OpenEMR is read (export or search): see src/openemr/reader.ts ReadSettings. */
+  openemrRead: {
+    exportEnabled: boolean;
+    exportKickoffTimeoutMs: number;
+    exportDownloadTimeoutMs: number;
+    exportGapSeconds: number;
+    observationSpanSeconds: number;
+  };
 }
 
 /** A setting is missing or malformed. The message names the setting and never holds its value. */
@@ -198,6 +206,13 @@ function build(s: RawSettings): Config {
       deid: { enabled: deidOn, key: s.DEID_KEY },
     },
     telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING },
+    openemrRead: {
+      exportEnabled: s.OPENEMR_EXPORT,
+      exportKickoffTimeoutMs: s.OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS,
+      exportDownloadTimeoutMs: s.OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS,
+      exportGapSeconds: s.OPENEMR_EXPORT_GAP_SECONDS,
+      observationSpanSeconds: s.OPENEMR_OBSERVATION_SPAN_SECONDS,
+    },
   };
 }
 

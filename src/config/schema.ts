@@ -96,6 +96,11 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'DEID_MODE', required: false, default: 'off', description: 'on: de-identify for research targets (no names, addresses, telecom; shifted dates; hashed ids).' },
   { name: 'DEID_KEY', required: false, secret: true, description: 'Secret key for de-identification (date shifts and id hashes); required when DEID_MODE=on, at least 32 characters.' },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: false, secret: true, description: 'Application Insights connection string; telemetry is off when empty.' },
+  { name: 'OPENEMR_EXPORT', required: false, default: 'true', description: 'Use OpenEMR bulk $export for the first run, --full, long gaps and reconciliation (false: searches only). An export that fails or is incomplete always falls back to searches.' },
+  { name: 'OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS', required: false, default: '180000', description: 'Timeout of the $export kick-off, which OpenEMR answers only after writing the whole export (up to its 2-minute budget); at least 150000. Never retried.' },
+  { name: 'OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS', required: false, default: '1800000', description: 'Longest total time one export file may take to download (a pause while AHDS throttles does not count as idle).' },
+  { name: 'OPENEMR_EXPORT_GAP_SECONDS', required: false, default: '604800', description: 'Windows longer than this are read by $export rather than searches.' },
+  { name: 'OPENEMR_OBSERVATION_SPAN_SECONDS', required: false, default: '86400', description: 'Observation windows up to this long are read with one _lastUpdated=ge search; longer ones (export off or failed) are read per Patient.' },
 ];
 
 const envSchema = z.object({
@@ -143,6 +148,11 @@ const envSchema = z.object({
   DEID_MODE: z.enum(['off', 'on'], { message: 'must be on or off' }).default('off'),
   DEID_KEY: z.string().optional(),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().optional(),
+  OPENEMR_EXPORT: bool.default(true),
+  OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS: int(150000, 3600000).default(180000),
+  OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS: int(1000, 86400000).default(1800000),
+  OPENEMR_EXPORT_GAP_SECONDS: int(0, 31536000).default(604800),
+  OPENEMR_OBSERVATION_SPAN_SECONDS: int(1, 31536000).default(86400),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

@@ -6,7 +6,8 @@ import { UpstreamError } from '../http/errors';
 import { DEPENDENCIES } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import { patientsInWindow } from './patient-pages';
-import { searchBundleSchema, singleResourceSchema } from './schemas';
+import { releaseOf, type OpenEmrRelease } from './releases';
+import { capabilityStatementSchema, searchBundleSchema, singleResourceSchema } from './schemas';
 
 /** A time window on meta.lastUpdated: [since, until). Either end may be open. */
 export interface LastUpdatedWindow {
@@ -14,31 +15,128 @@ export interface LastUpdatedWindow {
   until?: string;
 }
 
-export interface PatientPageQuery {
-  offset: number;
-  count: number;
-  window?: LastUpdatedWindow;
+/** One search parameter, one value: PHP keeps only the last value of a repeated key (see OPENEMR-API). */
+export type SearchParams = Record<string, string>;
+
+/** How the connector reads OpenEMR (settings beside the connection ones). */
+export interface ReadSettings {
+  /** false: never use $export; every read is a search. */
+  exportEnabled: boolean;
+  /** Timeout of the $export kick-off, which OpenEMR answers only once the whole export is written. */
+  exportKickoffTimeoutMs: number;
+  /** Longest time one export file may take to download (total, not idle). */
+  exportDownloadTimeoutMs: number;
+  /** Windows longer than this (or with no lower bound) are read by $export when it is offered. */
+  exportGapSeconds: number;
+  /** Observation windows up to this long are one `_lastUpdated=ge` read; longer ones are read per Patient. */
+  observationSpanSeconds: number;
 }
 
+export const DEFAULT_READ_SETTINGS: ReadSettings = {
+  exportEnabled: true,
+  exportKickoffTimeoutMs: 180_000,
+  exportDownloadTimeoutMs: 1_800_000,
+  exportGapSeconds: 7 * 86_400,
+  observationSpanSeconds: 86_400,
+};
+
+/** What `/metadata` said: the release and OpenEMR's clock. */
+export interface ServerInfo {
+  release: OpenEmrRelease;
+  /** OpenEMR's now (epoch ms): the HTTP Date header (its CapabilityStatement date is date-only). */
+  now: number;
+}
+
+/** OpenEMR runs a release the connector will not sync from (one sentence naming it and why). */
+export class UnsupportedReleaseError extends UpstreamError {
+  constructor(readonly release: OpenEmrRelease) {
+    super('openemr', 'BadRequest', release.refusal ?? `OpenEMR ${release.version} is not supported.`);
+    this.name = 'UnsupportedReleaseError';
+  }
+}
+
+/** Patient ids per `_id` search (commas are OR on OpenEMR; keeps the query string short). */
+const IDS_PER_LOOKUP = 50;
+
 /**
- * Reads from OpenEMR's FHIR API knowing its search semantics: collection bundles with no next
- * link, `total` that counts only this answer, _count/_offset/_sort honoured by Patient only, an
- * unsupported parameter answered by an empty bundle rather than an error.
+ * The one way into OpenEMR's FHIR API. It knows its search semantics: PHP keeps the last value of
+ * a repeated key (so every parameter is sent once and the other bound is applied here), collection
+ * bundles with no next link and `total` counting only this answer, `_count`/`_sort` honoured by
+ * Patient only, an unsupported parameter answered by an empty bundle. Every answer is parsed (zod)
+ * before anything else sees it. Export-or-search is decided in source.ts on top of it.
  */
 export class OpenEmrReader {
   readonly http: AxiosInstance;
+  /** Requests to OpenEMR made through this reader (for the load figures: bench and tests). */
+  requests = 0;
+  readonly fhirBaseUrl: string;
+  readonly settings: ReadSettings;
+  private info?: Promise<ServerInfo>;
 
-  constructor(settings: Config['openemr'], httpSettings: Config['http'], auth: TokenSource, telemetry: Telemetry) {
-    this.http = createHttpClient({
+  constructor(
+    readonly connection: Config['openemr'],
+    readonly httpSettings: Config['http'],
+    readonly auth: TokenSource,
+    readonly telemetry: Telemetry,
+    settings: Partial<ReadSettings> = {},
+  ) {
+    this.fhirBaseUrl = connection.fhirBaseUrl.replace(/\/+$/, '');
+    this.settings = { ...DEFAULT_READ_SETTINGS, ...settings };
+    this.http = this.client({});
+  }
+
+  /** An HTTP client on the FHIR base (own timeout/retry/auth when given); every request is counted. */
+  client(options: { timeoutMs?: number; noRetry?: boolean; noAuth?: boolean }): AxiosInstance {
+    const http = createHttpClient({
       side: 'openemr',
-      baseURL: settings.fhirBaseUrl,
-      timeoutMs: httpSettings.timeoutMs,
-      retry: httpSettings.retry,
-      telemetry,
+      baseURL: this.fhirBaseUrl,
+      timeoutMs: options.timeoutMs ?? this.httpSettings.timeoutMs,
+      retry: options.noRetry ? { ...this.httpSettings.retry, maxAttempts: 1 } : this.httpSettings.retry,
+      telemetry: this.telemetry,
       dependencyName: DEPENDENCIES.openemr,
-      auth,
+      ...(options.noAuth ? {} : { auth: this.auth }),
       headers: { Accept: 'application/fhir+json, application/json' },
     });
+    http.interceptors.request.use((config) => {
+      this.requests++;
+      return config;
+    });
+    return http;
+  }
+
+  /**
+   * The release and clock, from one GET /metadata (no token needed). Asked once per reader run:
+   * `refresh` asks again (each incremental run does, so an upgrade is seen on the next run).
+   */
+  serverInfo(refresh = false): Promise<ServerInfo> {
+    if (refresh || !this.info) {
+      this.info = this.fetchServerInfo();
+      this.info.catch(() => (this.info = undefined));
+    }
+    return this.info;
+  }
+
+  /** The release, refused with its sentence when the connector cannot sync from it. */
+  async supportedRelease(refresh = false): Promise<ServerInfo> {
+    const info = await this.serverInfo(refresh);
+    if (info.release.refusal) throw new UnsupportedReleaseError(info.release);
+    return info;
+  }
+
+  private async fetchServerInfo(): Promise<ServerInfo> {
+    const answer = await this.http.get('/metadata');
+    const parsed = capabilityStatementSchema.safeParse(answer.data);
+    if (!parsed.success) throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR answered /metadata with something that is not a CapabilityStatement: check OPENEMR_BASE_URL and OPENEMR_SITE.', answer.status);
+    const headerDate = Date.parse(String((answer.headers as Record<string, unknown>)?.date ?? ''));
+    const reference = Number.isNaN(headerDate) ? Date.now() : headerDate;
+    // A full instant with an offset (other servers) is preferred when it agrees with the header.
+    const date = parsed.data.date;
+    let now = reference;
+    if (date && /T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(date)) {
+      const ms = Date.parse(date);
+      if (!Number.isNaN(ms) && Math.abs(ms - reference) < 86_400_000) now = ms;
+    }
+    return { release: releaseOf(parsed.data.software?.version), now };
   }
 
   getPatient(id: string): Promise<Patient> {
@@ -49,41 +147,82 @@ export class OpenEmrReader {
     return this.read('Observation', id) as Promise<Observation>;
   }
 
-  /** Every Observation of one patient (OpenEMR answers them all at once; it cannot page them). */
-  observationsOfPatient(patientId: string, window?: LastUpdatedWindow): Promise<Observation[]> {
-    return this.search('Observation', { patient: patientId, ...windowParams(window) }) as Promise<Observation[]>;
-  }
-
-  /** Observations whose lastUpdated falls in the window, across patients. */
-  observationsInWindow(window: LastUpdatedWindow): Promise<Observation[]> {
-    return this.search('Observation', windowParams(window)) as Promise<Observation[]>;
+  /**
+   * Every Observation of one patient, optionally only those with lastUpdated >= since (OpenEMR
+   * answers them all at once; it cannot page them, and `_count` would cut each sub-service).
+   */
+  observationsOfPatient(patientId: string, since?: string): Promise<Observation[]> {
+    return this.search('Observation', { patient: patientId, ...(since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) }) as Promise<Observation[]>;
   }
 
   /**
-   * One page of Patients in lastUpdated order. OpenEMR has no default order, so _sort is what makes
-   * _offset paging stable; a page shorter than `count` is the last.
+   * Observations with lastUpdated >= since, in one answer: the only window OpenEMR can express
+   * (`_lastUpdated=ge`; no `_count`, which it would apply per sub-service and which cannot page).
    */
-  patientPage(query: PatientPageQuery): Promise<Patient[]> {
+  observationsSince(since: string): Promise<Observation[]> {
+    return this.search('Observation', { _lastUpdated: `ge${toOpenEmrInstant(since)}` }) as Promise<Observation[]>;
+  }
+
+  /** One sorted page of Patients from `since` (ge) on; the caller applies the upper bound. */
+  patientPage(query: { since?: string; count: number }): Promise<Patient[]> {
     return this.search('Patient', {
+      ...(query.since ? { _lastUpdated: `ge${toOpenEmrInstant(query.since)}` } : {}),
       _sort: '_lastUpdated',
       _count: String(query.count),
-      _offset: String(query.offset),
-      ...windowParams(query.window),
     }) as Promise<Patient[]>;
   }
 
+  /** The Patient `offset` places on from `since` in lastUpdated order (a planning probe), if any. */
+  async patientAt(query: { since?: string; offset: number }): Promise<Patient | undefined> {
+    const [found] = (await this.search('Patient', {
+      ...(query.since ? { _lastUpdated: `ge${toOpenEmrInstant(query.since)}` } : {}),
+      _sort: '_lastUpdated',
+      _count: '1',
+      _offset: String(query.offset),
+    })) as Patient[];
+    return found;
+  }
+
+  /** Every Patient whose lastUpdated is in one second (`eq` at second precision), in one answer. */
+  patientsInSecond(second: string): Promise<Patient[]> {
+    return this.search('Patient', { _lastUpdated: `eq${toOpenEmrInstant(second)}` }) as Promise<Patient[]>;
+  }
+
   /**
-   * Every Patient in the window, page by page, without relying on next links: keyset pages on
-   * lastUpdated (see patient-pages.ts), so a Patient changing mid-run cannot push another past a
-   * page boundary as plain _offset paging would.
+   * Every Patient in the window, page by page: a `ge` cursor with `_sort`/`_count`, stopping at the
+   * first Patient at or past `until` (see patient-pages.ts).
    */
   patients(pageSize: number, window?: LastUpdatedWindow): AsyncGenerator<Patient[]> {
     const ms = (v: string | undefined): number | undefined => (v === undefined ? undefined : Date.parse(v));
     return patientsInWindow(this, pageSize, ms(window?.since), ms(window?.until));
   }
 
-  async search(type: string, params: Record<string, string | string[]>): Promise<Array<{ resourceType: string; id?: string }>> {
-    const response = await this.http.get(`/${type}`, { params, paramsSerializer: { indexes: null } });
+  /** Which of these Patient ids OpenEMR has (`_id=a,b,c`, OR-ed): one request per 50 ids. */
+  async patientsPresent(ids: readonly string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += IDS_PER_LOOKUP) {
+      const chunk = unique.slice(i, i + IDS_PER_LOOKUP);
+      // An id with a comma cannot be asked in a list: read it alone.
+      const listed = chunk.filter((id) => !id.includes(','));
+      if (listed.length > 0) for (const p of await this.search('Patient', { _id: listed.join(',') })) if (p.id) present.add(p.id);
+      for (const id of chunk.filter((x) => x.includes(','))) {
+        try {
+          await this.getPatient(id);
+          present.add(id);
+        } catch (error) {
+          if (!(error instanceof UpstreamError && error.missing)) throw error;
+        }
+      }
+    }
+    return present;
+  }
+
+  async search(type: string, params: SearchParams): Promise<Array<{ resourceType: string; id?: string }>> {
+    for (const [key, value] of Object.entries(params)) {
+      if (typeof value !== 'string') throw new Error(`search parameter ${key} must have one value: OpenEMR (PHP) keeps only the last of repeated keys`);
+    }
+    const response = await this.http.get(`/${type}`, { params });
     const parsed = searchBundleSchema.safeParse(response.data);
     if (!parsed.success) {
       throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} search with something that is not a FHIR Bundle.`, response.status);
@@ -115,16 +254,7 @@ export class OpenEmrReader {
   }
 }
 
-/** OpenEMR needs seconds in times and compares at one-second precision; gt/lt-style prefixes. */
-export function windowParams(window?: LastUpdatedWindow): Record<string, string[]> {
-  if (!window) return {};
-  const values: string[] = [];
-  if (window.since) values.push(`ge${toOpenEmrInstant(window.since)}`);
-  if (window.until) values.push(`lt${toOpenEmrInstant(window.until)}`);
-  return values.length ? { _lastUpdated: values } : {};
-}
-
-/** ISO instant with whole seconds and an explicit offset (OpenEMR rejects times without seconds). */
+/** ISO instant with whole seconds in UTC (OpenEMR rejects times without seconds; `+` would need encoding). */
 export function toOpenEmrInstant(iso: string): string {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new Error(`not a date-time: ${iso}`);

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Connector } from '../connector';
-import { referencedId } from '../fhir/references';
-import type { Observation, SyncedResource } from '../fhir/types';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { StateStores } from '../state';
 import { DeadLetterStorageError } from '../state/errors';
@@ -11,9 +9,9 @@ import type { WatermarkStore } from '../state/watermarks';
 import { METRICS } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { DeadLetterStore } from './dead-letters';
-import { endExport, ExportUnavailableError, exportedResources, startExport } from './incremental-export';
-import { floorSecond, forEachObservationWindow, iso } from './incremental-windows';
-import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
+import { readSource, SOURCE_TYPES, type SourceType } from '../openemr/source';
+import { floorSecond, iso } from './incremental-windows';
+import type { SyncService, SyncSummary, Trigger } from './sync-service';
 import type { Tally } from './tally';
 
 /** The one lease shared by timer, HTTP and CLI runs (incremental and reconciliation). */
@@ -27,11 +25,9 @@ export interface IncrementalSettings {
 }
 
 export interface IncrementalOptions {
-  /** An Observation answer of this size splits its window (default and maximum 200, OpenEMR's _count cap). */
-  windowMaxResources?: number;
-  /** Gaps longer than this are read with $export?_since= instead of searches (default 7 days). */
+  /** Gaps longer than this are read with $export?_since= instead of searches (default OPENEMR_EXPORT_GAP_SECONDS). */
   exportGapSeconds?: number;
-  /** false: never use $export (default true). */
+  /** false: never use $export (default: OPENEMR_EXPORT). */
   useExport?: boolean;
 }
 
@@ -90,21 +86,12 @@ export async function withLease<T>(lease: LeaseManager, runId: string, fn: (hand
 }
 
 /**
- * OpenEMR's "now", as an instant: the CapabilityStatement date when it carries a full time with an
- * offset and agrees with the HTTP Date header within a day (so a static date is never trusted),
- * else the Date header, else this machine's clock. Windows are cut against the server's clock, not
- * ours, so clock skew between the two cannot open a gap.
+ * OpenEMR's "now", as an instant (one GET /metadata): the HTTP Date header, since OpenEMR's
+ * CapabilityStatement date is date-only (a full instant from another server is taken when it agrees
+ * within a day). Windows are cut against the server's clock, not ours, so skew cannot open a gap.
  */
 export async function openEmrNow(reader: OpenEmrReader): Promise<number> {
-  const answer = await reader.http.get('/metadata');
-  const headerDate = Date.parse(String((answer.headers as Record<string, unknown>)?.date ?? ''));
-  const reference = Number.isNaN(headerDate) ? Date.now() : headerDate;
-  const date = (answer.data as { date?: unknown } | undefined)?.date;
-  if (typeof date === 'string' && /T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(date)) {
-    const ms = Date.parse(date);
-    if (!Number.isNaN(ms) && Math.abs(ms - reference) < 86_400_000) return ms;
-  }
-  return reference;
+  return (await reader.serverInfo(true)).now;
 }
 
 interface Deps {
@@ -140,36 +127,37 @@ export class IncrementalSync {
   /** The run itself, for a caller that already holds the lease. */
   async execute(request: RunRequest, runId: string, handle: LeaseHandle): Promise<IncrementalSummary> {
     const { sync, reader, watermarks, settings } = this.deps;
-    const options = { windowMaxResources: 200, exportGapSeconds: 7 * 86400, useExport: true, ...this.deps.options };
+    const options = this.deps.options ?? {};
     const startedAt = Date.now();
     let phase = 'starting';
-    let fraction: number | undefined;
-    const progress = (tally: Tally) => request.onProgress?.({ tally, phase, fraction, startedAt });
+    const progress = (tally: Tally) => request.onProgress?.({ tally, phase, startedAt });
     const run = sync.begin('incrementalSync', request.trigger, runId, progress);
 
+    // The release first: a release that cannot be read safely is refused before anything moves.
+    const server = await reader.supportedRelease(true);
     // OpenEMR's clock, not ours: the window and the lag it leaves are both measured on it.
-    const serverNow = await (this.deps.serverNow ?? (() => openEmrNow(reader)))();
+    const serverNow = this.deps.serverNow ? await this.deps.serverNow() : server.now;
     const serverNowAt = Date.now();
     const upper = floorSecond(serverNow - settings.lagSeconds * 1000);
-    const types = ['Patient', 'Observation'] as const;
-    const lower: Record<string, number | undefined> = {};
-    let missingMark = false;
-    for (const type of types) {
+    const lower: Record<SourceType, number | undefined> = { Patient: undefined, Observation: undefined };
+    for (const type of SOURCE_TYPES) {
       if (request.full) lower[type] = undefined;
       else if (request.since) lower[type] = Date.parse(request.since);
       else {
         const mark = await watermarks.get(type);
-        if (!mark) missingMark = true;
         lower[type] = mark ? Date.parse(mark.until) - settings.overlapSeconds * 1000 : Date.parse(settings.initialSince);
       }
     }
-    const lows = types.map((t) => lower[t]);
+    const lows = SOURCE_TYPES.map((t) => lower[t]);
     const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
-    const gap = lowest === undefined ? Infinity : upper - lowest;
-    const wantExport = options.useExport && (request.full || missingMark || gap > options.exportGapSeconds * 1000);
+    const windowOf = (type: SourceType) => ({ ...(lower[type] !== undefined ? { since: lower[type] } : {}), until: upper });
 
     const windows: Record<string, TypeWindow> = {};
-    const close = async (type: string, via: 'search' | 'export') => {
+    for (const type of SOURCE_TYPES) {
+      const lo = lower[type];
+      windows[type] = { ...(lo !== undefined ? { since: iso(lo) } : {}), until: iso(upper), via: 'search', closed: false };
+    }
+    const close = async (type: SourceType, via: 'search' | 'export') => {
       const lost = this.deps.deadLetters.unpersistedFor?.(runId) ?? 0;
       if (lost > 0) throw new DeadLetterStorageError(lost);
       await handle.assertHeld();
@@ -177,48 +165,46 @@ export class IncrementalSync {
       windows[type] = { ...(lower[type] !== undefined ? { since: iso(lower[type]!) } : {}), until: iso(upper), via, closed: true };
     };
     const sink = sync.sink(run);
+    let blocked: Set<string> | undefined;
     try {
-      let exported = false;
-      if (wantExport) {
-        phase = 'export';
-        exported = await this.viaExport(run, sink, lowest, handle, close);
-      }
-      if (!exported) {
-        for (const type of types) {
-          const lo = lower[type];
-          if (lo !== undefined && lo >= upper) {
-            windows[type] = { since: iso(lo), until: iso(upper), via: 'search', closed: false };
-            continue;
-          }
-          if (type === 'Patient') {
+      phase = 'reading';
+      await readSource(
+        reader,
+        {
+          windows: { Patient: windowOf('Patient'), Observation: windowOf('Observation') },
+          pageSize: settings.pageSize,
+          server,
+          searchOnly: options.useExport === false,
+          ...(options.exportGapSeconds !== undefined ? { exportGapSeconds: options.exportGapSeconds } : {}),
+        },
+        {
+          patients: async (page) => {
+            this.checkLease(handle);
             phase = 'Patient';
-            for await (const page of reader.patients(settings.pageSize, { ...(lo !== undefined ? { since: iso(lo) } : {}), until: iso(upper) })) {
-              this.checkLease(handle);
-              run.tally.read += page.length;
-              await sync.writeResources(page, run);
-              run.onProgress?.(run.tally);
-            }
-            await close('Patient', 'search');
-          } else {
+            run.tally.read += page.length;
+            await sync.writeResources(page, run);
+            run.onProgress?.(run.tally);
+          },
+          observations: async (batch) => {
+            this.checkLease(handle);
             phase = 'Observation';
-            const failedPatients = await sync.blockedPatients(run);
-            await forEachObservationWindow(
-              reader,
-              lo ?? 0,
-              upper,
-              { maxPerAnswer: options.windowMaxResources, onCovered: (f) => (fraction = f) },
-              async (observations) => {
-                this.checkLease(handle);
-                run.tally.read += observations.length;
-                await sync.mapObservationsInto(observations, run, sink, failedPatients);
-                run.onProgress?.(run.tally);
-              },
-            );
+            blocked ??= await sync.blockedPatients(run);
+            run.tally.read += batch.length;
+            await sync.mapObservationsInto(batch, run, sink, blocked);
+            run.onProgress?.(run.tally);
+          },
+          present: (ids) => sync.notePresent(run, ids),
+          deleted: async (type, id) => {
+            this.checkLease(handle);
+            await sync.deleteFromTarget(run, type, id);
+          },
+          typeDone: async (type, via) => {
             await sink.flush();
-            await close('Observation', 'search');
-          }
-        }
-      }
+            if (lower[type] === undefined || lower[type]! < upper) await close(type, via);
+          },
+          log: (message) => this.deps.log?.(message),
+        },
+      );
     } catch (error) {
       // Let bundles in flight finish before the lease goes, so no write outlives the run.
       await sink.flush().catch(() => undefined);
@@ -231,48 +217,6 @@ export class IncrementalSync {
     summary.windows = windows;
     await this.reportPendingDeadLetters();
     return summary;
-  }
-
-  private async viaExport(
-    run: RunContext,
-    sink: ReturnType<SyncService['sink']>,
-    since: number | undefined,
-    handle: LeaseHandle,
-    close: (type: string, via: 'search' | 'export') => Promise<void>,
-  ): Promise<boolean> {
-    const { reader, sync } = this.deps;
-    let job;
-    try {
-      job = await startExport(reader, { ...(since !== undefined ? { since: iso(since) } : {}) });
-    } catch (error) {
-      if (error instanceof ExportUnavailableError) {
-        this.deps.log?.(`${error.message} Reading the window with searches instead.`);
-        return false;
-      }
-      throw error;
-    }
-    try {
-      for (const type of ['Patient', 'Observation'] as const) {
-        const failedPatients = type === 'Observation' ? await sync.blockedPatients(run) : new Set<string>();
-        for (const output of job.outputs.filter((o) => o.type === type)) {
-          for await (const resource of exportedResources(reader, output.url)) {
-            if (resource.resourceType !== type) continue;
-            this.checkLease(handle);
-            run.tally.read++;
-            if (type === 'Observation') await sync.mapObservationsInto([resource as unknown as Observation], run, sink, failedPatients);
-            else await sync.mapInto(resource as unknown as SyncedResource, run, sink);
-            if (run.tally.read % 500 === 0) run.onProgress?.(run.tally);
-          }
-        }
-        // Patients all written before any Observation (and the Patient window closes first).
-        await sink.flush();
-        run.onProgress?.(run.tally);
-        await close(type, 'export');
-      }
-    } finally {
-      await endExport(reader, job);
-    }
-    return true;
   }
 
   /** The dead letters waiting for replay, as a gauge for the workbook and the growing-dead-letters alert. */

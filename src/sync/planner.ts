@@ -1,86 +1,63 @@
 import type { OpenEmrReader } from '../openemr/reader';
-import { windowParams } from '../openemr/reader';
+import { lastUpdatedSecond } from '../openemr/patient-pages';
 import { floorSecond, iso } from './incremental-windows';
 import type { WorkItem } from './work-queue';
 
 export interface PlanOptions {
   /** Lower bound of lastUpdated (default: everything). */
   since?: string;
-  /** Upper bound (exclusive) of lastUpdated; keep it behind now so pages do not move while they are worked. */
+  /** Upper bound (exclusive) of Patient lastUpdated; the last window is left open past it (see below). */
   until: string;
   /** Most Patients in one work item's window, and the page size its worker reads with (at most 200, OpenEMR's cap). */
   pageSize: number;
-  /** Longest Observation window of one item (default 30 days); empty windows are left out. */
+  /** Kept for callers; Observations are read per Patient by the Patient items (no windows of their own). */
   windowSeconds?: number;
 }
 
 export interface Plan {
   items: WorkItem[];
-  /** lastUpdated windows of at most `pageSize` Patients each (or one second, however many it holds). */
+  /** lastUpdated windows of about `pageSize` Patients each (or one second, however many it holds). */
   patientWindows: number;
+  /** Always 0: each Patient item reads its Patients' Observations (OpenEMR cannot bound an Observation window). */
   observationWindows: number;
   /** Requests the planning itself made (it probes, it does not read the data). */
   probes: number;
 }
 
 /**
- * Plans a backfill for many workers as lastUpdated windows, found by halving the time range and
- * dropping halves a one-entry probe shows to be empty: Patient windows until each holds at most
- * `pageSize` Patients (a probe at _offset=pageSize says whether it holds more), Observation windows
- * until each is at most `windowSeconds` long. Workers read a Patient window with keyset pages and an
- * Observation window by splitting it further when its answer is large, so a Patient edited during
- * the backfill cannot push another out of its item (it moves past `until`, where the incremental
- * run finds it), and a dense window costs requests, never memory.
+ * Plans a backfill for many workers as Patient lastUpdated windows. From a cursor, one probe asks
+ * OpenEMR for the Patient `pageSize` places on (`_lastUpdated=ge<cursor>&_sort=_lastUpdated&_count=1&_offset=N`,
+ * each parameter once); its second is where the window ends. Ties have no stable order on OpenEMR,
+ * but the second found does not depend on it, and a window that would be empty (a crowded second)
+ * becomes that one second. About patients / pageSize probes in all.
+ *
+ * Each worker reads its window's Patients and every Observation of each (per Patient: OpenEMR cannot
+ * bound an Observation window with one parameter). The last window is open at the top, so a Patient
+ * edited while the backfill runs is still read by it; what changes after that is the incremental
+ * run's, and reconciliation compares the rest.
  */
 export async function planBackfill(reader: OpenEmrReader, options: PlanOptions): Promise<Plan> {
+  await reader.supportedRelease();
   let probes = 0;
   const items: WorkItem[] = [];
-  const from = options.since ? floorSecond(Date.parse(options.since)) : 0;
-  const to = floorSecond(Date.parse(options.until));
-
-  // Patients: windows of at most pageSize Patients.
-  const patientAt = async (a: number, b: number, offset: number): Promise<boolean> => {
+  const until = floorSecond(Date.parse(options.until));
+  const pageSize = Math.max(1, Math.min(200, options.pageSize));
+  let cursor = options.since ? floorSecond(Date.parse(options.since)) : undefined;
+  for (;;) {
     probes++;
-    return (await reader.patientPage({ offset, count: 1, window: { since: iso(a), until: iso(b) } })).length > 0;
-  };
-  await splitWindows(
-    from,
-    to,
-    async (a, b) => (!(await patientAt(a, b, 0)) ? 'empty' : b - a <= 1000 || !(await patientAt(a, b, options.pageSize)) ? 'take' : 'split'),
-    (a, b) => items.push({ kind: 'patients', since: iso(a), until: iso(b) }),
-  );
-  const patientWindows = items.length;
-
-  // Observations: non-empty windows of at most windowSeconds.
-  const maxSpan = (options.windowSeconds ?? 30 * 86400) * 1000;
-  const nonEmpty = async (a: number, b: number): Promise<boolean> => {
-    probes++;
-    return (await reader.search('Observation', { ...windowParams({ since: iso(a), until: iso(b) }), _count: '1' })).length > 0;
-  };
-  await splitWindows(
-    from,
-    to,
-    async (a, b) => (!(await nonEmpty(a, b)) ? 'empty' : b - a <= maxSpan ? 'take' : 'split'),
-    (a, b) => items.push({ kind: 'observations', since: iso(a), until: iso(b) }),
-  );
-  return { items, patientWindows, observationWindows: items.length - patientWindows, probes };
+    const next = await reader.patientAt({ ...(cursor !== undefined ? { since: iso(cursor) } : {}), offset: pageSize });
+    const second = next ? lastUpdatedSecond(next) : undefined;
+    const lo = cursor ?? 0;
+    if (second === undefined || second >= until) {
+      items.push({ kind: 'patients', since: iso(lo), until: OPEN_END });
+      break;
+    }
+    const hi = second > lo ? second : lo + 1000;
+    items.push({ kind: 'patients', since: iso(lo), until: iso(hi) });
+    cursor = hi;
+  }
+  return { items, patientWindows: items.length, observationWindows: 0, probes };
 }
 
-/**
- * Halves [a, b) (ms, whole seconds) until `decide` stops asking for a split, in time order; a window
- * of one second is taken whatever `decide` says, since lastUpdated has no finer grain.
- */
-async function splitWindows(
-  a: number,
-  b: number,
-  decide: (a: number, b: number) => Promise<'empty' | 'take' | 'split'>,
-  take: (a: number, b: number) => void,
-): Promise<void> {
-  if (b <= a) return;
-  const verdict = await decide(a, b);
-  if (verdict === 'empty') return;
-  if (verdict === 'take' || b - a <= 1000) return take(a, b);
-  const mid = a + floorSecond((b - a) / 2);
-  await splitWindows(a, mid, decide, take);
-  await splitWindows(mid, b, decide, take);
-}
+/** The upper bound of the last window: past any lastUpdated OpenEMR will write. */
+export const OPEN_END = '9999-12-31T23:59:59.000Z';

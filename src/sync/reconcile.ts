@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { AhdsWriter } from '../ahds/writer';
 import type { Connector } from '../connector';
 import { contentHash } from '../fhir/canonical';
-import type { SyncedResource } from '../fhir/types';
+import type { Observation, SyncedResource } from '../fhir/types';
 import type { OpenEmrReader } from '../openemr/reader';
+import { readSource } from '../openemr/source';
 import type { Telemetry } from '../telemetry/telemetry';
-import { endExport, ExportUnavailableError, exportedResources, startExport } from './incremental-export';
-import { openEmrNow, requireState, withLease, type LeasedOutcome } from './incremental';
-import { forEachObservationWindow, OPENEMR_MAX_COUNT } from './incremental-windows';
-import type { RunContext, SyncService, Trigger } from './sync-service';
+import { requireState, withLease, type LeasedOutcome } from './incremental';
+import { subjectPatientId, type RunContext, type SyncService, type Trigger } from './sync-service';
 import type { Tally } from './tally';
 
 export interface TypeReconcile {
@@ -25,7 +24,7 @@ export interface TypeReconcile {
   deletedAtSource: number;
   /** Of those, deleted in AHDS (RECONCILE_DELETE_MODE=delete). */
   deleted: number;
-  /** Source resources the mapper refused (dead-lettered). */
+  /** Source resources not written: refused by the mapper, or Observations whose Patient is absent or dead-lettered (all dead-lettered). */
   unmappable: number;
 }
 
@@ -41,6 +40,8 @@ export interface ReconcileSummary {
   written: { created: number; updated: number; unchanged: number; failed: number };
   deadLettered: number;
   durationMs: number;
+  /** Why resources gone from the source were not deleted although the delete mode says so. */
+  deletesWithheld?: string[];
 }
 
 export interface ReconcileDeps {
@@ -54,7 +55,6 @@ export interface ReconcileDeps {
   useExport?: boolean;
   /** Throws unless this run still holds the sync lease: checked before anything is deleted. */
   assertHeld?: () => Promise<void>;
-  serverNow?: () => Promise<number>;
   log?: (message: string) => void;
 }
 
@@ -83,18 +83,27 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     byType[type].target = hashes.size;
   }
 
-  // 2. The source, streamed, each resource compared as it comes.
+  // 2. The source, streamed, each resource compared as it comes (export or search: source.ts decides).
+  const server = await deps.reader.supportedRelease(true);
   const sink = deps.sync.sink(run);
+  const sourcePatients = new Set<string>();
+  const blocked = await deps.sync.blockedPatients(run);
+  const notWritten = async (type: (typeof TYPES)[number], resource: SyncedResource, reason: string, stage: 'map' | 'read') => {
+    byType[type].unmappable++;
+    await deps.sync.recordFailures(run, [{ resourceType: type, id: resource.id ?? '', stage, reason }]);
+    target[type]!.delete(deps.sync.mapper.targetId(type, resource.id ?? ''));
+  };
   const consider = async (type: (typeof TYPES)[number], resource: SyncedResource) => {
     byType[type].source++;
     run.tally.read++;
+    if (type === 'Observation') {
+      // Never write an Observation whose subject points at nothing (absent at the source or dead-lettered).
+      const patientId = subjectPatientId(resource as Observation);
+      if (patientId && blocked.has(patientId)) return notWritten(type, resource, `Not written because its Patient/${patientId} could not be written.`, 'read');
+      if (patientId && !sourcePatients.has(patientId)) return notWritten(type, resource, `Not written because OpenEMR has no Patient/${patientId} (the Observation's subject).`, 'read');
+    } else if (resource.id) sourcePatients.add(resource.id);
     const outcome = deps.sync.mapper.map(resource);
-    if (!outcome.ok) {
-      byType[type].unmappable++;
-      await deps.sync.recordFailures(run, [{ resourceType: type, id: resource.id ?? '', stage: 'map', reason: outcome.reason }]);
-      target[type]!.delete(deps.sync.mapper.targetId(type, resource.id ?? ''));
-      return;
-    }
+    if (!outcome.ok) return notWritten(type, resource, outcome.reason, 'map');
     run.tally.unmapped.add(outcome.unmapped);
     const id = outcome.resource.id ?? '';
     const have = target[type]!.get(id);
@@ -107,48 +116,53 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     else byType[type].stale++;
     await sink.add(outcome.resource, resource.id);
   };
-  let via: ReconcileSummary['via'] = 'search';
+  const complete = new Set<string>();
+  let read: Awaited<ReturnType<typeof readSource>>;
   try {
-    let exported = false;
-    if (deps.useExport !== false) {
-      try {
-        const job = await startExport(deps.reader, {});
-        via = 'export';
-        exported = true;
-        try {
-          for (const type of TYPES) {
-            for (const output of job.outputs.filter((o) => o.type === type)) {
-              for await (const r of exportedResources(deps.reader, output.url)) if (r.resourceType === type) await consider(type, r as unknown as SyncedResource);
-            }
-            await sink.flush();
-          }
-        } finally {
-          await endExport(deps.reader, job);
-        }
-      } catch (error) {
-        if (!(error instanceof ExportUnavailableError)) throw error;
-        deps.log?.(`${error.message} Reading the source with searches instead.`);
-      }
-    }
-    if (!exported) {
-      for await (const page of deps.reader.patients(deps.pageSize)) for (const p of page) await consider('Patient', p);
-      await sink.flush();
-      const until = (deps.serverNow ? await deps.serverNow() : Date.now()) + 366 * 86_400_000;
-      await forEachObservationWindow(deps.reader, 0, until, { maxPerAnswer: OPENEMR_MAX_COUNT }, async (observations) => {
-        for (const o of observations) await consider('Observation', o);
-      });
-      await sink.flush();
-    }
+    // Everything: no lower bound, and an upper bound no lastUpdated reaches.
+    const until = server.now + 366 * 86_400_000;
+    read = await readSource(
+      deps.reader,
+      { windows: { Patient: { until }, Observation: { until } }, pageSize: deps.pageSize, server, searchOnly: deps.useExport === false },
+      {
+        patients: async (page) => {
+          for (const p of page) await consider('Patient', p as SyncedResource);
+        },
+        observations: async (batch) => {
+          for (const o of batch) await consider('Observation', o as SyncedResource);
+        },
+        typeDone: async (type) => {
+          await sink.flush();
+          complete.add(type);
+        },
+        log: (m) => deps.log?.(m),
+      },
+    );
   } catch (error) {
     await sink.flush().catch(() => undefined);
     throw error;
   }
+  const via: ReconcileSummary['via'] = read.via.Patient === 'export' && read.via.Observation === 'export' ? 'export' : 'search';
 
-  // 3. What is left in AHDS is gone from OpenEMR. Observations before Patients.
+  // 3. What is left in AHDS is gone from OpenEMR. Observations before Patients. Nothing is deleted on
+  //    an answer that may be incomplete: a type not read to its end, or an empty source facing a
+  //    non-empty target (an empty first page of a non-empty table, 7.0.2's empty paged searches).
+  const withheld: string[] = [];
   for (const type of [...TYPES].reverse()) {
     const gone = [...target[type]!.keys()];
     byType[type].deletedAtSource = gone.length;
-    if (deps.deleteMode !== 'delete') continue;
+    if (deps.deleteMode !== 'delete' || gone.length === 0) continue;
+    const doubt = !complete.has(type)
+      ? `${type} was not read to its end`
+      : byType[type].source === 0
+        ? `OpenEMR answered no ${type} at all while AHDS holds ${byType[type].target}`
+        : type === 'Observation' && byType.Patient.source === 0
+          ? 'OpenEMR answered no Patient at all'
+          : undefined;
+    if (doubt) {
+      withheld.push(`${gone.length} ${type} deletion(s) withheld: ${doubt}.`);
+      continue;
+    }
     await deps.assertHeld?.();
     for (const id of gone) {
       await deps.writer.delete(type, id);
@@ -156,11 +170,11 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     }
   }
 
-  const summary = finishReconcile(deps, run, byType, via, options.trigger, started);
+  const summary = finishReconcile(deps, run, byType, via, options.trigger, started, withheld);
   return summary;
 }
 
-function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: ReconcileSummary['byType'], via: ReconcileSummary['via'], trigger: Trigger, started: number): ReconcileSummary {
+function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: ReconcileSummary['byType'], via: ReconcileSummary['via'], trigger: Trigger, started: number, withheld: string[]): ReconcileSummary {
   const t = run.tally;
   const written = { created: t.total('created'), updated: t.total('updated'), unchanged: t.total('unchanged'), failed: t.total('failed') };
   const summary: ReconcileSummary = {
@@ -174,6 +188,7 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
     written,
     deadLettered: t.failureCount,
     durationMs: Date.now() - started,
+    ...(withheld.length > 0 ? { deletesWithheld: withheld } : {}),
   };
   const flat: Record<string, number | string> = { runId: summary.runId, trigger, deleteMode: summary.deleteMode, status: summary.status, durationMs: summary.durationMs };
   for (const type of TYPES) for (const [k, v] of Object.entries(byType[type])) flat[`${type}.${k}`] = v;
@@ -189,7 +204,7 @@ export function reconcileLine(s: ReconcileSummary): string {
     const c = s.byType[type];
     return `${type} source ${c.source}, target ${c.target}, in sync ${c.inSync}, missing ${c.missing}, stale ${c.stale}, deleted at source ${c.deletedAtSource}${s.deleteMode === 'delete' ? ` (deleted ${c.deleted})` : ' (report-only)'}, unmappable ${c.unmappable}`;
   };
-  return `Reconcile ${s.status} via ${s.via}: ${part('Patient')}; ${part('Observation')}; written ${s.written.created} created, ${s.written.updated} updated, ${s.written.failed} failed in ${s.durationMs} ms.`;
+  return `Reconcile ${s.status} via ${s.via}: ${part('Patient')}; ${part('Observation')}; written ${s.written.created} created, ${s.written.updated} updated, ${s.written.failed} failed in ${s.durationMs} ms.${s.deletesWithheld ? ` ${s.deletesWithheld.join(' ')}` : ''}`;
 }
 
 /** Reconciliation of a connector under the shared sync lease (a second run is skipped, not doubled). */
@@ -209,7 +224,6 @@ export async function runReconcile(
         telemetry: connector.telemetry,
         pageSize: connector.config.openemr.pageSize,
         deleteMode: options.deleteMode ?? connector.config.sync.reconcileDeleteMode,
-        serverNow: () => openEmrNow(connector.reader),
         log: options.log,
       },
       { trigger: options.trigger, runId, onProgress: options.onProgress },

@@ -60,6 +60,9 @@ export interface RunContext {
    * Patient letters that hold Observations back.
    */
   pendingLetters?: Map<string, Promise<Set<string>>>;
+  /** Patient ids OpenEMR was seen to hold in this run (read or asked), and those it does not hold. */
+  presentPatients?: Set<string>;
+  absentPatients?: Set<string>;
   onProgress?: (tally: Tally) => void;
 }
 
@@ -97,7 +100,7 @@ export class SyncService {
     const run = this.begin('syncObservation', trigger, runId);
     const observation = await this.deps.reader.getObservation(id);
     run.tally.read++;
-    const patientId = referencedId(observation.subject?.reference, 'Patient');
+    const patientId = subjectPatientId(observation);
     if (!patientId) {
       await this.fail(run, [{ resourceType: 'Observation', id, stage: 'map', reason: 'Observation.subject does not reference a Patient.' }]);
       return this.finish(run);
@@ -129,8 +132,17 @@ export class SyncService {
    * a bounded few answers ahead (ReadAhead): the next page is read and its Patients written while
    * this page's Observations stream, so reads overlap mapping and writing instead of alternating.
    */
-  async fullSync(options: { trigger: Trigger; window?: LastUpdatedWindow; runId?: string; onProgress?: (tally: Tally) => void }): Promise<SyncSummary> {
-    const run = this.begin('fullSync', options.trigger, options.runId, options.onProgress);
+  async fullSync(options: {
+    trigger: Trigger;
+    window?: LastUpdatedWindow;
+    runId?: string;
+    onProgress?: (tally: Tally) => void;
+    /** The run's name in its summary and events (default fullSync). */
+    operation?: string;
+    /** Called with the run's counts once everything is written, before the summary is made. */
+    beforeFinish?: (tally: Tally) => Promise<void>;
+  }): Promise<SyncSummary> {
+    const run = this.begin(options.operation ?? 'fullSync', options.trigger, options.runId, options.onProgress);
     const sink = this.sink(run);
     const { readConcurrency, pageSize } = this.deps.settings;
     const reads = new ReadSlots(readConcurrency);
@@ -169,6 +181,7 @@ export class SyncService {
       run.onProgress?.(run.tally);
     }
     await sink.flush();
+    await options.beforeFinish?.(run.tally);
     return this.finish(run, undefined, options.window);
   }
 
@@ -184,6 +197,7 @@ export class SyncService {
         positions.push(i);
       } else failures.push({ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason });
     });
+    this.notePresent(run, resources.filter((r) => r.resourceType === 'Patient' && r.id).map((r) => r.id!));
     await this.fail(run, failures);
     const written = (await this.deps.writer.writeAll(mapped)).map((r, j) => ({ ...r, id: resources[positions[j]!]!.id ?? r.id }));
     await this.recordWrites(run, written);
@@ -229,15 +243,44 @@ export class SyncService {
     return ids;
   }
 
-  /** Maps Observations into a sink; those of a blocked Patient are dead-lettered saying why, in one call. */
+  /** Patients OpenEMR holds (read in this run): their Observations need no lookup. */
+  notePresent(run: RunContext, ids: readonly string[]): void {
+    run.presentPatients ??= new Set();
+    for (const id of ids) run.presentPatients.add(id);
+  }
+
+  /**
+   * Maps Observations into a sink. Those whose Patient is blocked (failed or dead-lettered, any id
+   * length) or absent from OpenEMR are held back and dead-lettered saying why: never written with a
+   * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, a few
+   * dozen per request (`_id=a,b,...`).
+   */
   async mapObservationsInto(observations: readonly Observation[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
+    run.presentPatients ??= new Set();
+    run.absentPatients ??= new Set();
+    const unknown = new Set<string>();
+    for (const o of observations) {
+      const patientId = subjectPatientId(o);
+      if (patientId && !blocked.has(patientId) && !run.presentPatients.has(patientId) && !run.absentPatients.has(patientId)) unknown.add(patientId);
+    }
+    if (unknown.size > 0) {
+      const present = await this.deps.reader.patientsPresent([...unknown]);
+      for (const id of unknown) (present.has(id) ? run.presentPatients : run.absentPatients).add(id);
+    }
     const held: FailureItem[] = [];
     for (const o of observations) {
-      const patientId = referencedId(o.subject?.reference, 'Patient');
+      const patientId = subjectPatientId(o);
       if (patientId && blocked.has(patientId)) held.push(blockedByPatient(o, patientId));
+      else if (patientId && run.absentPatients.has(patientId)) held.push(absentPatient(o, patientId));
       else await this.mapInto(o, run, sink);
     }
     await this.fail(run, held);
+  }
+
+  /** Deletes in the target a resource the source reports deleted (export deleted[]). */
+  async deleteFromTarget(run: RunContext, resourceType: string, sourceId: string): Promise<void> {
+    await this.deps.writer.delete(resourceType, this.deps.mapper.targetId(resourceType, sourceId));
+    run.tally.deleted++;
   }
 
   /** Tallies and dead-letters failures found outside a write (e.g. Observations blocked by their Patient). */
@@ -361,6 +404,24 @@ export class SyncService {
     if (t.unmapped.size > 0) this.deps.telemetry.unmappedCodes(t.unmapped.entries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
     return summary;
   }
+}
+
+/**
+ * The Patient id an Observation's subject names, whatever its length (a Patient whose id is too long
+ * for FHIR is dead-lettered, and its Observations must be held back with it).
+ */
+export function subjectPatientId(observation: Observation): string | undefined {
+  const m = /(?:^|\/)Patient\/([^/]+?)(?:\/_history\/[^/]+)?\/?$/.exec(observation.subject?.reference ?? '');
+  return m?.[1] ?? referencedId(observation.subject?.reference, 'Patient');
+}
+
+function absentPatient(observation: Observation, patientId: string): FailureItem {
+  return {
+    resourceType: 'Observation',
+    id: observation.id ?? '',
+    stage: 'read',
+    reason: `Not written because OpenEMR has no Patient/${patientId} (the Observation's subject).`,
+  };
 }
 
 function blockedByPatient(observation: Observation, patientId: string): FailureItem {

@@ -22,6 +22,8 @@ const KEPT_FAILURES = 1000;
 /** Running counts of one sync run; the shape every summary, event and CLI line is built from. */
 export class Tally {
   read = 0;
+  /** Resources deleted in the target because the source reported them deleted (export deleted[]). */
+  deleted = 0;
   readonly byType: Record<string, TypeCounts> = {};
   /** The first failures of the run (at most KEPT_FAILURES); failureCount has them all. */
   readonly failures: FailureItem[] = [];

@@ -5,7 +5,6 @@ import type { Observation } from '../fhir/types';
 import { UpstreamError } from '../http/errors';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { DeadLetterStore } from './dead-letters';
-import { forEachObservationWindow, OPENEMR_MAX_COUNT } from './incremental-windows';
 import { addRunCounts, type UnmappedCodeStore } from '../state/unmapped-codes';
 import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
 
@@ -100,25 +99,26 @@ export function workDepsOf(connector: {
   return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize, unmapped: connector.state?.unmapped };
 }
 
-/** Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue retries). */
+/**
+ * Does one work item. Resource failures are dead-lettered as usual; an outage throws (the queue
+ * retries). A Patient item reads its window's Patients and each one's Observations. An Observation
+ * item (planned by earlier versions) is read the only way OpenEMR can: `_lastUpdated=ge<since>`,
+ * with the upper bound applied here.
+ */
 export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: string = randomUUID(), trigger: Trigger = 'queue'): Promise<SyncSummary> {
-  const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
+  await deps.reader.supportedRelease();
   const window = { since: item.since, until: item.until };
   if (item.kind === 'patients') {
-    for await (const page of deps.reader.patients(deps.pageSize, window)) {
-      run.tally.read += page.length;
-      await deps.sync.writeResources(page, run);
-    }
-    await addRunCounts(deps.unmapped, run.tally.unmapped, deps.log);
-    return deps.sync.finish(run, undefined, window);
+    return deps.sync.fullSync({ trigger, window, runId, operation: `workItem:${item.kind}`, beforeFinish: (tally) => addRunCounts(deps.unmapped, tally.unmapped, deps.log) });
   }
+  const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
   const sink = deps.sync.sink(run);
   const blocked = await deps.sync.blockedPatients(run);
+  const until = Date.parse(item.until);
   try {
-    await forEachObservationWindow(deps.reader, Date.parse(item.since), Date.parse(item.until), { maxPerAnswer: OPENEMR_MAX_COUNT }, async (observations: Observation[]) => {
-      run.tally.read += observations.length;
-      await deps.sync.mapObservationsInto(observations, run, sink, blocked);
-    });
+    const observations = (await deps.reader.observationsSince(item.since)).filter((o: Observation) => !(Date.parse(o.meta?.lastUpdated ?? '') >= until));
+    run.tally.read += observations.length;
+    await deps.sync.mapObservationsInto(observations, run, sink, blocked);
     await sink.flush();
   } catch (error) {
     await sink.flush().catch(() => undefined);

@@ -3,47 +3,44 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { main, ProgressReporter } from '../../src/cli/sync-cli';
 import type { OpenEmrReader } from '../../src/openemr/reader';
-import { forEachObservationWindow } from '../../src/sync/incremental-windows';
 import { patientsInWindow } from '../../src/openemr/patient-pages';
 import { planBackfill } from '../../src/sync/planner';
 import { Tally } from '../../src/sync/tally';
 import { MAX_DEQUEUE_COUNT, parseWorkItem, workItemFromId, workItemId } from '../../src/sync/work-queue';
 
-/** A fake OpenEMR with its search semantics: Patient sorted/paged, Observation _count per sub-service capped at 200. */
-function fakeOpenEmr(patients: Array<{ id: string; t: number }>, observations: Array<{ id: string; t: number; cat: string }>) {
+/**
+ * A fake OpenEMR reader with the real server's Patient search semantics: each parameter arrives
+ * once (the reader refuses arrays: PHP keeps only the last value of a repeated key), `ge` on
+ * lastUpdated, `_sort=_lastUpdated` with NO tie-break (ties come back in a new random order on
+ * every request, as MySQL may give them across LIMIT windows), `_count` capped at 200, `_offset`.
+ */
+function fakeOpenEmr(patients: Array<{ id: string; t: number }>, seed = 1) {
   const calls: string[] = [];
-  const iso = (t: number) => new Date(t).toISOString().replace('.000Z', '-00:00').replace('Z', '');
-  const bounds = (values: string[] = []) => {
-    let lo = -Infinity;
-    let hi = Infinity;
-    for (const v of values) {
-      if (v.startsWith('ge')) lo = Date.parse(v.slice(2));
-      if (v.startsWith('lt')) hi = Date.parse(v.slice(2));
-    }
-    return { lo, hi };
-  };
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const stamp = (t: number) => new Date(t).toISOString().replace('.000Z', '-00:00').replace('Z', '');
+  const sorted = (lo: number, pred: (t: number) => boolean = () => true) =>
+    patients
+      .filter((p) => p.t >= lo && pred(p.t))
+      .map((p) => ({ p, k: random() }))
+      .sort((a, b) => a.p.t - b.p.t || a.k - b.k)
+      .map(({ p }) => ({ resourceType: 'Patient', id: p.id, meta: { lastUpdated: stamp(p.t) } }));
   const reader = {
-    async patientPage(q: { offset: number; count: number; window?: { since?: string; until?: string } }) {
-      calls.push(`Patient offset=${q.offset} count=${q.count}`);
-      const lo = q.window?.since ? Date.parse(q.window.since) : -Infinity;
-      const hi = q.window?.until ? Date.parse(q.window.until) : Infinity;
-      const hits = patients.filter((p) => p.t >= lo && p.t < hi).sort((a, b) => a.t - b.t || a.id.localeCompare(b.id));
-      return hits.slice(q.offset, q.offset + Math.min(q.count, 200)).map((p) => ({ resourceType: 'Patient', id: p.id, meta: { lastUpdated: iso(p.t) } }));
+    async patientPage(q: { since?: string; count: number }) {
+      calls.push(`page ge=${q.since ?? '-'} count=${q.count}`);
+      return sorted(q.since ? Date.parse(q.since) : -Infinity).slice(0, Math.min(q.count, 200));
     },
-    async search(_type: string, params: Record<string, string | string[]>) {
-      calls.push('Observation');
-      const { lo, hi } = bounds(params._lastUpdated as string[]);
-      const cap = params._count ? Math.min(Number(params._count), 200) : Infinity;
-      const byCat = new Map<string, unknown[]>();
-      for (const o of observations.filter((o) => o.t >= lo && o.t < hi)) {
-        const list = byCat.get(o.cat) ?? [];
-        if (list.length < cap) list.push({ resourceType: 'Observation', id: o.id, meta: { lastUpdated: iso(o.t) } });
-        byCat.set(o.cat, list);
-      }
-      return [...byCat.values()].flat();
+    async patientsInSecond(second: string) {
+      calls.push(`eq ${second}`);
+      const s = Date.parse(second);
+      return sorted(s, (t) => t < s + 1000);
     },
-    async observationsInWindow(w: { since?: string; until?: string }) {
-      return reader.search('Observation', { _lastUpdated: [`ge${w.since}`, `lt${w.until}`] });
+    async patientAt(q: { since?: string; offset: number }) {
+      calls.push(`probe ge=${q.since ?? '-'} offset=${q.offset}`);
+      return sorted(q.since ? Date.parse(q.since) : -Infinity)[q.offset];
+    },
+    async supportedRelease() {
+      return { release: { version: '7.0.3' }, now: Date.now() };
     },
   };
   return { reader: reader as unknown as OpenEmrReader, calls };
@@ -51,66 +48,71 @@ function fakeOpenEmr(patients: Array<{ id: string; t: number }>, observations: A
 
 const T0 = Date.parse('2025-01-01T00:00:00Z');
 
-describe('window reads', () => {
-  test('Observation windows split in halves until each answer fits, and every Observation is handed out exactly once', async () => {
-    const observations = Array.from({ length: 1500 }, (_, i) => ({ id: `o${i}`, t: T0 + (i % 700) * 60_000 + (i % 3) * 1000, cat: ['laboratory', 'vital-signs', 'survey'][i % 3]! }));
-    // 40 in one second: more than an answer may hold, read whole since a second cannot be split.
-    for (let i = 0; i < 40; i++) observations.push({ id: `same${i}`, t: T0 + 5_000_000, cat: 'laboratory' });
-    const { reader } = fakeOpenEmr([], observations);
-    const seen: string[] = [];
-    let lastFraction = 0;
-    const stats = await forEachObservationWindow(reader, T0, T0 + 86_400_000, { maxPerAnswer: 25, onCovered: (f) => (lastFraction = f) }, async (obs) => {
-      expect(obs.length).toBeLessThanOrEqual(40);
-      seen.push(...obs.map((o) => o.id!));
-    });
-    expect(seen.sort()).toEqual(observations.map((o) => o.id).sort());
-    expect(new Set(seen).size).toBe(seen.length);
-    expect(stats.windows).toBeGreaterThan(1540 / 25);
-    expect(lastFraction).toBe(1);
+describe('Patient pages (ge cursor, no tie-break)', () => {
+  test('crowded seconds (many Patients in one second, ties in a new order on every request) are read without skipping or repeating a Patient', async () => {
+    // 450 legacy rows in one second (the 7.0.3 upgrade), then 3 busy seconds of 150, 201 and 40, then one a minute.
+    const patients = [
+      ...Array.from({ length: 450 }, (_, i) => ({ id: `legacy${i}`, t: T0 })),
+      ...Array.from({ length: 150 }, (_, i) => ({ id: `a${i}`, t: T0 + 5000 })),
+      ...Array.from({ length: 201 }, (_, i) => ({ id: `b${i}`, t: T0 + 6000 })),
+      ...Array.from({ length: 40 }, (_, i) => ({ id: `c${i}`, t: T0 + 7000 })),
+      ...Array.from({ length: 300 }, (_, i) => ({ id: `m${i}`, t: T0 + 60_000 * (i + 1) })),
+    ];
+    for (const seed of [1, 2, 3]) {
+      const { reader, calls } = fakeOpenEmr(patients, seed);
+      const got: string[] = [];
+      for await (const page of patientsInWindow(reader, 200, undefined, undefined)) got.push(...page.map((p) => p.id!));
+      expect(got.length).toBe(patients.length);
+      expect(new Set(got).size).toBe(patients.length);
+      // About one request per 200 Patients, plus one whole-second read per crowded second.
+      expect(calls.length).toBeLessThanOrEqual(Math.ceil(patients.length / 200) + 6);
+    }
   });
 
-  test('Patient keyset paging: a Patient that changes during the run cannot push another past a page boundary', async () => {
+  test('the upper bound is applied on the client: reading stops at the first Patient at or past it', async () => {
+    const patients = Array.from({ length: 1000 }, (_, i) => ({ id: `p${i}`, t: T0 + i * 1000 }));
+    const { reader, calls } = fakeOpenEmr(patients);
+    const got: string[] = [];
+    for await (const page of patientsInWindow(reader, 200, T0 + 100_000, T0 + 300_000)) got.push(...page.map((p) => p.id!));
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => `p${i + 100}`));
+    // Pages hold back their last second, so 200 Patients take two pages and the third sees the bound.
+    expect(calls.length).toBeLessThanOrEqual(3);
+  });
+
+  test('a Patient that changes during the run is not skipped (it moves later and is read there)', async () => {
     const patients = Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, t: T0 + i * 1000 }));
-    const { reader } = fakeOpenEmr(patients, []);
+    const { reader } = fakeOpenEmr(patients);
     const pages: string[][] = [];
     for await (const page of patientsInWindow(reader, 3, T0, T0 + 60_000)) {
       pages.push(page.map((p) => p.id!));
-      // After the first page, p1 is edited: its lastUpdated jumps past the window's upper bound.
-      if (pages.length === 1) patients[1]!.t = T0 + 120_000;
+      if (pages.length === 1) patients[5]!.t = T0 + 30_000;
     }
-    // With _offset paging, p3 would have slid to offset 2 and been skipped.
-    expect(pages.flat().sort()).toEqual(patients.map((p) => p.id).sort());
+    expect(new Set(pages.flat())).toEqual(new Set(patients.map((p) => p.id)));
   });
 
-  test('Patient keyset paging pages through a second that holds more than a page', async () => {
-    const patients = Array.from({ length: 11 }, (_, i) => ({ id: `p${String(i).padStart(2, '0')}`, t: T0 + (i < 8 ? 0 : i * 1000) }));
-    const { reader } = fakeOpenEmr(patients, []);
-    const got: string[] = [];
-    for await (const page of patientsInWindow(reader, 3, T0, T0 + 60_000)) got.push(...page.map((p) => p.id!));
-    expect(got.sort()).toEqual(patients.map((p) => p.id).sort());
-    expect(new Set(got).size).toBe(11);
+  test('every search parameter is sent once: a repeated key is refused before it leaves', async () => {
+    const { OpenEmrReader } = await import('../../src/openemr/reader');
+    const reader = Object.create(OpenEmrReader.prototype) as InstanceType<typeof OpenEmrReader>;
+    await expect(reader.search('Observation', { _lastUpdated: ['ge2025-01-01T00:00:00Z', 'lt2025-02-01T00:00:00Z'] } as never)).rejects.toThrow(/one value/);
   });
 });
 
 describe('backfill planner', () => {
-  test('plans Patient windows of at most a page each with one-entry probes; each Patient falls in exactly one; empty Observation windows are left out', async () => {
-    // 437 Patients over about a year, bunched: 300 in the first hour, then one a day.
-    const patients = Array.from({ length: 437 }, (_, i) => ({ id: `p${i}`, t: i < 300 ? T0 + i * 10_000 : T0 + (i - 299) * 86_400_000 }));
-    const observations = [{ id: 'a', t: T0 + 1000, cat: 'laboratory' }, { id: 'b', t: T0 + 400 * 86_400_000, cat: 'laboratory' }];
-    const { reader, calls } = fakeOpenEmr(patients, observations);
-    const plan = await planBackfill(reader, { since: new Date(T0).toISOString(), until: new Date(T0 + 800 * 86_400_000).toISOString(), pageSize: 100, windowSeconds: 30 * 86400 });
-    const windows = plan.items.filter((i) => i.kind === 'patients').map((i) => [Date.parse(i.since), Date.parse(i.until)] as const);
+  test('plans Patient windows of about a page each with one-entry probes; each Patient falls in exactly one window', async () => {
+    // 437 Patients over about a year, bunched: 300 in the first hour (250 of them in one second), then one a day.
+    const patients = Array.from({ length: 437 }, (_, i) => ({ id: `p${i}`, t: i < 250 ? T0 : i < 300 ? T0 + i * 10_000 : T0 + (i - 299) * 86_400_000 }));
+    const { reader, calls } = fakeOpenEmr(patients);
+    const plan = await planBackfill(reader, { since: new Date(T0).toISOString(), until: new Date(T0 + 100 * 86_400_000).toISOString(), pageSize: 100 });
+    const windows = plan.items.map((i) => [Date.parse(i.since), Date.parse(i.until)] as const);
+    expect(plan.items.every((i) => i.kind === 'patients')).toBe(true);
     expect(windows).toHaveLength(plan.patientWindows);
     for (const p of patients) expect(windows.filter(([a, b]) => p.t >= a && p.t < b)).toHaveLength(1);
-    for (const [a, b] of windows) {
-      expect(patients.filter((p) => p.t >= a && p.t < b).length).toBeGreaterThan(0);
-      expect(patients.filter((p) => p.t >= a && p.t < b).length).toBeLessThanOrEqual(100);
-    }
-    // Probes only: one entry each, never a page of data.
-    expect(calls.filter((c) => c.startsWith('Patient')).every((c) => c.endsWith(' count=1'))).toBe(true);
+    // The crowded second is one window of its own; every other window but the open last holds at most a page.
+    for (const [a, b] of windows.slice(0, -1)) expect(patients.filter((p) => p.t >= a && p.t < b).length === 250 || patients.filter((p) => p.t >= a && p.t < b).length <= 100).toBe(true);
+    expect(calls.every((c) => c.startsWith('probe'))).toBe(true);
     expect(calls).toHaveLength(plan.probes);
-    expect(plan.probes).toBeLessThan(120);
-    expect(plan.observationWindows).toBe(2);
+    expect(plan.probes).toBeLessThanOrEqual(Math.ceil(437 / 100) + 2);
+    expect(plan.observationWindows).toBe(0);
   });
 
   test('work items round-trip through queue text and dead-letter ids; anything else is refused', () => {

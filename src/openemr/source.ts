@@ -1,0 +1,159 @@
+import type { Observation, Patient } from '../fhir/types';
+import { UpstreamError } from '../http/errors';
+import { BulkExportClient, ExportUnavailableError, type ExportedType, type ExportFile } from './bulk-export';
+import { iso } from './patient-pages';
+import type { OpenEmrReader, ServerInfo } from './reader';
+
+/**
+ * Reading what changed in OpenEMR, for every orchestrator (incremental run, `?since=`, reconcile,
+ * work items): export or search is decided here, once, by what the release and settings allow.
+ *
+ * Per type a window [since, until) on lastUpdated; since undefined means "everything".
+ * - $export (one `_since`) when it is enabled and some window is long or open, for both types.
+ *   An incomplete export (error[], missing type, failed or expired file, foreign file) is abandoned
+ *   and the types it has not finished are read by search: nothing is taken as "no changes".
+ * - Search: Patients by `ge` cursor pages; Observations by one `_lastUpdated=ge` read when the window
+ *   is short, else per Patient (every Patient's Observations, `ge` since when there is a since).
+ *   Observations are never asked with `_count` (OpenEMR applies it per sub-service).
+ *
+ * The upper bound of Observation windows is not applied: OpenEMR stamps some sub-services'
+ * meta.lastUpdated with "now" (social history; every Observation on 7.0.2) whatever the row's own
+ * date, so a client-side cut on it would lose them. What lies past `until` is written now and comes
+ * back "unchanged" in the next window's overlap.
+ */
+
+export type SourceType = ExportedType;
+export const SOURCE_TYPES: readonly SourceType[] = ['Patient', 'Observation'];
+
+export interface SourceWindows {
+  Patient: { since?: number; until: number };
+  Observation: { since?: number; until: number };
+}
+
+export interface SourceVisitor {
+  /** Patients of a type's window, then (after typeDone('Patient')) Observations. */
+  patients(batch: Patient[]): Promise<void>;
+  observations(batch: Observation[]): Promise<void>;
+  /** Everything of `type` in its window was handed over (a window may be closed now). */
+  typeDone(type: SourceType, via: 'export' | 'search'): Promise<void>;
+  /** Resources the source reports deleted (export deleted[]). */
+  deleted?(type: string, id: string): Promise<void>;
+  /** Patient ids the source has been seen to hold (their Observations are read per Patient). */
+  present?(ids: string[]): void;
+  /** Told why an export was abandoned and searches took over (for the run's log). */
+  log?(message: string): void;
+}
+
+export interface SourceReadOptions {
+  windows: SourceWindows;
+  pageSize: number;
+  /** Server info of this run (the caller read it; the release decides what is asked). */
+  server: ServerInfo;
+  /** Force searches (e.g. a caller that cannot take a whole export). */
+  searchOnly?: boolean;
+  /** Instead of OPENEMR_EXPORT_GAP_SECONDS: windows longer than this are exported. */
+  exportGapSeconds?: number;
+}
+
+export interface SourceReadResult {
+  /** How each type was read in the end. */
+  via: Record<SourceType, 'export' | 'search'>;
+  /** Set when an export was tried and abandoned (its reason). */
+  exportAbandoned?: string;
+}
+
+/** Resources handed on per batch when streaming an export file. */
+const EXPORT_BATCH = 200;
+
+export async function readSource(reader: OpenEmrReader, options: SourceReadOptions, visitor: SourceVisitor): Promise<SourceReadResult> {
+  const { windows } = options;
+  const via: SourceReadResult['via'] = { Patient: 'search', Observation: 'search' };
+  const lows = SOURCE_TYPES.map((t) => windows[t].since);
+  const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
+  const until = Math.max(windows.Patient.until, windows.Observation.until);
+  const gap = lowest === undefined ? Infinity : until - lowest;
+  const useExport = !options.searchOnly && reader.settings.exportEnabled && options.server.release.exportSince && gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
+
+  let remaining: SourceType[] = [...SOURCE_TYPES];
+  let exportAbandoned: string | undefined;
+  if (useExport) {
+    const exporter = new BulkExportClient(reader);
+    try {
+      const manifest = await exporter.run({ types: SOURCE_TYPES, ...(lowest !== undefined ? { since: iso(lowest) } : {}) });
+      try {
+        // Patients first (each file whole), so no Observation is written before its Patient.
+        for (const type of SOURCE_TYPES) {
+          let batch: Record<string, unknown>[] = [];
+          const hand = async () => {
+            if (batch.length === 0) return;
+            const out = batch;
+            batch = [];
+            if (type === 'Patient') await visitor.patients(out as unknown as Patient[]);
+            else await visitor.observations(out as unknown as Observation[]);
+          };
+          for (const file of manifest.outputs.filter((o) => o.type === type)) {
+            for await (const r of fileResources(exporter, file)) {
+              if (r.resourceType !== type) continue;
+              batch.push(r);
+              if (batch.length >= EXPORT_BATCH) await hand();
+            }
+          }
+          await hand();
+          if (type === SOURCE_TYPES[SOURCE_TYPES.length - 1] && visitor.deleted) {
+            for await (const d of fileFailures(exporter.deletions(manifest))) await visitor.deleted(d.type, d.id);
+          }
+          via[type] = 'export';
+          remaining = remaining.filter((t) => t !== type);
+          await visitor.typeDone(type, 'export');
+        }
+      } finally {
+        await exporter.end(manifest.statusUrl);
+      }
+    } catch (error) {
+      if (!(error instanceof ExportUnavailableError)) throw error;
+      exportAbandoned = (error as Error).message;
+      visitor.log?.(`${exportAbandoned} Reading ${remaining.join(' and ')} with searches instead.`);
+    }
+  }
+
+  for (const type of remaining) {
+    const window = windows[type];
+    if (window.since !== undefined && window.since >= window.until) continue;
+    if (type === 'Patient') {
+      for await (const page of reader.patients(options.pageSize, { ...(window.since !== undefined ? { since: iso(window.since) } : {}), until: iso(window.until) })) await visitor.patients(page);
+    } else if (window.since !== undefined && window.until - window.since <= reader.settings.observationSpanSeconds * 1000) {
+      await visitor.observations(await reader.observationsSince(iso(window.since)));
+    } else {
+      // Long or open windows: per Patient, so no answer holds more than one Patient's Observations.
+      for await (const page of reader.patients(options.pageSize)) {
+        for (const p of page) {
+          if (!p.id) continue;
+          const ofPatient = await reader.observationsOfPatient(p.id, window.since !== undefined ? iso(window.since) : undefined);
+          visitor.present?.([p.id]);
+          if (ofPatient.length > 0) await visitor.observations(ofPatient);
+        }
+      }
+    }
+    via[type] = 'search';
+    await visitor.typeDone(type, 'search');
+  }
+  return { via, ...(exportAbandoned ? { exportAbandoned } : {}) };
+}
+
+function fileResources(exporter: BulkExportClient, file: ExportFile): AsyncGenerator<Record<string, unknown>> {
+  return fileFailures(exporter.resources(file));
+}
+
+/**
+ * A file that fails to download (expired after OpenEMR's hour: 404; broke off; timed out) makes the
+ * export incomplete. Only the file's own failures are caught here: an error thrown while the
+ * caller handles a batch passes through untouched.
+ */
+async function* fileFailures<T>(source: AsyncGenerator<T>): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch (error) {
+    if (error instanceof UpstreamError && error.side === 'openemr') throw new ExportUnavailableError(`An OpenEMR bulk export file could not be read (${error.statusCode ?? error.code}).`, error.statusCode);
+    throw error;
+  }
+}
