@@ -1,0 +1,246 @@
+import { randomUUID } from 'node:crypto';
+import { loadConfig } from '../../src/config/load';
+import { createConnector, type Connector } from '../../src/connector';
+import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
+import { incrementalSync } from '../../src/sync/incremental';
+import { reconcile } from '../../src/sync/reconcile';
+import { startStack, type Stack } from '../../stack';
+import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
+import { startForeignHost, startOpenEmrProxy, type OpenEmrProxy } from '../helpers/openemr-proxy';
+
+/**
+ * The export client against what real OpenEMR's synchronous $export does on a bad day
+ * (FhirOperationExportRestController.php: a 2-minute budget whose unfinished types go to error[],
+ * Binary files that expire after an hour and then answer 404 with an empty body, status and Binary
+ * URLs built from site_addr_oath). The connector talks to a proxy in front of the stand-in, so the
+ * stand-in's absolute URLs carry another origin than the configured base, as behind TLS offload.
+ * Each failure must lose nothing (the types it did not finish are read by search) and send no delete.
+ */
+
+jest.setTimeout(240_000);
+
+let stack: Stack;
+let proxy: OpenEmrProxy;
+let foreign: Awaited<ReturnType<typeof startForeignHost>>;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  stack = await startStack({ azurite: true });
+  trimSource(stack, 300);
+  proxy = await startOpenEmrProxy(stack.openemr, loadConfig(incrementalSettings(stack)));
+  foreign = await startForeignHost();
+});
+afterAll(async () => {
+  await proxy?.close();
+  await foreign?.close();
+  await stack?.close();
+});
+beforeEach(async () => {
+  proxy.reset();
+  foreign.hits.length = 0;
+  logs.length = 0;
+  await emptyTarget();
+});
+
+function settings(extra: Record<string, string> = {}): Record<string, string> {
+  return incrementalSettings(stack, { OPENEMR_BASE_URL: proxy.url, SYNC_TABLE_PREFIX: `x${randomUUID().replace(/-/g, '').slice(0, 12)}`, SYNC_LAG_SECONDS: '0', ...extra });
+}
+
+async function connector(extra: Record<string, string> = {}): Promise<Connector> {
+  return createConnector(loadConfig(settings(extra)), { deadLetters: new MemoryDeadLetterStore() });
+}
+
+/** A first run (no watermark): read by $export, falling back to search where the export fails. */
+async function firstRun(extra: Record<string, string> = {}) {
+  const outcome = await incrementalSync(await connector(extra), {}, (m) => logs.push(m)).run({ trigger: 'cli' });
+  if (outcome.skipped) throw new Error('skipped');
+  return outcome.value;
+}
+
+async function emptyTarget(): Promise<void> {
+  const c = await connector();
+  for (const type of ['Observation', 'Patient']) {
+    const ids = (await stack.ahds.snapshot(type)).map((r) => r.id!);
+    for (let i = 0; i < ids.length; i += 20) await Promise.all(ids.slice(i, i + 20).map((id) => c.writer.delete(type, id)));
+  }
+}
+
+const diff = () => targetDiff(stack, mapperFor(settings()));
+const clean = { missing: [], stale: [], extra: [] };
+const fileId = (url: string) => url.split('/').pop()!;
+/** The Binary id of a type's output in a status body. */
+function outputOf(body: Record<string, any>, type: string): string {
+  return fileId(body.output.find((o: { type: string }) => o.type === type).url);
+}
+
+test('a clean export: status and Binary URLs on the stand-in origin (site_addr_oath) are mapped onto the configured base, type= and _type both sent, the job deleted', async () => {
+  const summary = await firstRun();
+  expect(summary.windows.Patient).toMatchObject({ via: 'export', closed: true });
+  expect(summary.windows.Observation).toMatchObject({ via: 'export', closed: true });
+  expect(await diff()).toEqual(clean);
+  const kickoff = proxy.requests.find((r) => r.path.includes('/$export'))!;
+  const query = new URL(kickoff.path, 'http://x').searchParams;
+  expect(query.get('type')).toBe('Patient,Observation');
+  expect(query.get('_type')).toBe('Patient,Observation');
+  expect(query.getAll('_since')).toHaveLength(1);
+  // Every status poll and Binary download went to the configured base, with the token.
+  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(2);
+  expect(proxy.requests.filter((r) => /Binary|bulkdata-status/.test(r.path)).every((r) => r.authorized)).toBe(true);
+  expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
+});
+
+test('a type cut off by the 2-minute budget (listed in error[], absent from output) is read by search: nothing lost, the job deleted', async () => {
+  proxy.reset({
+    status: (body) => ({
+      ...body,
+      output: body.output.filter((o: { type: string }) => o.type !== 'Patient'),
+      error: [{ type: 'OperationOutcome', url: `${proxy.url}/apis/default/fhir/Binary/timeout-1` }],
+    }),
+  });
+  const summary = await firstRun();
+  expect(summary.windows.Patient).toMatchObject({ via: 'search', closed: true });
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(logs.join('\n')).toMatch(/reported 1 error file.*Reading Patient and Observation with searches instead/);
+  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(0);
+  expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
+  expect(await diff()).toEqual(clean);
+});
+
+test('an expected type missing from output (no error[]) fails the export, never closes its window as "no changes"', async () => {
+  proxy.reset({ status: (body) => ({ ...body, output: body.output.filter((o: { type: string }) => o.type !== 'Observation') }) });
+  const summary = await firstRun();
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(logs.join('\n')).toMatch(/no output for Observation/);
+  expect(await diff()).toEqual(clean);
+});
+
+test('a file that breaks off mid-way: the types before it stay exported, the rest is read by search', async () => {
+  let observationFile = '';
+  proxy.reset({
+    status: (body) => ((observationFile = outputOf(body, 'Observation')), body),
+    binary: (id) => (id === observationFile ? 'cut' : 'serve'),
+  });
+  const summary = await firstRun();
+  expect(summary.windows.Patient).toMatchObject({ via: 'export', closed: true });
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
+  expect(await diff()).toEqual(clean);
+});
+
+test('an expired file (OpenEMR after an hour: 404 with an empty body) falls back to search', async () => {
+  proxy.reset({ binary: () => 'expire' });
+  const summary = await firstRun();
+  expect(summary.windows.Patient).toMatchObject({ via: 'search', closed: true });
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(await diff()).toEqual(clean);
+});
+
+test('deleted[] is applied: the resources it names are deleted in the target', async () => {
+  await firstRun();
+  const store = stack.openemr.store;
+  const gone = store.ids('Observation')[0]!;
+  const snapshot = store.get('Observation', gone)!;
+  expect(await stack.ahds.read('Observation', mapperFor(settings()).targetId('Observation', gone))).toBeDefined();
+  store.delete('Observation', gone);
+  const deletions = JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `Observation/${gone}` } }] });
+  proxy.reset({
+    files: { '/apis/default/fhir/Binary/deleted-1': `${deletions}\n` },
+    status: (body, url) => ({ ...body, deleted: [{ type: 'Bundle', url: `${url}/apis/default/fhir/Binary/deleted-1` }] }),
+  });
+  try {
+    const summary = await firstRun();
+    expect(summary.windows.Observation).toMatchObject({ via: 'export', closed: true });
+    expect(await stack.ahds.read('Observation', mapperFor(settings()).targetId('Observation', gone))).toBeUndefined();
+    expect(await diff()).toEqual(clean);
+  } finally {
+    store.put(snapshot);
+  }
+});
+
+test('a file on a foreign host that needs the token is not fetched (no token leaves the FHIR base) and is read by search', async () => {
+  proxy.reset({
+    status: (body) => ({ ...body, output: body.output.map((o: { type: string; url: string }) => (o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/${fileId(o.url)}` } : o)) }),
+  });
+  const summary = await firstRun();
+  expect(foreign.hits).toHaveLength(0);
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(logs.join('\n')).toMatch(/outside its FHIR base that needs the access token/);
+  expect(await diff()).toEqual(clean);
+});
+
+test('a file on a foreign host with requiresAccessToken false is fetched without the token', async () => {
+  const store = stack.openemr.store;
+  foreign.body = store.ids('Observation').map((id) => JSON.stringify(store.get('Observation', id))).join('\n') + '\n';
+  proxy.reset({
+    status: (body) => ({
+      ...body,
+      requiresAccessToken: false,
+      output: body.output.map((o: { type: string; url: string }) => (o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/obs.ndjson` } : o)),
+    }),
+  });
+  const summary = await firstRun();
+  expect(foreign.hits).toEqual([{ method: 'GET', path: '/files/obs.ndjson', authorized: false }]);
+  expect(summary.windows.Observation).toMatchObject({ via: 'export', closed: true });
+  expect(await diff()).toEqual(clean);
+});
+
+test('429 while polling: Retry-After in seconds and as an HTTP-date are both honoured, and the export completes', async () => {
+  proxy.reset({
+    polls: [
+      { status: 429, headers: { 'Retry-After': '1' } },
+      { status: 202, headers: { 'Retry-After': new Date(Date.now() + 1000).toUTCString(), 'X-Progress': 'Patient' } },
+    ],
+  });
+  const summary = await firstRun();
+  expect(summary.windows.Patient).toMatchObject({ via: 'export', closed: true });
+  expect(summary.windows.Observation).toMatchObject({ via: 'export', closed: true });
+  // Two answers asked to wait, then the manifest: three polls, the kick-off once.
+  expect(proxy.count('GET', /\$bulkdata-status/)).toBe(3);
+  expect(proxy.count('GET', /\/fhir\/\$export/)).toBe(1);
+  expect(await diff()).toEqual(clean);
+});
+
+test('a failed kick-off is never retried (a retry would run a second full export on OpenEMR) and the window is read by search', async () => {
+  proxy.reset({ kickoffStatus: 503 });
+  const summary = await firstRun();
+  expect(proxy.count('GET', /\/fhir\/\$export/)).toBe(1);
+  expect(summary.windows.Patient).toMatchObject({ via: 'search', closed: true });
+  expect(await diff()).toEqual(clean);
+});
+
+test('OPENEMR_EXPORT=false reads by search only', async () => {
+  const summary = await firstRun({ OPENEMR_EXPORT: 'false' });
+  expect(proxy.count('GET', /\$export/)).toBe(0);
+  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(await diff()).toEqual(clean);
+});
+
+describe('reconcile in delete mode deletes nothing on evidence that may be incomplete', () => {
+  const reconcileWith = async (extra: Record<string, string> = {}) => {
+    const c = await connector(extra);
+    return reconcile({ sync: c.sync, reader: c.reader, writer: c.writer, telemetry: c.telemetry, pageSize: 200, deleteMode: 'delete', log: (m) => logs.push(m) }, { trigger: 'reconcile' });
+  };
+
+  test('an export with error[]: the source is read by search instead and nothing is deleted', async () => {
+    await firstRun();
+    const target = (await stack.ahds.snapshot()).length;
+    proxy.reset({ status: (body) => ({ ...body, output: [], error: [{ type: 'OperationOutcome', url: `${proxy.url}/x` }] }) });
+    const summary = await reconcileWith();
+    expect(summary.via).toBe('search');
+    expect(summary.byType.Patient).toMatchObject({ deletedAtSource: 0, deleted: 0 });
+    expect(summary.byType.Observation).toMatchObject({ deletedAtSource: 0, deleted: 0 });
+    expect((await stack.ahds.snapshot()).length).toBe(target);
+  });
+
+  test('an empty answer to a search of a non-empty table (as 7.0.2 gives any paged search): deletes withheld with the reason', async () => {
+    await firstRun();
+    const target = (await stack.ahds.snapshot()).length;
+    proxy.reset({ emptySearch: /\/fhir\/(Patient|Observation)\?/ });
+    const summary = await reconcileWith({ OPENEMR_EXPORT: 'false' });
+    expect(summary.byType.Patient).toMatchObject({ source: 0, deleted: 0 });
+    expect(summary.byType.Patient.deletedAtSource).toBeGreaterThan(0);
+    expect(summary.byType.Observation.deleted).toBe(0);
+    expect(summary.deletesWithheld?.join(' ')).toMatch(/Patient deletion\(s\) withheld: OpenEMR answered no Patient at all/);
+    expect((await stack.ahds.snapshot()).length).toBe(target);
+  });
+});
