@@ -67,6 +67,8 @@ const IDS_PER_LOOKUP = 50;
  */
 export class OpenEmrReader {
   readonly http: AxiosInstance;
+  /** For /metadata, which needs no token: the release is known (and refused) before any token is asked. */
+  private readonly publicHttp: AxiosInstance;
   /** Requests to OpenEMR made through this reader (for the load figures: bench and tests). */
   requests = 0;
   readonly fhirBaseUrl: string;
@@ -83,6 +85,7 @@ export class OpenEmrReader {
     this.fhirBaseUrl = connection.fhirBaseUrl.replace(/\/+$/, '');
     this.settings = { ...DEFAULT_READ_SETTINGS, ...settings };
     this.http = this.client({});
+    this.publicHttp = this.client({ noAuth: true });
   }
 
   /** An HTTP client on the FHIR base (own timeout/retry/auth when given); every request is counted. */
@@ -124,7 +127,7 @@ export class OpenEmrReader {
   }
 
   private async fetchServerInfo(): Promise<ServerInfo> {
-    const answer = await this.http.get('/metadata');
+    const answer = await this.publicHttp.get('/metadata');
     const parsed = capabilityStatementSchema.safeParse(answer.data);
     if (!parsed.success) throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR answered /metadata with something that is not a CapabilityStatement: check OPENEMR_BASE_URL and OPENEMR_SITE.', answer.status);
     const headerDate = Date.parse(String((answer.headers as Record<string, unknown>)?.date ?? ''));

@@ -69,6 +69,8 @@ const TYPES = ['Patient', 'Observation'] as const;
  */
 export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger; runId?: string; onProgress?: (tally: Tally) => void } = { trigger: 'reconcile' }): Promise<ReconcileSummary> {
   const started = Date.now();
+  // The release first: one that cannot be read safely is refused before anything is compared.
+  const server = await deps.reader.supportedRelease(true);
   const run = deps.sync.begin('reconcile', options.trigger, options.runId ?? randomUUID(), options.onProgress);
   const byType = Object.fromEntries(TYPES.map((t) => [t, { source: 0, target: 0, inSync: 0, missing: 0, stale: 0, deletedAtSource: 0, deleted: 0, unmappable: 0 }])) as ReconcileSummary['byType'];
 
@@ -84,7 +86,6 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
   }
 
   // 2. The source, streamed, each resource compared as it comes (export or search: source.ts decides).
-  const server = await deps.reader.supportedRelease(true);
   const sink = deps.sync.sink(run);
   const sourcePatients = new Set<string>();
   const blocked = await deps.sync.blockedPatients(run);
