@@ -24,6 +24,7 @@ import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
 import { allResources, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Json, type Templates } from './data';
 import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
+import { openemrLoadBench } from './openemr-load';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
 const USAGE = `npm run bench -- [options]
@@ -44,6 +45,7 @@ const USAGE = `npm run bench -- [options]
   --cpus split|shared    split (default): the AHDS stand-in on CPUs of its own, as the FHIR service
                          is in Azure; shared: every process on every CPU
   --skip-naive, --skip-raw, --skip-incremental
+  --skip-openemr-load    skip the OpenEMR load figures (requests per incremental run and reconcile)
   --help`;
 
 const { values: opts } = parseArgs({
@@ -62,6 +64,7 @@ const { values: opts } = parseArgs({
     'skip-naive': { type: 'boolean', default: false },
     'skip-raw': { type: 'boolean', default: false },
     'skip-incremental': { type: 'boolean', default: false },
+    'skip-openemr-load': { type: 'boolean', default: false },
     'connector-node-args': { type: 'string', default: '' },
     'connector-heap-mb': { type: 'string', default: '256' },
     cpus: { type: 'string', default: 'split' },
@@ -215,7 +218,8 @@ async function main(): Promise<void> {
       verified: verified.found === verified.expected,
     };
     printTable(result);
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    const openemrLoad = opts['skip-openemr-load'] ? undefined : await openemrLoadBench(log);
+    process.stdout.write(`${JSON.stringify({ ...result, ...(openemrLoad ? { openemrLoad } : {}) })}\n`);
     if (!result.verified || result.connector.status !== 'ok') process.exitCode = 1;
   } finally {
     await stack.close();

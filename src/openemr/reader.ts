@@ -36,7 +36,7 @@ export const DEFAULT_READ_SETTINGS: ReadSettings = {
   exportEnabled: true,
   exportKickoffTimeoutMs: 180_000,
   exportDownloadTimeoutMs: 1_800_000,
-  exportGapSeconds: 7 * 86_400,
+  exportGapSeconds: 86_400,
   observationSpanSeconds: 86_400,
 };
 
