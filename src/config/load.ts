@@ -68,6 +68,8 @@ export interface Config {
     exportDownloadTimeoutMs: number;
     exportGapSeconds: number;
     observationSpanSeconds: number;
+    /** How reconciliation reads the source (search finds NULL-dated rows; export does not). */
+    reconcileSource: 'search' | 'export';
   };
 }
 
@@ -212,6 +214,7 @@ function build(s: RawSettings): Config {
       exportDownloadTimeoutMs: s.OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS,
       exportGapSeconds: s.OPENEMR_EXPORT_GAP_SECONDS,
       observationSpanSeconds: s.OPENEMR_OBSERVATION_SPAN_SECONDS,
+      reconcileSource: s.RECONCILE_SOURCE,
     },
   };
 }

@@ -100,6 +100,7 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS', required: false, default: '180000', description: 'Timeout of the $export kick-off, which OpenEMR answers only after writing the whole export (up to its 2-minute budget); at least 150000. Never retried.' },
   { name: 'OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS', required: false, default: '1800000', description: 'Longest total time one export file may take to download (a pause while AHDS throttles does not count as idle).' },
   { name: 'OPENEMR_EXPORT_GAP_SECONDS', required: false, default: '86400', description: 'Windows longer than this (and the first run, --full, reconciliation) are read by $export rather than searches; keep it at most OPENEMR_OBSERVATION_SPAN_SECONDS so a long gap never becomes one search per Patient.' },
+  { name: 'RECONCILE_SOURCE', required: false, default: 'search', description: 'How reconciliation reads OpenEMR: search (every Patient, then each one\'s Observations: also finds rows whose date column is NULL, which no _lastUpdated search and no export returns) or export (a few requests; misses those rows).' },
   { name: 'OPENEMR_OBSERVATION_SPAN_SECONDS', required: false, default: '86400', description: 'Observation windows up to this long are read with one _lastUpdated=ge search; longer ones (export off or failed) are read per Patient.' },
 ];
 
@@ -153,6 +154,7 @@ const envSchema = z.object({
   OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS: int(1000, 86400000).default(1800000),
   OPENEMR_EXPORT_GAP_SECONDS: int(0, 31536000).default(86400),
   OPENEMR_OBSERVATION_SPAN_SECONDS: int(1, 31536000).default(86400),
+  RECONCILE_SOURCE: z.enum(['search', 'export'], { message: 'must be search or export' }).default('search'),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

@@ -51,7 +51,11 @@ export interface ReconcileDeps {
   telemetry: Telemetry;
   pageSize: number;
   deleteMode: 'report-only' | 'delete';
-  /** false reads the source by search instead of $export. */
+  /**
+   * false reads the source by search (every Patient, then each one's Observations), which also
+   * returns rows whose date column is NULL: OpenEMR filters every export on `_lastUpdated >= _since`,
+   * so those never come out of an export (RECONCILE_SOURCE).
+   */
   useExport?: boolean;
   /** Throws unless this run still holds the sync lease: checked before anything is deleted. */
   assertHeld?: () => Promise<void>;
@@ -225,6 +229,7 @@ export async function runReconcile(
         telemetry: connector.telemetry,
         pageSize: connector.config.openemr.pageSize,
         deleteMode: options.deleteMode ?? connector.config.sync.reconcileDeleteMode,
+        useExport: connector.config.openemrRead.reconcileSource === 'export',
         log: options.log,
       },
       { trigger: options.trigger, runId, onProgress: options.onProgress },

@@ -76,7 +76,8 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     expect(after.extra).toEqual([`Observation/${o3}`]);
 
     const summary = await reconcile(
-      { sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete' },
+      // As RECONCILE_SOURCE=search (the default) reads: every Patient, then each one's Observations.
+      { sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete', useExport: false },
       { trigger: 'reconcile' },
     );
     expect(summary.byType.Observation).toMatchObject({ missing: 1, stale: 1, deletedAtSource: 1, deleted: 1 });
