@@ -8,6 +8,8 @@ import { BulkExports } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
 import { formatLocalInstant, formatLocalNaive, parseFhirDate } from './fhir-dates';
 import { searchObservations, searchPatients } from './fhir-search';
+import { parsePhpQuery } from './php-query';
+import { ServeContext, servedJson } from './served-json';
 import { readBody } from '../http-body';
 import { readJson } from './http-body';
 import { AccessToken, OAuthServer, scopeAllows } from './oauth-server';
@@ -52,7 +54,8 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
     case 'GET /fhir/.well-known/smart-configuration':
       return sendJson(res, 200, smartConfiguration(ctx.endpoints));
     case 'GET /fhir/metadata':
-      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalInstant(ctx.clock.nowSeconds(), ctx.offsetMinutes), ctx.traits.softwareVersion));
+      // Date-only: FhirMetaDataRestController.php:73 `date("Y-m-d", time())`.
+      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalNaive(ctx.clock.nowSeconds(), ctx.offsetMinutes).slice(0, 10), ctx.traits.softwareVersion));
     default:
       break;
   }
@@ -70,8 +73,12 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
     case 'GET /fhir/Observation': {
       const type: SupportedType = route.name === 'GET /fhir/Patient' ? 'Patient' : 'Observation';
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
-      const records = type === 'Patient' ? searchPatients(ctx.store, url.searchParams, ctx.offsetMinutes) : searchObservations(ctx.store, url.searchParams, ctx.offsetMinutes);
-      return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}${url.search}`, ctx), JSON_TYPE);
+      // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
+      const query = parsePhpQuery(rawQuery(req));
+      const searchCtx = { offsetMinutes: ctx.offsetMinutes, traits: ctx.traits };
+      const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
+      // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
+      return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
     case 'GET /fhir/Patient/{id}':
     case 'GET /fhir/Observation/{id}': {
@@ -80,7 +87,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       const id = route.id as string;
       if (!UUID_SHAPE.test(id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);
       const rec = ctx.store.getRecord(type, id);
-      return rec ? sendText(res, 200, rec.json, JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
+      return rec ? sendText(res, 200, servedJson(rec, serveContext(ctx)), JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
     }
     case 'GET /fhir/$export':
     case 'GET /fhir/Patient/$export':
@@ -96,6 +103,17 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
   }
 }
 
+export function serveContext(ctx: FhirApiContext): ServeContext {
+  return { nowSeconds: ctx.clock.nowSeconds(), offsetMinutes: ctx.offsetMinutes, traits: ctx.traits };
+}
+
+/** The query string exactly as sent (WHATWG URL parsing would re-encode parts of it). */
+function rawQuery(req: IncomingMessage): string {
+  const raw = req.url ?? '';
+  const q = raw.indexOf('?');
+  return q < 0 ? '' : raw.slice(q + 1);
+}
+
 /** A `collection` Bundle: total = entries in this response, only a self link, never next. */
 function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContext): string {
   const head = {
@@ -109,7 +127,8 @@ function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContex
   if (records.length === 0) return text;
   // Stored resources are already JSON text: splice them in instead of parse + stringify.
   const base = ctx.endpoints.fhirBaseUrl;
-  const entries = records.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${r.json}}`);
+  const serve = serveContext(ctx);
+  const entries = records.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${servedJson(r, serve)}}`);
   return `${text.slice(0, -1)},"entry":[${entries.join(',')}]}`;
 }
 

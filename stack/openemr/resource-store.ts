@@ -18,8 +18,14 @@ import { TimeIndex } from './time-index';
 export interface StoredRecord {
   type: SupportedType;
   id: string;
-  /** Epoch seconds; what meta.lastUpdated says. */
-  lastUpdated: number;
+  /**
+   * Epoch seconds; what meta.lastUpdated says. null: the row's date column is NULL (a lab without a
+   * report date, a form without a date): it never matches _lastUpdated, is never exported, and is
+   * served with meta.lastUpdated "now" (FhirObservationLaboratoryService.php:221).
+   */
+  lastUpdated: number | null;
+  /** Row number: insertion order, kept across updates; MySQL's order without (or among ties of) ORDER BY. */
+  seq: number;
   /** The resource exactly as served. */
   json: string;
   /** Observation: the Patient id of its subject. */
@@ -33,16 +39,28 @@ export interface StoredRecord {
   effective?: number;
 }
 
+/** A record whose date column is set: the only kind a _lastUpdated index holds. */
+export type DatedRecord = StoredRecord & { lastUpdated: number };
+const isDated = (rec: StoredRecord): rec is DatedRecord => rec.lastUpdated !== null;
+
 class TypeTable {
   readonly byId = new Map<string, StoredRecord>();
-  readonly byTime = new TimeIndex<StoredRecord>();
+  readonly byTime = new TimeIndex<DatedRecord>();
+  private nextSeq = 1;
+
+  /** The row number a write of this id gets: its old one, else the next. */
+  seqFor(id: string): number {
+    return this.byId.get(id)?.seq ?? this.nextSeq++;
+  }
   /** Observation ids per Patient id. */
   readonly byPatient = new Map<string, Set<string>>();
 
   insert(rec: StoredRecord, bulk: boolean): void {
     this.byId.set(rec.id, rec);
-    if (bulk) this.byTime.addUnsorted(rec);
-    else this.byTime.add(rec);
+    if (isDated(rec)) {
+      if (bulk) this.byTime.addUnsorted(rec);
+      else this.byTime.add(rec);
+    }
     if (rec.patientId) {
       let set = this.byPatient.get(rec.patientId);
       if (!set) this.byPatient.set(rec.patientId, (set = new Set()));
@@ -52,7 +70,7 @@ class TypeTable {
 
   /** Removes from the secondary indexes only (byId is overwritten or deleted by the caller). */
   unindex(rec: StoredRecord): void {
-    this.byTime.remove(rec);
+    if (isDated(rec)) this.byTime.remove(rec);
     if (rec.patientId) {
       const set = this.byPatient.get(rec.patientId);
       set?.delete(rec.id);
@@ -125,12 +143,32 @@ export class ResourceStore {
     for (const table of Object.values(this.tables)) table.byTime.ensureSorted();
   }
 
-  /** Create-or-update as a write in OpenEMR: lastUpdated = server clock now, versionId stays "1". */
-  put(resource: FhirResource): { record: StoredRecord; created: boolean } {
+  /**
+   * Create-or-update as a write in OpenEMR: lastUpdated = server clock now, versionId stays "1".
+   * `lastUpdated` overrides the date column: an epoch second in the past (a lab filed today with
+   * last week's report date, a back-dated form, many rows in one second), or null (a NULL column).
+   */
+  put(resource: FhirResource, opts: { lastUpdated?: number | null } = {}): { record: StoredRecord; created: boolean } {
     const type = this.checkType(resource.resourceType);
     if (!resource.id) throw new Error('resource.id is required');
     const created = !this.tables[type].byId.has(resource.id);
-    return { record: this.store(resource, this.opts.clock.nowSeconds(), false), created };
+    const lastUpdated = opts.lastUpdated === undefined ? this.opts.clock.nowSeconds() : opts.lastUpdated;
+    return { record: this.store(resource, lastUpdated, false), created };
+  }
+
+  /** Sets the date column of existing records without touching their content (the 7.0.3 upgrade's ALTER TABLE). */
+  restamp(type: SupportedType, ids: Iterable<string>, lastUpdated: number): number {
+    const table = this.tables[type];
+    let n = 0;
+    for (const id of ids) {
+      const old = table.byId.get(id);
+      if (!old) continue;
+      table.unindex(old);
+      const resource = JSON.parse(old.json) as FhirResource;
+      table.insert(this.buildRecord(withServerMeta(resource, id, lastUpdated, this.opts.offsetMinutes), lastUpdated, old.seq), false);
+      n++;
+    }
+    return n;
   }
 
   /** Hard delete, as OpenEMR does: no tombstone, no history; the record just disappears. */
@@ -155,8 +193,8 @@ export class ResourceStore {
     const current = JSON.parse(old.json) as FhirResource;
     const changes = patch && Object.keys(patch).length > 0 ? patch : { status: 'corrected' };
     const next: FhirResource = { ...current, ...changes, resourceType: 'Observation', id, meta: current.meta };
-    const rec = this.buildRecord(next, old.lastUpdated);
-    if (rec.patientId !== old.patientId) {
+    const rec = this.buildRecord(next, old.lastUpdated, old.seq);
+    if (rec.patientId !== old.patientId || !isDated(rec)) {
       table.unindex(old);
       table.insert(rec, false);
     } else {
@@ -187,21 +225,23 @@ export class ResourceStore {
     return type;
   }
 
-  private store(resource: FhirResource, lastUpdated: number, bulk: boolean): StoredRecord {
+  private store(resource: FhirResource, lastUpdated: number | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
     rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
-    const rec = this.buildRecord(withServerMeta(resource, resource.id, lastUpdated, this.opts.offsetMinutes), lastUpdated);
     const table = this.tables[type];
+    // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
+    const stamp = lastUpdated ?? this.opts.clock.nowSeconds();
+    const rec = this.buildRecord(withServerMeta(resource, resource.id, stamp, this.opts.offsetMinutes), lastUpdated, table.seqFor(resource.id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
     return rec;
   }
 
-  private buildRecord(resource: FhirResource, lastUpdated: number): StoredRecord {
+  private buildRecord(resource: FhirResource, lastUpdated: number | null, seq: number): StoredRecord {
     const type = this.checkType(resource.resourceType);
-    const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, json: JSON.stringify(resource) };
+    const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, seq, json: JSON.stringify(resource) };
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
       if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));

@@ -1,0 +1,24 @@
+/**
+ * A stored record as it goes out. Stored JSON carries meta.lastUpdated from the row's date column;
+ * two cases are served with "now" instead: a row whose date column is NULL (labs:
+ * FhirObservationLaboratoryService.php:221), and every Observation of a release whose services
+ * stamp the current time (7.0.2 before .2, versions.ts observationMetaNow).
+ */
+import { formatLocalInstant } from './fhir-dates';
+import type { StoredRecord } from './resource-store';
+import type { OpenEmrVersionTraits } from './versions';
+
+export interface ServeContext {
+  nowSeconds: number;
+  offsetMinutes: number;
+  traits: OpenEmrVersionTraits;
+}
+
+const META_LAST_UPDATED = /"lastUpdated":"[^"]*"/;
+
+export function servedJson(rec: StoredRecord, ctx: ServeContext): string {
+  const now = rec.lastUpdated === null || (rec.type === 'Observation' && ctx.traits.observationMetaNow);
+  if (!now) return rec.json;
+  // meta is placed right after id, so the first lastUpdated in the text is meta's.
+  return rec.json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`);
+}
