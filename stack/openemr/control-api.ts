@@ -47,8 +47,7 @@ export async function handleControl(
       return sendJson(res, 200, { ok: true });
     }
     if (first === 'export-settings' && method === 'PUT') {
-      const body = ((await readJson(req)) ?? {}) as { pendingPolls?: unknown };
-      ops.setExportPendingPolls(Number(body.pendingPolls ?? 0));
+      ops.configureExport(((await readJson(req)) ?? {}) as Parameters<OpenEmrStandInStore['configureExport']>[0]);
       return sendJson(res, 200, { ok: true });
     }
     if (first === 'lab-correction' && second && segments.length === 2 && method === 'POST') {

@@ -4,7 +4,7 @@
  * the in-process `store` handle both call these, so the two cannot drift apart.
  */
 import { FaultInjector, FaultProfile } from '../faults';
-import { BulkExports } from './bulk-export';
+import { BulkExports, ExportSettings } from './bulk-export';
 import { formatLocalInstant } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
@@ -14,8 +14,12 @@ import { ResourceStore } from './resource-store';
 import { ServerClock } from './server-clock';
 
 export interface OpenEmrStandInStore {
-  /** Create-or-update; lastUpdated = server clock now, versionId stays "1" (as OpenEMR). */
-  put(resource: FhirResource): { resource: FhirResource; created: boolean };
+  /**
+   * Create-or-update; lastUpdated = server clock now, versionId stays "1" (as OpenEMR). `lastUpdated`
+   * sets the row's date column instead: epoch seconds in the past (a back-dated lab or form, many
+   * rows in one second) or null (a NULL column: never matched by _lastUpdated, never exported).
+   */
+  put(resource: FhirResource, opts?: { lastUpdated?: number | null }): { resource: FhirResource; created: boolean };
   /** Adds resources as a data load would (lastUpdated derived from the resource). Returns how many. */
   importResources(resources: Iterable<FhirResource>): number;
   get(type: SupportedType, id: string): FhirResource | undefined;
@@ -32,8 +36,11 @@ export interface OpenEmrStandInStore {
   enableClient(clientId: string): boolean;
   disableClient(clientId: string): boolean;
   setFaults(profile: FaultProfile): void;
-  /** Status polls per export job that answer 202 before the job completes. */
-  setExportPendingPolls(polls: number): void;
+  /**
+   * Export behaviour for the next kick-offs: status polls answering 202 first, the time budget, the
+   * simulated cost per resource, and injected faults (a deleted[] file, failing output files).
+   */
+  configureExport(settings: Partial<ExportSettings>): void;
   loadNdjsonDirectory(dir: string): Promise<LoadReport>;
   stats(): RequestStatsSnapshot & { faultsInjected: Record<string, number> };
   resetStats(): void;
@@ -55,8 +62,9 @@ export function createControlOperations(deps: {
     return type;
   };
   return {
-    put(resource) {
-      const { record, created } = store.put(resource);
+    put(resource, opts) {
+      if (opts?.lastUpdated === null && resource.resourceType !== 'Observation') throw new Error('only lab and form rows (Observations) have a nullable date column');
+      const { record, created } = store.put(resource, opts);
       return { resource: JSON.parse(record.json) as FhirResource, created };
     },
     importResources(resources) {
@@ -81,8 +89,16 @@ export function createControlOperations(deps: {
     enableClient: (clientId) => oauth.setEnabled(clientId, true),
     disableClient: (clientId) => oauth.setEnabled(clientId, false),
     setFaults: (profile) => faults.configure(profile),
-    setExportPendingPolls(polls) {
-      bulkExports.pendingPolls = Math.max(0, Math.floor(polls));
+    configureExport(settings) {
+      const current = bulkExports.settings;
+      const whole = (v: unknown, what: string) => {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${what} must be a non-negative number`);
+        return v;
+      };
+      if (settings.pendingPolls !== undefined) current.pendingPolls = Math.floor(whole(settings.pendingPolls, 'pendingPolls'));
+      if (settings.timeBudgetMs !== undefined) current.timeBudgetMs = whole(settings.timeBudgetMs, 'timeBudgetMs');
+      if (settings.msPerResource !== undefined) current.msPerResource = whole(settings.msPerResource, 'msPerResource');
+      if (settings.faults !== undefined) current.faults = settings.faults ?? {};
     },
     loadNdjsonDirectory: (dir) => loadNdjsonDirectory(store, dir),
     stats: () => ({ ...stats.snapshot(), faultsInjected: { ...faults.injected } }),

@@ -31,6 +31,7 @@ export type { FhirResource, SupportedType } from './resource-shape';
 export type { LoadReport } from './ndjson-loader';
 export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
 export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
+export type { ExportFaults, ExportSettings } from './bulk-export';
 
 export const DEFAULT_CLIENT_SCOPES =
   'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -54,8 +55,20 @@ export interface OpenEmrStandInOptions {
   loadEpoch?: string;
   /** Status polls per export job answering 202 + X-Progress before completion (default 0: done at once, as OpenEMR). */
   exportPendingPolls?: number;
+  /** Time budget of the synchronous export in the kick-off (default 120000, OpenEMR's two minutes). */
+  exportTimeBudgetMs?: number;
+  /** Simulated export cost per resource spent against the budget; the kick-off waits for it (default 0). */
+  exportMsPerResource?: number;
   /** Which OpenEMR release to behave as (default the newest, DEFAULT_OPENEMR_VERSION); see versions.ts. */
   version?: OpenEmrVersion;
+  /**
+   * OpenEMR's `site_addr_oath` global: the base URL the server believes it has, which may differ
+   * from where it listens (behind a TLS-offloading proxy it is typically `http://<public host>`).
+   * It feeds the `aud` an assertion must carry (ServerConfig::getTokenUrl), the discovery documents,
+   * bundle links, the export status URL and Binary URLs. Used as given, a trailing slash included
+   * (OpenEMR gives `//oauth2` then). Default: the listening URL.
+   */
+  siteAddrOath?: string;
 }
 
 export interface StandInClient {
@@ -68,13 +81,18 @@ export interface StandInClient {
 }
 
 export interface OpenEmrStandIn {
+  /** Where the stand-in listens: http://127.0.0.1:<port>. */
   baseUrl: string;
+  /** The base URL it believes it has (siteAddrOath option; default baseUrl). */
+  siteAddrOath: string;
+  /** `${siteAddrOath}/oauth2/${site}/token`: the exact value an assertion's aud must contain. */
+  audience: string;
   /** The release this stand-in behaves as. */
   version: OpenEmrVersion;
   site: string;
-  /** `${baseUrl}/apis/${site}/fhir` */
+  /** `${baseUrl}/apis/${site}/fhir`, where it listens. */
   fhirBaseUrl: string;
-  /** `${baseUrl}/oauth2/${site}/token`: the exact value an assertion's aud must contain. */
+  /** `${baseUrl}/oauth2/${site}/token`, where it listens (the aud is `audience`). */
   tokenUrl: string;
   /** An enabled client registered at start with DEFAULT_CLIENT_SCOPES. */
   client: StandInClient;
@@ -100,7 +118,12 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const faults = new FaultInjector(options.faults ?? {});
   const stats = new RequestStats();
   const store = new ResourceStore({ clock, offsetMinutes, loadEpochSeconds: loadEpoch.lo });
-  const bulkExports = new BulkExports(store, offsetMinutes, options.exportPendingPolls ?? 0);
+  const bulkExports = new BulkExports(store, {
+    pendingPolls: options.exportPendingPolls ?? 0,
+    timeBudgetMs: options.exportTimeBudgetMs ?? 120_000,
+    msPerResource: options.exportMsPerResource ?? 0,
+    faults: {},
+  });
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
   const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
@@ -123,11 +146,13 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   });
   const port = (server.address() as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;
+  const siteAddrOath = options.siteAddrOath ?? baseUrl;
+  // Every URL the server writes into an answer starts from site_addr_oath, never from the request.
   const endpoints: Endpoints = {
-    baseUrl,
+    baseUrl: siteAddrOath,
     site,
-    tokenUrl: `${baseUrl}/oauth2/${site}/token`,
-    fhirBaseUrl: `${baseUrl}/apis/${site}/fhir`,
+    tokenUrl: `${siteAddrOath}/oauth2/${site}/token`,
+    fhirBaseUrl: `${siteAddrOath}/apis/${site}/fhir`,
   };
   const oauth = new OAuthServer({
     clock,
@@ -170,10 +195,12 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
 
   return {
     baseUrl,
+    siteAddrOath,
+    audience: endpoints.tokenUrl,
     version,
     site,
-    fhirBaseUrl: endpoints.fhirBaseUrl,
-    tokenUrl: endpoints.tokenUrl,
+    fhirBaseUrl: `${baseUrl}/apis/${site}/fhir`,
+    tokenUrl: `${baseUrl}/oauth2/${site}/token`,
     client: {
       clientId: defaultClient.clientId,
       privateKeyPem: await exportPKCS8(privateKey),
