@@ -12,6 +12,7 @@ import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { FhirResource, isSupportedType, SupportedType } from './resource-shape';
 import { ResourceStore } from './resource-store';
 import { ServerClock } from './server-clock';
+import type { ServerZone } from './server-zone';
 
 export interface OpenEmrStandInStore {
   /**
@@ -27,6 +28,12 @@ export interface OpenEmrStandInStore {
   delete(type: SupportedType, id: string): boolean;
   count(type: SupportedType): number;
   ids(type: SupportedType): string[];
+  /**
+   * The 7.0.3 upgrade artefact: every Patient and every vital-signs Observation gets one
+   * lastUpdated second (now, or `atEpochSeconds`), as `ADD last_updated … DEFAULT CURRENT_TIMESTAMP`
+   * without a backfill leaves them. Returns how many of each it stamped.
+   */
+  upgradeArtefact(opts?: { atEpochSeconds?: number }): Record<SupportedType, number>;
   /** Changes an Observation without touching its lastUpdated (default change: status "corrected"). */
   labCorrection(id: string, patch?: Record<string, unknown>): FhirResource;
   /** Moves the server clock forward; returns the new time as the server would print it. */
@@ -53,7 +60,7 @@ export function createControlOperations(deps: {
   faults: FaultInjector;
   exports: BulkExports;
   stats: RequestStats;
-  offsetMinutes: number;
+  zone: ServerZone;
 }): OpenEmrStandInStore {
   const { store, clock, oauth, faults, stats } = deps;
   const bulkExports = deps.exports;
@@ -81,9 +88,14 @@ export function createControlOperations(deps: {
     count: (type) => store.count(typeOf(type)),
     ids: (type) => store.ids(typeOf(type)),
     labCorrection: (id, patch) => store.labCorrection(id, patch),
+    upgradeArtefact(opts) {
+      const at = opts?.atEpochSeconds ?? clock.nowSeconds();
+      const vitals = [...store.table('Observation').byId.values()].filter((r) => r.subService === 'vital-signs').map((r) => r.id);
+      return { Patient: store.restamp('Patient', store.ids('Patient'), at), Observation: store.restamp('Observation', vitals, at) };
+    },
     advanceClock(seconds) {
       clock.advance(seconds);
-      return formatLocalInstant(clock.nowSeconds(), deps.offsetMinutes);
+      return formatLocalInstant(clock.nowSeconds(), deps.zone.offsetNow());
     },
     now: () => clock.nowMs(),
     enableClient: (clientId) => oauth.setEnabled(clientId, true),

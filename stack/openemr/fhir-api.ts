@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BulkExports, EXPORT_ORDER, operationOutcome } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
-import { formatLocalInstant, formatLocalNaive, parseFhirDate } from './fhir-dates';
+import { formatLocalNaive, parseFhirDate } from './fhir-dates';
 import { searchObservations, searchPatients } from './fhir-search';
 import { parsePhpQuery } from './php-query';
 import { ServeContext, servedJson } from './served-json';
@@ -18,11 +18,12 @@ import { SupportedType, UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { RouteMatch } from './route-table';
 import { ServerClock } from './server-clock';
+import type { ServerZone } from './server-zone';
 import type { OpenEmrVersionTraits } from './versions';
 
 export interface FhirApiContext {
   endpoints: Endpoints;
-  offsetMinutes: number;
+  zone: ServerZone;
   clock: ServerClock;
   store: ResourceStore;
   oauth: OAuthServer;
@@ -55,7 +56,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       return sendJson(res, 200, smartConfiguration(ctx.endpoints));
     case 'GET /fhir/metadata':
       // Date-only: FhirMetaDataRestController.php:73 `date("Y-m-d", time())`.
-      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalNaive(ctx.clock.nowSeconds(), ctx.offsetMinutes).slice(0, 10), ctx.traits.softwareVersion));
+      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()).slice(0, 10), ctx.traits.softwareVersion));
     default:
       break;
   }
@@ -75,7 +76,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
-      const searchCtx = { offsetMinutes: ctx.offsetMinutes, traits: ctx.traits };
+      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits };
       const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
@@ -104,7 +105,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
 }
 
 export function serveContext(ctx: FhirApiContext): ServeContext {
-  return { nowSeconds: ctx.clock.nowSeconds(), offsetMinutes: ctx.offsetMinutes, traits: ctx.traits };
+  return { nowSeconds: ctx.clock.nowSeconds(), offsetMinutes: ctx.zone.offsetNow(), relabel: ctx.zone.followsDst, traits: ctx.traits };
 }
 
 /** The query string exactly as sent (WHATWG URL parsing would re-encode parts of it). */
@@ -117,7 +118,7 @@ function rawQuery(req: IncomingMessage): string {
 /** A `collection` Bundle: total = entries in this response, only a self link, never next. */
 function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContext): string {
   const head = {
-    meta: { lastUpdated: formatLocalNaive(ctx.clock.nowSeconds(), ctx.offsetMinutes) },
+    meta: { lastUpdated: formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()) },
     resourceType: 'Bundle',
     type: 'collection',
     total: records.length,
@@ -146,9 +147,11 @@ async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: R
     // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,
     // uncaught, so a 500 (openemr#7746). Later releases parse it before their try block, so a
     // malformed one is an uncaught exception too.
-    const parsed = ctx.traits.exportSince && typeof sinceRaw === 'string' ? parseFhirDate(sinceRaw, ctx.offsetMinutes) : null;
+    const offset = ctx.zone.offsetNow();
+    const parsed = ctx.traits.exportSince && typeof sinceRaw === 'string' ? parseFhirDate(sinceRaw, offset) : null;
     if (!parsed) return sendJson(res, 500, kernelError(ctx.traits.exportSince ? 'Invalid date format for _since parameter' : 'An internal server error occurred'));
-    since = parsed.lo;
+    // Compared with local wall-clock rows after conversion with today's offset, as searches are.
+    since = parsed.lo + offset * 60;
   }
   if (req.headers.accept !== EXPORT_ACCEPT) return sendJson(res, 400, operationOutcome("'Accept' header invalid"));
   if (req.headers.prefer !== EXPORT_PREFER) return sendJson(res, 400, operationOutcome("'Prefer' header invalid"));

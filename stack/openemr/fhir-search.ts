@@ -57,12 +57,17 @@ function alternatives(value: PhpQueryValue): string[] {
   return parts;
 }
 
+/**
+ * One date parameter's OR group, in local wall-clock seconds: the value is converted to the server's
+ * local time with today's offset (adjustTimezoneToLocalTime), as the rows it is compared with are.
+ */
 function dateGroup(value: PhpQueryValue | undefined, offsetMinutes: number): DateCondition[] | undefined {
   if (value === undefined) return undefined;
+  const shift = offsetMinutes * 60;
   return alternatives(value).map((alt) => {
     const c = parseDateCondition(alt, offsetMinutes);
     if (!c) throw new InvalidSearch(`bad date ${alt}`);
-    return c;
+    return { prefix: c.prefix, interval: { lo: c.interval.lo + shift, hi: c.interval.hi + shift } };
   });
 }
 
@@ -276,7 +281,7 @@ function patientContentPredicates(query: SearchQuery, off: number): Predicate[] 
   for (const group of birth ? [birth] : []) {
     out.push((rec) => {
       const birth = parse(rec).birthDate;
-      const at = typeof birth === 'string' ? parseFhirDate(birth, off)?.lo : undefined;
+      const at = typeof birth === 'string' ? parseFhirDate(birth, 0)?.lo : undefined;
       return at !== undefined && group.some((c) => matchesDate(c, at));
     });
   }

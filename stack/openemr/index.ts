@@ -15,7 +15,7 @@ import { handleControl } from './control-api';
 import { createControlOperations, OpenEmrStandInStore } from './control-operations';
 import { Endpoints } from './discovery';
 import { handleFhirApi } from './fhir-api';
-import { parseFhirDate, parseUtcOffset } from './fhir-dates';
+import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
 import { FAULT_MESSAGES, kernelError, sendJson } from './openemr-responses';
@@ -24,6 +24,7 @@ import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
 import { matchRoute } from './route-table';
 import { ServerClock } from './server-clock';
+import { ServerZone } from './server-zone';
 import { DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, OpenEmrVersion } from './versions';
 
 export type { OpenEmrStandInStore } from './control-operations';
@@ -51,6 +52,12 @@ export interface OpenEmrStandInOptions {
   faults?: FaultProfile;
   /** The server's local UTC offset, carried by every timestamp it emits (default '-05:00'). */
   utcOffset?: string;
+  /**
+   * Instead of utcOffset, an IANA zone with daylight saving (e.g. 'America/New_York'): row times are
+   * kept as local wall-clock times and emitted and searched with TODAY's offset, as OpenEMR's
+   * date('P') does (server-zone.ts).
+   */
+  timeZone?: string;
   /** lastUpdated of loaded resources without a date of their own, server local (default 2025-01-01T00:00:00). */
   loadEpoch?: string;
   /** Status polls per export job answering 202 + X-Progress before completion (default 0: done at once, as OpenEMR). */
@@ -111,19 +118,20 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const site = options.site ?? 'default';
   const version = options.version ?? DEFAULT_OPENEMR_VERSION;
   const traits = OPENEMR_VERSION_TRAITS[version];
-  const offsetMinutes = parseUtcOffset(options.utcOffset ?? '-05:00');
-  const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', offsetMinutes);
-  if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
   const clock = new ServerClock();
+  const zone = new ServerZone(clock, { utcOffset: options.utcOffset, timeZone: options.timeZone });
+  // Server local, so read as a wall-clock time (offset 0 gives its naive seconds).
+  const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', 0);
+  if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
   const faults = new FaultInjector(options.faults ?? {});
   const stats = new RequestStats();
-  const store = new ResourceStore({ clock, offsetMinutes, loadEpochSeconds: loadEpoch.lo });
+  const store = new ResourceStore({ clock, zone, loadEpochNaive: loadEpoch.lo });
   const bulkExports = new BulkExports(store, {
     pendingPolls: options.exportPendingPolls ?? 0,
     timeBudgetMs: options.exportTimeBudgetMs ?? 120_000,
     msPerResource: options.exportMsPerResource ?? 0,
     faults: {},
-  });
+  }, zone.name);
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
   const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
@@ -159,8 +167,8 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     tokenUrl: endpoints.tokenUrl,
     tokenLifetimeSeconds: () => faults.current.tokenLifetimeSeconds ?? options.tokenLifetimeSeconds ?? 300,
   });
-  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, offsetMinutes });
-  const fhirCtx = { endpoints, offsetMinutes, clock, store, oauth, exports: bulkExports, traits };
+  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
     const url = new URL(req.url ?? '/', baseUrl);
@@ -170,7 +178,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     } catch {
       segments = ['?'];
     }
-    if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, offsetMinutes);
+    if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, zone);
 
     const route = matchRoute(req.method ?? 'GET', segments, site);
     stats.record(route.name);

@@ -3,7 +3,7 @@
  * no re-serialisation per response) plus the few fields searches need. Indexes: by id, Observation
  * by patient, and both types by (lastUpdated, id), so no request scans the whole table.
  */
-import { instantSeconds } from './fhir-dates';
+import { formatLocalNaive, instantSeconds } from './fhir-dates';
 import {
   codingTokens,
   FhirResource,
@@ -13,13 +13,15 @@ import {
   withServerMeta,
 } from './resource-shape';
 import { ServerClock } from './server-clock';
+import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
 
 export interface StoredRecord {
   type: SupportedType;
   id: string;
   /**
-   * Epoch seconds; what meta.lastUpdated says. null: the row's date column is NULL (a lab without a
+   * The row's date column as local wall-clock seconds (server-zone.ts), what meta.lastUpdated says
+   * and what _lastUpdated compares. null: the column is NULL (a lab without a
    * report date, a form without a date): it never matches _lastUpdated, is never exported, and is
    * served with meta.lastUpdated "now" (FhirObservationLaboratoryService.php:221).
    */
@@ -35,7 +37,7 @@ export interface StoredRecord {
   codeTokens?: string[];
   /** Observation: the OpenEMR sub-service it would come from (first category code). */
   subService?: string;
-  /** Observation: effective time (epoch seconds) for the `date` parameter. */
+  /** Observation: effective time (local wall-clock seconds) for the `date` parameter. */
   effective?: number;
 }
 
@@ -81,9 +83,15 @@ class TypeTable {
 
 export interface StoreOptions {
   clock: ServerClock;
-  offsetMinutes: number;
-  /** lastUpdated for loaded resources that carry no usable date of their own (all Patients). */
-  loadEpochSeconds: number;
+  zone: ServerZone;
+  /** lastUpdated (local wall-clock seconds) for loaded resources without a usable date of their own (all Patients). */
+  loadEpochNaive: number;
+}
+
+/** A date column value: local wall-clock seconds, and the text meta.lastUpdated gets when written. */
+interface RowDate {
+  naive: number;
+  text: string;
 }
 
 export class ResourceStore {
@@ -153,19 +161,31 @@ export class ResourceStore {
     if (!resource.id) throw new Error('resource.id is required');
     const created = !this.tables[type].byId.has(resource.id);
     const lastUpdated = opts.lastUpdated === undefined ? this.opts.clock.nowSeconds() : opts.lastUpdated;
-    return { record: this.store(resource, lastUpdated, false), created };
+    return { record: this.store(resource, lastUpdated === null ? null : this.rowDate(lastUpdated), false), created };
   }
 
-  /** Sets the date column of existing records without touching their content (the 7.0.3 upgrade's ALTER TABLE). */
-  restamp(type: SupportedType, ids: Iterable<string>, lastUpdated: number): number {
+  /** The date column a write at this instant stores: the wall clock then, labelled with the offset then. */
+  rowDate(epochSeconds: number): RowDate {
+    const zone = this.opts.zone;
+    const naive = zone.toNaive(epochSeconds);
+    return { naive, text: formatLocalNaive(naive, 0) + zone.label(zone.offsetAt(epochSeconds)) };
+  }
+
+  /**
+   * Sets the date column of existing records to one instant without touching their content: what
+   * the 7.0.3 upgrade's `ALTER TABLE … ADD last_updated … DEFAULT CURRENT_TIMESTAMP` does to every
+   * legacy row (sql/7_0_2-to-7_0_3_upgrade.sql:184,204). Returns how many records it stamped.
+   */
+  restamp(type: SupportedType, ids: Iterable<string>, epochSeconds: number): number {
     const table = this.tables[type];
+    const date = this.rowDate(epochSeconds);
     let n = 0;
-    for (const id of ids) {
+    for (const id of [...ids]) {
       const old = table.byId.get(id);
       if (!old) continue;
       table.unindex(old);
       const resource = JSON.parse(old.json) as FhirResource;
-      table.insert(this.buildRecord(withServerMeta(resource, id, lastUpdated, this.opts.offsetMinutes), lastUpdated, old.seq), false);
+      table.insert(this.buildRecord(withServerMeta(resource, id, date.text), date.naive, old.seq), false);
       n++;
     }
     return n;
@@ -205,19 +225,23 @@ export class ResourceStore {
   }
 
   /** What meta.lastUpdated a loaded resource gets; deterministic so reloads and tests agree. */
-  loadedLastUpdated(resource: FhirResource): number {
-    const off = this.opts.offsetMinutes;
-    const fromMeta = instantSeconds(resource.meta?.lastUpdated, off);
-    if (fromMeta !== null) return fromMeta;
+  loadedLastUpdated(resource: FhirResource): RowDate {
+    const at = (value: unknown) => {
+      const t = instantSeconds(value, this.opts.zone.offsetNow());
+      return t === null ? null : this.rowDate(t);
+    };
+    const fromMeta = at(resource.meta?.lastUpdated);
+    if (fromMeta) return fromMeta;
     if (resource.resourceType === 'Observation') {
       // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
       for (const candidate of [resource.issued, resource.effectiveDateTime, resource.effectiveInstant, period?.start]) {
-        const t = instantSeconds(candidate, off);
-        if (t !== null) return t;
+        const t = at(candidate);
+        if (t) return t;
       }
     }
-    return this.opts.loadEpochSeconds;
+    const naive = this.opts.loadEpochNaive;
+    return { naive, text: formatLocalNaive(naive, 0) + this.opts.zone.label(this.opts.zone.offsetAt(naive)) };
   }
 
   private checkType(type: string): SupportedType {
@@ -225,14 +249,14 @@ export class ResourceStore {
     return type;
   }
 
-  private store(resource: FhirResource, lastUpdated: number | null, bulk: boolean): StoredRecord {
+  private store(resource: FhirResource, date: RowDate | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
     rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
     const table = this.tables[type];
     // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
-    const stamp = lastUpdated ?? this.opts.clock.nowSeconds();
-    const rec = this.buildRecord(withServerMeta(resource, resource.id, stamp, this.opts.offsetMinutes), lastUpdated, table.seqFor(resource.id));
+    const text = (date ?? this.rowDate(this.opts.clock.nowSeconds())).text;
+    const rec = this.buildRecord(withServerMeta(resource, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
@@ -251,8 +275,8 @@ export class ResourceStore {
       rec.subService = first === undefined ? '' : this.intern(first.slice(first.indexOf('|') + 1));
       this.subServices.add(rec.subService);
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
-      const eff = instantSeconds(resource.effectiveDateTime ?? resource.effectiveInstant ?? period?.start, this.opts.offsetMinutes);
-      if (eff !== null) rec.effective = eff;
+      const eff = instantSeconds(resource.effectiveDateTime ?? resource.effectiveInstant ?? period?.start, this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
     }
     return rec;
   }

@@ -31,7 +31,7 @@ test('the assertion aud must be the token URL built from site_addr_oath, not the
 test('discovery documents name the token endpoint under site_addr_oath', async () => {
   const smart = await fhirGet(s, '/.well-known/smart-configuration');
   expect(smart.body.token_endpoint).toBe(`${PUBLIC}/oauth2/default/token`);
-  const oidc = await fetch(`${s.baseUrl}/oauth2/default/.well-known/openid-configuration`).then((r) => r.json());
+  const oidc = (await fetch(`${s.baseUrl}/oauth2/default/.well-known/openid-configuration`).then((r) => r.json())) as Record<string, string>;
   expect(oidc.token_endpoint).toBe(`${PUBLIC}/oauth2/default/token`);
   expect(oidc.registration_endpoint).toBe(`${PUBLIC}/oauth2/default/registration`);
 });
