@@ -1,28 +1,99 @@
 /**
- * Bulk export as OpenEMR does it: the kick-off writes one NDJSON document per type at once (the
- * "job" is finished when the 202 goes out), `_since` filters on lastUpdated, and `_type` is ignored
- * (openemr#8668), so a client asking for Observation only still gets Patient too. Outputs are
- * served as /fhir/Binary/<documents.id>. Outputs hold references to the stored JSON strings, not
- * copies, so exporting a large table costs one pointer per resource.
+ * Bulk export as OpenEMR does it (src/RestControllers/FHIR/Operations/FhirOperationExportRestController.php):
+ * - the kick-off does all the work before it answers 202 (processResourceExportForJob, :217), one
+ *   type after the other in route order, so Observation goes before Patient;
+ * - the work has a time budget (2 minutes, :408-410); the type running when it ends gets an error
+ *   file (an OperationOutcome "Export process timed out", listed in `error[]` as type
+ *   OperationOutcome), every later type an inline OperationOutcome (:423-426); `output[]` lists
+ *   only the types that finished, an empty one included;
+ * - `type=` (comma list) chooses the types, `_type` is never read (openemr#8668); without it, every
+ *   type the token may read; every resource is filtered by lastUpdated >= _since (epoch by
+ *   default), so NULL-dated rows never come out (FhirBulkExportDomainResourceTrait.php:71-73);
+ * - `transactionTime` is the job's PHP DateTime, json_encode'd as an object (:286);
+ * - files are Binary documents that expire an hour after the job started (MAX_DOCUMENT_ACCESS_TIME,
+ *   :49; FhirDocumentRestController::downloadDocument answers 404 with an empty body then);
+ * - the status body has no `deleted` key: OpenEMR never reports deletions. A test can still make
+ *   the stand-in add `deleted[]` and fail a file (ExportFaults) to exercise a client.
+ * The stand-in is fast, so the budget is spent on a simulated cost per resource (msPerResource),
+ * and the kick-off really waits for the simulated time (capped at the budget).
  */
 import { randomUUID } from 'node:crypto';
-import { formatLocalInstant } from './fhir-dates';
-import { SUPPORTED_TYPES, SupportedType } from './resource-shape';
-import { ResourceStore } from './resource-store';
+import { formatLocalNaive, formatUtcOffset } from './fhir-dates';
+import { SupportedType } from './resource-shape';
+import { ResourceStore, StoredRecord } from './resource-store';
+import { ServeContext, servedJson } from './served-json';
+
+/** Route order of the types the stand-in serves: GET /fhir/Observation comes before GET /fhir/Patient. */
+export const EXPORT_ORDER: readonly SupportedType[] = ['Observation', 'Patient'];
+export const EXPORT_TIMEOUT_TEXT = 'Export process timed out';
+/** MAX_DOCUMENT_ACCESS_TIME = "PT1H". */
+export const DOCUMENT_ACCESS_SECONDS = 3600;
+
+export interface OperationOutcome {
+  id: string;
+  issue: Array<{ severity: 'error'; code: 'processing'; details: { text: string } }>;
+  resourceType: 'OperationOutcome';
+}
+
+export function operationOutcome(text: string): OperationOutcome {
+  return { id: randomUUID(), issue: [{ severity: 'error', code: 'processing', details: { text } }], resourceType: 'OperationOutcome' };
+}
+
+/** A PHP \DateTime as json_encode writes it. */
+export interface PhpDateTime {
+  date: string;
+  timezone_type: 1 | 3;
+  timezone: string;
+}
+
+export type ManifestEntry = { url: string; type: string };
+/** An error[] element: a file of OperationOutcomes, or (after the budget ran out) the OperationOutcome itself. */
+type JobError = { binaryId: string } | OperationOutcome;
 
 export interface ExportJob {
   id: string;
   request: string;
-  transactionTime: string;
+  transactionTime: PhpDateTime;
   clientId: string;
   outputs: Array<{ type: SupportedType; binaryId: string }>;
+  errors: JobError[];
+  /** Injected deletions (ExportFaults.deleted): a file of DELETE Bundles. */
+  deletedBinaryId?: string;
   /** Status polls still to answer 202 before the job shows as complete. */
   pendingPolls: number;
 }
 
 export interface BinaryDocument {
-  type: SupportedType;
+  type: string;
   lines: string[];
+  /** Server clock second at which the document expires. */
+  expiresAt: number;
+  /** Injected failure when downloaded. */
+  fail?: 'status-500' | 'reset';
+}
+
+/** What a test may make an export do beyond OpenEMR's own behaviour. */
+export interface ExportFaults {
+  /** Resources reported in a `deleted[]` file (OpenEMR itself never fills it). */
+  deleted?: Array<{ resourceType: string; id: string }>;
+  /** Output files of these types fail when downloaded: a 500, or a connection reset mid-body. */
+  failFiles?: Partial<Record<SupportedType, 'status-500' | 'reset'>>;
+}
+
+export interface ExportSettings {
+  /** Status polls per job answering 202 + X-Progress first (OpenEMR: 0, done at kick-off). */
+  pendingPolls: number;
+  /** The kick-off's time budget (OpenEMR: 120 s). */
+  timeBudgetMs: number;
+  /** Simulated export cost of one resource, spent against the budget (default 0). */
+  msPerResource: number;
+  faults: ExportFaults;
+}
+
+export interface StartedExport {
+  job: ExportJob;
+  /** How long the kick-off should take (simulated work, at most the budget). */
+  elapsedMs: number;
 }
 
 export class BulkExports {
@@ -33,45 +104,102 @@ export class BulkExports {
 
   constructor(
     private readonly store: ResourceStore,
-    private readonly offsetMinutes: number,
-    /** How many status polls answer 202 (in progress) before the job completes. */
-    public pendingPolls = 0,
+    readonly settings: ExportSettings,
+    /** The PHP zone name transactionTime carries (timezone_type 3), else the offset (type 1). */
+    private readonly timeZoneName?: string,
   ) {}
 
-  /** Runs the export now; `since` (epoch seconds) keeps resources with lastUpdated >= since. */
-  start(opts: { request: string; clientId: string; since?: number; nowSeconds: number }): ExportJob {
+  /**
+   * Runs the export now. `since` (epoch seconds) keeps resources with lastUpdated >= since; `types`
+   * are the types to export in route order (the caller has checked access).
+   */
+  start(opts: { request: string; clientId: string; since: number; types: SupportedType[]; serve: ServeContext }): StartedExport {
+    const now = opts.serve.nowSeconds;
     const job: ExportJob = {
       id: randomUUID(),
       request: opts.request,
-      transactionTime: formatLocalInstant(opts.nowSeconds, this.offsetMinutes),
+      transactionTime: this.phpDateTime(now, opts.serve.offsetMinutes),
       clientId: opts.clientId,
       outputs: [],
-      pendingPolls: this.pendingPolls,
+      errors: [],
+      pendingPolls: this.settings.pendingPolls,
     };
-    for (const type of SUPPORTED_TYPES) {
-      const records = opts.since === undefined ? [...this.store.table(type).byId.values()] : this.store.table(type).byTime.range(opts.since, Infinity);
-      if (records.length === 0) continue;
-      const binaryId = String(this.nextDocumentId++);
-      this.binaries.set(binaryId, { type, lines: records.map((r) => r.json) });
+    const expiresAt = now + DOCUMENT_ACCESS_SECONDS;
+    const { timeBudgetMs, msPerResource, faults } = this.settings;
+    let elapsedMs = 0;
+    let shutdown = false;
+    for (const type of EXPORT_ORDER.filter((t) => opts.types.includes(t))) {
+      if (shutdown) {
+        job.errors.push(operationOutcome(EXPORT_TIMEOUT_TEXT));
+        continue;
+      }
+      const records: StoredRecord[] = this.store.table(type).byTime.range(opts.since, Infinity);
+      const cost = records.length * msPerResource;
+      if (elapsedMs + cost > timeBudgetMs) {
+        // ExportStreamWriter::append threw: this type's file is an OperationOutcome, later ones fail at once.
+        elapsedMs = timeBudgetMs;
+        shutdown = true;
+        const binaryId = this.addBinary({ type: 'OperationOutcome', lines: [JSON.stringify(operationOutcome(EXPORT_TIMEOUT_TEXT))], expiresAt });
+        job.errors.push({ binaryId });
+        continue;
+      }
+      elapsedMs += cost;
+      const binaryId = this.addBinary({ type, lines: records.map((r) => servedJson(r, opts.serve)), expiresAt, fail: faults.failFiles?.[type] });
       job.outputs.push({ type, binaryId });
     }
+    if (faults.deleted && faults.deleted.length > 0) {
+      const lines = faults.deleted.map((d) =>
+        JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${d.resourceType}/${d.id}` } }] }),
+      );
+      job.deletedBinaryId = this.addBinary({ type: 'Bundle', lines, expiresAt });
+    }
     this.jobs.set(job.id, job);
-    return job;
+    return { job, elapsedMs };
+  }
+
+  /** The status body's output, error and (only when injected) deleted arrays, URLs on `apiBase`. */
+  manifest(job: ExportJob, fhirBase: string): { output: ManifestEntry[]; error: unknown[]; deleted?: ManifestEntry[] } {
+    const url = (binaryId: string) => `${fhirBase}/Binary/${binaryId}`;
+    const out: { output: ManifestEntry[]; error: unknown[]; deleted?: ManifestEntry[] } = {
+      output: job.outputs.map((o) => ({ url: url(o.binaryId), type: o.type })),
+      error: job.errors.map((e) => ('binaryId' in e ? { url: url(e.binaryId), type: 'OperationOutcome' } : e)),
+    };
+    if (job.deletedBinaryId) out.deleted = [{ url: url(job.deletedBinaryId), type: 'Bundle' }];
+    return out;
   }
 
   job(id: string): ExportJob | undefined {
     return this.jobs.get(id);
   }
 
-  binary(id: string): BinaryDocument | undefined {
-    return this.binaries.get(id);
+  /** A document, or undefined when unknown or expired (an expired one is deleted, as OpenEMR does). */
+  binary(id: string, nowSeconds: number): BinaryDocument | undefined {
+    const doc = this.binaries.get(id);
+    if (doc && nowSeconds >= doc.expiresAt) {
+      this.binaries.delete(id);
+      return undefined;
+    }
+    return doc;
   }
 
   cancel(id: string): boolean {
     const job = this.jobs.get(id);
     if (!job) return false;
     for (const o of job.outputs) this.binaries.delete(o.binaryId);
+    for (const e of job.errors) if ('binaryId' in e) this.binaries.delete(e.binaryId);
+    if (job.deletedBinaryId) this.binaries.delete(job.deletedBinaryId);
     this.jobs.delete(id);
     return true;
+  }
+
+  private addBinary(doc: BinaryDocument): string {
+    const id = String(this.nextDocumentId++);
+    this.binaries.set(id, doc);
+    return id;
+  }
+
+  private phpDateTime(epochSeconds: number, offsetMinutes: number): PhpDateTime {
+    const date = `${formatLocalNaive(epochSeconds, offsetMinutes).replace('T', ' ')}.000000`;
+    return this.timeZoneName ? { date, timezone_type: 3, timezone: this.timeZoneName } : { date, timezone_type: 1, timezone: formatUtcOffset(offsetMinutes) };
   }
 }

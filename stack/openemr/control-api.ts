@@ -8,15 +8,23 @@ import { faultProfileFromJson } from './fault-profile-json';
 import { readJson } from './http-body';
 import { NotFoundError } from './resource-store';
 import { sendJson } from './openemr-responses';
-import { formatLocalInstant } from './fhir-dates';
+import { formatLocalInstant, parseFhirDate } from './fhir-dates';
+import type { ServerZone } from './server-zone';
 import { FhirResource, isSupportedType } from './resource-shape';
+
+/** A dateTime given to the control API (server local when it has no offset), as epoch seconds. */
+function instantParam(value: string, zone: ServerZone): number {
+  const parsed = parseFhirDate(value, zone.offsetNow());
+  if (!parsed) throw new Error(`lastUpdated/at must be a FHIR dateTime or null, not ${value}`);
+  return parsed.lo;
+}
 
 export async function handleControl(
   req: IncomingMessage,
   res: ServerResponse,
   segments: string[],
   ops: OpenEmrStandInStore,
-  offsetMinutes: number,
+  zone: ServerZone,
 ): Promise<void> {
   const method = req.method ?? 'GET';
   const [first, second, third] = segments;
@@ -29,7 +37,7 @@ export async function handleControl(
         const now = ops.advanceClock(seconds);
         return sendJson(res, 200, { now, epochMs: ops.now() });
       }
-      if (method === 'GET') return sendJson(res, 200, { now: formatLocalInstant(Math.floor(ops.now() / 1000), offsetMinutes), epochMs: ops.now() });
+      if (method === 'GET') return sendJson(res, 200, { now: formatLocalInstant(Math.floor(ops.now() / 1000), zone.offsetNow()), epochMs: ops.now() });
     }
     if (first === 'clients' && second && (third === 'enable' || third === 'disable') && method === 'POST') {
       const ok = third === 'enable' ? ops.enableClient(second) : ops.disableClient(second);
@@ -47,9 +55,12 @@ export async function handleControl(
       return sendJson(res, 200, { ok: true });
     }
     if (first === 'export-settings' && method === 'PUT') {
-      const body = ((await readJson(req)) ?? {}) as { pendingPolls?: unknown };
-      ops.setExportPendingPolls(Number(body.pendingPolls ?? 0));
+      ops.configureExport(((await readJson(req)) ?? {}) as Parameters<OpenEmrStandInStore['configureExport']>[0]);
       return sendJson(res, 200, { ok: true });
+    }
+    if (first === 'upgrade-artefact' && segments.length === 1 && method === 'POST') {
+      const body = ((await readJson(req)) ?? {}) as { at?: unknown };
+      return sendJson(res, 200, ops.upgradeArtefact(body.at === undefined ? {} : { atEpochSeconds: instantParam(String(body.at), zone) }));
     }
     if (first === 'lab-correction' && second && segments.length === 2 && method === 'POST') {
       const patch = (await readJson(req)) as Record<string, unknown> | undefined;
@@ -60,7 +71,10 @@ export async function handleControl(
         const body = (await readJson(req)) as FhirResource | undefined;
         if (!body || typeof body !== 'object') return sendJson(res, 400, { error: 'body must be a resource' });
         if (body.resourceType !== undefined && body.resourceType !== first) return sendJson(res, 400, { error: `resourceType must be ${first}` });
-        const { resource, created } = ops.put({ ...body, resourceType: first, id: second });
+        // ?lastUpdated=<dateTime> back-dates the row's date column; ?lastUpdated=null leaves it NULL.
+        const raw = new URL(req.url ?? '/', 'http://control').searchParams.get('lastUpdated');
+        const lastUpdated = raw === null ? undefined : raw === 'null' ? null : instantParam(raw, zone);
+        const { resource, created } = ops.put({ ...body, resourceType: first, id: second }, { lastUpdated });
         return sendJson(res, created ? 201 : 200, resource);
       }
       if (method === 'DELETE') return ops.delete(first, second) ? sendJson(res, 200, { deleted: `${first}/${second}` }) : sendJson(res, 404, []);

@@ -4,10 +4,12 @@
  * links, application/json content type, bulk export via Binary documents).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BulkExports } from './bulk-export';
+import { BulkExports, EXPORT_ORDER, operationOutcome } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
-import { formatLocalInstant, formatLocalNaive, parseFhirDate } from './fhir-dates';
+import { formatLocalNaive, parseFhirDate } from './fhir-dates';
 import { searchObservations, searchPatients } from './fhir-search';
+import { parsePhpQuery } from './php-query';
+import { ServeContext, servedJson } from './served-json';
 import { readBody } from '../http-body';
 import { readJson } from './http-body';
 import { AccessToken, OAuthServer, scopeAllows } from './oauth-server';
@@ -16,11 +18,12 @@ import { SupportedType, UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { RouteMatch } from './route-table';
 import { ServerClock } from './server-clock';
+import type { ServerZone } from './server-zone';
 import type { OpenEmrVersionTraits } from './versions';
 
 export interface FhirApiContext {
   endpoints: Endpoints;
-  offsetMinutes: number;
+  zone: ServerZone;
   clock: ServerClock;
   store: ResourceStore;
   oauth: OAuthServer;
@@ -52,7 +55,8 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
     case 'GET /fhir/.well-known/smart-configuration':
       return sendJson(res, 200, smartConfiguration(ctx.endpoints));
     case 'GET /fhir/metadata':
-      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalInstant(ctx.clock.nowSeconds(), ctx.offsetMinutes), ctx.traits.softwareVersion));
+      // Date-only: FhirMetaDataRestController.php:73 `date("Y-m-d", time())`.
+      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()).slice(0, 10), ctx.traits.softwareVersion));
     default:
       break;
   }
@@ -70,8 +74,12 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
     case 'GET /fhir/Observation': {
       const type: SupportedType = route.name === 'GET /fhir/Patient' ? 'Patient' : 'Observation';
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
-      const records = type === 'Patient' ? searchPatients(ctx.store, url.searchParams, ctx.offsetMinutes) : searchObservations(ctx.store, url.searchParams, ctx.offsetMinutes);
-      return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}${url.search}`, ctx), JSON_TYPE);
+      // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
+      const query = parsePhpQuery(rawQuery(req));
+      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits };
+      const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
+      // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
+      return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
     case 'GET /fhir/Patient/{id}':
     case 'GET /fhir/Observation/{id}': {
@@ -80,12 +88,12 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       const id = route.id as string;
       if (!UUID_SHAPE.test(id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);
       const rec = ctx.store.getRecord(type, id);
-      return rec ? sendText(res, 200, rec.json, JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
+      return rec ? sendText(res, 200, servedJson(rec, serveContext(ctx)), JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
     }
     case 'GET /fhir/$export':
     case 'GET /fhir/Patient/$export':
     case 'GET /fhir/Group/{id}/$export':
-      return kickOffExport(req, res, url, route, token, ctx);
+      return kickOffExport(req, res, route, token, ctx);
     case 'GET /fhir/$bulkdata-status':
     case 'DELETE /fhir/$bulkdata-status':
       return exportStatus(req, res, url, token, ctx);
@@ -96,10 +104,21 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
   }
 }
 
+export function serveContext(ctx: FhirApiContext): ServeContext {
+  return { nowSeconds: ctx.clock.nowSeconds(), offsetMinutes: ctx.zone.offsetNow(), relabel: ctx.zone.followsDst, traits: ctx.traits };
+}
+
+/** The query string exactly as sent (WHATWG URL parsing would re-encode parts of it). */
+function rawQuery(req: IncomingMessage): string {
+  const raw = req.url ?? '';
+  const q = raw.indexOf('?');
+  return q < 0 ? '' : raw.slice(q + 1);
+}
+
 /** A `collection` Bundle: total = entries in this response, only a self link, never next. */
 function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContext): string {
   const head = {
-    meta: { lastUpdated: formatLocalNaive(ctx.clock.nowSeconds(), ctx.offsetMinutes) },
+    meta: { lastUpdated: formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()) },
     resourceType: 'Bundle',
     type: 'collection',
     total: records.length,
@@ -109,30 +128,54 @@ function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContex
   if (records.length === 0) return text;
   // Stored resources are already JSON text: splice them in instead of parse + stringify.
   const base = ctx.endpoints.fhirBaseUrl;
-  const entries = records.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${r.json}}`);
+  const serve = serveContext(ctx);
+  const entries = records.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${servedJson(r, serve)}}`);
   return `${text.slice(0, -1)},"entry":[${entries.join(',')}]}`;
 }
 
-function kickOffExport(req: IncomingMessage, res: ServerResponse, url: URL, route: RouteMatch, token: AccessToken, ctx: FhirApiContext): void {
+/** Accept and Prefer are compared exactly (validateHeaders, FhirOperationExportRestController.php:562-567). */
+const EXPORT_ACCEPT = 'application/fhir+json';
+const EXPORT_PREFER = 'respond-async';
+
+async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: RouteMatch, token: AccessToken, ctx: FhirApiContext): Promise<void> {
   const specific = route.name === 'GET /fhir/Patient/$export' ? 'system/Patient.$export' : route.name === 'GET /fhir/Group/{id}/$export' ? 'system/Group.$export' : undefined;
   if (!token.scopes.has('system/*.$export') && !(specific && token.scopes.has(specific))) return sendJson(res, 401, kernelError('Unauthorized'));
-  const prefer = String(req.headers.prefer ?? '');
-  if (!/respond-async/i.test(prefer)) return sendJson(res, 400, kernelError('Prefer header must be respond-async'));
-  const sinceRaw = url.searchParams.get('_since');
-  let since: number | undefined;
-  if (sinceRaw !== null) {
-    const parsed = parseFhirDate(sinceRaw, ctx.offsetMinutes);
-    if (!parsed) return sendJson(res, 400, kernelError(`Invalid _since parameter ${sinceRaw}`));
-    since = parsed.lo;
+  const params = parsePhpQuery(rawQuery(req));
+  const sinceRaw = params.get('_since');
+  let since = -Infinity;
+  if (sinceRaw !== undefined && sinceRaw !== '') {
+    // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,
+    // uncaught, so a 500 (openemr#7746). Later releases parse it before their try block, so a
+    // malformed one is an uncaught exception too.
+    const offset = ctx.zone.offsetNow();
+    const parsed = ctx.traits.exportSince && typeof sinceRaw === 'string' ? parseFhirDate(sinceRaw, offset) : null;
+    if (!parsed) return sendJson(res, 500, kernelError(ctx.traits.exportSince ? 'Invalid date format for _since parameter' : 'An internal server error occurred'));
+    // Compared with local wall-clock rows after conversion with today's offset, as searches are.
+    since = parsed.lo + offset * 60;
   }
-  // _type is read by nobody: OpenEMR ignores it (openemr#8668), so every type is exported.
-  const job = ctx.exports.start({
-    request: `${ctx.endpoints.baseUrl}${url.pathname}${url.search}`,
+  if (req.headers.accept !== EXPORT_ACCEPT) return sendJson(res, 400, operationOutcome("'Accept' header invalid"));
+  if (req.headers.prefer !== EXPORT_PREFER) return sendJson(res, 400, operationOutcome("'Prefer' header invalid"));
+  // `type` is honoured, `_type` never read (openemr#8668); without `type`, every readable type.
+  const typeParam = params.get('type');
+  const requested = typeof typeParam === 'string' && typeParam !== '' ? typeParam.split(',') : undefined;
+  const readable = EXPORT_ORDER.filter((t) => scopeAllows(token.scopes, t, 'read'));
+  if (requested) {
+    const denied = requested.find((t) => !readable.includes(t as SupportedType));
+    if (denied) return sendJson(res, 401, operationOutcome(`AccessToken does not grant access to resource ${denied}`));
+  } else if (readable.length === 0) {
+    return sendJson(res, 401, operationOutcome('AccessToken does not grant access to any supported system resources'));
+  }
+  const { job, elapsedMs } = ctx.exports.start({
+    request: req.url ?? '',
     clientId: token.clientId,
     since,
-    nowSeconds: ctx.clock.nowSeconds(),
+    types: requested ? (requested as SupportedType[]) : readable,
+    serve: serveContext(ctx),
   });
+  // The export runs inside the kick-off: the answer comes when the work (or the budget) is done.
+  if (elapsedMs > 0) await new Promise((resolve) => setTimeout(resolve, elapsedMs));
   res.writeHead(202, {
+    'content-type': 'application/json',
     'content-location': `${ctx.endpoints.fhirBaseUrl}/$bulkdata-status?job=${job.id}`,
     'content-length': '0',
   });
@@ -160,21 +203,33 @@ function exportStatus(req: IncomingMessage, res: ServerResponse, url: URL, token
     transactionTime: job.transactionTime,
     request: job.request,
     requiresAccessToken: true,
-    output: job.outputs.map((o) => ({ url: `${ctx.endpoints.fhirBaseUrl}/Binary/${o.binaryId}`, type: o.type })),
-    error: [],
+    ...ctx.exports.manifest(job, ctx.endpoints.fhirBaseUrl),
   });
 }
 
 async function sendBinary(res: ServerResponse, id: string, token: AccessToken, ctx: FhirApiContext): Promise<void> {
   if (!token.scopes.has('system/Binary.read')) return sendJson(res, 401, kernelError('Unauthorized'));
-  const doc = ctx.exports.binary(id);
-  if (!doc) return sendText(res, 404, '[]', JSON_TYPE);
+  const doc = ctx.exports.binary(id, ctx.clock.nowSeconds());
+  // Unknown or expired (then deleted): 404 with an empty body (FhirDocumentRestController::downloadDocument).
+  if (!doc) {
+    res.writeHead(404, { 'content-length': '0' });
+    res.end();
+    return;
+  }
+  if (doc.fail === 'status-500') return sendJson(res, 500, kernelError('Internal Server Error'));
   res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
   // Written in slices, waiting for drain, so a million-line export never becomes one string.
   const slice = 2000;
   for (let i = 0; i < doc.lines.length; i += slice) {
     const chunk = doc.lines.slice(i, i + slice).join('\n') + '\n';
     if (res.destroyed) return;
+    if (doc.fail === 'reset') {
+      // Half of the first slice, then the connection drops.
+      res.write(chunk.slice(0, Math.max(1, Math.floor(chunk.length / 2))));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      res.destroy();
+      return;
+    }
     if (!res.write(chunk)) {
       await new Promise<void>((resolve) => {
         res.once('drain', () => resolve());

@@ -75,7 +75,7 @@ export function instantSeconds(value: unknown, serverOffsetMinutes: number): num
   return parseFhirDate(value, serverOffsetMinutes)?.lo ?? null;
 }
 
-export type DatePrefix = 'eq' | 'ne' | 'gt' | 'ge' | 'lt' | 'le';
+export type DatePrefix = 'eq' | 'ne' | 'gt' | 'ge' | 'lt' | 'le' | 'sa' | 'eb';
 
 export interface DateCondition {
   prefix: DatePrefix;
@@ -83,15 +83,16 @@ export interface DateCondition {
 }
 
 /**
- * Parses one search value like "ge2024-01-01T00:00:00-05:00". The approximate prefixes (sa, eb, ap)
- * are not supported by OpenEMR and count as invalid.
+ * Parses one search value like "ge2024-01-01T00:00:00-05:00". `sa` and `eb` are valid
+ * (SearchComparator::ALL_COMPARATORS) and read as `>` upper bound and `<` lower bound
+ * (SearchFieldStatementResolver.php:95-108); `ap` is not supported and counts as invalid.
  */
 export function parseDateCondition(raw: string, serverOffsetMinutes: number): DateCondition | null {
   let prefix: DatePrefix = 'eq';
   let rest = raw;
   const p = /^([a-z]{2})/.exec(raw);
   if (p) {
-    if (!['eq', 'ne', 'gt', 'ge', 'lt', 'le'].includes(p[1])) return null;
+    if (!['eq', 'ne', 'gt', 'ge', 'lt', 'le', 'sa', 'eb'].includes(p[1])) return null;
     prefix = p[1] as DatePrefix;
     rest = raw.slice(2);
   }
@@ -107,10 +108,12 @@ export function matchesDate(condition: DateCondition, t: number): boolean {
     case 'ne':
       return t < lo || t >= hi;
     case 'gt':
+    case 'sa':
       return t >= hi;
     case 'ge':
       return t >= lo;
     case 'lt':
+    case 'eb':
       return t < lo;
     case 'le':
       return t < hi;
@@ -124,10 +127,12 @@ export function conditionWindow(condition: DateCondition): DateInterval {
     case 'eq':
       return { lo, hi };
     case 'gt':
+    case 'sa':
       return { lo: hi, hi: Infinity };
     case 'ge':
       return { lo, hi: Infinity };
     case 'lt':
+    case 'eb':
       return { lo: -Infinity, hi: lo };
     case 'le':
       return { lo: -Infinity, hi };

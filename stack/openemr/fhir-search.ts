@@ -1,9 +1,14 @@
 /**
  * Patient and Observation search with OpenEMR's semantics (see OPENEMR-API.md, "FHIR REST"):
+ * - the query is read the PHP way (php-query.ts): one value per key, the last; arrays and commas OR;
  * - anything unsupported or malformed makes the whole search answer an EMPTY bundle (never 400);
- * - Patient honours _count (max 200), _offset and _sort=_lastUpdated (tie-break by id);
+ * - Patient honours _count (intval, max 200, 0 or junk = no limit), _offset and _sort by the fields
+ *   PatientService allows, with NO tie-break: equal keys come in row (insertion) order, as MySQL
+ *   returns them; an unknown _sort field is ignored (ResourceServiceSearchTrait::createSortParameter);
  * - Observation fans out to sub-services: _count applies to each, _offset and _sort are ignored,
- *   so "paging" Observations returns the same page forever.
+ *   so "paging" Observations returns the same page forever;
+ * - per release (versions.ts): 7.0.2 empties any search carrying _count/_offset/_sort, and its
+ *   Observation service has no _lastUpdated.
  * Candidates come from the narrowest index (ids, patient, lastUpdated window) before filtering.
  */
 import {
@@ -14,8 +19,10 @@ import {
   parseDateCondition,
   parseFhirDate,
 } from './fhir-dates';
+import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
 import { UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
+import type { OpenEmrVersionTraits } from './versions';
 
 /** Thrown while reading parameters; the search then answers an empty bundle. */
 class InvalidSearch extends Error {}
@@ -32,52 +39,68 @@ const PAGING_PARAMS = ['_count', '_offset', '_sort'];
 /** Order in which OpenEMR's Observation sub-services are asked; others follow alphabetically. */
 const SUB_SERVICE_ORDER = ['vital-signs', 'laboratory', 'social-history', 'survey', 'sdoh', 'exam', 'procedure', 'imaging', 'therapy', 'activity'];
 
+/** The query after PHP parsing: one value per key. */
+export type SearchQuery = Map<string, PhpQueryValue>;
+
+export interface SearchContext {
+  /** The server's UTC offset now (search values are converted with today's offset, as date('P')). */
+  offsetMinutes: number;
+  traits: OpenEmrVersionTraits;
+}
+
 type Predicate = (rec: StoredRecord) => boolean;
 
-/** Parameter values: repeats are AND, commas inside one value are OR. */
-function alternatives(value: string): string[] {
-  const parts = value.split(',');
+/** One parameter's alternatives (array elements and comma parts), all OR-ed; none may be empty. */
+function alternatives(value: PhpQueryValue): string[] {
+  const parts = alternativesOf(value);
   if (parts.some((p) => p === '')) throw new InvalidSearch('empty value');
   return parts;
 }
 
-function dateGroups(values: string[], offsetMinutes: number): DateCondition[][] {
-  return values.map((v) =>
-    alternatives(v).map((alt) => {
-      const c = parseDateCondition(alt, offsetMinutes);
-      if (!c) throw new InvalidSearch(`bad date ${alt}`);
-      return c;
-    }),
-  );
-}
-
-/** The narrowest [lo, hi) that every AND group allows (each OR group contributes its hull). */
-function windowOf(groups: DateCondition[][]): DateInterval {
-  let lo = -Infinity;
-  let hi = Infinity;
-  for (const group of groups) {
-    const hull = group.map(conditionWindow).reduce((a, b) => ({ lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi) }));
-    lo = Math.max(lo, hull.lo);
-    hi = Math.min(hi, hull.hi);
-  }
-  return { lo, hi };
-}
-
-function nonNegativeInt(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidSearch(`not a count: ${value}`);
-  return Number(value);
-}
-
-function checkNames(params: URLSearchParams, allowed: readonly string[]): void {
-  for (const name of params.keys()) if (!allowed.includes(name)) throw new InvalidSearch(`unsupported parameter ${name}`);
-}
-
-function idGroups(values: string[]): Set<string>[] {
-  return values.map((v) => {
-    const ids = alternatives(v);
-    if (!ids.every((id) => UUID_SHAPE.test(id))) throw new InvalidSearch('ids must be UUIDs');
-    return new Set(ids);
+/**
+ * One date parameter's OR group, in local wall-clock seconds: the value is converted to the server's
+ * local time with today's offset (adjustTimezoneToLocalTime), as the rows it is compared with are.
+ */
+function dateGroup(value: PhpQueryValue | undefined, offsetMinutes: number): DateCondition[] | undefined {
+  if (value === undefined) return undefined;
+  const shift = offsetMinutes * 60;
+  return alternatives(value).map((alt) => {
+    const c = parseDateCondition(alt, offsetMinutes);
+    if (!c) throw new InvalidSearch(`bad date ${alt}`);
+    return { prefix: c.prefix, interval: { lo: c.interval.lo + shift, hi: c.interval.hi + shift } };
   });
+}
+
+/** The [lo, hi) hull of an OR group: the only candidates it can match. */
+function windowOf(group: DateCondition[]): DateInterval {
+  return group.map(conditionWindow).reduce((a, b) => ({ lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi) }));
+}
+
+/**
+ * _count as SearchQueryConfig reads it: intval, capped at QueryPagination::MAX_LIMIT; 0, junk or a
+ * negative number is "no limit" (buildQueryPaginationClause adds LIMIT only when it is > 0).
+ */
+function countOf(query: SearchQuery): number {
+  const n = Math.min(phpIntval(query.get('_count')), MAX_COUNT);
+  return n > 0 ? n : Infinity;
+}
+
+/** _offset as intval; a negative one makes QueryPagination throw, which ends as an empty answer. */
+function offsetOf(query: SearchQuery): number {
+  const n = phpIntval(query.get('_offset'));
+  if (n < 0) throw new InvalidSearch('negative offset');
+  return n;
+}
+
+function checkNames(query: SearchQuery, allowed: readonly string[]): void {
+  for (const name of query.keys()) if (!allowed.includes(name)) throw new InvalidSearch(`unsupported parameter ${name}`);
+}
+
+function idSet(value: PhpQueryValue | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const ids = alternatives(value);
+  if (!ids.every((id) => UUID_SHAPE.test(id))) throw new InvalidSearch('ids must be UUIDs');
+  return new Set(ids);
 }
 
 /** token search: `code`, `system|code`, `|code` (no system), `system|` (any code). */
@@ -90,89 +113,132 @@ function tokenMatcher(value: string): (tokens: string[]) => boolean {
   return (tokens) => tokens.includes(`${system}|${code}`);
 }
 
-function tokenGroups(values: string[], pick: (rec: StoredRecord) => string[]): Predicate[] {
-  return values.map((v) => {
-    const matchers = alternatives(v).map(tokenMatcher);
-    return (rec) => {
+function tokenPredicate(value: PhpQueryValue | undefined, pick: (rec: StoredRecord) => string[]): Predicate[] {
+  if (value === undefined) return [];
+  const matchers = alternatives(value).map(tokenMatcher);
+  return [
+    (rec) => {
       const tokens = pick(rec);
       return matchers.some((m) => m(tokens));
-    };
-  });
+    },
+  ];
 }
 
-function lastUpdatedPredicates(groups: DateCondition[][]): Predicate[] {
-  return groups.map((group) => (rec) => group.some((c) => matchesDate(c, rec.lastUpdated)));
+/** A NULL lastUpdated column never matches a _lastUpdated condition (SQL comparison with NULL). */
+function lastUpdatedPredicate(group: DateCondition[] | undefined): Predicate[] {
+  if (!group) return [];
+  return [(rec) => rec.lastUpdated !== null && group.some((c) => matchesDate(c, rec.lastUpdated as number))];
 }
 
-function sortByLastUpdated(records: StoredRecord[], descending: boolean): StoredRecord[] {
-  return records.sort((a, b) => {
-    const d = a.lastUpdated - b.lastUpdated || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-    return descending ? -d : d;
-  });
+/** Row (insertion) order: what MySQL gives without ORDER BY, and among ties of one. */
+const byRow = (a: StoredRecord, b: StoredRecord) => a.seq - b.seq;
+
+/** 7.0.2: a paging parameter falls through to "unsupported field" and empties the answer (openemr#8129). */
+function pagingEmpties(query: SearchQuery, traits: OpenEmrVersionTraits): boolean {
+  return traits.pagingEmptiesSearch && PAGING_PARAMS.some((p) => query.has(p));
 }
 
-export function searchPatients(store: ResourceStore, params: URLSearchParams, offsetMinutes: number): StoredRecord[] {
+export function searchPatients(store: ResourceStore, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
-    return runPatientSearch(store, params, offsetMinutes);
+    if (pagingEmpties(query, ctx.traits)) return [];
+    return runPatientSearch(store, query, ctx.offsetMinutes);
   } catch (err) {
     if (err instanceof InvalidSearch) return [];
     throw err;
   }
 }
 
-export function searchObservations(store: ResourceStore, params: URLSearchParams, offsetMinutes: number): StoredRecord[] {
+export function searchObservations(store: ResourceStore, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
-    return runObservationSearch(store, params, offsetMinutes);
+    if (pagingEmpties(query, ctx.traits)) return [];
+    // Before 7.0.2.2 the Observation services list no _lastUpdated: an unsupported field.
+    if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
+    return runObservationSearch(store, query, ctx.offsetMinutes);
   } catch (err) {
     if (err instanceof InvalidSearch) return [];
     throw err;
   }
 }
 
-function runPatientSearch(store: ResourceStore, params: URLSearchParams, off: number): StoredRecord[] {
-  checkNames(params, [...PATIENT_SEARCH_PARAMS, ...PAGING_PARAMS]);
+type SortKey = (rec: StoredRecord) => number | string | null;
+/**
+ * Patient sort fields OpenEMR can map to an allowed column (PatientService::ALLOWED_SORT_COLUMNS);
+ * any other field is skipped without a word. A NULL sorts first ascending, as in MySQL.
+ */
+const PATIENT_SORT_KEYS = new Map<string, SortKey>([
+  ['_lastUpdated', (rec) => rec.lastUpdated],
+  ['birthdate', (rec) => (JSON.parse(rec.json) as { birthDate?: string }).birthDate ?? null],
+  ['family', (rec) => (JSON.parse(rec.json) as { name?: Array<{ family?: string }> }).name?.[0]?.family ?? null],
+  ['gender', (rec) => (JSON.parse(rec.json) as { gender?: string }).gender ?? null],
+]);
+
+function sortOrders(value: PhpQueryValue | undefined): Array<{ key: SortKey; descending: boolean }> {
+  if (value === undefined) return [];
+  // createSortParameter explodes the (string) value at commas; an array stringifies to "Array".
+  const fields = Array.isArray(value) ? ['Array'] : value.split(',');
+  return fields.flatMap((field) => {
+    const descending = field.startsWith('-');
+    const key = PATIENT_SORT_KEYS.get(descending ? field.slice(1) : field);
+    return key ? [{ key, descending }] : [];
+  });
+}
+
+function compareKeys(a: number | string | null, b: number | string | null): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  return a < b ? -1 : 1;
+}
+
+function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number): StoredRecord[] {
+  checkNames(query, [...PATIENT_SEARCH_PARAMS, ...PAGING_PARAMS]);
   const table = store.table('Patient');
   const predicates: Predicate[] = [];
-  const ids = idGroups(params.getAll('_id'));
-  for (const set of ids) predicates.push((rec) => set.has(rec.id));
-  const updated = dateGroups(params.getAll('_lastUpdated'), off);
-  predicates.push(...lastUpdatedPredicates(updated));
-  predicates.push(...patientContentPredicates(params, off));
+  const ids = idSet(query.get('_id'));
+  if (ids) predicates.push((rec) => ids.has(rec.id));
+  const updated = dateGroup(query.get('_lastUpdated'), off);
+  predicates.push(...lastUpdatedPredicate(updated));
+  predicates.push(...patientContentPredicates(query, off));
 
-  const sort = params.get('_sort');
-  if (sort !== null && sort !== '_lastUpdated' && sort !== '-_lastUpdated') throw new InvalidSearch(`cannot sort by ${sort}`);
-  const countRaw = params.get('_count');
-  const count = countRaw === null ? Infinity : Math.min(nonNegativeInt(countRaw), MAX_COUNT);
-  const offsetRaw = params.get('_offset');
-  const offset = offsetRaw === null ? 0 : nonNegativeInt(offsetRaw);
+  const orders = sortOrders(query.get('_sort'));
+  const count = countOf(query);
+  const offset = offsetOf(query);
 
   let candidates: Iterable<StoredRecord>;
-  let sortedAscending = false;
-  if (ids.length > 0) {
-    candidates = [...ids[0]].map((id) => table.byId.get(id)).filter((r): r is StoredRecord => !!r);
-  } else if (updated.length > 0) {
+  let rowOrdered = true;
+  if (ids) {
+    candidates = [...ids].map((id) => table.byId.get(id)).filter((r): r is StoredRecord => !!r);
+    rowOrdered = false;
+  } else if (updated) {
     const w = windowOf(updated);
     candidates = table.byTime.range(w.lo, w.hi);
-    sortedAscending = true;
+    rowOrdered = false;
   } else {
-    // No _sort: OpenEMR promises no order; the table's insertion order stands in for the DB's.
     candidates = table.byId.values();
   }
-  let matches: StoredRecord[] = [];
-  // Unsorted (or already in order) results can stop at the end of the requested page.
-  const stopAt = sort === null || (sort === '_lastUpdated' && sortedAscending) ? offset + count : Infinity;
+  const unsorted = orders.length === 0;
+  // Row-ordered candidates without ORDER BY can stop at the end of the requested page.
+  const stopAt = unsorted && rowOrdered ? offset + count : Infinity;
+  const matches: StoredRecord[] = [];
   for (const rec of candidates) {
     if (matches.length >= stopAt) break;
     if (predicates.every((p) => p(rec))) matches.push(rec);
   }
-  if (sort === '_lastUpdated' && !sortedAscending) sortByLastUpdated(matches, false);
-  if (sort === '-_lastUpdated') sortByLastUpdated(matches, true);
-  matches = matches.slice(offset, offset + count);
-  return matches;
+  if (!rowOrdered || !unsorted) {
+    // ORDER BY the mapped columns and nothing else: ties keep row order (no id tie-break).
+    matches.sort((a, b) => {
+      for (const { key, descending } of orders) {
+        const d = compareKeys(key(a), key(b));
+        if (d !== 0) return descending ? -d : d;
+      }
+      return byRow(a, b);
+    });
+  }
+  return matches.slice(offset, offset + count);
 }
 
 /** The demographic parameters; they need the resource body, parsed only when one is used. */
-function patientContentPredicates(params: URLSearchParams, off: number): Predicate[] {
+function patientContentPredicates(query: SearchQuery, off: number): Predicate[] {
   const out: Predicate[] = [];
   const strings = (values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string').map((s) => s.toLowerCase());
   type P = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -190,35 +256,42 @@ function patientContentPredicates(params: URLSearchParams, off: number): Predica
   };
   const parse = (rec: StoredRecord): P => JSON.parse(rec.json) as P;
   for (const [name, extract] of Object.entries(extractors)) {
-    for (const v of params.getAll(name)) {
-      const wanted = alternatives(v).map((s) => s.toLowerCase());
-      // FHIR string search: case-insensitive "starts with".
-      out.push((rec) => extract(parse(rec)).some((s) => wanted.some((w) => s.startsWith(w))));
-    }
+    const v = query.get(name);
+    if (v === undefined) continue;
+    const wanted = alternatives(v).map((s) => s.toLowerCase());
+    // FHIR string search: case-insensitive "starts with".
+    out.push((rec) => extract(parse(rec)).some((s) => wanted.some((w) => s.startsWith(w))));
   }
-  for (const v of params.getAll('gender')) {
+  for (const v of values(query, 'gender')) {
     const wanted = alternatives(v);
     out.push((rec) => wanted.includes(parse(rec).gender));
   }
-  for (const v of params.getAll('identifier')) {
+  for (const v of values(query, 'identifier')) {
     const matchers = alternatives(v).map(tokenMatcher);
     out.push((rec) => {
       const tokens = (parse(rec).identifier ?? []).map((i: P) => `${i.system ?? ''}|${i.value ?? ''}`);
       return matchers.some((m) => m(tokens));
     });
   }
-  for (const v of params.getAll('generalPractitioner')) {
+  for (const v of values(query, 'generalPractitioner')) {
     const wanted = alternatives(v).map((s) => (s.includes('/') ? s : `Practitioner/${s}`));
     out.push((rec) => (parse(rec).generalPractitioner ?? []).some((r: P) => wanted.includes(r.reference)));
   }
-  for (const group of dateGroups(params.getAll('birthdate'), off)) {
+  const birth = dateGroup(query.get('birthdate'), off);
+  for (const group of birth ? [birth] : []) {
     out.push((rec) => {
       const birth = parse(rec).birthDate;
-      const at = typeof birth === 'string' ? parseFhirDate(birth, off)?.lo : undefined;
+      const at = typeof birth === 'string' ? parseFhirDate(birth, 0)?.lo : undefined;
       return at !== undefined && group.some((c) => matchesDate(c, at));
     });
   }
   return out;
+}
+
+/** The parameter's value as a one-element list (absent: none), so each parameter is one OR group. */
+function values(query: SearchQuery, name: string): PhpQueryValue[] {
+  const v = query.get(name);
+  return v === undefined ? [] : [v];
 }
 
 function* recordsById(byId: Map<string, StoredRecord>, ...idLists: Iterable<string>[]): Generator<StoredRecord> {
@@ -230,55 +303,55 @@ function* recordsById(byId: Map<string, StoredRecord>, ...idLists: Iterable<stri
   }
 }
 
-function runObservationSearch(store: ResourceStore, params: URLSearchParams, off: number): StoredRecord[] {
-  checkNames(params, [...OBSERVATION_SEARCH_PARAMS, ...PAGING_PARAMS]);
+function runObservationSearch(store: ResourceStore, query: SearchQuery, off: number): StoredRecord[] {
+  checkNames(query, [...OBSERVATION_SEARCH_PARAMS, ...PAGING_PARAMS]);
   const table = store.table('Observation');
   const predicates: Predicate[] = [];
-  const ids = idGroups(params.getAll('_id'));
-  for (const set of ids) predicates.push((rec) => set.has(rec.id));
-  const patients = params.getAll('patient').map((v) =>
-    new Set(
-      alternatives(v).map((ref) => {
-        const id = ref.startsWith('Patient/') ? ref.slice(8) : ref;
-        if (!UUID_SHAPE.test(id)) throw new InvalidSearch('patient must be a UUID');
-        return id;
-      }),
-    ),
-  );
-  for (const set of patients) predicates.push((rec) => rec.patientId !== undefined && set.has(rec.patientId));
-  predicates.push(...tokenGroups(params.getAll('category'), (rec) => rec.categoryTokens ?? []));
-  predicates.push(...tokenGroups(params.getAll('code'), (rec) => rec.codeTokens ?? []));
-  for (const group of dateGroups(params.getAll('date'), off)) {
-    predicates.push((rec) => rec.effective !== undefined && group.some((c) => matchesDate(c, rec.effective as number)));
-  }
-  const updated = dateGroups(params.getAll('_lastUpdated'), off);
-  predicates.push(...lastUpdatedPredicates(updated));
-  const countRaw = params.get('_count');
-  const perSubService = countRaw === null ? Infinity : Math.min(nonNegativeInt(countRaw), MAX_COUNT);
+  const ids = idSet(query.get('_id'));
+  if (ids) predicates.push((rec) => ids.has(rec.id));
+  const patientValue = query.get('patient');
+  const patients =
+    patientValue === undefined
+      ? undefined
+      : new Set(
+          alternatives(patientValue).map((ref) => {
+            const id = ref.startsWith('Patient/') ? ref.slice(8) : ref;
+            if (!UUID_SHAPE.test(id)) throw new InvalidSearch('patient must be a UUID');
+            return id;
+          }),
+        );
+  if (patients) predicates.push((rec) => rec.patientId !== undefined && patients.has(rec.patientId));
+  predicates.push(...tokenPredicate(query.get('category'), (rec) => rec.categoryTokens ?? []));
+  predicates.push(...tokenPredicate(query.get('code'), (rec) => rec.codeTokens ?? []));
+  const date = dateGroup(query.get('date'), off);
+  if (date) predicates.push((rec) => rec.effective !== undefined && date.some((c) => matchesDate(c, rec.effective as number)));
+  const updated = dateGroup(query.get('_lastUpdated'), off);
+  predicates.push(...lastUpdatedPredicate(updated));
+  const perSubService = countOf(query);
   // _offset and _sort are read (so they are not "unsupported") and then ignored, as OpenEMR does.
-  const offsetRaw = params.get('_offset');
-  if (offsetRaw !== null) nonNegativeInt(offsetRaw);
+  offsetOf(query);
 
   // Start from whichever index yields the fewest candidates (generators: nothing is copied).
-  let best: { size: number; get: () => Iterable<StoredRecord> } = { size: table.byId.size, get: () => table.byId.values() };
-  if (ids.length > 0) {
-    const list = [...ids[0]];
-    if (list.length < best.size) best = { size: list.length, get: () => recordsById(table.byId, list) };
+  let best: { size: number; rowOrdered: boolean; get: () => Iterable<StoredRecord> } = { size: table.byId.size, rowOrdered: true, get: () => table.byId.values() };
+  if (ids) {
+    const list = [...ids];
+    if (list.length < best.size) best = { size: list.length, rowOrdered: false, get: () => recordsById(table.byId, list) };
   }
-  if (patients.length > 0) {
-    const sets = [...patients[0]].map((id) => table.byPatient.get(id) ?? new Set<string>());
+  if (patients) {
+    const sets = [...patients].map((id) => table.byPatient.get(id) ?? new Set<string>());
     const size = sets.reduce((n, s) => n + s.size, 0);
-    if (size < best.size) best = { size, get: () => recordsById(table.byId, ...sets) };
+    if (size < best.size) best = { size, rowOrdered: false, get: () => recordsById(table.byId, ...sets) };
   }
-  if (updated.length > 0) {
+  if (updated) {
     const w = windowOf(updated);
     const size = table.byTime.rangeSize(w.lo, w.hi);
-    if (size < best.size) best = { size, get: () => table.byTime.range(w.lo, w.hi) };
+    if (size < best.size) best = { size, rowOrdered: false, get: () => table.byTime.range(w.lo, w.hi) };
   }
 
-  if (perSubService === 0) return [];
   const groups = new Map<string, StoredRecord[]>();
-  // Once every sub-service the table holds has a full page, nothing later can be returned.
+  // Each sub-service answers its rows in row order with its own LIMIT. From a row-ordered source a
+  // group can stop at _count, and once every sub-service has a full page nothing later can be returned.
+  const cap = best.rowOrdered ? perSubService : Infinity;
   const subServices = store.subServiceCount();
   let full = 0;
   for (const rec of best.get()) {
@@ -286,9 +359,9 @@ function runObservationSearch(store: ResourceStore, params: URLSearchParams, off
     const key = rec.subService ?? '';
     let list = groups.get(key);
     if (!list) groups.set(key, (list = []));
-    if (list.length < perSubService) {
+    if (list.length < cap) {
       list.push(rec);
-      if (list.length === perSubService && ++full >= subServices) break;
+      if (list.length === cap && ++full >= subServices) break;
     }
   }
   const rank = (k: string) => {
@@ -296,5 +369,8 @@ function runObservationSearch(store: ResourceStore, params: URLSearchParams, off
     return i >= 0 ? i : k === '' ? Number.MAX_SAFE_INTEGER : SUB_SERVICE_ORDER.length;
   };
   const keys = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-  return keys.flatMap((k) => groups.get(k) as StoredRecord[]);
+  return keys.flatMap((k) => {
+    const list = groups.get(k) as StoredRecord[];
+    return best.rowOrdered ? list : list.sort(byRow).slice(0, perSubService);
+  });
 }

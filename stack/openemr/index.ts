@@ -15,7 +15,7 @@ import { handleControl } from './control-api';
 import { createControlOperations, OpenEmrStandInStore } from './control-operations';
 import { Endpoints } from './discovery';
 import { handleFhirApi } from './fhir-api';
-import { parseFhirDate, parseUtcOffset } from './fhir-dates';
+import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
 import { FAULT_MESSAGES, kernelError, sendJson } from './openemr-responses';
@@ -24,6 +24,7 @@ import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
 import { matchRoute } from './route-table';
 import { ServerClock } from './server-clock';
+import { ServerZone } from './server-zone';
 import { DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, OpenEmrVersion } from './versions';
 
 export type { OpenEmrStandInStore } from './control-operations';
@@ -31,6 +32,7 @@ export type { FhirResource, SupportedType } from './resource-shape';
 export type { LoadReport } from './ndjson-loader';
 export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
 export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
+export type { ExportFaults, ExportSettings } from './bulk-export';
 
 export const DEFAULT_CLIENT_SCOPES =
   'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -50,12 +52,30 @@ export interface OpenEmrStandInOptions {
   faults?: FaultProfile;
   /** The server's local UTC offset, carried by every timestamp it emits (default '-05:00'). */
   utcOffset?: string;
+  /**
+   * Instead of utcOffset, an IANA zone with daylight saving (e.g. 'America/New_York'): row times are
+   * kept as local wall-clock times and emitted and searched with TODAY's offset, as OpenEMR's
+   * date('P') does (server-zone.ts).
+   */
+  timeZone?: string;
   /** lastUpdated of loaded resources without a date of their own, server local (default 2025-01-01T00:00:00). */
   loadEpoch?: string;
   /** Status polls per export job answering 202 + X-Progress before completion (default 0: done at once, as OpenEMR). */
   exportPendingPolls?: number;
+  /** Time budget of the synchronous export in the kick-off (default 120000, OpenEMR's two minutes). */
+  exportTimeBudgetMs?: number;
+  /** Simulated export cost per resource spent against the budget; the kick-off waits for it (default 0). */
+  exportMsPerResource?: number;
   /** Which OpenEMR release to behave as (default the newest, DEFAULT_OPENEMR_VERSION); see versions.ts. */
   version?: OpenEmrVersion;
+  /**
+   * OpenEMR's `site_addr_oath` global: the base URL the server believes it has, which may differ
+   * from where it listens (behind a TLS-offloading proxy it is typically `http://<public host>`).
+   * It feeds the `aud` an assertion must carry (ServerConfig::getTokenUrl), the discovery documents,
+   * bundle links, the export status URL and Binary URLs. Used as given, a trailing slash included
+   * (OpenEMR gives `//oauth2` then). Default: the listening URL.
+   */
+  siteAddrOath?: string;
 }
 
 export interface StandInClient {
@@ -68,13 +88,18 @@ export interface StandInClient {
 }
 
 export interface OpenEmrStandIn {
+  /** Where the stand-in listens: http://127.0.0.1:<port>. */
   baseUrl: string;
+  /** The base URL it believes it has (siteAddrOath option; default baseUrl). */
+  siteAddrOath: string;
+  /** `${siteAddrOath}/oauth2/${site}/token`: the exact value an assertion's aud must contain. */
+  audience: string;
   /** The release this stand-in behaves as. */
   version: OpenEmrVersion;
   site: string;
-  /** `${baseUrl}/apis/${site}/fhir` */
+  /** `${baseUrl}/apis/${site}/fhir`, where it listens. */
   fhirBaseUrl: string;
-  /** `${baseUrl}/oauth2/${site}/token`: the exact value an assertion's aud must contain. */
+  /** `${baseUrl}/oauth2/${site}/token`, where it listens (the aud is `audience`). */
   tokenUrl: string;
   /** An enabled client registered at start with DEFAULT_CLIENT_SCOPES. */
   client: StandInClient;
@@ -93,14 +118,20 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const site = options.site ?? 'default';
   const version = options.version ?? DEFAULT_OPENEMR_VERSION;
   const traits = OPENEMR_VERSION_TRAITS[version];
-  const offsetMinutes = parseUtcOffset(options.utcOffset ?? '-05:00');
-  const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', offsetMinutes);
-  if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
   const clock = new ServerClock();
+  const zone = new ServerZone(clock, { utcOffset: options.utcOffset, timeZone: options.timeZone });
+  // Server local, so read as a wall-clock time (offset 0 gives its naive seconds).
+  const loadEpoch = parseFhirDate(options.loadEpoch ?? '2025-01-01T00:00:00', 0);
+  if (!loadEpoch) throw new Error(`loadEpoch is not a FHIR dateTime: ${options.loadEpoch}`);
   const faults = new FaultInjector(options.faults ?? {});
   const stats = new RequestStats();
-  const store = new ResourceStore({ clock, offsetMinutes, loadEpochSeconds: loadEpoch.lo });
-  const bulkExports = new BulkExports(store, offsetMinutes, options.exportPendingPolls ?? 0);
+  const store = new ResourceStore({ clock, zone, loadEpochNaive: loadEpoch.lo });
+  const bulkExports = new BulkExports(store, {
+    pendingPolls: options.exportPendingPolls ?? 0,
+    timeBudgetMs: options.exportTimeBudgetMs ?? 120_000,
+    msPerResource: options.exportMsPerResource ?? 0,
+    faults: {},
+  }, zone.name);
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
   const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
@@ -123,19 +154,21 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   });
   const port = (server.address() as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;
+  const siteAddrOath = options.siteAddrOath ?? baseUrl;
+  // Every URL the server writes into an answer starts from site_addr_oath, never from the request.
   const endpoints: Endpoints = {
-    baseUrl,
+    baseUrl: siteAddrOath,
     site,
-    tokenUrl: `${baseUrl}/oauth2/${site}/token`,
-    fhirBaseUrl: `${baseUrl}/apis/${site}/fhir`,
+    tokenUrl: `${siteAddrOath}/oauth2/${site}/token`,
+    fhirBaseUrl: `${siteAddrOath}/apis/${site}/fhir`,
   };
   const oauth = new OAuthServer({
     clock,
     tokenUrl: endpoints.tokenUrl,
     tokenLifetimeSeconds: () => faults.current.tokenLifetimeSeconds ?? options.tokenLifetimeSeconds ?? 300,
   });
-  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, offsetMinutes });
-  const fhirCtx = { endpoints, offsetMinutes, clock, store, oauth, exports: bulkExports, traits };
+  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
     const url = new URL(req.url ?? '/', baseUrl);
@@ -145,7 +178,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     } catch {
       segments = ['?'];
     }
-    if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, offsetMinutes);
+    if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, zone);
 
     const route = matchRoute(req.method ?? 'GET', segments, site);
     stats.record(route.name);
@@ -170,10 +203,12 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
 
   return {
     baseUrl,
+    siteAddrOath,
+    audience: endpoints.tokenUrl,
     version,
     site,
-    fhirBaseUrl: endpoints.fhirBaseUrl,
-    tokenUrl: endpoints.tokenUrl,
+    fhirBaseUrl: `${baseUrl}/apis/${site}/fhir`,
+    tokenUrl: `${baseUrl}/oauth2/${site}/token`,
     client: {
       clientId: defaultClient.clientId,
       privateKeyPem: await exportPKCS8(privateKey),

@@ -4,7 +4,6 @@
  * lastUpdated in the server's local offset. Source key order is kept (meta goes right after id when
  * the source has none), so served JSON looks like the source.
  */
-import { formatLocalInstant } from './fhir-dates';
 
 export type SupportedType = 'Patient' | 'Observation';
 export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation'];
@@ -70,9 +69,9 @@ export function rewriteUrnReferences(node: unknown, knownType: KnownIdLookup, fi
   }
 }
 
-/** Returns a copy with id and OpenEMR's meta (versionId "1", local lastUpdated), keeping key order. */
-export function withServerMeta(resource: FhirResource, id: string, lastUpdated: number, offsetMinutes: number): FhirResource {
-  const stamped = { versionId: '1', lastUpdated: formatLocalInstant(lastUpdated, offsetMinutes) };
+/** Returns a copy with id and OpenEMR's meta (versionId "1", local lastUpdated text), keeping key order. */
+export function withServerMeta(resource: FhirResource, id: string, lastUpdated: string): FhirResource {
+  const stamped = { versionId: '1', lastUpdated };
   const sourceMeta = resource.meta && typeof resource.meta === 'object' ? resource.meta : undefined;
   const meta: Record<string, unknown> = { ...stamped };
   if (sourceMeta) {

@@ -3,7 +3,7 @@
  * no re-serialisation per response) plus the few fields searches need. Indexes: by id, Observation
  * by patient, and both types by (lastUpdated, id), so no request scans the whole table.
  */
-import { instantSeconds } from './fhir-dates';
+import { formatLocalNaive, instantSeconds } from './fhir-dates';
 import {
   codingTokens,
   FhirResource,
@@ -13,13 +13,21 @@ import {
   withServerMeta,
 } from './resource-shape';
 import { ServerClock } from './server-clock';
+import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
 
 export interface StoredRecord {
   type: SupportedType;
   id: string;
-  /** Epoch seconds; what meta.lastUpdated says. */
-  lastUpdated: number;
+  /**
+   * The row's date column as local wall-clock seconds (server-zone.ts), what meta.lastUpdated says
+   * and what _lastUpdated compares. null: the column is NULL (a lab without a
+   * report date, a form without a date): it never matches _lastUpdated, is never exported, and is
+   * served with meta.lastUpdated "now" (FhirObservationLaboratoryService.php:221).
+   */
+  lastUpdated: number | null;
+  /** Row number: insertion order, kept across updates; MySQL's order without (or among ties of) ORDER BY. */
+  seq: number;
   /** The resource exactly as served. */
   json: string;
   /** Observation: the Patient id of its subject. */
@@ -29,20 +37,32 @@ export interface StoredRecord {
   codeTokens?: string[];
   /** Observation: the OpenEMR sub-service it would come from (first category code). */
   subService?: string;
-  /** Observation: effective time (epoch seconds) for the `date` parameter. */
+  /** Observation: effective time (local wall-clock seconds) for the `date` parameter. */
   effective?: number;
 }
 
+/** A record whose date column is set: the only kind a _lastUpdated index holds. */
+export type DatedRecord = StoredRecord & { lastUpdated: number };
+const isDated = (rec: StoredRecord): rec is DatedRecord => rec.lastUpdated !== null;
+
 class TypeTable {
   readonly byId = new Map<string, StoredRecord>();
-  readonly byTime = new TimeIndex<StoredRecord>();
+  readonly byTime = new TimeIndex<DatedRecord>();
+  private nextSeq = 1;
+
+  /** The row number a write of this id gets: its old one, else the next. */
+  seqFor(id: string): number {
+    return this.byId.get(id)?.seq ?? this.nextSeq++;
+  }
   /** Observation ids per Patient id. */
   readonly byPatient = new Map<string, Set<string>>();
 
   insert(rec: StoredRecord, bulk: boolean): void {
     this.byId.set(rec.id, rec);
-    if (bulk) this.byTime.addUnsorted(rec);
-    else this.byTime.add(rec);
+    if (isDated(rec)) {
+      if (bulk) this.byTime.addUnsorted(rec);
+      else this.byTime.add(rec);
+    }
     if (rec.patientId) {
       let set = this.byPatient.get(rec.patientId);
       if (!set) this.byPatient.set(rec.patientId, (set = new Set()));
@@ -52,7 +72,7 @@ class TypeTable {
 
   /** Removes from the secondary indexes only (byId is overwritten or deleted by the caller). */
   unindex(rec: StoredRecord): void {
-    this.byTime.remove(rec);
+    if (isDated(rec)) this.byTime.remove(rec);
     if (rec.patientId) {
       const set = this.byPatient.get(rec.patientId);
       set?.delete(rec.id);
@@ -63,9 +83,15 @@ class TypeTable {
 
 export interface StoreOptions {
   clock: ServerClock;
-  offsetMinutes: number;
-  /** lastUpdated for loaded resources that carry no usable date of their own (all Patients). */
-  loadEpochSeconds: number;
+  zone: ServerZone;
+  /** lastUpdated (local wall-clock seconds) for loaded resources without a usable date of their own (all Patients). */
+  loadEpochNaive: number;
+}
+
+/** A date column value: local wall-clock seconds, and the text meta.lastUpdated gets when written. */
+interface RowDate {
+  naive: number;
+  text: string;
 }
 
 export class ResourceStore {
@@ -125,12 +151,44 @@ export class ResourceStore {
     for (const table of Object.values(this.tables)) table.byTime.ensureSorted();
   }
 
-  /** Create-or-update as a write in OpenEMR: lastUpdated = server clock now, versionId stays "1". */
-  put(resource: FhirResource): { record: StoredRecord; created: boolean } {
+  /**
+   * Create-or-update as a write in OpenEMR: lastUpdated = server clock now, versionId stays "1".
+   * `lastUpdated` overrides the date column: an epoch second in the past (a lab filed today with
+   * last week's report date, a back-dated form, many rows in one second), or null (a NULL column).
+   */
+  put(resource: FhirResource, opts: { lastUpdated?: number | null } = {}): { record: StoredRecord; created: boolean } {
     const type = this.checkType(resource.resourceType);
     if (!resource.id) throw new Error('resource.id is required');
     const created = !this.tables[type].byId.has(resource.id);
-    return { record: this.store(resource, this.opts.clock.nowSeconds(), false), created };
+    const lastUpdated = opts.lastUpdated === undefined ? this.opts.clock.nowSeconds() : opts.lastUpdated;
+    return { record: this.store(resource, lastUpdated === null ? null : this.rowDate(lastUpdated), false), created };
+  }
+
+  /** The date column a write at this instant stores: the wall clock then, labelled with the offset then. */
+  rowDate(epochSeconds: number): RowDate {
+    const zone = this.opts.zone;
+    const naive = zone.toNaive(epochSeconds);
+    return { naive, text: formatLocalNaive(naive, 0) + zone.label(zone.offsetAt(epochSeconds)) };
+  }
+
+  /**
+   * Sets the date column of existing records to one instant without touching their content: what
+   * the 7.0.3 upgrade's `ALTER TABLE … ADD last_updated … DEFAULT CURRENT_TIMESTAMP` does to every
+   * legacy row (sql/7_0_2-to-7_0_3_upgrade.sql:184,204). Returns how many records it stamped.
+   */
+  restamp(type: SupportedType, ids: Iterable<string>, epochSeconds: number): number {
+    const table = this.tables[type];
+    const date = this.rowDate(epochSeconds);
+    let n = 0;
+    for (const id of [...ids]) {
+      const old = table.byId.get(id);
+      if (!old) continue;
+      table.unindex(old);
+      const resource = JSON.parse(old.json) as FhirResource;
+      table.insert(this.buildRecord(withServerMeta(resource, id, date.text), date.naive, old.seq), false);
+      n++;
+    }
+    return n;
   }
 
   /** Hard delete, as OpenEMR does: no tombstone, no history; the record just disappears. */
@@ -155,8 +213,8 @@ export class ResourceStore {
     const current = JSON.parse(old.json) as FhirResource;
     const changes = patch && Object.keys(patch).length > 0 ? patch : { status: 'corrected' };
     const next: FhirResource = { ...current, ...changes, resourceType: 'Observation', id, meta: current.meta };
-    const rec = this.buildRecord(next, old.lastUpdated);
-    if (rec.patientId !== old.patientId) {
+    const rec = this.buildRecord(next, old.lastUpdated, old.seq);
+    if (rec.patientId !== old.patientId || !isDated(rec)) {
       table.unindex(old);
       table.insert(rec, false);
     } else {
@@ -167,19 +225,23 @@ export class ResourceStore {
   }
 
   /** What meta.lastUpdated a loaded resource gets; deterministic so reloads and tests agree. */
-  loadedLastUpdated(resource: FhirResource): number {
-    const off = this.opts.offsetMinutes;
-    const fromMeta = instantSeconds(resource.meta?.lastUpdated, off);
-    if (fromMeta !== null) return fromMeta;
+  loadedLastUpdated(resource: FhirResource): RowDate {
+    const at = (value: unknown) => {
+      const t = instantSeconds(value, this.opts.zone.offsetNow());
+      return t === null ? null : this.rowDate(t);
+    };
+    const fromMeta = at(resource.meta?.lastUpdated);
+    if (fromMeta) return fromMeta;
     if (resource.resourceType === 'Observation') {
       // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
       for (const candidate of [resource.issued, resource.effectiveDateTime, resource.effectiveInstant, period?.start]) {
-        const t = instantSeconds(candidate, off);
-        if (t !== null) return t;
+        const t = at(candidate);
+        if (t) return t;
       }
     }
-    return this.opts.loadEpochSeconds;
+    const naive = this.opts.loadEpochNaive;
+    return { naive, text: formatLocalNaive(naive, 0) + this.opts.zone.label(this.opts.zone.offsetAt(naive)) };
   }
 
   private checkType(type: string): SupportedType {
@@ -187,21 +249,23 @@ export class ResourceStore {
     return type;
   }
 
-  private store(resource: FhirResource, lastUpdated: number, bulk: boolean): StoredRecord {
+  private store(resource: FhirResource, date: RowDate | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
     rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
-    const rec = this.buildRecord(withServerMeta(resource, resource.id, lastUpdated, this.opts.offsetMinutes), lastUpdated);
     const table = this.tables[type];
+    // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
+    const text = (date ?? this.rowDate(this.opts.clock.nowSeconds())).text;
+    const rec = this.buildRecord(withServerMeta(resource, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
     return rec;
   }
 
-  private buildRecord(resource: FhirResource, lastUpdated: number): StoredRecord {
+  private buildRecord(resource: FhirResource, lastUpdated: number | null, seq: number): StoredRecord {
     const type = this.checkType(resource.resourceType);
-    const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, json: JSON.stringify(resource) };
+    const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, seq, json: JSON.stringify(resource) };
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
       if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
@@ -211,8 +275,8 @@ export class ResourceStore {
       rec.subService = first === undefined ? '' : this.intern(first.slice(first.indexOf('|') + 1));
       this.subServices.add(rec.subService);
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
-      const eff = instantSeconds(resource.effectiveDateTime ?? resource.effectiveInstant ?? period?.start, this.opts.offsetMinutes);
-      if (eff !== null) rec.effective = eff;
+      const eff = instantSeconds(resource.effectiveDateTime ?? resource.effectiveInstant ?? period?.start, this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
     }
     return rec;
   }

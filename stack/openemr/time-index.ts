@@ -1,16 +1,19 @@
 /**
- * Records kept sorted by (lastUpdated, id): a _lastUpdated window is two binary searches and a
- * slice, and `_sort=_lastUpdated` with a stable id tie-break comes for free. Bulk loads append
+ * Records kept sorted by (lastUpdated, row): a _lastUpdated window is two binary searches and a
+ * slice, and `_sort=_lastUpdated` comes out as MySQL gives it (equal seconds in row order, no id
+ * tie-break). Bulk loads append
  * unsorted and sort once on the next query, so loading 1M records is one sort, not 1M splices.
  */
 export interface TimeKeyed {
   id: string;
   lastUpdated: number;
+  /** Row number: insertion order, kept across updates (as a table's primary key). */
+  seq: number;
 }
 
 export function compareTimeKeyed(a: TimeKeyed, b: TimeKeyed): number {
   if (a.lastUpdated !== b.lastUpdated) return a.lastUpdated - b.lastUpdated;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return a.seq - b.seq;
 }
 
 export class TimeIndex<T extends TimeKeyed> {

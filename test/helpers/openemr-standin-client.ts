@@ -23,7 +23,7 @@ export interface AssertionOptions {
 export async function signAssertion(standIn: OpenEmrStandIn, opts: AssertionOptions = {}): Promise<string> {
   const clientId = opts.clientId ?? standIn.client.clientId;
   const now = Math.floor(standIn.store.now() / 1000);
-  const claims: JWTPayload = { iss: clientId, sub: clientId, aud: standIn.tokenUrl, jti: randomUUID(), iat: now, exp: now + 300, ...opts.claims };
+  const claims: JWTPayload = { iss: clientId, sub: clientId, aud: standIn.audience, jti: randomUUID(), iat: now, exp: now + 300, ...opts.claims };
   for (const name of opts.omit ?? []) delete claims[name];
   return new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'RS384', typ: 'JWT', ...(opts.kid ? { kid: opts.kid } : {}) }).sign(opts.key ?? standIn.client.privateKey);
 }

@@ -1,0 +1,30 @@
+/**
+ * A stored record as it goes out. Stored JSON carries meta.lastUpdated from the row's date column;
+ * two cases are served with "now" instead: a row whose date column is NULL (labs:
+ * FhirObservationLaboratoryService.php:221), and every Observation of a release whose services
+ * stamp the current time (7.0.2 before .2, versions.ts observationMetaNow).
+ */
+import { formatLocalInstant, formatUtcOffset } from './fhir-dates';
+import type { StoredRecord } from './resource-store';
+import type { OpenEmrVersionTraits } from './versions';
+
+export interface ServeContext {
+  nowSeconds: number;
+  /** Today's offset (date('P')). */
+  offsetMinutes: number;
+  /** The zone follows DST: stored times are relabelled with today's offset. */
+  relabel: boolean;
+  traits: OpenEmrVersionTraits;
+}
+
+// meta is placed right after id, so the first lastUpdated in the text is meta's.
+const META_LAST_UPDATED = /"lastUpdated":"([^"]*?)([+-]\d\d:\d\d|Z)?"/;
+
+export function servedJson(rec: StoredRecord, ctx: ServeContext): string {
+  const now = rec.lastUpdated === null || (rec.type === 'Observation' && ctx.traits.observationMetaNow);
+  if (now) return rec.json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`);
+  if (!ctx.relabel) return rec.json;
+  // The stored wall-clock time, labelled with the offset in force today (UtilsService::getLocalDateAsUTC).
+  const label = formatUtcOffset(ctx.offsetMinutes);
+  return rec.json.replace(META_LAST_UPDATED, (_m, wallClock: string) => `"lastUpdated":"${wallClock}${label}"`);
+}
