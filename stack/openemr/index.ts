@@ -171,6 +171,8 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
+    // The web server's Date header comes from the same clock as the rows (MySQL NOW() on real OpenEMR).
+    res.setHeader('Date', new Date(clock.nowMs()).toUTCString());
     const url = new URL(req.url ?? '/', baseUrl);
     let segments: string[];
     try {
