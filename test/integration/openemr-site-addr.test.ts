@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import axios from 'axios';
+import type { Config } from '../../src/config/load';
+import type { TokenSource } from '../../src/http/client';
+import { assertionClaims, CLIENT_ASSERTION_TYPE, importSigningKey, signClientAssertion } from '../../src/openemr/assertion';
+import { OpenEmrReader } from '../../src/openemr/reader';
+import { readSource, type SourceVisitor } from '../../src/openemr/source';
+import { NoopTelemetry } from '../../src/telemetry/telemetry';
+import { startOpenEmrStandIn, type OpenEmrStandIn } from '../../stack/openemr';
+
+/**
+ * The read layer against the stand-in behind a site_addr_oath that differs from where it listens
+ * (OpenEMR behind TLS offload: ServerConfig::getTokenUrl for aud; ExportJob::getStatusReportURL and
+ * the Binary URLs from the same global, FhirOperationExportRestController.php), with OpenEMR's own
+ * export failures: the 2-minute budget's error[] (Observation is exported first, so Patient is the
+ * type cut off), failing output files, deleted[], and files that expire after an hour.
+ *
+ * The token here is asked the way discovery tells a client to (aud = the server's own token URL);
+ * the connector's token provider is outside this test. What it shows: every search, status poll
+ * and download goes to the configured base, never to the site_addr_oath origin (which does not
+ * resolve), and an incomplete export never passes for a complete one.
+ */
+
+jest.setTimeout(120_000);
+
+const SITE_ADDR = 'http://openemr.internal.invalid:8080';
+let openemr: OpenEmrStandIn;
+let reader: OpenEmrReader;
+
+/** A bearer token from the stand-in, with the aud its site_addr_oath makes it expect. */
+function tokenSource(s: OpenEmrStandIn): TokenSource {
+  let token: string | undefined;
+  return {
+    async getToken() {
+      if (token) return token;
+      const claims = assertionClaims(s.client.clientId, s.audience, Math.floor(Date.now() / 1000), randomUUID());
+      const assertion = await signClientAssertion(claims, await importSigningKey(s.client.privateKeyPem));
+      const answer = await axios.post(s.tokenUrl, new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion, scope: s.client.scopes.replace(/\S+\.rs\b/g, '').trim() }).toString(), {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      token = answer.data.access_token as string;
+      return token;
+    },
+    invalidate() {
+      token = undefined;
+    },
+  };
+}
+
+beforeAll(async () => {
+  openemr = await startOpenEmrStandIn({ siteAddrOath: SITE_ADDR });
+  const connection = { baseUrl: openemr.baseUrl, site: 'default', fhirBaseUrl: openemr.fhirBaseUrl, tokenUrl: openemr.tokenUrl, clientId: openemr.client.clientId, scopes: openemr.client.scopes, readConcurrency: 1, pageSize: 200 } as Config['openemr'];
+  const http = { timeoutMs: 30_000, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 100, maxTotalMs: 5_000 } };
+  reader = new OpenEmrReader(connection, http, tokenSource(openemr), new NoopTelemetry());
+});
+afterAll(() => openemr?.close());
+beforeEach(() => openemr.store.configureExport({ timeBudgetMs: 120_000, msPerResource: 0, faults: {} }));
+
+function recorder() {
+  const got = { Patient: new Set<string>(), Observation: new Set<string>(), deleted: [] as string[], done: [] as string[], logs: [] as string[] };
+  const visitor: SourceVisitor = {
+    patients: async (batch) => batch.forEach((p) => got.Patient.add(p.id!)),
+    observations: async (batch) => batch.forEach((o) => got.Observation.add(o.id!)),
+    typeDone: async (type, via) => void got.done.push(`${type} via ${via}`),
+    deleted: async (type, id) => void got.deleted.push(`${type}/${id}`),
+    log: (m) => got.logs.push(m),
+  };
+  return { got, visitor };
+}
+
+async function readEverything() {
+  const { got, visitor } = recorder();
+  const server = await reader.supportedRelease(true);
+  const until = server.now + 86_400_000;
+  const result = await readSource(reader, { windows: { Patient: { until }, Observation: { until } }, pageSize: 200, server }, visitor);
+  return { got, result };
+}
+
+const all = (type: 'Patient' | 'Observation') => new Set(openemr.store.ids(type));
+
+test('behind a site_addr_oath origin, the export is read through the configured base and is complete', async () => {
+  expect(openemr.siteAddrOath).toBe(SITE_ADDR);
+  const { got, result } = await readEverything();
+  expect(result.via).toEqual({ Patient: 'export', Observation: 'export' });
+  expect(got.Patient).toEqual(all('Patient'));
+  expect(got.Observation).toEqual(all('Observation'));
+  expect(got.done).toEqual(['Patient via export', 'Observation via export']);
+});
+
+test('searches too: Patient pages and per-Patient Observations, every parameter once', async () => {
+  const { got, visitor } = recorder();
+  const server = await reader.supportedRelease(true);
+  const until = server.now + 86_400_000;
+  await readSource(reader, { windows: { Patient: { until }, Observation: { until } }, pageSize: 7, server, searchOnly: true }, visitor);
+  expect(got.Patient).toEqual(all('Patient'));
+  expect(got.Observation).toEqual(all('Observation'));
+});
+
+test("OpenEMR's 2-minute budget cuts the export (Patient, exported after Observation, lands in error[]): both types are read by search", async () => {
+  // Observation first, in route order: a budget that lasts through most of it leaves Patient unfinished.
+  openemr.store.configureExport({ timeBudgetMs: 300, msPerResource: 0.1 });
+  const { got, result } = await readEverything();
+  expect(result.exportAbandoned).toMatch(/error file/);
+  expect(result.via).toEqual({ Patient: 'search', Observation: 'search' });
+  expect(got.Patient).toEqual(all('Patient'));
+  expect(got.Observation).toEqual(all('Observation'));
+});
+
+test('an output file that fails (500, or reset mid-body) makes the rest of the export come by search', async () => {
+  for (const fault of ['status-500', 'reset'] as const) {
+    openemr.store.configureExport({ faults: { failFiles: { Observation: fault } } });
+    const { got, result } = await readEverything();
+    expect(result.via).toEqual({ Patient: 'export', Observation: 'search' });
+    expect(got.Observation).toEqual(all('Observation'));
+  }
+});
+
+test('deleted[] from the manifest is handed on', async () => {
+  openemr.store.configureExport({ faults: { deleted: [{ resourceType: 'Observation', id: 'gone-1' }] } });
+  const { got, result } = await readEverything();
+  expect(result.via.Observation).toBe('export');
+  expect(got.deleted).toEqual(['Observation/gone-1']);
+});
