@@ -84,3 +84,17 @@ test('an Observation whose Patient is dead-lettered for a 70-character id is hel
   expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: child, reason: `Not written because its Patient/${longId} could not be written.` }));
   expect(await deadLetters.get('Observation', child)).toBeDefined();
 });
+
+test("after the 7.0.3 upgrade stamps every legacy row with one second (7_0_2-to-7_0_3_upgrade.sql), a search-only run reads each Patient once", async () => {
+  const store = stack.openemr.store;
+  store.upgradeArtefact();
+  store.advanceClock(5);
+  stack.openemr.resetStats();
+  const searchOnly = await createConnector(loadConfig(incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'readsup', SYNC_LAG_SECONDS: '0', OPENEMR_EXPORT: 'false', OPENEMR_PAGE_SIZE: '50' })), { deadLetters: new MemoryDeadLetterStore() });
+  const outcome = await incrementalSync(searchOnly).run({ trigger: 'cli', since: '1970-01-01T00:00:00Z' });
+  if (outcome.skipped) throw new Error('skipped');
+  const patients = store.count('Patient');
+  expect(outcome.value.byType.Patient!.created + outcome.value.byType.Patient!.updated + outcome.value.byType.Patient!.unchanged + (outcome.value.byType.Patient!.failed ?? 0)).toBe(patients);
+  // The crowded second is one whole-second read; the pages around it about patients / 50.
+  expect(stack.openemr.stats().byRoute['GET /fhir/Patient']).toBeLessThanOrEqual(Math.ceil(patients / 50) + 3);
+});

@@ -15,7 +15,8 @@ import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpe
 /**
  * The whole incremental scenario against each OpenEMR release the stand-in models (the README's
  * compatibility matrix): a first run, edits, a back-dated lab (OpenEMR filters labs on
- * procedure_report.report_date, a clinical date), an address change that does not move
+ * procedure_report.report_date, a clinical date), a lab whose report date is NULL (never matched,
+ * never exported: only the per-Patient reconciliation finds it), an address change that does not move
  * patient_data.last_updated, a deletion, a lab correction, then reconciliation. It ends with
  * target = source on 7.0.3, 7.0.4 and master; 7.0.2 is refused with its sentence.
  */
@@ -59,7 +60,10 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     store.put({ ...store.get('Observation', o1!)!, id: fresh } as never);
     // A lab filed now with last month's report date: before the window, invisible to _lastUpdated.
     const backDated = randomUUID();
-    store.importResources([{ ...store.get('Observation', o2!)!, id: backDated, meta: { lastUpdated: new Date(Date.now() - 30 * 86_400_000).toISOString() } } as never]);
+    store.put({ ...store.get('Observation', o2!)!, id: backDated } as never, { lastUpdated: Math.floor(store.now() / 1000) - 30 * 86_400 });
+    // A lab whose report date is NULL: never matched by _lastUpdated, never exported.
+    const nullDated = randomUUID();
+    store.put({ ...store.get('Observation', o2!)!, id: nullDated } as never, { lastUpdated: null });
     // An address change: contact_address moves, patient_data.last_updated does not.
     const patient2 = store.get('Patient', p2!)! as Record<string, any>;
     store.importResources([{ ...patient2, address: [{ line: ['1 Changed Street'], city: 'Elsewhere', postalCode: '00000', country: 'US' }] } as never]);
@@ -71,7 +75,7 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     expect(second.status).toBe('ok');
     const after = await diff();
     // What _lastUpdated sees has arrived; what it cannot see waits for reconciliation.
-    expect(after.missing).toEqual([`Observation/${backDated}`]);
+    expect(after.missing.sort()).toEqual([`Observation/${backDated}`, `Observation/${nullDated}`].sort());
     expect(after.stale.sort()).toEqual([`Observation/${o4}`, `Patient/${p2}`].sort());
     expect(after.extra).toEqual([`Observation/${o3}`]);
 
@@ -80,7 +84,7 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
       { sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete', useExport: false },
       { trigger: 'reconcile' },
     );
-    expect(summary.byType.Observation).toMatchObject({ missing: 1, stale: 1, deletedAtSource: 1, deleted: 1 });
+    expect(summary.byType.Observation).toMatchObject({ missing: 2, stale: 1, deletedAtSource: 1, deleted: 1 });
     expect(summary.byType.Patient).toMatchObject({ stale: 1, missing: 0, deleted: 0 });
     expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
   });
