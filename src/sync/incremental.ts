@@ -213,7 +213,8 @@ export class IncrementalSync {
       await addRunCounts(this.deps.unmapped, run.tally.unmapped, this.deps.log);
     }
     const lagSeconds = Math.max(0, (serverNow + (Date.now() - serverNowAt) - upper) / 1000);
-    const summary = sync.finish(run, undefined, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }, lagSeconds) as IncrementalSummary;
+    const deletedNote = run.tally.deleted > 0 ? `${run.tally.deleted} resource(s) deleted in the target: the export listed them in deleted[].` : undefined;
+    const summary = sync.finish(run, deletedNote, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }, lagSeconds) as IncrementalSummary;
     summary.windows = windows;
     await this.reportPendingDeadLetters();
     return summary;

@@ -150,6 +150,7 @@ test('deleted[] is applied: the resources it names are deleted in the target', a
   try {
     const summary = await firstRun();
     expect(summary.windows.Observation).toMatchObject({ via: 'export', closed: true });
+    expect(summary.message).toBe('1 resource(s) deleted in the target: the export listed them in deleted[].');
     expect(await stack.ahds.read('Observation', mapperFor(settings()).targetId('Observation', gone))).toBeUndefined();
     expect(await diff()).toEqual(clean);
   } finally {

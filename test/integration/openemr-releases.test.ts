@@ -125,8 +125,8 @@ describe('OpenEMR 7.0.2', () => {
   test('the sync endpoint answers with the sentence', async () => {
     useStack(stack, { SYNC_TABLE_PREFIX: 'r702' });
     const answer = await invoke(syncRunHandler, { url: 'sync/run' });
-    expect(answer.status).toBeGreaterThanOrEqual(400);
-    expect(JSON.stringify(answer.json)).toMatch(/OpenEMR 7\.0\.2 is not supported/);
+    expect(answer.status).toBe(502);
+    expect(answer.json.issue[0].diagnostics).toMatch(/^OpenEMR refused the request: OpenEMR 7\.0\.2 is not supported: .*upgrade OpenEMR to 7\.0\.3 or later\.$/);
   });
 });
 
