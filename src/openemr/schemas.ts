@@ -49,13 +49,30 @@ export const bulkStatusSchema = z.looseObject({
 });
 export type BulkStatus = z.infer<typeof bulkStatusSchema>;
 
-/** A PHP DateTime object as an ISO instant (its timezone is an offset like "-05:00" or a zone name). */
+/**
+ * A PHP DateTime object as an ISO instant. Its timezone is an offset ("-05:00", timezone_type 1), an
+ * abbreviation, or a zone name ("America/New_York", timezone_type 3), whose offset at that wall-clock
+ * time is looked up with Intl. Undefined when it cannot be read.
+ */
 export function phpDateTimeToIso(value: string | { date: string; timezone?: string } | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return Number.isNaN(Date.parse(value)) ? undefined : new Date(Date.parse(value)).toISOString();
-  const local = value.date.replace(' ', 'T').replace(/\.\d+$/, '');
-  const tz = value.timezone ?? 'Z';
-  const offset = /^[+-]\d{2}:\d{2}$/.test(tz) ? tz : tz === 'UTC' || tz === 'Z' ? 'Z' : undefined;
-  const ms = offset ? Date.parse(`${local}${offset}`) : NaN;
-  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/.exec(value.date);
+  if (!m) return undefined;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  const tz = (value.timezone ?? 'UTC').trim();
+  const offset = /^([+-])(\d{2}):?(\d{2})$/.exec(tz);
+  if (offset) return new Date(wall - (offset[1] === '-' ? -1 : 1) * (Number(offset[2]) * 60 + Number(offset[3])) * 60_000).toISOString();
+  if (tz === 'UTC' || tz === 'Z' || tz === 'GMT') return new Date(wall).toISOString();
+  try {
+    // The zone's offset at (about) that instant: format the wall time read as UTC in the zone, compare.
+    const shifted = (at: number) => {
+      const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).formatToParts(at).map((p) => [p.type, p.value]));
+      return Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second)) - at;
+    };
+    const guess = wall - shifted(wall);
+    return new Date(wall - shifted(guess)).toISOString();
+  } catch {
+    return undefined;
+  }
 }
