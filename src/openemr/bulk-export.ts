@@ -5,7 +5,7 @@ import { UpstreamError } from '../http/errors';
 import { serverRetryAfterMs } from '../http/retry-policy';
 import type { OpenEmrReader } from './reader';
 import { toOpenEmrInstant } from './reader';
-import { bulkStatusSchema, phpDateTimeToIso } from './schemas';
+import { bulkStatusSchema, deletedBundleSchema, phpDateTimeToIso, singleResourceSchema } from './schemas';
 
 /**
  * Bulk FHIR $export against OpenEMR, losing nothing:
@@ -172,7 +172,10 @@ export class BulkExportClient {
         } catch {
           throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR bulk export output holds a line that is not JSON.', response.status);
         }
-        if (resource && typeof resource === 'object') yield resource as Record<string, unknown>;
+        // A line that is not a resource makes the file unusable (and the export incomplete).
+        const parsed = singleResourceSchema.safeParse(resource);
+        if (!parsed.success) throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR bulk export output holds a line that is not a FHIR resource.', response.status);
+        yield parsed.data as Record<string, unknown>;
       }
     } catch (error) {
       if (error instanceof UpstreamError) throw error;
@@ -186,9 +189,10 @@ export class BulkExportClient {
   /** The deleted[] files as Type/id pairs (each line a Bundle of DELETE requests, per the Bulk Data IG). */
   async *deletions(manifest: ExportManifest): AsyncGenerator<{ type: string; id: string }> {
     for (const file of manifest.deleted) {
-      for await (const bundle of this.resources(file)) {
-        const entries = Array.isArray((bundle as { entry?: unknown }).entry) ? ((bundle as { entry: unknown[] }).entry as Array<{ request?: { method?: string; url?: string } }>) : [];
-        for (const e of entries) {
+      for await (const line of this.resources(file)) {
+        const bundle = deletedBundleSchema.safeParse(line);
+        if (!bundle.success) throw new UpstreamError('openemr', 'InvalidResponse', 'An export deleted[] file holds a line that is not a Bundle.');
+        for (const e of bundle.data.entry) {
           const m = /^([A-Z][A-Za-z]+)\/([^/?]+)$/.exec(e.request?.url ?? '');
           if (e.request?.method === 'DELETE' && m) yield { type: m[1]!, id: decodeURIComponent(m[2]!) };
         }

@@ -26,6 +26,12 @@ export const searchBundleSchema = z.looseObject({
 
 export const singleResourceSchema = resourceSchema;
 
+/** A line of a deleted[] file: a Bundle of DELETE requests (Bulk Data IG). */
+export const deletedBundleSchema = z.looseObject({
+  resourceType: z.literal('Bundle'),
+  entry: z.array(z.looseObject({ request: z.looseObject({ method: z.string(), url: z.string() }).optional() })).default([]),
+});
+
 /** `/metadata`: software.version tells the release; `date` is date-only on OpenEMR (the clock is the Date header). */
 export const capabilityStatementSchema = z.looseObject({
   resourceType: z.literal('CapabilityStatement'),
