@@ -18,7 +18,7 @@ import { handleFhirApi } from './fhir-api';
 import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
-import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson } from './openemr-responses';
+import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson, sendText } from './openemr-responses';
 import { defaultDataDir } from './repo-paths';
 import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
@@ -192,6 +192,11 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     }
     if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, zone);
 
+    // Outside /apis and /oauth2 there is no OpenEMR: the web server's own 404 (a wrong web root).
+    if (segments[0] !== 'apis' && segments[0] !== 'oauth2') {
+      stats.record('unmatched');
+      return sendText(res, 404, '<html><body><h1>Not Found</h1></body></html>', 'text/html');
+    }
     // The site comes from the path and must exist (SiteSetupListener); then the API must be on.
     if ((segments[0] === 'apis' || segments[0] === 'oauth2') && segments.length > 1 && segments[1] !== site) {
       stats.record('unmatched');
