@@ -41,8 +41,13 @@ export function diagnoseOpenEmrAnswer(answer: OpenEmrAnswer, ctx: DiagnosisConte
   if (answer.status === 404 && message.includes('API is disabled')) {
     return `OpenEMR's APIs are switched off (it answered 'API is disabled' at ${ctx.url}): an administrator must turn on 'Enable OpenEMR Standard FHIR REST API' in Administration > Globals > Connectors.`;
   }
+  // The dispatcher answered but has no such route: the FHIR API is off, or the path is not OpenEMR's.
+  if (answer.status === 404 && message.includes('Route not found')) {
+    return `OpenEMR answered 404 'Route not found' at ${ctx.url}: check OPENEMR_BASE_URL and OPENEMR_SITE, and that an administrator has turned on 'Enable OpenEMR Standard FHIR REST API' (Administration > Globals > Connectors).`;
+  }
+  // Not OpenEMR at all: the web server's own 404, typically a missing web root.
   if (answer.status === 404) {
-    return `OpenEMR answered 404${message.includes('Route not found') ? " 'Route not found'" : ''} at ${ctx.url}: set OPENEMR_BASE_URL to OpenEMR's root including its web root (e.g. https://emr.example.org/openemr), so that {root}/apis/${ctx.site}/fhir is its FHIR API.`;
+    return `OpenEMR answered 404 at ${ctx.url}: set OPENEMR_BASE_URL to OpenEMR's root including its web root (e.g. https://emr.example.org/openemr), so that {root}/apis/${ctx.site}/fhir is its FHIR API.`;
   }
   // league/oauth2-server validateScopes: a scope the server does not know (never silently dropped).
   if (answer.status === 400 && body.error === 'invalid_scope') {

@@ -147,7 +147,8 @@ export class SmartBackendTokenProvider implements TokenSource {
     const sentence = diagnoseOpenEmrAnswer({ status: response.status, body: response.data }, { url, site: this.settings.site, scopesSetting: 'OPENEMR_SCOPES' });
     if (!sentence) return;
     this.telemetry.authFailure('openemr', `${response.status} ${errorCode(response.data) ?? 'refused'} at ${url}`);
-    throw new UpstreamError('openemr', response.status === 404 ? 'NotFound' : 'BadRequest', sentence, response.status, 1, errorCode(response.data));
+    // Not 'NotFound': nothing is missing at the source, a setting is wrong (the functions answer 502).
+    throw new UpstreamError('openemr', 'InvalidResponse', sentence, response.status, 1, errorCode(response.data));
   }
 
   private describeRefusal(response: AxiosResponse, audience: string): Error {

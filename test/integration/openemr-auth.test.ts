@@ -105,7 +105,7 @@ test("a base URL missing OpenEMR's web root is a sentence naming OPENEMR_BASE_UR
   withStandIn({}, async (s) => {
     const error = await failure(providerFor(s, { OPENEMR_BASE_URL: `${s.baseUrl}/openemr` }).provider.getToken());
     expect(error!.message).toMatch(/^OpenEMR answered 404 at .*\/openemr\/apis\/default\/fhir\/\.well-known\/smart-configuration: set OPENEMR_BASE_URL to OpenEMR's root including its web root/);
-    expect(error!.code).toBe('NotFound');
+    expect(error!.code).toBe('InvalidResponse');
   }));
 
 test('the renewal margin is a fifth of the token lifetime, at most a minute', () =>
