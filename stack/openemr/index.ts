@@ -33,6 +33,7 @@ export type { LoadReport } from './ndjson-loader';
 export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
 export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
 export type { ExportFaults, ExportSettings } from './bulk-export';
+export { SHAPED_IDS, SHAPED_PATIENT_ID } from './openemr-shapes';
 
 /** The default client's scopes on a release that knows them all (7.0.4+); older releases drop the `.rs` ones. */
 export const DEFAULT_CLIENT_SCOPES =
@@ -82,6 +83,8 @@ export interface OpenEmrStandInOptions {
    * "API is disabled" (OAuth2AuthorizationListener.php:108). Default true; see also setApiEnabled.
    */
   apiEnabled?: boolean;
+  /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
+  openEmrShapes?: boolean;
 }
 
 export interface StandInClient {
@@ -180,6 +183,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     registrationPrivateKeyJwt: traits.registrationPrivateKeyJwt,
   });
   const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  if (options.openEmrShapes) ops.addOpenEmrShapes();
   const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
