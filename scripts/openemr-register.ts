@@ -4,8 +4,9 @@ import { parseArgs } from 'node:util';
 import { registerOpenEmrClient } from '../src/openemr/registration';
 
 /**
- * `npm run openemr:register -- --base-url https://emr.example.org [--site default] [--out DIR]`
- * Creates a key pair, registers the client with OpenEMR and says what the administrator does next.
+ * `npm run openemr:register -- --base-url https://emr.example.org [--site default] [--scopes "..."] [--out DIR]`
+ * Reads the release from /metadata, creates a key pair, registers the client the way that release
+ * accepts, and says what the administrator does next.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
       site: { type: 'string', default: 'default' },
       name: { type: 'string' },
       contact: { type: 'string' },
+      scopes: { type: 'string' },
       out: { type: 'string', default: '.openemr-client' },
     },
   });
@@ -22,20 +24,33 @@ async function main(): Promise<void> {
     console.error('usage: npm run openemr:register -- --base-url https://emr.example.org [--site default] [--out DIR]');
     process.exit(2);
   }
-  const result = await registerOpenEmrClient({ baseUrl, site: values.site, clientName: values.name, contact: values.contact });
+  const result = await registerOpenEmrClient({ baseUrl, site: values.site, clientName: values.name, contact: values.contact, scopes: values.scopes });
   const dir = path.resolve(values.out!);
   fs.mkdirSync(dir, { recursive: true });
   const keyFile = path.join(dir, 'private-key.pem');
   fs.writeFileSync(keyFile, result.privateKeyPem, { mode: 0o600 });
   fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(result.jwks, null, 2) + '\n');
-  console.log(`Registered with OpenEMR at ${baseUrl}.
+  const legacy = result.tokenEndpointAuthMethod === 'omitted';
+  console.log(`Registered with OpenEMR${result.softwareVersion ? ` ${result.softwareVersion}` : ''} at ${baseUrl}.
 
   client id     ${result.clientId}
+  key id (kid)  ${result.keyId}   (the RFC 7638 thumbprint; the connector sends it without OPENEMR_KEY_ID)
   private key   ${keyFile}   (keep it secret; it signs every token request)
   public JWKS   ${path.join(dir, 'jwks.json')}
-
+  scopes        ${result.scopes}
+${
+  legacy
+    ? `
+This release (before 7.0.4) refuses token_endpoint_auth_method private_key_jwt and knows no SMART v2
+(.rs) scopes, so the client was registered without a method and with v1 scopes; OpenEMR still checks
+the signed assertion against the JWKS. Keep OPENEMR_SCOPES to .read scopes. The client_secret in
+OpenEMR's answer is never used and was not kept.
+`
+    : ''
+}
 Next, an OpenEMR administrator must:
-  1. Administration > Globals > Connectors: turn on "Enable OpenEMR FHIR System Scopes" (system/* scopes do not exist otherwise).
+  1. Administration > Globals > Connectors: turn on "Enable OpenEMR FHIR System Scopes" (system/* scopes do not exist otherwise)
+     and check "Site Address Override" (site_addr_oath) holds the public https URL: assertions are checked against it.
   2. Administration > System > API Clients: find "${values.name ?? 'OpenEMR to AHDS FHIR sync'}" and enable it (new clients start disabled).
 Then store the settings, in Azure as Key Vault secrets referenced from the app settings:
   az keyvault secret set --vault-name <vault> --name openemr-client-id --value ${result.clientId}

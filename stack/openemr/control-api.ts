@@ -58,6 +58,7 @@ export async function handleControl(
       ops.configureExport(((await readJson(req)) ?? {}) as Parameters<OpenEmrStandInStore['configureExport']>[0]);
       return sendJson(res, 200, { ok: true });
     }
+    if (first === 'openemr-shapes' && segments.length === 1 && method === 'POST') return sendJson(res, 200, { added: ops.addOpenEmrShapes() });
     if (first === 'upgrade-artefact' && segments.length === 1 && method === 'POST') {
       const body = ((await readJson(req)) ?? {}) as { at?: unknown };
       return sendJson(res, 200, ops.upgradeArtefact(body.at === undefined ? {} : { atEpochSeconds: instantParam(String(body.at), zone) }));

@@ -5,6 +5,7 @@
  */
 import { FaultInjector, FaultProfile } from '../faults';
 import { BulkExports, ExportSettings } from './bulk-export';
+import { openEmrShapedResources } from './openemr-shapes';
 import { formatLocalInstant } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
@@ -34,6 +35,8 @@ export interface OpenEmrStandInStore {
    * without a backfill leaves them. Returns how many of each it stamped.
    */
   upgradeArtefact(opts?: { atEpochSeconds?: number }): Record<SupportedType, number>;
+  /** Adds the OpenEMR-shaped resources (openemr-shapes.ts); returns how many. */
+  addOpenEmrShapes(): number;
   /** Changes an Observation without touching its lastUpdated (default change: status "corrected"). */
   labCorrection(id: string, patch?: Record<string, unknown>): FhirResource;
   /** Moves the server clock forward; returns the new time as the server would print it. */
@@ -88,6 +91,11 @@ export function createControlOperations(deps: {
     count: (type) => store.count(typeOf(type)),
     ids: (type) => store.ids(typeOf(type)),
     labCorrection: (id, patch) => store.labCorrection(id, patch),
+    addOpenEmrShapes() {
+      const shaped = openEmrShapedResources();
+      for (const { resource, lastUpdated } of shaped) store.put(resource, { lastUpdated });
+      return shaped.length;
+    },
     upgradeArtefact(opts) {
       const at = opts?.atEpochSeconds ?? clock.nowSeconds();
       const vitals = [...store.table('Observation').byId.values()].filter((r) => r.subService === 'vital-signs').map((r) => r.id);

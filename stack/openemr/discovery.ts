@@ -14,11 +14,18 @@ export const SUPPORTED_SCOPES = [
   'system/Binary.read',
 ];
 
+/** The scopes a release knows: SMART v2 `.rs` only from 7.0.4 (ServerScopeListEntity.php:171). */
+export function knownScopes(smartV2Scopes: boolean): string[] {
+  return SUPPORTED_SCOPES.filter((s) => smartV2Scopes || !s.endsWith('.rs'));
+}
+
 export interface Endpoints {
   baseUrl: string;
   site: string;
   tokenUrl: string;
   fhirBaseUrl: string;
+  /** scopes_supported of this release. */
+  scopes: string[];
 }
 
 export function openIdConfiguration(e: Endpoints): Record<string, unknown> {
@@ -29,7 +36,7 @@ export function openIdConfiguration(e: Endpoints): Record<string, unknown> {
     token_endpoint: e.tokenUrl,
     jwks_uri: `${issuer}/jwk`,
     registration_endpoint: `${issuer}/registration`,
-    scopes_supported: SUPPORTED_SCOPES,
+    scopes_supported: e.scopes,
     response_types_supported: ['code'],
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     token_endpoint_auth_methods_supported: ['private_key_jwt'],
@@ -44,11 +51,11 @@ export function smartConfiguration(e: Endpoints): Record<string, unknown> {
     authorization_endpoint: `${issuer}/authorize`,
     token_endpoint: e.tokenUrl,
     registration_endpoint: `${issuer}/registration`,
-    scopes_supported: SUPPORTED_SCOPES,
+    scopes_supported: e.scopes,
     grant_types_supported: ['authorization_code', 'client_credentials'],
     token_endpoint_auth_methods_supported: ['private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['RS384'],
-    capabilities: ['client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+    capabilities: ['client-confidential-asymmetric', 'permission-v1', ...(e.scopes.some((s) => s.endsWith('.rs')) ? ['permission-v2'] : [])],
   };
 }
 

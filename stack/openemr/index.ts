@@ -13,12 +13,12 @@ import { FaultInjector, FaultProfile } from '../faults';
 import { BulkExports } from './bulk-export';
 import { handleControl } from './control-api';
 import { createControlOperations, OpenEmrStandInStore } from './control-operations';
-import { Endpoints } from './discovery';
+import { Endpoints, knownScopes } from './discovery';
 import { handleFhirApi } from './fhir-api';
 import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
-import { FAULT_MESSAGES, kernelError, sendJson } from './openemr-responses';
+import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson, sendText } from './openemr-responses';
 import { defaultDataDir } from './repo-paths';
 import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
@@ -33,7 +33,9 @@ export type { LoadReport } from './ndjson-loader';
 export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
 export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
 export type { ExportFaults, ExportSettings } from './bulk-export';
+export { SHAPED_IDS, SHAPED_PATIENT_ID } from './openemr-shapes';
 
+/** The default client's scopes on a release that knows them all (7.0.4+); older releases drop the `.rs` ones. */
 export const DEFAULT_CLIENT_SCOPES =
   'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
 
@@ -76,6 +78,13 @@ export interface OpenEmrStandInOptions {
    * (OpenEMR gives `//oauth2` then). Default: the listening URL.
    */
   siteAddrOath?: string;
+  /**
+   * false: the REST and FHIR APIs are switched off in Globals, and every /apis request answers 404
+   * "API is disabled" (OAuth2AuthorizationListener.php:108). Default true; see also setApiEnabled.
+   */
+  apiEnabled?: boolean;
+  /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
+  openEmrShapes?: boolean;
 }
 
 export interface StandInClient {
@@ -103,6 +112,8 @@ export interface OpenEmrStandIn {
   tokenUrl: string;
   /** An enabled client registered at start with DEFAULT_CLIENT_SCOPES. */
   client: StandInClient;
+  /** Switches the REST/FHIR APIs on or off in Globals (off: 404 "API is disabled"). */
+  setApiEnabled(enabled: boolean): void;
   /** Registers a client directly (as an admin would); enabled unless enabled: false. Returns its client_id. */
   registerClient(opts: { jwks: { keys: JWK[] }; scopes: string | string[]; enabled?: boolean; clientName?: string }): string;
   store: OpenEmrStandInStore;
@@ -161,13 +172,18 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     site,
     tokenUrl: `${siteAddrOath}/oauth2/${site}/token`,
     fhirBaseUrl: `${siteAddrOath}/apis/${site}/fhir`,
+    scopes: knownScopes(traits.smartV2Scopes),
   };
+  let apiEnabled = options.apiEnabled ?? true;
   const oauth = new OAuthServer({
     clock,
     tokenUrl: endpoints.tokenUrl,
     tokenLifetimeSeconds: () => faults.current.tokenLifetimeSeconds ?? options.tokenLifetimeSeconds ?? 300,
+    knownScopes: new Set(endpoints.scopes),
+    registrationPrivateKeyJwt: traits.registrationPrivateKeyJwt,
   });
   const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  if (options.openEmrShapes) ops.addOpenEmrShapes();
   const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
 
   ready = async (req, res) => {
@@ -182,6 +198,20 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     }
     if (segments[0] === '_control') return handleControl(req, res, segments.slice(1), ops, zone);
 
+    // Outside /apis and /oauth2 there is no OpenEMR: the web server's own 404 (a wrong web root).
+    if (segments[0] !== 'apis' && segments[0] !== 'oauth2') {
+      stats.record('unmatched');
+      return sendText(res, 404, '<html><body><h1>Not Found</h1></body></html>', 'text/html');
+    }
+    // The site comes from the path and must exist (SiteSetupListener); then the API must be on.
+    if ((segments[0] === 'apis' || segments[0] === 'oauth2') && segments.length > 1 && segments[1] !== site) {
+      stats.record('unmatched');
+      return sendJson(res, 400, API_SITE_ERROR);
+    }
+    if (segments[0] === 'apis' && !apiEnabled) {
+      stats.record('unmatched');
+      return sendJson(res, 404, API_DISABLED);
+    }
     const route = matchRoute(req.method ?? 'GET', segments, site);
     stats.record(route.name);
     await faults.delay();
@@ -201,7 +231,9 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const kid = 'stand-in-default';
   const publicJwk: JWK = { ...(await exportJWK(publicKey)), alg: 'RS384', use: 'sig', kid };
   const privateJwk: JWK = { ...(await exportJWK(privateKey)), alg: 'RS384', use: 'sig', kid };
-  const defaultClient = oauth.registerClient({ jwks: { keys: [publicJwk] }, scopes: DEFAULT_CLIENT_SCOPES, enabled: true, clientName: 'stand-in default client' });
+  // The release's own scopes only: a 7.0.3 client cannot hold the v2 `.rs` scopes.
+  const clientScopes = DEFAULT_CLIENT_SCOPES.split(' ').filter((sc) => endpoints.scopes.includes(sc)).join(' ');
+  const defaultClient = oauth.registerClient({ jwks: { keys: [publicJwk] }, scopes: clientScopes, enabled: true, clientName: 'stand-in default client' });
 
   return {
     baseUrl,
@@ -217,7 +249,10 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
       privateKey,
       privateJwk,
       publicJwks: { keys: [publicJwk] },
-      scopes: DEFAULT_CLIENT_SCOPES,
+      scopes: clientScopes,
+    },
+    setApiEnabled: (enabled) => {
+      apiEnabled = enabled;
     },
     registerClient: (opts) => oauth.registerClient({ ...opts, enabled: opts.enabled ?? true }).clientId,
     store: ops,

@@ -50,6 +50,10 @@ export class OAuthServer {
       tokenUrl: string;
       /** Lifetime for a token issued now (fault profile overrides are read at issue time). */
       tokenLifetimeSeconds: () => number;
+      /** Every scope the server knows (ScopeRepository); others are 400 invalid_scope. */
+      knownScopes: ReadonlySet<string>;
+      /** Registration accepts token_endpoint_auth_method private_key_jwt (7.0.4+). */
+      registrationPrivateKeyJwt: boolean;
     },
   ) {}
 
@@ -85,17 +89,34 @@ export class OAuthServer {
     return true;
   }
 
-  /** POST /oauth2/{site}/registration (RFC 7591 as OpenEMR answers it). New clients start disabled. */
+  /**
+   * POST /oauth2/{site}/registration (RFC 7591 as OpenEMR answers it; AuthorizationController::registerApp,
+   * 7.0.3 :235-320). New clients start disabled. Checked in OpenEMR's order: system scopes need a JWKS
+   * (invalid_client_metadata), every scope must be known (invalid_scope, :300/:407), then the
+   * enumerated fields: before 7.0.4 token_endpoint_auth_method is client_secret_basic or
+   * client_secret_post only (:245), then redirect_uris is required (invalid_redirect_uri).
+   */
   register(body: unknown, registrationUriBase: string): OAuthAnswer {
     const req = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
     const jwks = req.jwks as { keys?: unknown } | undefined;
     const jwksUri = typeof req.jwks_uri === 'string' ? req.jwks_uri : undefined;
     const hasJwks = !!jwks && Array.isArray(jwks.keys);
+    const requestedScope = typeof req.scope === 'string' ? req.scope : '';
+    if (req.application_type === 'private' && requestedScope.includes('system/') && !hasJwks && !jwksUri) {
+      return { status: 400, body: oauthError('invalid_client_metadata', undefined, 'jwks is invalid') };
+    }
+    const unknown = splitScopes(requestedScope).find((sc) => !this.opts.knownScopes.has(sc));
+    if (unknown) return bad(400, 'invalid_scope', `Check the \`${unknown}\` scope`);
+    const methods = this.opts.registrationPrivateKeyJwt ? ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] : ['client_secret_basic', 'client_secret_post'];
+    if (req.token_endpoint_auth_method !== undefined && !methods.includes(String(req.token_endpoint_auth_method))) {
+      return { status: 400, body: oauthError('invalid_client_metadata', undefined, `Unsupported token_endpoint_auth_method value : ${String(req.token_endpoint_auth_method)}`) };
+    }
+    if (!Array.isArray(req.redirect_uris)) return { status: 400, body: oauthError('invalid_redirect_uri', undefined, 'redirect_uris is invalid') };
     if (req.token_endpoint_auth_method === 'private_key_jwt' && !hasJwks && !jwksUri) {
-      return { status: 400, body: { error: 'invalid_client_metadata', error_description: 'jwks or jwks_uri is required for private_key_jwt' } };
+      return { status: 400, body: oauthError('invalid_client_metadata', undefined, 'jwks or jwks_uri is required for private_key_jwt') };
     }
     if (hasJwks && jwksUri) {
-      return { status: 400, body: { error: 'invalid_client_metadata', error_description: 'jwks and jwks_uri cannot both be set' } };
+      return { status: 400, body: oauthError('invalid_client_metadata', undefined, 'jwks and jwks_uri cannot both be set') };
     }
     const scope = typeof req.scope === 'string' ? req.scope : '';
     const client = this.registerClient({
@@ -155,6 +176,10 @@ export class OAuthServer {
     this.usedJtis.set(claims.jti as string, (claims.exp as number) + LEEWAY_SECONDS);
 
     const requested = form.has('scope') ? splitScopes(form.get('scope') ?? '') : client.scopes;
+    // league/oauth2-server AbstractGrant::validateScopes: a scope the server does not know is 400
+    // invalid_scope (7.0.3 ScopeRepository.php:148-151); one it knows but the client lacks is dropped.
+    const unknown = requested.find((sc) => !this.opts.knownScopes.has(sc));
+    if (unknown) return bad(400, 'invalid_scope', `Check the \`${unknown}\` scope`);
     const granted = [...new Set(requested.filter((s) => client.scopes.includes(s)))];
     const lifetime = this.opts.tokenLifetimeSeconds();
     const accessToken = randomBytes(48).toString('base64url');

@@ -19,6 +19,10 @@ export function kernelError(message: string): { error: string; message: string; 
 }
 
 export const ROUTE_NOT_FOUND = kernelError('Route not found');
+/** SiteSetupListener.php:110: a path whose site does not exist; 400 through ExceptionHandlerListener. */
+export const API_SITE_ERROR = kernelError('OpenEMR Error: api site error, so forced exit.  Please ensure that the site is set up correctly in the OpenEMR configuration.');
+/** OAuth2AuthorizationListener.php:108: rest_api, rest_fhir_api and rest_portal_api all off; 404. */
+export const API_DISABLED = kernelError('OpenEMR Error: API is disabled');
 
 export const INVALID_UUID_VALIDATION = {
   validationErrors: {
@@ -35,9 +39,12 @@ const OAUTH_DESCRIPTIONS: Record<string, string> = {
   access_denied: 'The resource owner or authorization server denied the request.',
 };
 
-/** league/oauth2-server error body; `hint` only when there is one, as the library does. */
-export function oauthError(error: keyof typeof OAUTH_DESCRIPTIONS | string, hint?: string): Record<string, string> {
-  const description = OAUTH_DESCRIPTIONS[error] ?? error;
+/**
+ * league/oauth2-server error body; `hint` only when there is one, as the library does. `message`
+ * replaces the description for OpenEMR's own `new OAuthServerException(message, 0, error)`.
+ */
+export function oauthError(error: keyof typeof OAUTH_DESCRIPTIONS | string, hint?: string, message?: string): Record<string, string> {
+  const description = message ?? OAUTH_DESCRIPTIONS[error] ?? error;
   const body: Record<string, string> = { error, error_description: description };
   if (hint) body.hint = hint;
   body.message = description;

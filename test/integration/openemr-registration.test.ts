@@ -45,3 +45,36 @@ test('a token request signed with another key is refused with a message that nam
   expect(error.message).toMatch(/^OpenEMR refused the client credentials with 40[01] \(invalid_client\): check that the client is enabled/);
   expect(error.message).not.toContain(other.privateKeyPem.slice(40, 80));
 });
+
+// 7.0.3 AuthorizationController.php:245 (client_secret_basic/post only) and ServerScopeListEntity.php:171
+// (.rs from 7.0.4): the helper reads /metadata's software.version and registers the way the release accepts.
+test.each([
+  ['7.0.2', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
+  ['7.0.3', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
+  ['7.0.4', 'private_key_jwt', 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read'],
+  ['master', 'private_key_jwt', 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read'],
+] as const)('the registration helper registers on %s (%s) and the connector then gets tokens', async (version, method, scopes) => {
+  const s = await startOpenEmrStandIn({ dataDir: null, version });
+  try {
+    const registered = await registerOpenEmrClient({ baseUrl: s.baseUrl });
+    expect([registered.softwareVersion, registered.tokenEndpointAuthMethod, registered.scopes]).toEqual([s.version === 'master' ? '8.2.0-dev' : version, method, scopes]);
+    expect(registered.jwks.keys[0].kid).toBe(registered.keyId);
+    s.store.enableClient(registered.clientId);
+    const config = loadConfig({
+      OPENEMR_BASE_URL: s.baseUrl,
+      OPENEMR_CLIENT_ID: registered.clientId,
+      OPENEMR_PRIVATE_KEY: registered.privateKeyPem,
+      AHDS_FHIR_URL: 'http://127.0.0.1:1',
+      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+      RETRY_MAX_ATTEMPTS: '1',
+    });
+    const provider = new SmartBackendTokenProvider({ ...config.openemr, privateKey: registered.privateKeyPem }, config.http, new NoopTelemetry());
+    await expect(provider.getToken()).resolves.toEqual(expect.any(String));
+  } finally {
+    await s.close();
+  }
+});
+
+test('the registration helper names --site when OpenEMR has no such site', async () => {
+  await expect(registerOpenEmrClient({ baseUrl: openemr.baseUrl, site: 'clinic2' })).rejects.toThrow(/^OpenEMR has no site named 'clinic2' .*set --site \(OPENEMR_SITE\)/);
+});

@@ -3,7 +3,8 @@
  * the same request. Each test cites the OpenEMR code it follows.
  */
 import { FhirResource, OPENEMR_VERSIONS, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
-import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
+import { exportJWK, generateKeyPair } from 'jose';
+import { assertionForm, entryIds, fhirGet, getAccessToken, postToken, signAssertion } from '../helpers/openemr-standin-client';
 
 const uuid = (n: number, prefix: string) => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const patient = (n: number): FhirResource => ({ resourceType: 'Patient', id: uuid(n, 'aaaaaaaa'), name: [{ family: `Family${n}` }] });
@@ -93,5 +94,81 @@ describe('per-release answers', () => {
       const again = entryIds((await fhirGet(s, '/Observation?_count=2&_offset=2&_sort=-_lastUpdated', token)).body);
       expect(first).toEqual([uuid(1, 'bbbbbbbb'), uuid(2, 'bbbbbbbb')]);
       expect(again).toEqual(first);
+    }));
+});
+
+describe('registration and scopes per release', () => {
+  async function register(s: OpenEmrStandIn, extra: Record<string, unknown>) {
+    const keys = await generateKeyPair('RS384', { extractable: true });
+    const res = await fetch(`${s.baseUrl}/oauth2/default/registration`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        application_type: 'private',
+        client_name: 'sync connector',
+        jwks: { keys: [{ ...(await exportJWK(keys.publicKey)), alg: 'RS384' }] },
+        scope: 'system/Patient.read system/Observation.read',
+        redirect_uris: ['https://localhost/unused'],
+        ...extra,
+      }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, string> };
+  }
+
+  // 7.0.3 AuthorizationController.php:245 enumerates client_secret_basic and client_secret_post only
+  // (:313 "Unsupported $key value"); private_key_jwt came with 7.0.4 (:276).
+  test.each([
+    ['7.0.2', 400],
+    ['7.0.3', 400],
+    ['7.0.4', 200],
+    ['master', 200],
+  ] as const)('%s registration with token_endpoint_auth_method private_key_jwt answers %i', (version, status) =>
+    withVersion(version, async (s) => {
+      const res = await register(s, { token_endpoint_auth_method: 'private_key_jwt' });
+      expect(res.status).toBe(status);
+      if (status === 400) expect(res.body).toMatchObject({ error: 'invalid_client_metadata', error_description: 'Unsupported token_endpoint_auth_method value : private_key_jwt' });
+      // Without the field (or with client_secret_post) every release registers the client.
+      expect((await register(s, {})).status).toBe(200);
+      expect((await register(s, { token_endpoint_auth_method: 'client_secret_post' })).status).toBe(200);
+    }));
+
+  // SMART v2 scopes exist from 7.0.4 (ServerScopeListEntity.php:171); before, registration
+  // (AuthorizationController.php:300,407) and the token endpoint (validateScopes) answer invalid_scope.
+  test.each([
+    ['7.0.2', 400],
+    ['7.0.3', 400],
+    ['7.0.4', 200],
+    ['master', 200],
+  ] as const)('%s: system/Patient.rs at registration and token answers %i', (version, status) =>
+    withVersion(version, async (s) => {
+      const reg = await register(s, { scope: 'system/Patient.rs' });
+      expect([reg.status, reg.body.error]).toEqual(status === 400 ? [400, 'invalid_scope'] : [200, undefined]);
+      const token = await postToken(s, assertionForm(await signAssertion(s), 'system/Patient.rs'));
+      expect([token.status, token.body.error]).toEqual(status === 400 ? [400, 'invalid_scope'] : [200, undefined]);
+      const smart = await fhirGet(s, '/.well-known/smart-configuration');
+      expect(smart.body.capabilities.includes('permission-v2')).toBe(status === 200);
+    }));
+});
+
+describe('site and API switch', () => {
+  // SiteSetupListener.php:110 HttpException(400) rendered by ExceptionHandlerListener.
+  test('an unknown site answers 400 "api site error" on the FHIR API and the token endpoint', () =>
+    withVersion('master', async (s) => {
+      for (const url of [`${s.baseUrl}/apis/clinic2/fhir/metadata`, `${s.baseUrl}/oauth2/clinic2/token`]) {
+        const res = await fetch(url, { method: url.endsWith('token') ? 'POST' : 'GET' });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { message: string }).message).toMatch(/^OpenEMR Error: api site error/);
+      }
+    }));
+
+  // OAuth2AuthorizationListener.php:108 NotFoundHttpException("OpenEMR Error: API is disabled").
+  test('with the APIs switched off every /apis request answers 404 "API is disabled"', () =>
+    withVersion('master', async (s, token) => {
+      s.setApiEnabled(false);
+      const res = await fhirGet(s, '/Patient', token);
+      expect(res.status).toBe(404);
+      expect(res.body).toEqual({ error: 'An error occurred', message: 'OpenEMR Error: API is disabled', code: 0 });
+      s.setApiEnabled(true);
+      expect((await fhirGet(s, '/Patient', token)).status).toBe(200);
     }));
 });

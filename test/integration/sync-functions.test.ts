@@ -135,7 +135,8 @@ describe('sync one patient with all observations', () => {
     const calls = telemetry.calls.filter((c) => c.kind === 'dependency').map((c) => c.data as DependencyCall);
     const refused = calls.findIndex((c) => c.side === 'openemr' && c.resultCode === 401);
     expect(refused).toBeGreaterThan(-1);
-    expect(calls.filter((c) => c.target === 'OpenEMR OAuth2' && c.resultCode === 200)).toHaveLength(2);
+    // Two token requests (the discovery GET before the first is not one).
+    expect(calls.filter((c) => c.target === 'OpenEMR OAuth2' && c.name.startsWith('POST') && c.resultCode === 200)).toHaveLength(2);
     expect(calls.slice(refused + 1).some((c) => c.target === 'OpenEMR FHIR' && c.resultCode === 200)).toBe(true);
   });
 
