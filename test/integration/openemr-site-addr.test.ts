@@ -7,6 +7,13 @@ import { OpenEmrReader } from '../../src/openemr/reader';
 import { readSource, type SourceVisitor } from '../../src/openemr/source';
 import { NoopTelemetry } from '../../src/telemetry/telemetry';
 import { startOpenEmrStandIn, type OpenEmrStandIn } from '../../stack/openemr';
+import { loadConfig } from '../../src/config/load';
+import { createConnector } from '../../src/connector';
+import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
+import { incrementalSync } from '../../src/sync/incremental';
+import { reconcile } from '../../src/sync/reconcile';
+import { startStack, type Stack } from '../../stack';
+import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 /**
  * The read layer against the stand-in behind a site_addr_oath that differs from where it listens
@@ -120,4 +127,33 @@ test('deleted[] from the manifest is handed on', async () => {
   const { got, result } = await readEverything();
   expect(result.via.Observation).toBe('export');
   expect(got.deleted).toEqual(['Observation/gone-1']);
+});
+
+describe('the connector itself behind a site_addr_oath origin', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ azurite: true, openemr: { siteAddrOath: SITE_ADDR } });
+    trimSource(stack, 200);
+  });
+  afterAll(() => stack?.close());
+
+  test('authenticates, exports, searches and reconciles: target = source, nothing sent to the site_addr_oath origin', async () => {
+    const settings = incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'siteaddr', SYNC_LAG_SECONDS: '0' });
+    const connector = await createConnector(loadConfig(settings), { deadLetters: new MemoryDeadLetterStore() });
+    const first = await incrementalSync(connector).run({ trigger: 'cli' });
+    if (first.skipped) throw new Error('skipped');
+    expect(first.value.windows.Patient).toMatchObject({ via: 'export', closed: true });
+    expect(first.value.windows.Observation).toMatchObject({ via: 'export', closed: true });
+    stack.openemr.store.advanceClock(5);
+    const store = stack.openemr.store;
+    store.put({ ...store.get('Patient', store.ids('Patient')[0]!)!, gender: 'unknown' } as never);
+    store.advanceClock(2);
+    const second = await incrementalSync(connector).run({ trigger: 'cli' });
+    if (second.skipped) throw new Error('skipped');
+    expect(second.value.windows.Patient).toMatchObject({ via: 'search', closed: true });
+    expect(second.value.byType.Patient!.updated).toBe(1);
+    const summary = await reconcile({ sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete', useExport: false }, { trigger: 'reconcile' });
+    expect(summary.status).toBe('ok');
+    expect(await targetDiff(stack, mapperFor(settings))).toEqual({ missing: [], stale: [], extra: [] });
+  });
 });
