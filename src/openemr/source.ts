@@ -1,6 +1,8 @@
 import type { Observation, Patient } from '../fhir/types';
 import { UpstreamError } from '../http/errors';
 import { BulkExportClient, ExportUnavailableError, type ExportedType, type ExportFile } from './bulk-export';
+import { ReadAhead, readAheadLimits } from '../sync/read-ahead';
+import { ReadSlots } from '../sync/read-slots';
 import { iso } from './patient-pages';
 import type { OpenEmrReader, ServerInfo } from './reader';
 
@@ -124,12 +126,16 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
     } else if (window.since !== undefined && window.until - window.since <= reader.settings.observationSpanSeconds * 1000) {
       await visitor.observations(await reader.observationsSince(iso(window.since)));
     } else {
-      // Long or open windows: per Patient, so no answer holds more than one Patient's Observations.
+      // Long or open windows: per Patient, so no answer holds more than one Patient's Observations,
+      // OPENEMR_READ_CONCURRENCY reads at a time, a bounded few answers ahead of the writes.
+      const since = window.since !== undefined ? iso(window.since) : undefined;
+      const slots = new ReadSlots(reader.connection.readConcurrency);
       for await (const page of reader.patients(options.pageSize)) {
-        for (const p of page) {
-          if (!p.id) continue;
-          const ofPatient = await reader.observationsOfPatient(p.id, window.since !== undefined ? iso(window.since) : undefined);
-          visitor.present?.([p.id]);
+        const ids = page.flatMap((p) => (p.id ? [p.id] : []));
+        const ahead = new ReadAhead(ids, (id) => reader.observationsOfPatient(id, since), slots, readAheadLimits(reader.connection.readConcurrency));
+        for (const id of ids) {
+          const ofPatient = await ahead.next();
+          visitor.present?.([id]);
           if (ofPatient.length > 0) await visitor.observations(ofPatient);
         }
       }

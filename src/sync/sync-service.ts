@@ -252,8 +252,8 @@ export class SyncService {
   /**
    * Maps Observations into a sink. Those whose Patient is blocked (failed or dead-lettered, any id
    * length) or absent from OpenEMR are held back and dead-lettered saying why: never written with a
-   * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, a few
-   * dozen per request (`_id=a,b,...`).
+   * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, up to a
+   * hundred per request (`_id=a,b,...`).
    */
   async mapObservationsInto(observations: readonly Observation[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
     run.presentPatients ??= new Set();

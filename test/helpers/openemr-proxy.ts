@@ -85,6 +85,10 @@ export async function startOpenEmrProxy(standIn: OpenEmrStandIn, standInConfig: 
       );
       return;
     }
+    if (req.method === 'GET' && /\/\.well-known\/smart-configuration$/.test(path.split('?')[0]!)) {
+      // The proxy is the token endpoint the connector should use (it answers tokens itself).
+      return json(200, { token_endpoint: `${proxy.url}/oauth2/default/token`, grant_types_supported: ['client_credentials'] });
+    }
     const file = hooks.files?.[path.split('?')[0]!];
     if (file !== undefined) {
       res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
