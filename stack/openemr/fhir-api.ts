@@ -30,6 +30,8 @@ export interface FhirApiContext {
   exports: BulkExports;
   /** The release being modelled (versions.ts). */
   traits: OpenEmrVersionTraits;
+  /** Ties of sorted, limited Patient searches depend on the LIMIT window (fhir-search.ts). */
+  unstableTies: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -76,7 +78,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
-      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits };
+      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits, unstableTies: ctx.unstableTies };
       const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
