@@ -65,8 +65,6 @@ export interface WriterOptions {
   serverBudgetMs?: number;
   /** Longest server-requested wait honoured (AHDS's x-ms-retry-after-ms goes up to 60 s). */
   maxServerWaitMs?: number;
-  /** Total time a bundle keeps being resubmitted while the server answers 429 (it asked to wait, not to fail). */
-  throttleBudgetMs?: number;
   /** Resubmissions of an entry answered 409/412 (concurrent update of one resource). Default 3. */
   conflictRetries?: number;
   /** Header carrying the run id into the target's audit log; undefined: none. */
@@ -88,6 +86,8 @@ const AHDS_MAX_SERVER_WAIT_MS = 60_000;
  * already retried them once after 1-15 s, and in parallel mode their wait does not reach the outer answer.
  */
 const ENTRY_THROTTLE_FLOOR_MS = 1_000;
+/** Network failures that mean the request never reached the server. */
+const NEVER_SENT = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH/;
 /** Versions remembered per process: an answer with the version we last saw is certainly "unchanged". */
 const REMEMBERED_VERSIONS = 100_000;
 
@@ -115,7 +115,6 @@ export class AhdsWriter {
       bundleTimeoutMs: DEFAULT_BUNDLE_TIMEOUT_MS,
       serverBudgetMs: AHDS_SERVER_BUDGET_MS,
       maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS,
-      throttleBudgetMs: Math.max(300_000, options.retry.maxTotalMs),
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
       random: Math.random,
@@ -210,10 +209,7 @@ export class AhdsWriter {
           break;
         }
         if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
-        const transient = error.isOutage;
-        const throttled = error.statusCode === 429;
-        const elapsed = Date.now() - started;
-        const retryable = transient && (throttled ? elapsed < this.o.throttleBudgetMs : ++wholeFailures < this.o.retry.maxAttempts && elapsed < this.o.retry.maxTotalMs);
+        const retryable = error.isOutage && ++wholeFailures < this.o.retry.maxAttempts && Date.now() - started < this.o.retry.maxTotalMs;
         // A bundle whose answer never came may still be running there: nothing that could overtake
         // it (its resubmission, or a later version once this settles) goes out before it is over.
         if (answer.ambiguous) await sleep(answer.sentAt + this.o.serverBudgetMs - Date.now());
@@ -267,8 +263,9 @@ export class AhdsWriter {
         if (!(error instanceof UpstreamError)) throw error;
         const congested = error.isOutage;
         if (congested) this.limiter.onThrottle(epoch);
-        // No HTTP answer: the request may have reached the server and still be running there.
-        const ambiguous = error.statusCode === undefined && (error.code === 'Timeout' || error.code === 'Network');
+        // No HTTP answer: unless the connection was never made, the request may have reached the
+        // server and still be running there.
+        const ambiguous = error.statusCode === undefined && (error.code === 'Timeout' || (error.code === 'Network' && !NEVER_SENT.test(error.message)));
         return { kind: 'whole', error, sentAt, ambiguous, epoch };
       } finally {
         release?.();
@@ -419,6 +416,7 @@ export function createAhdsWriter(settings: Config['ahds'], httpSettings: Config[
     retry,
     bundleTimeoutMs: settings.bundleTimeoutMs,
     conflictRetries: settings.conflictRetries,
+    serverBudgetMs: settings.serverTimeLimitMs,
     auditHeader: AHDS_AUDIT_HEADER,
     telemetry,
     ...extra,

@@ -33,6 +33,7 @@ export interface Config {
     initialConcurrency: number;
     bundleTimeoutMs: number;
     conflictRetries: number;
+    serverTimeLimitMs: number;
   };
   azureAuth: {
     mode: 'managed-identity' | 'default' | 'client-secret';
@@ -164,6 +165,7 @@ function build(s: RawSettings): Config {
       initialConcurrency: s.AHDS_INITIAL_CONCURRENCY,
       bundleTimeoutMs: s.AHDS_BUNDLE_TIMEOUT_MS,
       conflictRetries: s.AHDS_CONFLICT_RETRIES,
+      serverTimeLimitMs: s.AHDS_SERVER_TIME_LIMIT_MS,
     },
     azureAuth: {
       mode,
