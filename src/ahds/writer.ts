@@ -75,6 +75,8 @@ export interface WriterOptions {
   budget?: BundleBudget;
   telemetry?: Telemetry;
   random?: () => number;
+  /** How the writer waits (tests record the waits instead of sleeping them). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export const AHDS_AUDIT_HEADER = 'X-MS-AZUREFHIR-AUDIT-RUN-ID';
@@ -118,6 +120,7 @@ export class AhdsWriter {
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
       random: Math.random,
+      sleep,
       ...options,
     };
     this.http = options.http;
@@ -127,6 +130,7 @@ export class AhdsWriter {
   /** One PUT upsert. Failures come back as a failed WriteResult, never thrown, except outages. */
   async put(resource: SyncedResource, context: WriteContext = {}): Promise<WriteResult> {
     const { resourceType, id } = resource as { resourceType: string; id: string };
+    const sleep = this.o.sleep;
     for (let conflicts = 0; ; conflicts++) {
       const sentAt = Date.now();
       try {
@@ -184,6 +188,7 @@ export class AhdsWriter {
    * settles, can never be overtaken by it.
    */
   async writeBatch(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
+    const sleep = this.o.sleep;
     const results = new Map<number, WriteResult>();
     let pending = resources.map((resource, index) => ({ resource, index, tries: 0, conflicts: 0 }));
     const started = Date.now();
@@ -212,7 +217,7 @@ export class AhdsWriter {
         const retryable = error.isOutage && ++wholeFailures < this.o.retry.maxAttempts && Date.now() - started < this.o.retry.maxTotalMs;
         // A bundle whose answer never came may still be running there: nothing that could overtake
         // it (its resubmission, or a later version once this settles) goes out before it is over.
-        if (answer.ambiguous) await sleep(answer.sentAt + this.o.serverBudgetMs - Date.now());
+        if (answer.ambiguous) await sleep(Math.max(0, answer.sentAt + this.o.serverBudgetMs - Date.now()));
         if (!retryable) throw withAttempts(error, wholeFailures + 1);
         this.o.telemetry?.retry('ahds', error.statusCode ?? 'network');
         waitMs = Math.min(this.o.maxServerWaitMs, error.retryAfterMs ?? backoffMs(wholeFailures || 1, this.o.retry, this.o.random));
@@ -471,6 +476,6 @@ function versionFromEtag(etag: unknown): string | undefined {
   return m?.[1];
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }

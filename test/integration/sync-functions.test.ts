@@ -174,7 +174,6 @@ describe('sync one patient with all observations', () => {
     expect(await stack.ahds.read('Patient', otherId)).toBeUndefined();
   });
 });
-});
 
 describe('configuration', () => {
   test('a client-secret-only OpenEMR configuration is rejected with a clear message', async () => {
