@@ -65,6 +65,7 @@ export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): Map
     conceptMapFiles: config.mapping.conceptMapFiles,
     localCodeSystem: config.mapping.localCodeSystem,
     uncarriedReferences: config.mapping.uncarriedReferences,
+    validation: config.mapping.validation,
     dropIdentifierSystems: config.privacy.dropIdentifierSystems,
     deid: config.privacy.deid,
   };

@@ -60,6 +60,7 @@ export interface Config {
     conceptMapFiles: string[];
     localCodeSystem: string;
     uncarriedReferences: 'keep' | 'drop';
+    validation: 'ahds' | 'strict';
   };
   privacy: {
     dropIdentifierSystems: string[];
@@ -200,6 +201,7 @@ function build(s: RawSettings): Config {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],
       localCodeSystem: s.MAPPING_LOCAL_CODE_SYSTEM,
       uncarriedReferences: s.MAPPING_UNCARRIED_REFERENCES,
+      validation: s.MAPPING_VALIDATION,
     },
     privacy: {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,
