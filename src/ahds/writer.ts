@@ -1,7 +1,7 @@
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
 import { canonicalJson } from '../fhir/canonical';
-import { keyString, type SyncedResource } from '../fhir/types';
+import { keyString, SYNCED_TYPES, type SyncedResource } from '../fhir/types';
 import { attemptsOf, createHttpClient, requestIdOf, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
 import { backoffMs, isRetryableStatus, serverRetryAfterMs } from '../http/retry-policy';
@@ -12,6 +12,7 @@ import { planBatches } from './batching';
 import type { BundleBudget } from './bundle-budget';
 import { batchResponseSchema, searchsetSchema, storedResourceSchema } from './schemas';
 import { ServerClock } from './server-clock';
+import { checkTarget } from './target-check';
 
 export type WriteOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
 
@@ -75,6 +76,8 @@ export interface WriterOptions {
   budget?: BundleBudget;
   telemetry?: Telemetry;
   random?: () => number;
+  /** Resource types whose target policy is checked once before the first write (target-check.ts); none when absent. */
+  checkTypes?: readonly string[];
   /** How the writer waits (tests record the waits instead of sleeping them). */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -109,7 +112,8 @@ export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
   readonly clock = new ServerClock();
-  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry'>;
+  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes'>;
+  private targetChecked?: Promise<void>;
   private readonly versions = new Map<string, string>();
 
   constructor(options: WriterOptions) {
@@ -131,6 +135,7 @@ export class AhdsWriter {
   async put(resource: SyncedResource, context: WriteContext = {}): Promise<WriteResult> {
     const { resourceType, id } = resource as { resourceType: string; id: string };
     const sleep = this.o.sleep;
+    await this.ensureTarget();
     for (let conflicts = 0; ; conflicts++) {
       const sentAt = Date.now();
       try {
@@ -253,6 +258,7 @@ export class AhdsWriter {
    * limit was already lowered for the same congestion.
    */
   private async send(resources: readonly SyncedResource[], context: WriteContext): Promise<BundleAnswer> {
+    await this.ensureTarget();
     return this.limiter.run(async () => {
       const epoch = this.limiter.epoch;
       const release = await this.o.budget?.acquire();
@@ -281,6 +287,16 @@ export class AhdsWriter {
       else this.limiter.onSuccess();
       return { kind: 'entries', results, waitMs: serverRetryAfterMs(response.headers as Record<string, unknown>), epoch };
     });
+  }
+
+  /** The target check, once per writer; a failed check is not kept, so a transient failure is retried. */
+  ensureTarget(): Promise<void> {
+    if (!this.o.checkTypes) return Promise.resolve();
+    this.targetChecked ??= checkTarget(this.http, this.o.checkTypes).catch((error: unknown) => {
+      if (!(error instanceof UpstreamError && error.code === 'InvalidResponse')) this.targetChecked = undefined;
+      throw error;
+    });
+    return this.targetChecked;
   }
 
   private entryResults(response: AxiosResponse, resources: readonly SyncedResource[], sentAt: number): WriteResult[] {
@@ -423,6 +439,7 @@ export function createAhdsWriter(settings: Config['ahds'], httpSettings: Config[
     conflictRetries: settings.conflictRetries,
     serverBudgetMs: settings.serverTimeLimitMs,
     auditHeader: AHDS_AUDIT_HEADER,
+    checkTypes: SYNCED_TYPES,
     telemetry,
     ...extra,
   });

@@ -75,6 +75,8 @@ export interface AhdsStandInOptions {
   versioning?: Versioning | Record<string, Versioning>;
   /** Client ids or oids with no FHIR data role at all: a bundle from them answers 403 as a whole. */
   withoutDataRole?: string[];
+  /** The CapabilityStatement's fhirVersion (default 4.0.1). */
+  fhirVersion?: string;
   /**
    * Client ids or oids whose service principal lacks the FHIR Data Writer role (reader only):
    * their writes answer 403 `forbidden`.
@@ -661,7 +663,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       kind: 'instance',
       software: { name: 'Microsoft FHIR Server (local stand-in)', version: '4.0.0' },
       implementation: { description: 'AHDS FHIR stand-in', url: fhirUrl },
-      fhirVersion: '4.0.1',
+      fhirVersion: (opts.fhirVersion ?? '4.0.1') as '4.0.1',
       format: ['application/fhir+json', 'json'],
       rest: [
         {

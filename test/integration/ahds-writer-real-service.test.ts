@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AhdsWriter, AHDS_AUDIT_HEADER, sleep, type WriterOptions } from '../../src/ahds/writer';
+import { AhdsWriter, AHDS_AUDIT_HEADER, createAhdsWriter, sleep, type WriterOptions } from '../../src/ahds/writer';
 import { ServerClock } from '../../src/ahds/server-clock';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createHttpClient } from '../../src/http/client';
@@ -300,6 +300,39 @@ describe('the writer against AHDS as it really behaves', () => {
       expect(deps.every((d) => d.requestId?.startsWith('req-'))).toBe(true);
     } finally {
       await server.close();
+    }
+  });
+
+  // CapabilityStatementBuilder.cs (versioning per type) and SqlServerFhirDataStore.cs (versioned-update
+  // refuses updates without If-Match): the writer refuses such a target before its first write.
+  test('the target check refuses versioned-update and a FHIR version other than R4, in one sentence', async () => {
+    const settings = (url: string) => ({
+      ahds: { fhirUrl: url, audience: url, batchSize: 50, maxConcurrency: 4, initialConcurrency: 2, bundleTimeoutMs: 120_000, conflictRetries: 3, serverTimeLimitMs: 100_000 },
+      http: { timeoutMs: 10_000, retry: RETRY },
+    });
+    const noAuth = { getToken: async () => 'none', invalidate: () => undefined };
+    for (const [options, message] of [
+      [{ versioning: { Observation: 'versioned-update' } }, /^AHDS FHIR service keeps Observation under the versioned-update policy, which refuses every update without If-Match: set the service's versioning policy for them to versioned or no-version\.$/],
+      [{ fhirVersion: '5.0.0' }, /^AHDS FHIR service speaks FHIR 5\.0\.0, not R4 \(4\.0\.x\): point AHDS_FHIR_URL at an R4 service\.$/],
+    ] as const) {
+      const ahds = await standIn(options as AhdsStandInOptions);
+      try {
+        const config = settings(ahds.fhirUrl);
+        const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry());
+        const error = await writer.writeBatch(patients(1)).catch((e: unknown) => e);
+        expect((error as Error).message).toMatch(message);
+        expect(ahds.stats().entries).toBe(0);
+      } finally {
+        await ahds.close();
+      }
+    }
+    const fine = await standIn();
+    try {
+      const config = settings(fine.fhirUrl);
+      const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry());
+      expect((await writer.writeBatch(patients(2))).map((r) => r.outcome)).toEqual(['created', 'created']);
+    } finally {
+      await fine.close();
     }
   });
 });
