@@ -34,6 +34,7 @@ export interface Config {
     bundleTimeoutMs: number;
     conflictRetries: number;
     serverTimeLimitMs: number;
+    appMaxBundles: number;
   };
   azureAuth: {
     mode: 'managed-identity' | 'default' | 'client-secret';
@@ -167,6 +168,7 @@ function build(s: RawSettings): Config {
       bundleTimeoutMs: s.AHDS_BUNDLE_TIMEOUT_MS,
       conflictRetries: s.AHDS_CONFLICT_RETRIES,
       serverTimeLimitMs: s.AHDS_SERVER_TIME_LIMIT_MS,
+      appMaxBundles: s.AHDS_APP_MAX_BUNDLES,
     },
     azureAuth: {
       mode,

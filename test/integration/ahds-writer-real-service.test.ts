@@ -307,7 +307,7 @@ describe('the writer against AHDS as it really behaves', () => {
   // refuses updates without If-Match): the writer refuses such a target before its first write.
   test('the target check refuses versioned-update and a FHIR version other than R4, in one sentence', async () => {
     const settings = (url: string) => ({
-      ahds: { fhirUrl: url, audience: url, batchSize: 50, maxConcurrency: 4, initialConcurrency: 2, bundleTimeoutMs: 120_000, conflictRetries: 3, serverTimeLimitMs: 100_000 },
+      ahds: { fhirUrl: url, audience: url, batchSize: 50, maxConcurrency: 4, initialConcurrency: 2, bundleTimeoutMs: 120_000, conflictRetries: 3, serverTimeLimitMs: 100_000, appMaxBundles: 0 },
       http: { timeoutMs: 10_000, retry: RETRY },
     });
     const noAuth = { getToken: async () => 'none', invalidate: () => undefined };
