@@ -105,6 +105,9 @@ export interface AhdsStats {
   overlappingWrites: number;
   /** Requests answered 429 by the capacity cap. */
   capacityThrottled: number;
+  /** Request body bytes received and answer body bytes sent (the benchmark's bytes per second both ways). */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 export interface AhdsStandIn {
@@ -225,6 +228,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     noopWrites: 0,
     overlappingWrites: 0,
     capacityThrottled: 0,
+    bytesIn: 0,
+    bytesOut: 0,
   });
   let stats = emptyStats();
 
@@ -704,6 +709,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       return;
     }
     const text = JSON.stringify(r.body);
+    stats.bytesOut += Buffer.byteLength(text);
     headers['content-type'] = FHIR_JSON;
     headers['content-length'] = Buffer.byteLength(text);
     res.writeHead(r.status, headers);
@@ -733,6 +739,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       let rawBody = '';
       if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
         rawBody = await readBody(req);
+        stats.bytesIn += Buffer.byteLength(rawBody);
       }
       let badJson = false;
       if (rawBody.trim()) {
