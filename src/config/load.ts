@@ -6,6 +6,8 @@ export interface RetrySettings {
   baseDelayMs: number;
   maxDelayMs: number;
   maxTotalMs: number;
+  /** Longest server-requested wait honoured (default maxDelayMs); the AHDS writer sets 60 s, AHDS's cap. */
+  maxServerWaitMs?: number;
 }
 
 export interface Config {
@@ -29,6 +31,10 @@ export interface Config {
     batchSize: number;
     maxConcurrency: number;
     initialConcurrency: number;
+    bundleTimeoutMs: number;
+    conflictRetries: number;
+    serverTimeLimitMs: number;
+    appMaxBundles: number;
   };
   azureAuth: {
     mode: 'managed-identity' | 'default' | 'client-secret';
@@ -55,6 +61,7 @@ export interface Config {
     conceptMapFiles: string[];
     localCodeSystem: string;
     uncarriedReferences: 'keep' | 'drop';
+    validation: 'ahds' | 'strict';
   };
   privacy: {
     dropIdentifierSystems: string[];
@@ -168,6 +175,10 @@ function build(s: RawSettings): Config {
       batchSize: s.AHDS_BATCH_SIZE,
       maxConcurrency: s.AHDS_MAX_CONCURRENCY,
       initialConcurrency: s.AHDS_INITIAL_CONCURRENCY,
+      bundleTimeoutMs: s.AHDS_BUNDLE_TIMEOUT_MS,
+      conflictRetries: s.AHDS_CONFLICT_RETRIES,
+      serverTimeLimitMs: s.AHDS_SERVER_TIME_LIMIT_MS,
+      appMaxBundles: s.AHDS_APP_MAX_BUNDLES,
     },
     azureAuth: {
       mode,
@@ -202,6 +213,7 @@ function build(s: RawSettings): Config {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],
       localCodeSystem: s.MAPPING_LOCAL_CODE_SYSTEM,
       uncarriedReferences: s.MAPPING_UNCARRIED_REFERENCES,
+      validation: s.MAPPING_VALIDATION,
     },
     privacy: {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,

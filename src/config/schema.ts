@@ -102,6 +102,11 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'OPENEMR_EXPORT_GAP_SECONDS', required: false, default: '86400', description: 'Windows longer than this (and the first run, --full, reconciliation) are read by $export rather than searches; keep it at most OPENEMR_OBSERVATION_SPAN_SECONDS so a long gap never becomes one search per Patient.' },
   { name: 'RECONCILE_SOURCE', required: false, default: 'search', description: 'How reconciliation reads OpenEMR: search (every Patient, then each one\'s Observations: also finds rows whose date column is NULL, which no _lastUpdated search and no export returns) or export (a few requests; misses those rows).' },
   { name: 'OPENEMR_OBSERVATION_SPAN_SECONDS', required: false, default: '86400', description: 'Observation windows up to this long are read with one _lastUpdated=ge search; longer ones (export off or failed) are read per Patient.' },
+  { name: 'AHDS_BUNDLE_TIMEOUT_MS', required: false, default: '120000', description: 'Timeout of one bundle request to AHDS; keep it above the 100 s AHDS may work on a bundle, so a bundle is never sent again while a copy still runs.' },
+  { name: 'AHDS_SERVER_TIME_LIMIT_MS', required: false, default: '100000', description: 'How long AHDS may still work on a bundle after it was sent (AHDS: 100 s); a bundle whose answer never came is sent again only after this.' },
+  { name: 'MAPPING_VALIDATION', required: false, default: 'ahds', description: 'ahds: refuse what AHDS refuses (parse errors, the resource\'s own cardinality and formats) plus codes outside the required value sets the connector maps; strict: also everything a full FHIR validator refuses (nested cardinality, invariants).' },
+  { name: 'AHDS_APP_MAX_BUNDLES', required: false, default: '64', description: 'Ceiling of bundles in flight toward AHDS for the whole app (timer, HTTP runs and every queue worker on every instance), held in Table storage; 0 turns it off. Microsoft warns that past about 100 concurrent bundles AHDS may get slower.' },
+  { name: 'AHDS_CONFLICT_RETRIES', required: false, default: '3', description: 'Resubmissions of a resource AHDS answered 409/412 (a concurrent update of it) before it is dead-lettered.' },
 ];
 
 const envSchema = z.object({
@@ -155,6 +160,11 @@ const envSchema = z.object({
   OPENEMR_EXPORT_GAP_SECONDS: int(0, 31536000).default(86400),
   OPENEMR_OBSERVATION_SPAN_SECONDS: int(1, 31536000).default(86400),
   RECONCILE_SOURCE: z.enum(['search', 'export'], { message: 'must be search or export' }).default('search'),
+  AHDS_BUNDLE_TIMEOUT_MS: int(1000, 600000).default(120000),
+  AHDS_CONFLICT_RETRIES: int(0, 10).default(3),
+  AHDS_SERVER_TIME_LIMIT_MS: int(0, 600000).default(100000),
+  AHDS_APP_MAX_BUNDLES: int(0, 1000).default(64),
+  MAPPING_VALIDATION: z.enum(['ahds', 'strict'], { message: 'must be ahds or strict' }).default('ahds'),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

@@ -11,6 +11,8 @@ export interface MappingOptions {
   /** Identifier systems removed before anything leaves the connector. */
   dropIdentifierSystems: string[];
   deid: { enabled: boolean; key?: string };
+  /** How strictly mapped resources are checked before they are written (validate.ts); default ahds. */
+  validation?: 'ahds' | 'strict';
 }
 
 export interface UnmappedCoding {
