@@ -1,6 +1,7 @@
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { InvocationContext } from '@azure/functions';
+import type { InvocationContext } from '@azure/functions';
+import { deliver } from '../../stack/queue-worker';
 import { loadConfig } from '../../src/config/load';
 import { contentHash } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
@@ -89,9 +90,8 @@ export function queueClient(stack: Stack, name: string): QueueClient {
 }
 
 /**
- * Drains a Storage queue the way the Functions host would: receive, decode base64 JSON, call the
- * handler with dequeueCount in triggerMetadata; delete on success, make visible again at once on
- * failure (instead of waiting out the visibility timeout). Returns how many handler calls failed.
+ * Drains a Storage queue the way the Functions host would (the local host's deliver), making a
+ * failed message visible again at once instead of after a wait. Returns how many handler calls failed.
  */
 export async function drainQueue(
   queue: QueueClient,
@@ -105,21 +105,8 @@ export async function drainQueue(
     if (receivedMessageItems.length === 0) break;
     await Promise.all(
       receivedMessageItems.map(async (m) => {
-        const context = new InvocationContext({ invocationId: `q-${m.messageId}-${m.dequeueCount}`, functionName: 'backfillQueue', triggerMetadata: { dequeueCount: m.dequeueCount, id: m.messageId }, logHandler: () => undefined });
-        let body: unknown = Buffer.from(m.messageText, 'base64').toString('utf8');
-        try {
-          body = JSON.parse(body as string);
-        } catch {
-          // the host hands non-JSON messages over as strings
-        }
-        try {
-          await handler(body, context);
-          handled++;
-          await queue.deleteMessage(m.messageId, m.popReceipt);
-        } catch {
-          failedCalls++;
-          await queue.updateMessage(m.messageId, m.popReceipt, undefined, 0);
-        }
+        if (await deliver(queue, m, handler, { functionName: 'backfillQueue', retryAfterSeconds: 0 })) handled++;
+        else failedCalls++;
       }),
     );
   }

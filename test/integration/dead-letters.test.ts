@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { listDeadLettersHandler, replayDeadLettersHandler, replayOneDeadLetterHandler } from '../../functions/dead-letters';
 import { syncRunHandler } from '../../functions/sync-run';
 import { startStack, type Stack } from '../../stack';
-import { invoke, useStack } from '../helpers/functions';
+import { completeRun, invoke, runSummaryOf, useStack } from '../helpers/functions';
 import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'dl';
@@ -42,7 +42,7 @@ afterAll(() => stack?.close());
 async function runToCompletion(): Promise<any> {
   for (let i = 0; i < 4; i++) {
     const answer = await invoke(syncRunHandler, { url: 'sync/run' });
-    if (answer.status === 200 || answer.status === 422) return answer.json;
+    if (answer.status === 200 || answer.status === 422) return runSummaryOf(answer.json);
     expect(answer.status).toBe(503);
   }
   throw new Error('no run completed');
@@ -120,8 +120,11 @@ test('(e) replay clears the dead letters once the fault is gone; a source delete
   const refused = await invoke(syncRunHandler, { url: 'sync/run' });
   stack.ahds.setWriterRole(stack.entra.clientId, true);
   expect(refused.status).toBe(422); // every write of the run failed...
-  expect(refused.json.status).toBe('failed');
-  expect(refused.json.windows.Observation.closed).toBe(true); // dead-lettered counts as done: the window still closes
+  // ...answered as an OperationOutcome naming each failed resource, the run summary alongside.
+  expect(refused.json).toMatchObject({ resourceType: 'OperationOutcome', issue: expect.arrayContaining([expect.objectContaining({ code: 'processing', diagnostics: expect.stringMatching(/^Patient\/.+ \(write, 403\): /) })]) });
+  const refusedSummary = runSummaryOf(refused.json);
+  expect(refusedSummary.status).toBe('failed');
+  expect(refusedSummary.windows.Observation.closed).toBe(true); // dead-lettered counts as done: the window still closes
   const letters = (await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.items;
   expect(letters.find((d: any) => d.id === changedId)).toMatchObject({ status: 403, stage: 'write' });
   store.delete('Observation', goneId);
@@ -136,8 +139,10 @@ test('(e) replay clears the dead letters once the fault is gone; a source delete
   // ...then all the rest (the refused run's overlap window also held the planted pair and earlier changes).
   const waiting = (await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.count;
   expect(waiting).toBeGreaterThanOrEqual(3);
-  const all = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay' });
-  expect(all.status).toBe(200);
+  const accepted = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay' });
+  const status = await completeRun(stack, accepted);
+  expect(status).toMatchObject({ kind: 'replay', state: 'succeeded', done: true });
+  const all = { json: status.result };
   expect(all.json).toMatchObject({ attempted: waiting, replayed: waiting - 1, deletedAtSource: 1, stillFailing: 0 });
   expect(all.json.items).toContainEqual({ resourceType: 'Observation', id: goneId, outcome: 'deleted-at-source', status: 404, reason: 'deleted at source' });
   expect((await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.count).toBe(0);

@@ -3,7 +3,7 @@ import { syncPatientHandler } from '../../functions/sync-patient';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { startStack, type Stack } from '../../stack';
 import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
-import { invoke, useStack } from '../helpers/functions';
+import { invoke, runSummaryOf, useStack } from '../helpers/functions';
 
 let stack: Stack;
 let patientId: string;
@@ -145,6 +145,10 @@ describe('sync one patient with all observations', () => {
     try {
       const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
       expect(answer.status).toBe(422);
+      expect(answer.json.resourceType).toBe('OperationOutcome');
+      expect(answer.json.issue[0]).toMatchObject({ severity: 'error', code: 'processing', diagnostics: expect.stringMatching(/could not be written/) });
+      expect(answer.json.issue[1].diagnostics).toMatch(new RegExp(`^Patient/${otherId} \\(write, 403\\): `));
+      answer.json = runSummaryOf(answer.json);
       expect(answer.json.status).toBe('failed');
       expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
       expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, status: 403 });
