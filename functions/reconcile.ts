@@ -2,18 +2,25 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, t
 import { runReconcile } from '../src/sync/reconcile';
 import { acceptRun } from './shared/async-run';
 import { outcomeResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector, inOperation, timerRunFailed } from './shared/runtime';
+import type { Connector } from '../src/connector';
+import { checkSettingsAtStartup, getConnector, inOperation, reportUnfinished, timerRunFailed } from './shared/runtime';
 import { httpRoute } from './shared/routes';
 
 checkSettingsAtStartup();
 
 /** Reconciliation on RECONCILE_SCHEDULE (default daily at 02:30), under the sync lease. */
 async function handleReconcileTimer(_timer: Timer, context: InvocationContext): Promise<void> {
+  const run = { runId: context.invocationId, trigger: 'reconcile' as const, operation: 'reconcile', startedAt: Date.now() };
+  let connector: Connector | undefined;
   try {
-    const connector = await getConnector();
+    connector = await getConnector();
     const outcome = await runReconcile(connector, { trigger: 'reconcile', runId: context.invocationId, log: (m) => context.log(m) });
-    if (outcome.skipped) context.log(outcome.skip.message);
+    if (outcome.skipped) {
+      context.log(outcome.skip.message);
+      await reportUnfinished(connector, { ...run, status: 'skipped' });
+    }
   } catch (error) {
+    await reportUnfinished(connector, { ...run, status: 'failed', error });
     timerRunFailed('Reconciliation', error, context);
   }
 }

@@ -2,7 +2,8 @@ import { type HttpRequest, type HttpResponseInit, type InvocationContext } from 
 import { incrementalSync, runLine } from '../src/sync/incremental';
 import { acceptRun } from './shared/async-run';
 import { errorResponse, instantParam, outcomeResponse, summaryResponse } from './shared/http';
-import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
+import type { Connector } from '../src/connector';
+import { checkSettingsAtStartup, getConnector, inOperation, reportUnfinished } from './shared/runtime';
 import { httpRoute } from './shared/routes';
 
 checkSettingsAtStartup();
@@ -30,16 +31,20 @@ async function handleSyncRun(request: HttpRequest, context: InvocationContext): 
   if (full || since !== undefined || prefersAsync(request)) {
     return acceptRun(request, context, { operation: 'sync', ...(full ? { full } : {}), ...(since !== undefined ? { since } : {}) }, { needsLease: true });
   }
+  const run = { runId: context.invocationId, trigger: 'http' as const, operation: 'incrementalSync', startedAt: Date.now() };
+  let connector: Connector | undefined;
   try {
-    const connector = await getConnector();
+    connector = await getConnector();
     const outcome = await incrementalSync(connector, {}, (m) => context.log(m)).run({ trigger: 'http', runId: context.invocationId });
     if (outcome.skipped) {
       context.log(outcome.skip.message);
+      await reportUnfinished(connector, { ...run, status: 'skipped' });
       return outcomeResponse(409, 'conflict', outcome.skip.message);
     }
     context.log(runLine(outcome.value));
     return summaryResponse(outcome.value);
   } catch (error) {
+    await reportUnfinished(connector, { ...run, status: 'failed', error });
     return errorResponse(error, context);
   }
 }

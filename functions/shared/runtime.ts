@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { classifyRunError, runFailureMessage } from '../../src/state/errors';
+import { reportUnfinishedRun, type UnfinishedRun } from '../../src/sync/run-report';
 import { createTelemetry } from '../../src/telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../../src/telemetry/operation-scope';
 
@@ -22,8 +23,22 @@ export function getConnector(): Promise<Connector> {
 
 async function build(): Promise<Connector> {
   const config = loadConfig();
-  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync' });
+  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: cloudRoleOf(config) });
   return createConnector(config, { ...overrides, telemetry: new OperationScopedTelemetry(base) });
+}
+
+/** The cloud role of the connector's telemetry: the Function App's name, as the host's own telemetry has it. */
+export function cloudRoleOf(config: Config): string {
+  return config.telemetry.cloudRole ?? 'openemr-ahds-sync';
+}
+
+/**
+ * Reports a run that did not finish (failed or skipped): its run event with status, failure class
+ * and the lag from the stored watermarks, so the alerts see an outage. Never throws.
+ */
+export async function reportUnfinished(connector: Connector | undefined, run: UnfinishedRun): Promise<void> {
+  if (!connector) return;
+  await reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: connector.state?.watermarks }, run).catch(() => undefined);
 }
 
 /** Drops the cached connector (tests change settings between cases) and sets overrides for the next. */

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { INSTANT_EXAMPLE, parseInstant } from '../config/instant';
 import { ConfigError, loadConfig } from '../config/load';
 import { createConnector, type Connector } from '../connector';
 import { UpstreamError } from '../http/errors';
@@ -10,7 +12,9 @@ import { reconcileLine, runReconcile } from '../sync/reconcile';
 import { replayDeadLetters, replayLine } from '../sync/replay';
 import { workDepsOf } from '../sync/work-queue';
 import type { Tally } from '../sync/tally';
+import { reportUnfinishedRun } from '../sync/run-report';
 import { createTelemetry } from '../telemetry';
+import { OperationScopedTelemetry, runInOperation } from '../telemetry/operation-scope';
 
 export const USAGE = `Usage: npm run sync -- [--full | --since <ISO date-time> | --reconcile | --replay] [--json] [--settings <file>]
 
@@ -97,24 +101,28 @@ function formatSeconds(s: number): string {
   return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
 }
 
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      full: { type: 'boolean', default: false },
+      since: { type: 'string' },
+      reconcile: { type: 'boolean', default: false },
+      replay: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      settings: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+}
+
 /** The CLI; answers the exit code. */
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
-  let args;
+  let args: ReturnType<typeof parseOptions>;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        full: { type: 'boolean', default: false },
-        since: { type: 'string' },
-        reconcile: { type: 'boolean', default: false },
-        replay: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        settings: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    args = parseOptions(argv);
   } catch (error) {
     io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
     return 64;
@@ -128,19 +136,49 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     io.stderr.write(`Give at most one of --full, --since, --reconcile, --replay.\n\n${USAGE}\n`);
     return 64;
   }
-  if (args.since !== undefined && (Number.isNaN(Date.parse(args.since)) || !/^\d{4}-\d{2}-\d{2}/.test(args.since))) {
-    io.stderr.write(`--since must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.\n`);
+  if (args.since !== undefined && parseInstant(args.since) === undefined) {
+    io.stderr.write(`--since must be an ISO 8601 date (2025-01-01) or date-time with a zone such as ${INSTANT_EXAMPLE}.\n`);
     return 64;
   }
 
   const print = (line: string) => io.stdout.write(`${line}\n`);
+  const runId = randomUUID();
   let connector: Connector | undefined;
   try {
     const { env, from } = readSettings(io, args.settings);
     if (from) print(`Settings from ${from} (environment wins).`);
     const config = loadConfig(env);
-    const telemetry = createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync-cli' });
-    connector = await createConnector(config, { telemetry });
+    // One operation for the whole CLI run: its run id, so every call it makes is found under it.
+    const base = createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: config.telemetry.cloudRole ?? 'openemr-ahds-sync-cli' });
+    connector = await createConnector(config, { telemetry: new OperationScopedTelemetry(base) });
+    const built = connector;
+    return await runInOperation(runId, () => run(built));
+  } catch (error) {
+    const message = runFailureMessage(error);
+    const hint = error instanceof UpstreamError && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
+    io.stderr.write(`\n${message}${hint}\n`);
+    return 1;
+  } finally {
+    // Every way out, failures and skipped runs included: those are what operators need to see.
+    await connector?.telemetry.flush().catch(() => undefined);
+  }
+
+  async function run(connector: Connector): Promise<number> {
+    const operation = args.replay ? 'replay' : args.reconcile ? 'reconcile' : 'incrementalSync';
+    const startedAt = Date.now();
+    const unfinished = (status: 'failed' | 'skipped', error?: unknown) =>
+      reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: connector.state?.watermarks }, { runId, trigger: 'cli', operation, status, error, startedAt }).catch(() => undefined);
+    try {
+      const code = await runMode(connector);
+      if (code === 3) await unfinished('skipped');
+      return code;
+    } catch (error) {
+      await unfinished('failed', error);
+      throw error;
+    }
+  }
+
+  async function runMode(connector: Connector): Promise<number> {
     const tty = Boolean(io.stdout.isTTY);
     const progress = new ProgressReporter(io.stdout, tty);
     const onRunProgress = (p: RunProgress) => progress.update(p.tally, p.phase, p.fraction);
@@ -150,13 +188,13 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     };
 
     if (args.replay) {
-      const summary = await replayDeadLetters(workDepsOf(connector), {});
+      const summary = await replayDeadLetters(workDepsOf(connector), { runId });
       progress.done();
       print(args.json ? JSON.stringify(summary, null, 2) : replayLine(summary));
       return summary.stillFailing > 0 ? 2 : 0;
     }
     if (args.reconcile) {
-      const outcome = await runReconcile(connector, { trigger: 'cli', onProgress: (t) => progress.update(t, 'reconcile'), log: () => undefined });
+      const outcome = await runReconcile(connector, { trigger: 'cli', runId, onProgress: (t) => progress.update(t, 'reconcile'), log: () => undefined });
       progress.done();
       if (outcome.skipped) {
         print(outcome.skip.message);
@@ -165,7 +203,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       print(args.json ? JSON.stringify(outcome.value, null, 2) : reconcileLine(outcome.value));
       return outcome.value.status === 'ok' ? 0 : outcome.value.status === 'partial' ? 2 : 1;
     }
-    const outcome = await incrementalSync(connector, {}, log).run({ trigger: 'cli', full: args.full, since: args.since, onProgress: onRunProgress });
+    const outcome = await incrementalSync(connector, {}, log).run({ trigger: 'cli', full: args.full, since: args.since, runId, onProgress: onRunProgress });
     progress.done();
     if (outcome.skipped) {
       print(outcome.skip.message);
@@ -177,14 +215,6 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       print(`Dead-lettered (first ${Math.min(10, s.failures.length)}): ${s.failures.slice(0, 10).map((f) => `${f.resourceType}/${f.id} [${f.stage}${f.status ? ` ${f.status}` : ''}]`).join(', ')}; list them with GET /api/deadletters, replay with --replay.`);
     }
     return s.status === 'ok' ? 0 : s.status === 'partial' ? 2 : 1;
-  } catch (error) {
-    const message = runFailureMessage(error);
-    const hint = error instanceof UpstreamError && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
-    io.stderr.write(`\n${message}${hint}\n`);
-    return 1;
-  } finally {
-    // Every way out, failures and skipped runs included: those are what operators need to see.
-    await connector?.telemetry.flush().catch(() => undefined);
   }
 }
 

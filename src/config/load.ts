@@ -60,7 +60,8 @@ export interface Config {
     dropIdentifierSystems: string[];
     deid: { enabled: boolean; key?: string };
   };
-  telemetry: { connectionString?: string };
+  /** cloudRole: the Function App's name (WEBSITE_SITE_NAME, set by the platform), so the connector's telemetry and the host's share one node. */
+  telemetry: { connectionString?: string; cloudRole?: string };
 }
 
 /** A setting is missing or malformed. The message names the setting and never holds its value. */
@@ -94,7 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const message = issue.code === 'invalid_type' && input[setting] === undefined ? 'is required' : issue.message;
     throw new ConfigError(setting, sentence(setting, message));
   }
-  return build(parsed.data);
+  return build(parsed.data, env);
 }
 
 function sentence(setting: string, message: string): string {
@@ -107,7 +108,7 @@ function fail(setting: string, message: string): never {
   throw new ConfigError(setting, sentence(setting, message));
 }
 
-function build(s: RawSettings): Config {
+function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
   if (!s.OPENEMR_PRIVATE_KEY && !s.OPENEMR_PRIVATE_KEY_SECRET_URI) {
     if (s.OPENEMR_CLIENT_SECRET) {
       fail(
@@ -197,7 +198,7 @@ function build(s: RawSettings): Config {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,
       deid: { enabled: deidOn, key: s.DEID_KEY },
     },
-    telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING },
+    telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING, cloudRole: env.WEBSITE_SITE_NAME?.trim() || undefined },
   };
 }
 
