@@ -64,6 +64,27 @@ export async function deliver(queue: QueueClient, m: DequeuedMessageItem, handle
   }
 }
 
+/**
+ * Drains a queue once, the way the host would, until it is empty (a handler may enqueue more, as a
+ * backfill run does): for the demo and the tests. A failed message is made visible again after
+ * `retryAfterSeconds` (default at once). Answers how many handler calls succeeded and failed.
+ */
+export async function drainQueue(queue: QueueClient, handler: QueueHandler, options: { maxRounds?: number; retryAfterSeconds?: number; functionName?: string } = {}): Promise<{ handled: number; failedCalls: number }> {
+  let handled = 0;
+  let failedCalls = 0;
+  for (let round = 0; round < (options.maxRounds ?? 200); round++) {
+    const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: VISIBILITY_SECONDS });
+    if (receivedMessageItems.length === 0) break;
+    await Promise.all(
+      receivedMessageItems.map(async (m) => {
+        if (await deliver(queue, m, handler, { functionName: options.functionName ?? 'backfillQueue', retryAfterSeconds: options.retryAfterSeconds ?? 0 })) handled++;
+        else failedCalls++;
+      }),
+    );
+  }
+  return { handled, failedCalls };
+}
+
 export interface QueueWorkers {
   close(): Promise<void>;
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { commandLine } from './args';
 import { INSTANT_EXAMPLE, parseInstant } from '../config/instant';
 import { ConfigError, loadConfig } from '../config/load';
+import { checkAhds } from '../config/preflight';
 import { createConnector, type Connector } from '../connector';
+import { SYNCED_TYPES } from '../fhir/types';
 import { UpstreamError } from '../http/errors';
 import { incrementalSync, runLine, type RunProgress } from '../sync/incremental';
 import { classifyRunError, runFailureMessage } from '../state/errors';
@@ -60,6 +62,9 @@ export class ProgressReporter {
   private lastPhase = '';
   readonly startedAt = Date.now();
 
+  /** Resources the run is expected to read, when known (see expectedTotal): gives the bar and ETA a fraction. */
+  total?: number;
+
   constructor(
     private readonly out: CliIo['stdout'],
     private readonly tty: boolean,
@@ -72,11 +77,19 @@ export class ProgressReporter {
     if (!phaseChanged && now - this.lastDraw < this.intervalMs) return;
     this.lastDraw = now;
     this.lastPhase = phase;
-    const line = this.line(tally, phase, fraction, now);
+    const line = this.line(tally, phase, fraction ?? this.fractionOfTotal(tally), now);
     if (this.tty) {
-      this.out.write(`\r\x1b[K${line.slice(0, Math.max(20, (this.out.columns ?? 120) - 1))}`);
+      // A pseudo-terminal may report 0 columns: then the line is not cut.
+      const columns = this.out.columns && this.out.columns > 20 ? this.out.columns : 200;
+      this.out.write(`\r\x1b[K${line.slice(0, columns - 1)}`);
       this.drawn = true;
     } else this.out.write(`${line}\n`);
+  }
+
+  /** read / total, held below 1 until the run says it is done (the total is what AHDS held before). */
+  private fractionOfTotal(tally: Tally): number | undefined {
+    if (!this.total || this.total <= 0) return undefined;
+    return Math.min(0.99, tally.read / this.total);
   }
 
   line(tally: Tally, phase: string, fraction: number | undefined, now = Date.now()): string {
@@ -84,14 +97,35 @@ export class ProgressReporter {
     const failed = tally.total('failed');
     const seconds = Math.max(0.001, (now - this.startedAt) / 1000);
     const rate = (written + failed) / seconds;
-    const eta = fraction && fraction > 0 && fraction < 1 ? formatSeconds((seconds * (1 - fraction)) / fraction) : fraction === 1 ? '0s' : '?';
-    const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.round(fraction * 20)).padEnd(20, '-')}] ${Math.floor(fraction * 100)}% `;
-    return `${bar}${phase}: read ${tally.read}, written ${written} (created ${tally.total('created')}, updated ${tally.total('updated')}, unchanged ${tally.total('unchanged')}), failed ${failed}, ${rate.toFixed(0)}/s, ETA ${eta}`;
+    const eta = fraction && fraction > 0 && fraction < 1 ? formatSeconds((seconds * (1 - fraction)) / fraction) : fraction === 1 ? '0s' : undefined;
+    const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.floor(fraction * 20)).padEnd(20, '-')}] ${Math.floor(fraction * 100)}% `;
+    const of = this.total ? ` of ~${this.total}` : '';
+    return `${bar}${phase}: read ${tally.read}${of}, written ${written} (created ${tally.total('created')}, updated ${tally.total('updated')}, unchanged ${tally.total('unchanged')}), failed ${failed}, ${rate.toFixed(0)}/s${eta ? `, ETA ${eta}` : ''}`;
   }
 
   done(): void {
     if (this.tty && this.drawn) this.out.write('\n');
     this.drawn = false;
+  }
+}
+
+/**
+ * What a --full run or a reconciliation will read, as far as can be told before it starts: OpenEMR
+ * reports no totals (its searches count only the page), so this is what AHDS holds now
+ * (`_summary=count` per type, two cheap requests), which is the source's size once it has been
+ * synced. Undefined when AHDS is empty or does not answer (the line then shows no bar).
+ */
+export async function expectedTotal(connector: Pick<Connector, 'writer'>): Promise<number | undefined> {
+  try {
+    let total = 0;
+    for (const type of SYNCED_TYPES) {
+      const answer = await connector.writer.http.get(`/${type}`, { params: { _summary: 'count' } });
+      const count = (answer.data as { total?: unknown } | undefined)?.total;
+      if (typeof count === 'number' && count >= 0) total += count;
+    }
+    return total > 0 ? total : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -101,39 +135,23 @@ function formatSeconds(s: number): string {
   return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
 }
 
-function parseOptions(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      full: { type: 'boolean', default: false },
-      since: { type: 'string' },
-      reconcile: { type: 'boolean', default: false },
-      replay: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      settings: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-}
+const OPTIONS = {
+  full: { type: 'boolean', default: false },
+  since: { type: 'string' },
+  reconcile: { type: 'boolean', default: false },
+  replay: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  settings: { type: 'string' },
+} as const;
 
 /** The CLI; answers the exit code. */
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
-  let args: ReturnType<typeof parseOptions>;
-  try {
-    args = parseOptions(argv);
-  } catch (error) {
-    io.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-    return 64;
-  }
-  if (args.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = commandLine(argv, OPTIONS, USAGE, io);
+  if (typeof parsed === 'number') return parsed;
+  const args = parsed;
   const modes = [args.full, args.since !== undefined, args.reconcile, args.replay].filter(Boolean).length;
   if (modes > 1) {
-    io.stderr.write(`Give at most one of --full, --since, --reconcile, --replay.\n\n${USAGE}\n`);
+    io.stderr.write(`Give at most one of --full, --since, --reconcile, --replay. Run with --help for the options.\n`);
     return 64;
   }
   if (args.since !== undefined && parseInstant(args.since) === undefined) {
@@ -152,10 +170,21 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const base = createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: config.telemetry.cloudRole ?? 'openemr-ahds-sync-cli' });
     connector = await createConnector(config, { telemetry: new OperationScopedTelemetry(base) });
     const built = connector;
-    return await runInOperation(runId, () => run(built));
+    return await runInOperation(runId, async () => {
+      // The AHDS side first (one token, one count): a wrong URL, secret or role is said as such
+      // before anything runs, even when a run would find nothing new and never call AHDS.
+      const check = await checkAhds(config, { credential: built.getCredential(), get: (p, params) => built.writer.http.get(p, { params }) });
+      if (!check.ok) {
+        const failed = check.steps.find((s) => !s.ok)!;
+        io.stderr.write(`AHDS check failed (${failed.setting}): ${failed.message}\n`);
+        return 1;
+      }
+      return run(built);
+    });
   } catch (error) {
     const message = runFailureMessage(error);
-    const hint = error instanceof UpstreamError && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
+    // Only an outage passes by itself; a refusal (credentials, a wrong URL, a role) needs a fix first.
+    const hint = error instanceof UpstreamError && error.isOutage && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
     io.stderr.write(`\n${message}${hint}\n`);
     return 1;
   } finally {
@@ -186,6 +215,8 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       progress.done();
       print(m);
     };
+
+    if (args.full || args.reconcile) progress.total = await expectedTotal(connector);
 
     if (args.replay) {
       const summary = await replayDeadLetters(workDepsOf(connector), { runId });

@@ -88,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [key, value] of Object.entries(env)) {
     if (KNOWN.has(key) && value !== undefined && value.trim() !== '') input[key] = value.trim();
   }
+  for (const [key, value] of Object.entries(input)) checkKeyVaultReference(key, value);
   const parsed = envSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -96,6 +97,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(setting, sentence(setting, message));
   }
   return build(parsed.data, env);
+}
+
+/**
+ * App Service replaces `@Microsoft.KeyVault(...)` with the secret before the app starts; a value
+ * still in that form means it could not, and every other check would blame the value's format.
+ */
+export function checkKeyVaultReference(setting: string, value: string): void {
+  if (!/^@Microsoft\.KeyVault\(/i.test(value.trim())) return;
+  const name = /SecretName=([^;)]+)/i.exec(value)?.[1] ?? /\/secrets\/([^/;)]+)/i.exec(value)?.[1];
+  throw new ConfigError(
+    setting,
+    `Setting ${setting} is a Key Vault reference that was not resolved${name ? ` (secret ${name})` : ''}: the secret does not exist yet, or the app's identity lacks the Key Vault Secrets User role on the vault (keyVaultReferenceIdentity names the identity used). Store the secret (docs/operations.md) and restart the app; the portal shows each reference's status under Environment variables.`,
+  );
 }
 
 function sentence(setting: string, message: string): string {

@@ -1,7 +1,5 @@
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import type { InvocationContext } from '@azure/functions';
-import { deliver } from '../../stack/queue-worker';
 import { loadConfig } from '../../src/config/load';
 import { contentHash } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
@@ -89,29 +87,8 @@ export function queueClient(stack: Stack, name: string): QueueClient {
   return new QueueClient(stack.azurite!.connectionString, name);
 }
 
-/**
- * Drains a Storage queue the way the Functions host would (the local host's deliver), making a
- * failed message visible again at once instead of after a wait. Returns how many handler calls failed.
- */
-export async function drainQueue(
-  queue: QueueClient,
-  handler: (message: unknown, context: InvocationContext) => Promise<unknown>,
-  options: { maxRounds?: number } = {},
-): Promise<{ handled: number; failedCalls: number }> {
-  let handled = 0;
-  let failedCalls = 0;
-  for (let round = 0; round < (options.maxRounds ?? 200); round++) {
-    const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: 60 });
-    if (receivedMessageItems.length === 0) break;
-    await Promise.all(
-      receivedMessageItems.map(async (m) => {
-        if (await deliver(queue, m, handler, { functionName: 'backfillQueue', retryAfterSeconds: 0 })) handled++;
-        else failedCalls++;
-      }),
-    );
-  }
-  return { handled, failedCalls };
-}
+/** Drains a Storage queue the way the Functions host would (the local host's queue worker). */
+export { drainQueue } from '../../stack/queue-worker';
 
 /** Keeps the first `observations` Observations of the sample data (all Patients): smaller, faster runs. */
 export function trimSource(stack: Stack, observations: number): void {
