@@ -42,10 +42,15 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
   }
   if (error instanceof ConfigError) {
     context.error(error.message);
-    return outcomeResponse(500, 'exception', error.message);
+    return outcomeResponse(503, 'exception', notConfigured(error), { 'Retry-After': '60' });
   }
   context.error(`Unexpected ${runFailureMessage(error)} (invocation ${context.invocationId}).`);
   return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
+}
+
+/** The answer of an app whose settings are missing or wrong: what to set, then why. */
+export function notConfigured(error: ConfigError): string {
+  return `Not configured: set ${error.setting}. ${error.message}`;
 }
 
 /**

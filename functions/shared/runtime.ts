@@ -48,22 +48,23 @@ export function resetConnector(next: ConnectorOverrides = {}): void {
 }
 
 /**
- * Checks the settings when the worker loads the functions, so a malformed setting stops start-up
- * with one sentence naming it instead of failing every invocation later. Outside the Functions
- * host (tests, CLI) nothing is checked at import.
+ * Checks the settings when the worker loads the functions. A missing or malformed setting (an
+ * unresolved Key Vault reference right after `azd up`, before the secrets are stored) is logged as
+ * one sentence naming it, and the app starts anyway: every HTTP call then answers 503 "Not
+ * configured: set X" and /api/health says what is missing, instead of no function loading at all.
+ * Outside the Functions host (tests, CLI) nothing is checked at import.
  */
+let reported = false;
 export function checkSettingsAtStartup(): Config | undefined {
   if (!process.env.FUNCTIONS_WORKER_RUNTIME || process.env.FHIRSYNC_SKIP_STARTUP_CHECK === 'true') return undefined;
   try {
     return loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      // Only the sentence: a stack trace would bury it in the host log.
-      const clean = new ConfigError(error.setting, error.message);
-      clean.stack = `${clean.name}: ${clean.message}`;
-      throw clean;
-    }
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    // Only the sentence, once per worker: a stack trace would bury it in the host log.
+    if (!reported) console.error(`Not configured: set ${error.setting}. ${error.message}`);
+    reported = true;
+    return undefined;
   }
 }
 

@@ -166,8 +166,8 @@ describe('configuration', () => {
   test('a client-secret-only OpenEMR configuration is rejected with a clear message', async () => {
     useStack(stack, { OPENEMR_PRIVATE_KEY: '', OPENEMR_CLIENT_SECRET: 'from-an-old-guide' });
     const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
-    expect(answer.status).toBe(500);
-    expect(answer.json.issue[0].diagnostics).toMatch(/OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
+    expect(answer.status).toBe(503);
+    expect(answer.json.issue[0].diagnostics).toMatch(/^Not configured: set OPENEMR_CLIENT_SECRET\. Setting OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
     expect(JSON.stringify(answer.json)).not.toContain('from-an-old-guide');
   });
 });
