@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
+import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
 
 export interface RetrySettings {
@@ -197,7 +198,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       reconcileSchedule: s.RECONCILE_SCHEDULE,
       lagSeconds: s.SYNC_LAG_SECONDS,
       overlapSeconds: s.SYNC_OVERLAP_SECONDS,
-      initialSince: new Date(s.SYNC_INITIAL_SINCE).toISOString(),
+      initialSince: new Date(parseInstant(s.SYNC_INITIAL_SINCE)!).toISOString(),
       leaseSeconds: s.SYNC_LEASE_SECONDS,
       tablePrefix: s.SYNC_TABLE_PREFIX,
       queueName: s.SYNC_QUEUE_NAME,

@@ -31,11 +31,11 @@ export function describeEntraError(error: unknown, auth: Config['azureAuth']): {
   if (/AADSTS700016|AADSTS7000218/i.test(text)) {
     return { setting: 'AZURE_CLIENT_ID', message: 'Entra ID does not know AZURE_CLIENT_ID in AZURE_TENANT_ID: check both (the app registration, or the managed identity\'s client id).' };
   }
-  if (/AADSTS90002|AADSTS900023|tenant/i.test(text)) {
-    return { setting: 'AZURE_TENANT_ID', message: 'Entra ID does not know AZURE_TENANT_ID: set the directory (tenant) id of the FHIR service.' };
-  }
   if (/AADSTS500011|AADSTS1002012|invalid_scope|resource principal/i.test(text)) {
     return { setting: 'AHDS_AUDIENCE', message: 'Entra ID has no resource for the FHIR audience: AHDS_AUDIENCE (or AHDS_FHIR_URL, its default) is not the FHIR service URL.' };
+  }
+  if (/AADSTS90002|AADSTS900023|tenant/i.test(text)) {
+    return { setting: 'AZURE_TENANT_ID', message: 'Entra ID does not know AZURE_TENANT_ID: set the directory (tenant) id of the FHIR service.' };
   }
   if (/ManagedIdentityCredential|CredentialUnavailable|managed identity/i.test(text)) {
     return {

@@ -12,12 +12,22 @@ import { writePrivateFile } from '../../src/cli/private-file';
 jest.setTimeout(120_000);
 
 const ROOT = path.resolve(__dirname, '..', '..');
+const CACHE = fs.mkdtempSync(path.join(os.tmpdir(), 'fhirsync-ts-'));
+// Each run transpiles what it loads once; the cache (per test file) spares the later runs that work.
 const HOOK = `
-const ts = require('typescript');
 const fs = require('fs');
+const path = require('path');
+let ts;
 require.extensions['.ts'] = (module, filename) => {
-  module._compile(ts.transpileModule(fs.readFileSync(filename, 'utf8'), { fileName: filename,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText, filename);
+  const cached = path.join(process.env.TS_CACHE, filename.replace(/[\\/:]/g, '_') + '.js');
+  let out;
+  try { out = fs.readFileSync(cached, 'utf8'); } catch {
+    ts ??= require('typescript');
+    out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), { fileName: filename,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
+    fs.writeFileSync(cached, out);
+  }
+  module._compile(out, filename);
 };
 process.argv = [process.argv[0], process.env.SCRIPT, ...JSON.parse(process.env.SCRIPT_ARGS)];
 const loaded = require(process.env.SCRIPT);
@@ -28,7 +38,7 @@ if (process.env.SCRIPT.endsWith('sync-cli.ts')) loaded.main(process.argv.slice(2
 function run(script: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, ['-e', HOOK], {
     cwd: ROOT,
-    env: { ...process.env, SCRIPT: path.join(ROOT, script), SCRIPT_ARGS: JSON.stringify(args) },
+    env: { ...process.env, SCRIPT: path.join(ROOT, script), SCRIPT_ARGS: JSON.stringify(args), TS_CACHE: CACHE },
     encoding: 'utf8',
     timeout: 60_000,
   });
