@@ -1,10 +1,12 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { isValidFhirId } from '../src/fhir/ids';
 
-import { replayDeadLetters, replayLine } from '../src/sync/replay';
+import { replayDeadLetters } from '../src/sync/replay';
+import { acceptRun } from './shared/async-run';
 import { WORK_ITEM_TYPE, workDepsOf } from '../src/sync/work-queue';
 import { errorResponse, jsonResponse, limitParam, outcomeResponse } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
+import { httpRoute } from './shared/routes';
 
 checkSettingsAtStartup();
 
@@ -31,19 +33,16 @@ async function handleListDeadLetters(request: HttpRequest, context: InvocationCo
   }
 }
 
-/** POST /api/deadletters/replay[?resourceType=]: replays every dead letter (or those of one type). */
+/**
+ * POST /api/deadletters/replay[?resourceType=]: replays every dead letter (or those of one type).
+ * There may be thousands, each read again from OpenEMR: 202 with a run id and a status URL
+ * (GET /api/runs/{runId}), and the queue worker replays them.
+ */
 async function handleReplayDeadLetters(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const resourceType = request.query.get('resourceType') ?? undefined;
   const invalid = badType(resourceType);
   if (invalid) return invalid;
-  try {
-    const connector = await getConnector();
-    const summary = await replayDeadLetters(workDepsOf(connector), { resourceType, runId: context.invocationId });
-    context.log(replayLine(summary));
-    return jsonResponse(200, summary);
-  } catch (error) {
-    return errorResponse(error, context);
-  }
+  return acceptRun(request, context, { operation: 'replay', ...(resourceType ? { resourceType } : {}) });
 }
 
 /** POST /api/deadletters/replay/{resourceType}/{id}: replays one; 404 when there is no such dead letter. */
@@ -70,6 +69,6 @@ export const replayDeadLettersHandler = inOperation(handleReplayDeadLetters);
 
 export const replayOneDeadLetterHandler = inOperation(handleReplayOneDeadLetter);
 
-app.http('listDeadLetters', { methods: ['GET'], authLevel: 'function', route: 'deadletters', handler: listDeadLettersHandler });
-app.http('replayDeadLetters', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay', handler: replayDeadLettersHandler });
-app.http('replayOneDeadLetter', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay/{resourceType}/{id}', handler: replayOneDeadLetterHandler });
+httpRoute('listDeadLetters', { methods: ['GET'], authLevel: 'function', route: 'deadletters', handler: listDeadLettersHandler });
+httpRoute('replayDeadLetters', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay', handler: replayDeadLettersHandler });
+httpRoute('replayOneDeadLetter', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay/{resourceType}/{id}', handler: replayOneDeadLetterHandler });

@@ -1,7 +1,8 @@
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { requireState } from '../src/sync/incremental';
 import { errorResponse, jsonResponse, limitParam } from './shared/http';
 import { checkSettingsAtStartup, getConnector, inOperation } from './shared/runtime';
+import { httpRoute } from './shared/routes';
 
 checkSettingsAtStartup();
 
@@ -23,4 +24,4 @@ async function handleUnmappedCodes(request: HttpRequest, context: InvocationCont
 
 export const unmappedCodesHandler = inOperation(handleUnmappedCodes);
 
-app.http('unmappedCodes', { methods: ['GET'], authLevel: 'function', route: 'unmapped-codes', handler: unmappedCodesHandler });
+httpRoute('unmappedCodes', { methods: ['GET'], authLevel: 'function', route: 'unmapped-codes', handler: unmappedCodesHandler });

@@ -14,9 +14,16 @@ param location string
 @description('Object id of the person or pipeline deploying (azd sets AZURE_PRINCIPAL_ID); granted Key Vault Secrets Officer so it can store the OpenEMR private key. Empty: no grant.')
 param principalId string = ''
 
-@description('Type of principalId: User for a person, ServicePrincipal for a pipeline.')
+@description('Type of principalId: User for a person, ServicePrincipal for a pipeline (azd env set AZURE_PRINCIPAL_TYPE ServicePrincipal, or the pipeline variable of the same name).')
 @allowed(['User', 'ServicePrincipal'])
 param principalType string = 'User'
+
+@description('Key Vault name; empty: kv-<token of subscription, environment and region>. Set a new one to redeploy while an old vault of the same environment is still soft-deleted.')
+@maxLength(24)
+param keyVaultName string = ''
+
+@description('Key Vault purge protection (see infra/modules/keyvault.bicep): off so that azd down --purge then azd up works; turn on for production and keep the vault.')
+param keyVaultPurgeProtection bool = false
 
 @description('OpenEMR server root, e.g. https://emr.example.org (https required).')
 param openemrBaseUrl string
@@ -132,9 +139,10 @@ module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
-    name: 'kv-${resourceToken}'
+    name: empty(keyVaultName) ? 'kv-${resourceToken}' : keyVaultName
     location: location
     tags: tags
+    enablePurgeProtection: keyVaultPurgeProtection
     readerPrincipalId: identity.outputs.principalId
     officerPrincipalId: principalId
     officerPrincipalType: principalType

@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { commandLine } from '../src/cli/args';
 import { loadConfig } from '../src/config/load';
 import { canonicalJson, withoutServerMeta } from '../src/fhir/canonical';
 import { createResourceMapper } from '../src/mapping';
 import { mappingOptions } from '../src/connector';
 import type { SyncedResource } from '../src/fhir/types';
 import { startStack, type Stack } from '../stack';
+import { QueueClient } from '@azure/storage-queue';
 import { invokeHttpHandler, loadFunctionRegistrations, startFunctionsHost } from '../stack/functions-host';
+import { drainQueue, resolveQueueName, type QueueHandler } from '../stack/queue-worker';
 
 /**
  * `npm run demo`: the connector's main job on the local stack, through the real function
@@ -26,20 +28,21 @@ interface PassFigures {
   resourcesPerSecond: number;
 }
 
-const { values: args } = parseArgs({
-  options: {
-    data: { type: 'string' },
-    out: { type: 'string' },
-    'keep-running': { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-});
+export const USAGE = `Usage: npm run demo -- [--data DIR] [--out DIR] [--keep-running]
+
+A full sync of the sample data through the real function handlers on the local stack, a few source
+changes and an incremental run, then a byte-for-byte check of AHDS against the mapped source.
+
+  --data DIR       Bulk FHIR NDJSON directory instead of data/synthea-dev
+  --out DIR        write the figures and the target's resources there
+  --keep-running   leave the stack and the connector's endpoints up afterwards (Ctrl-C stops them)
+  --help           this text`;
+
+const parsed = commandLine(process.argv.slice(2), { data: { type: 'string' }, out: { type: 'string' }, 'keep-running': { type: 'boolean', default: false } }, USAGE);
+if (typeof parsed === 'number') process.exit(parsed);
+const args = parsed;
 
 async function main(): Promise<number> {
-  if (args.help) {
-    console.log('usage: npm run demo -- [--data DIR] [--out DIR] [--keep-running]');
-    return 0;
-  }
   const dataDir = args.data ? path.resolve(args.data) : undefined;
   if (dataDir && !fs.existsSync(path.join(dataDir, 'Patient.ndjson'))) {
     console.error(`--data ${dataDir}: no Patient.ndjson there (a Bulk FHIR NDJSON directory is expected).`);
@@ -98,11 +101,25 @@ async function invokeFunction(name: string, options: { query?: Record<string, st
   for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
   const answer = await invokeHttpHandler(fn.handler, { functionName: name, method: 'POST', url: url.toString(), params: options.params });
   const body = JSON.parse(answer.body || '{}') as Record<string, unknown>;
+  if (answer.status === 202) return followRun(String(body.runId));
   if (answer.status >= 400 && body.resourceType === 'OperationOutcome') {
     const issue = (body.issue as Array<{ diagnostics?: string }> | undefined)?.[0];
     throw new Error(`${name} answered ${answer.status}: ${issue?.diagnostics ?? 'error'}`);
   }
   return body;
+}
+
+/** A long run (202): the queue worker runs it, as in Azure; answers its result once it is done. */
+async function followRun(runId: string): Promise<Record<string, unknown>> {
+  const { other, http } = loadFunctionRegistrations();
+  const worker = other.find((o) => o.kind === 'storageQueue')!;
+  const queue = new QueueClient(process.env.AzureWebJobsStorage!, resolveQueueName(String(worker.options.queueName)));
+  await drainQueue(queue, worker.options.handler as QueueHandler, { functionName: worker.name });
+  const status = http.find((f) => f.name === 'runStatus')!;
+  const answer = await invokeHttpHandler(status.handler, { functionName: 'runStatus', method: 'GET', url: `http://127.0.0.1/api/runs/${runId}`, params: { runId } });
+  const run = JSON.parse(answer.body) as { state?: string; result?: Record<string, unknown>; error?: { message?: string } };
+  if (!run.result) throw new Error(`run ${runId} ended ${run.state ?? 'unknown'}: ${run.error?.message ?? 'no result'}`);
+  return run.result;
 }
 
 async function runPass(name: string, run: () => Promise<Record<string, unknown>>): Promise<PassFigures> {

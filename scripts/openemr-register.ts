@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { commandLine } from '../src/cli/args';
+import { writePrivateFile } from '../src/cli/private-file';
 import { registerOpenEmrClient } from '../src/openemr/registration';
 
 /**
@@ -8,27 +9,38 @@ import { registerOpenEmrClient } from '../src/openemr/registration';
  * Reads the release from /metadata, creates a key pair, registers the client the way that release
  * accepts, and says what the administrator does next.
  */
+export const USAGE = `Usage: npm run openemr:register -- --base-url https://emr.example.org [--site default] [--name NAME] [--contact EMAIL] [--scopes LIST] [--out DIR]
+
+Reads the release from /metadata, creates an RSA key pair, registers a SMART Backend Services client
+the way that release accepts and prints what the OpenEMR administrator and you do next. The private key is written with mode 0600 into --out
+(default .openemr-client, which git and the deployment package both ignore).
+
+  --base-url URL   OpenEMR server root (or OPENEMR_BASE_URL)
+  --site NAME      OpenEMR site (default: default)
+  --name NAME      client name shown to the administrator
+  --contact EMAIL  contact e-mail of the client
+  --scopes LIST    scopes to register (default: what the release knows, read from /metadata)
+  --out DIR        where the key and the JWKS go (default .openemr-client)
+  --help           this text`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      'base-url': { type: 'string' },
-      site: { type: 'string', default: 'default' },
-      name: { type: 'string' },
-      contact: { type: 'string' },
-      scopes: { type: 'string' },
-      out: { type: 'string', default: '.openemr-client' },
-    },
-  });
+  const parsed = commandLine(
+    process.argv.slice(2),
+    { 'base-url': { type: 'string' }, site: { type: 'string', default: 'default' }, name: { type: 'string' }, contact: { type: 'string' }, scopes: { type: 'string' }, out: { type: 'string', default: '.openemr-client' } },
+    USAGE,
+  );
+  if (typeof parsed === 'number') process.exit(parsed);
+  const values = parsed;
   const baseUrl = values['base-url'] ?? process.env.OPENEMR_BASE_URL;
   if (!baseUrl) {
-    console.error('usage: npm run openemr:register -- --base-url https://emr.example.org [--site default] [--out DIR]');
-    process.exit(2);
+    console.error('--base-url is required (or OPENEMR_BASE_URL). Run with --help for the options.');
+    process.exit(64);
   }
   const result = await registerOpenEmrClient({ baseUrl, site: values.site, clientName: values.name, contact: values.contact, scopes: values.scopes });
   const dir = path.resolve(values.out!);
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyFile = path.join(dir, 'private-key.pem');
-  fs.writeFileSync(keyFile, result.privateKeyPem, { mode: 0o600 });
+  writePrivateFile(keyFile, result.privateKeyPem);
   fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify(result.jwks, null, 2) + '\n');
   const legacy = result.tokenEndpointAuthMethod === 'omitted';
   console.log(`Registered with OpenEMR${result.softwareVersion ? ` ${result.softwareVersion}` : ''} at ${baseUrl}.

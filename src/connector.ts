@@ -25,6 +25,8 @@ export interface Connector {
   openemrAuth: SmartBackendTokenProvider;
   /** Watermarks, lease, dead-letter and unmapped-code tables; absent when no storage is configured. */
   state?: StateStores;
+  /** The Entra credential (made on first use), for the AHDS preflight check. */
+  getCredential: () => TokenCredential;
 }
 
 export interface ConnectorOverrides {
@@ -59,7 +61,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
     deadLetters,
     settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize },
   });
-  return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state };
+  return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state, getCredential };
 }
 
 /** The mapping stage's options from the settings (terminology, references, privacy). */

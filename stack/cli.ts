@@ -3,20 +3,30 @@ import path from 'node:path';
 import { startStack, type Stack } from './index';
 import { startFunctionsHost } from './functions-host';
 import { findRepoRoot } from './openemr/repo-paths';
+import { commandLine } from '../src/cli/args';
+import { writePrivateFile } from '../src/cli/private-file';
 
 /**
  * `npm run stack`: the whole local stack plus the connector's HTTP functions, up until Ctrl-C.
  * Prints the URLs, the OpenEMR client id with its key file, and curl lines that work as printed.
  */
+export const USAGE = `Usage: npm run stack -- [--data DIR]
+
+Starts the local stack (OpenEMR and AHDS stand-ins, Entra token endpoint, Azurite) and the
+connector's functions (HTTP on a local port, the queue worker on Azurite) until Ctrl-C, and writes
+.stack/local.settings.json with every setting pointing at it.
+
+  --data DIR   Bulk FHIR NDJSON directory to load into the OpenEMR stand-in (default data/synthea-dev)
+  --help       this text`;
+
 async function main(): Promise<void> {
-  const dataArg = process.argv.indexOf('--data');
-  const dataDir = dataArg > 0 ? path.resolve(process.argv[dataArg + 1] ?? '') : undefined;
+  const args = commandLine(process.argv.slice(2), { data: { type: 'string' } }, USAGE);
+  if (typeof args === 'number') process.exit(args);
+  const dataDir = args.data !== undefined ? path.resolve(args.data) : undefined;
   const stack = await startStack({ dataDir });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });
   const keyFile = writeLocalSettings(stack);
-  const token = await issueOpenEmrToken(stack);
-  const ahdsToken = await stack.entra.issueToken(stack.entra.clientId, stack.ahds.audience);
   const firstPatient = stack.openemr.store.ids('Patient')[0] ?? '<patient id>';
 
   console.log(`
@@ -33,10 +43,14 @@ Local stack is up (Ctrl-C stops it).
   Connector (HTTP)   ${host.url}
   Settings           .stack/local.settings.json (every setting pointing at this stack)
 
-Try:
-  curl -s -H "Authorization: Bearer ${token}" "${stack.openemr.fhirBaseUrl}/Patient?_count=2&_sort=_lastUpdated"
+Try (no token is printed: the first two lines get one each, the way the connector does):
+  OPENEMR_TOKEN=$(npm run --silent stack:token -- --side openemr)
+  AHDS_TOKEN=$(npm run --silent stack:token -- --side ahds)
+  curl -s -H "Authorization: Bearer $OPENEMR_TOKEN" "${stack.openemr.fhirBaseUrl}/Patient?_count=2&_sort=_lastUpdated"
   curl -s -X POST ${host.url}/sync/patients/${firstPatient}/everything
-  curl -s -H "Authorization: Bearer ${ahdsToken}" "${stack.ahds.fhirUrl}/Observation?_summary=count"
+  curl -s -X POST "${host.url}/backfill"        # 202; follow its statusUrl
+  curl -s -H "Authorization: Bearer $AHDS_TOKEN" "${stack.ahds.fhirUrl}/Observation?_summary=count"
+  npm run sync -- --settings .stack/local.settings.json
 `);
 
   const stop = async (): Promise<void> => {
@@ -51,25 +65,11 @@ Try:
 /** Writes the key and a local.settings.json for this stack under .stack/ (git-ignored). */
 function writeLocalSettings(stack: Stack): string {
   const dir = path.join(findRepoRoot(), '.stack');
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyFile = path.join(dir, 'openemr-client-key.pem');
-  fs.writeFileSync(keyFile, stack.openemr.client.privateKeyPem, { mode: 0o600 });
-  fs.writeFileSync(
-    path.join(dir, 'local.settings.json'),
-    JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env } }, null, 2),
-    { mode: 0o600 },
-  );
+  writePrivateFile(keyFile, stack.openemr.client.privateKeyPem);
+  writePrivateFile(path.join(dir, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env } }, null, 2));
   return keyFile;
-}
-
-/** A ready access token, obtained the way the connector does it, for the printed curl line. */
-async function issueOpenEmrToken(stack: Stack): Promise<string> {
-  const { SmartBackendTokenProvider } = await import('../src/openemr/token-provider');
-  const { loadConfig } = await import('../src/config/load');
-  const { NoopTelemetry } = await import('../src/telemetry/telemetry');
-  const config = loadConfig(stack.env);
-  const provider = new SmartBackendTokenProvider({ ...config.openemr, privateKey: stack.openemr.client.privateKeyPem }, config.http, new NoopTelemetry());
-  return provider.getToken();
 }
 
 main().catch((error: unknown) => {

@@ -4,12 +4,17 @@ import path from 'node:path';
 import { app, HttpRequest, HttpResponse, InvocationContext, type HttpFunctionOptions, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { readBody } from './http-body';
+import { matchRoute } from '../functions/shared/routes';
+import { operationOutcome, type IssueCode } from '../src/fhir/operation-outcome';
+import { startQueueWorkers } from './queue-worker';
 
 /**
- * A small stand-in for the Functions host's HTTP routing, for the local stack: it loads the real
- * function files, captures what they register with app.http (the package's own registration
- * calls are skipped outside the host), and serves those handlers with real HttpRequest and
- * InvocationContext objects. Azure Functions Core Tools is not needed.
+ * A small stand-in for the Functions host, for the local stack: it loads the real function files,
+ * captures what they register with app.http and app.storageQueue (the package's own registration
+ * calls are skipped outside the host), serves the HTTP handlers with real HttpRequest and
+ * InvocationContext objects and feeds the queue handlers from Azurite. Every error it answers
+ * itself is an OperationOutcome. Timers do not run here (the CLI runs the same work on demand).
+ * Azure Functions Core Tools is not needed.
  */
 export interface RegisteredHttpFunction {
   name: string;
@@ -54,37 +59,55 @@ export function loadFunctionRegistrations(functionsDir = path.resolve(__dirname,
   return regs;
 }
 
-function matchRoute(route: string, pathname: string): Record<string, string> | undefined {
-  const routeParts = route.split('/').filter(Boolean);
-  const pathParts = pathname.split('/').filter(Boolean);
-  if (routeParts.length !== pathParts.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < routeParts.length; i++) {
-    const r = routeParts[i]!;
-    let p: string;
-    try {
-      p = decodeURIComponent(pathParts[i]!);
-    } catch {
-      return undefined; // a malformed %-escape matches no route
-    }
-    const m = /^\{(\w+)(?::[^}]*)?\??\}$/.exec(r);
-    if (m) params[m[1]!] = p;
-    else if (r.toLowerCase() !== p.toLowerCase()) return undefined;
-  }
-  return params;
+/** Azure Functions' front end refuses longer URLs (4 KB) and bodies over 100 MB; no endpoint here takes a body at all. */
+export const MAX_URL_BYTES = 4096;
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+function outcomeWire(status: number, code: IssueCode, diagnostics: string, headers: Record<string, string> = {}): { status: number; headers: Record<string, string>; body: string } {
+  return { status, headers: { 'content-type': 'application/fhir+json', ...headers }, body: JSON.stringify(operationOutcome(code, diagnostics), null, 2) };
 }
 
-/** Serves the captured HTTP functions under /api on 127.0.0.1. */
-export async function startFunctionsHost(options: { port?: number; log?: (line: string) => void } = {}): Promise<{ url: string; close(): Promise<void> }> {
-  const { http: functions } = loadFunctionRegistrations();
+/** True when a raw path holds a "." or ".." segment (also percent-encoded), which would otherwise be resolved away. */
+function hasDotSegment(rawPath: string): boolean {
+  return rawPath.split('/').some((segment) => {
+    const s = segment.replace(/%2e/gi, '.');
+    return s === '.' || s === '..';
+  });
+}
+
+/** Serves the captured HTTP functions under /api on 127.0.0.1, and runs the queue-triggered ones when storage is set. */
+export async function startFunctionsHost(options: { port?: number; log?: (line: string) => void; queues?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const { http: all, other } = loadFunctionRegistrations();
+  // Literal routes before the catch-all, as the host orders them.
+  const functions = [...all.filter((f) => !f.route.includes('{*')), ...all.filter((f) => f.route.includes('{*'))];
   const serve = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const body = await readBody(req);
-    const pathname = url.pathname.replace(/^\/api/, '');
+    const answer = await route(req);
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+  };
+  const route = async (req: http.IncomingMessage): Promise<{ status: number; headers: Record<string, string>; body: string }> => {
+    const raw = req.url ?? '/';
+    if (Buffer.byteLength(raw) > MAX_URL_BYTES) return outcomeWire(414, 'too-long', `The URL is longer than ${MAX_URL_BYTES} bytes.`);
+    const rawPath = raw.split('?')[0]!;
+    if (hasDotSegment(rawPath)) return outcomeWire(400, 'invalid', 'The path holds a "." or ".." segment; ids never do.');
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      req.resume();
+      return outcomeWire(413, 'too-costly', `The request body is larger than ${MAX_BODY_BYTES} bytes; no endpoint takes a body.`);
+    }
+    let body: string;
+    try {
+      body = await readBody(req, MAX_BODY_BYTES);
+    } catch {
+      req.resume();
+      return outcomeWire(413, 'too-costly', `The request body is larger than ${MAX_BODY_BYTES} bytes; no endpoint takes a body.`);
+    }
+    const url = new URL(raw, `http://${req.headers.host ?? '127.0.0.1'}`);
+    if (!/^\/api(\/|$)/.test(rawPath)) return outcomeWire(404, 'not-found', 'No endpoint serves this path (the endpoints are under /api).');
+    const pathname = rawPath.replace(/^\/api\/?/, '');
     for (const fn of functions) {
       const params = matchRoute(fn.route, pathname);
       if (!params || !fn.methods.includes(req.method ?? 'GET')) continue;
-      const answer = await invokeHttpHandler(fn.handler, {
+      return invokeHttpHandler(fn.handler, {
         functionName: fn.name,
         method: req.method ?? 'GET',
         url: url.toString(),
@@ -93,26 +116,35 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
         body: body || undefined,
         log: (line) => options.log?.(`[${fn.name}] ${line}`),
       });
-      res.writeHead(answer.status, answer.headers);
-      res.end(answer.body);
-      return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: `No function serves ${req.method} ${url.pathname}` }));
+    return outcomeWire(404, 'not-found', 'No endpoint serves this path.');
   };
   // One failing request must not take the host (and the whole local stack) down.
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     serve(req, res).catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `The local host failed to serve the request (${error instanceof Error ? error.name : 'Error'}).` }));
+      const answer = outcomeWire(500, 'exception', `The local host failed to serve the request (${error instanceof Error ? error.name : 'Error'}).`);
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
     });
+  });
+  // Requests node itself refuses (headers too large, malformed) get an OperationOutcome too.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return void socket.destroy();
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const answer = tooLarge ? outcomeWire(431, 'too-long', 'The request headers are too large.') : outcomeWire(400, 'invalid', 'The request is not valid HTTP.');
+    socket.end(`HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status]}\r\ncontent-type: application/fhir+json\r\ncontent-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`);
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
+  const storage = process.env.AzureWebJobsStorage?.trim();
+  const queues = storage && options.queues !== false ? startQueueWorkers(other.filter((o) => o.kind === 'storageQueue'), { connectionString: storage, log: options.log }) : undefined;
   return {
     url: `http://127.0.0.1:${port}/api`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      await queues?.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import { classifyRunError, runFailureMessage } from '../../src/state/errors';
 import { isValidFhirId } from '../../src/fhir/ids';
 import { operationOutcome, type IssueCode } from '../../src/fhir/operation-outcome';
 import { SIDE_NAMES, UpstreamError } from '../../src/http/errors';
+import { INSTANT_EXAMPLE, parseInstant } from '../../src/config/instant';
 
 const FHIR_JSON = 'application/fhir+json';
 
@@ -41,20 +42,26 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
   }
   if (error instanceof ConfigError) {
     context.error(error.message);
-    return outcomeResponse(500, 'exception', error.message);
+    return outcomeResponse(503, 'exception', notConfigured(error), { 'Retry-After': '60' });
   }
   context.error(`Unexpected ${runFailureMessage(error)} (invocation ${context.invocationId}).`);
   return outcomeResponse(500, 'exception', `Internal error; quote invocation id ${context.invocationId} when reporting it.`);
 }
 
+/** The answer of an app whose settings are missing or wrong: what to set, then why. */
+export function notConfigured(error: ConfigError): string {
+  return `Not configured: set ${error.setting}. ${error.message}`;
+}
+
 /**
- * A date-time query parameter: ISO 8601 (a date first, then what Date.parse reads), or absent.
- * Answers the 400 OperationOutcome when it is something else.
+ * A date-time query parameter: a strict ISO 8601 date or instant (parseInstant: no roll-over,
+ * nothing after the value), or absent. Answers the 400 OperationOutcome when it is something else,
+ * without echoing what was sent.
  */
 export function instantParam(request: HttpRequest, name: string): string | undefined | HttpResponseInit {
   const value = request.query.get(name) ?? undefined;
-  if (value !== undefined && (Number.isNaN(Date.parse(value)) || !/^\d{4}-\d{2}-\d{2}/.test(value))) {
-    return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.`);
+  if (value !== undefined && parseInstant(value) === undefined) {
+    return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as ${INSTANT_EXAMPLE}, a real calendar day, nothing after it.`);
   }
   return value;
 }
@@ -74,7 +81,27 @@ export function limitParam(request: HttpRequest, fallback: number): number | Htt
   return Math.min(10000, Math.max(1, Number(raw ?? fallback)));
 }
 
-/** 200 with the summary when anything was written or nothing failed; 422 when the item itself failed. */
-export function summaryResponse(summary: { status: 'ok' | 'partial' | 'failed' }): HttpResponseInit {
-  return jsonResponse(summary.status === 'failed' ? 422 : 200, summary);
+/** Where a 422 OperationOutcome carries the run summary (JSON text), so nothing of it is lost. */
+export const RUN_SUMMARY_EXTENSION = 'urn:openemr-ahds-fhir-sync:run-summary';
+
+/** Failures listed as issues of a 422 answer (the summary in the extension has up to 100). */
+const LISTED_ISSUES = 20;
+
+/**
+ * 200 with the summary when anything was written or nothing failed. 422 when the item itself
+ * failed: an OperationOutcome with one issue for the run and one per failed resource (type, id,
+ * stage and reason; never content), the whole summary in an extension.
+ */
+export function summaryResponse(summary: { status: 'ok' | 'partial' | 'failed'; message?: string; failures?: Array<{ resourceType: string; id: string; stage: string; status?: number; reason: string }> }): HttpResponseInit {
+  if (summary.status !== 'failed') return jsonResponse(200, summary);
+  const failures = summary.failures ?? [];
+  const outcome = operationOutcome('processing', summary.message ?? `Nothing was written: ${failures.length} resource(s) failed (listed as issues; each is dead-lettered).`);
+  for (const f of failures.slice(0, LISTED_ISSUES)) {
+    outcome.issue.push({ severity: 'error', code: 'processing', diagnostics: `${f.resourceType}/${f.id} (${f.stage}${f.status ? `, ${f.status}` : ''}): ${f.reason}` });
+  }
+  return {
+    status: 422,
+    jsonBody: { ...outcome, extension: [{ url: RUN_SUMMARY_EXTENSION, valueString: JSON.stringify(summary) }] },
+    headers: { 'Content-Type': FHIR_JSON },
+  };
 }

@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { classifyRunError, runFailureMessage } from '../../src/state/errors';
+import { reportUnfinishedRun, type UnfinishedRun } from '../../src/sync/run-report';
 import { createTelemetry } from '../../src/telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../../src/telemetry/operation-scope';
 
@@ -22,8 +23,22 @@ export function getConnector(): Promise<Connector> {
 
 async function build(): Promise<Connector> {
   const config = loadConfig();
-  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: 'openemr-ahds-sync' });
+  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: cloudRoleOf(config) });
   return createConnector(config, { ...overrides, telemetry: new OperationScopedTelemetry(base) });
+}
+
+/** The cloud role of the connector's telemetry: the Function App's name, as the host's own telemetry has it. */
+export function cloudRoleOf(config: Config): string {
+  return config.telemetry.cloudRole ?? 'openemr-ahds-sync';
+}
+
+/**
+ * Reports a run that did not finish (failed or skipped): its run event with status, failure class
+ * and the lag from the stored watermarks, so the alerts see an outage. Never throws.
+ */
+export async function reportUnfinished(connector: Connector | undefined, run: UnfinishedRun): Promise<void> {
+  if (!connector) return;
+  await reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: connector.state?.watermarks }, run).catch(() => undefined);
 }
 
 /** Drops the cached connector (tests change settings between cases) and sets overrides for the next. */
@@ -33,22 +48,23 @@ export function resetConnector(next: ConnectorOverrides = {}): void {
 }
 
 /**
- * Checks the settings when the worker loads the functions, so a malformed setting stops start-up
- * with one sentence naming it instead of failing every invocation later. Outside the Functions
- * host (tests, CLI) nothing is checked at import.
+ * Checks the settings when the worker loads the functions. A missing or malformed setting (an
+ * unresolved Key Vault reference right after `azd up`, before the secrets are stored) is logged as
+ * one sentence naming it, and the app starts anyway: every HTTP call then answers 503 "Not
+ * configured: set X" and /api/health says what is missing, instead of no function loading at all.
+ * Outside the Functions host (tests, CLI) nothing is checked at import.
  */
+let reported = false;
 export function checkSettingsAtStartup(): Config | undefined {
   if (!process.env.FUNCTIONS_WORKER_RUNTIME || process.env.FHIRSYNC_SKIP_STARTUP_CHECK === 'true') return undefined;
   try {
     return loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      // Only the sentence: a stack trace would bury it in the host log.
-      const clean = new ConfigError(error.setting, error.message);
-      clean.stack = `${clean.name}: ${clean.message}`;
-      throw clean;
-    }
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    // Only the sentence, once per worker: a stack trace would bury it in the host log.
+    if (!reported) console.error(`Not configured: set ${error.setting}. ${error.message}`);
+    reported = true;
+    return undefined;
   }
 }
 

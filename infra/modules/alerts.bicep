@@ -68,7 +68,7 @@ customMetrics
   {
     key: 'lag'
     displayName: 'FHIR sync: lag above ${lagThresholdSeconds} s'
-    description: 'The newest closed sync window is further behind now than the threshold (FhirSync.LagSeconds).'
+    description: 'The newest closed sync window is further behind now than the threshold (FhirSync.LagSeconds; failed and skipped runs measure it from the stored watermarks, so it fires in an outage).'
     severity: 2
     evaluationFrequency: 'PT5M'
     windowSize: 'PT15M'
@@ -86,7 +86,7 @@ customMetrics
   {
     key: 'no-runs'
     displayName: 'FHIR sync: no timer runs in 30 minutes'
-    description: 'No FhirSync.Run event from the incremental timer: the app is stopped, failing at start-up or the timer is disabled.'
+    description: 'No FhirSync.Run event from the incremental timer (failed and skipped runs send one too): the app is stopped, failing at start-up or the timer is disabled.'
     severity: 1
     evaluationFrequency: 'PT10M'
     windowSize: 'PT30M'
@@ -99,6 +99,25 @@ customEvents
     timeAggregation: 'Count'
     operator: 'LessThan'
     threshold: 1
+    dimensions: []
+  }
+  {
+    key: 'runs-failing'
+    displayName: 'FHIR sync: timer runs failing'
+    description: 'Three or more incremental timer runs in 30 minutes ended failed (FhirSync.Run status failed): a side or storage is down or refusing; failureClass says which.'
+    severity: 1
+    evaluationFrequency: 'PT10M'
+    windowSize: 'PT30M'
+    query: '''
+customEvents
+| where name == 'FhirSync.Run'
+| where tostring(customDimensions.trigger) == 'timer'
+| where tostring(customDimensions.status) == 'failed'
+'''
+    metricMeasureColumn: ''
+    timeAggregation: 'Count'
+    operator: 'GreaterThanOrEqual'
+    threshold: 3
     dimensions: []
   }
   {

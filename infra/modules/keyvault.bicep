@@ -16,6 +16,14 @@ param readerPrincipalId string
 @description('Principal allowed to write secrets (the deployer), granted Key Vault Secrets Officer. Empty: no grant.')
 param officerPrincipalId string = ''
 
+@description('Purge protection. Off by default: with it on, a deleted vault keeps its name for the whole retention period and `azd down` then `azd up` with the same environment fails until then (set keyVaultName to a new name if you turn it on and tear down).')
+param enablePurgeProtection bool = false
+
+@description('Days a deleted vault stays recoverable (7-90). `azd down --purge` purges it at once when purge protection is off.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 7
+
 @description('Type of officerPrincipalId.')
 @allowed(['User', 'ServicePrincipal'])
 param officerPrincipalType string = 'User'
@@ -42,8 +50,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     sku: { family: 'A', name: 'standard' }
     enableRbacAuthorization: true
     enableSoftDelete: true
-    softDeleteRetentionInDays: 90
-    enablePurgeProtection: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    // null, not false: Azure refuses to turn purge protection off once on, and false is "off".
+    enablePurgeProtection: enablePurgeProtection ? true : null
     publicNetworkAccess: 'Enabled'
   }
 }

@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
+import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
 
 export interface RetrySettings {
@@ -67,7 +68,8 @@ export interface Config {
     dropIdentifierSystems: string[];
     deid: { enabled: boolean; key?: string };
   };
-  telemetry: { connectionString?: string };
+  /** cloudRole: the Function App's name (WEBSITE_SITE_NAME, set by the platform), so the connector's telemetry and the host's share one node. */
+  telemetry: { connectionString?: string; cloudRole?: string };
   /** How OpenEMR is read (export or search): see src/openemr/reader.ts ReadSettings. */
   openemrRead: {
     exportEnabled: boolean;
@@ -104,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [key, value] of Object.entries(env)) {
     if (KNOWN.has(key) && value !== undefined && value.trim() !== '') input[key] = value.trim();
   }
+  for (const [key, value] of Object.entries(input)) checkKeyVaultReference(key, value);
   const parsed = envSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -111,7 +114,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const message = issue.code === 'invalid_type' && input[setting] === undefined ? 'is required' : issue.message;
     throw new ConfigError(setting, sentence(setting, message));
   }
-  return build(parsed.data);
+  return build(parsed.data, env);
+}
+
+/**
+ * App Service replaces `@Microsoft.KeyVault(...)` with the secret before the app starts; a value
+ * still in that form means it could not, and every other check would blame the value's format.
+ */
+export function checkKeyVaultReference(setting: string, value: string): void {
+  if (!/^@Microsoft\.KeyVault\(/i.test(value.trim())) return;
+  const name = /SecretName=([^;)]+)/i.exec(value)?.[1] ?? /\/secrets\/([^/;)]+)/i.exec(value)?.[1];
+  throw new ConfigError(
+    setting,
+    `Setting ${setting} is a Key Vault reference that was not resolved${name ? ` (secret ${name})` : ''}: the secret does not exist yet, or the app's identity lacks the Key Vault Secrets User role on the vault (keyVaultReferenceIdentity names the identity used). Store the secret (docs/operations.md) and restart the app; the portal shows each reference's status under Environment variables.`,
+  );
 }
 
 function sentence(setting: string, message: string): string {
@@ -124,7 +140,7 @@ function fail(setting: string, message: string): never {
   throw new ConfigError(setting, sentence(setting, message));
 }
 
-function build(s: RawSettings): Config {
+function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
   if (!s.OPENEMR_PRIVATE_KEY && !s.OPENEMR_PRIVATE_KEY_SECRET_URI) {
     if (s.OPENEMR_CLIENT_SECRET) {
       fail(
@@ -203,7 +219,7 @@ function build(s: RawSettings): Config {
       reconcileSchedule: s.RECONCILE_SCHEDULE,
       lagSeconds: s.SYNC_LAG_SECONDS,
       overlapSeconds: s.SYNC_OVERLAP_SECONDS,
-      initialSince: new Date(s.SYNC_INITIAL_SINCE).toISOString(),
+      initialSince: new Date(parseInstant(s.SYNC_INITIAL_SINCE)!).toISOString(),
       leaseSeconds: s.SYNC_LEASE_SECONDS,
       tablePrefix: s.SYNC_TABLE_PREFIX,
       queueName: s.SYNC_QUEUE_NAME,
@@ -219,7 +235,7 @@ function build(s: RawSettings): Config {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,
       deid: { enabled: deidOn, key: s.DEID_KEY },
     },
-    telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING },
+    telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING, cloudRole: env.WEBSITE_SITE_NAME?.trim() || undefined },
     openemrRead: {
       exportEnabled: s.OPENEMR_EXPORT,
       exportKickoffTimeoutMs: s.OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS,

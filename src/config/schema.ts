@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseInstant } from './instant';
 
 /**
  * Every setting the connector reads, with its default and what it means. The README's settings
@@ -142,7 +143,7 @@ const envSchema = z.object({
   RECONCILE_SCHEDULE: ncrontab.default('0 30 2 * * *'),
   SYNC_LAG_SECONDS: int(0, 86400).default(60),
   SYNC_OVERLAP_SECONDS: int(0, 86400).default(300),
-  SYNC_INITIAL_SINCE: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO 8601 date-time').default('1970-01-01T00:00:00Z'),
+  SYNC_INITIAL_SINCE: z.string().refine((v) => parseInstant(v) !== undefined, 'must be an ISO 8601 date (2025-01-01) or date-time with a zone (2025-01-01T00:00:00Z), a real calendar day').default('1970-01-01T00:00:00Z'),
   SYNC_LEASE_SECONDS: int(15, 3600).default(120),
   SYNC_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,40}$/, 'must be letters and digits, starting with a letter').default('fhirsync'),
   SYNC_QUEUE_NAME: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid queue name (3-63 lower-case letters, digits and single hyphens)').default('fhirsync-work'),

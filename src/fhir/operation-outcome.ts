@@ -10,7 +10,10 @@ export type IssueCode =
   | 'security'
   | 'login'
   | 'processing'
-  | 'conflict';
+  | 'conflict'
+  | 'not-supported'
+  | 'too-long'
+  | 'too-costly';
 
 export function operationOutcome(
   code: IssueCode,

@@ -36,3 +36,31 @@ export function runFailureMessage(error: unknown): string {
   if (error instanceof ConfigError || error instanceof UpstreamError) return error.message;
   return `${(error as Error)?.name ?? 'Error'}: ${scrubText(String((error as Error)?.message ?? error))}`;
 }
+
+/**
+ * What kind of failure stopped a run, in a few stable words for run events, the workbook and the
+ * run status: which side, and whether it was down (retry later) or refusing (fix something).
+ */
+export type FailureClass =
+  | 'lease-lost'
+  | 'storage'
+  | 'openemr-unavailable'
+  | 'openemr-refused'
+  | 'openemr-auth'
+  | 'ahds-unavailable'
+  | 'ahds-refused'
+  | 'ahds-auth'
+  | 'configuration'
+  | 'internal';
+
+export function failureClassOf(error: unknown): FailureClass {
+  if (error instanceof LeaseLostError) return 'lease-lost';
+  if (error instanceof DeadLetterStorageError || (error as { name?: string } | undefined)?.name === 'RestError') return 'storage';
+  if (error instanceof ConfigError) return 'configuration';
+  if (error instanceof UpstreamError) {
+    if (error.isOutage) return `${error.side}-unavailable`;
+    if (error.code === 'AuthenticationFailed' || error.code === 'Forbidden') return `${error.side}-auth`;
+    return `${error.side}-refused`;
+  }
+  return 'internal';
+}

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import type { TelemetryClient } from 'applicationinsights';
 import { EVENTS, METRICS, type Side } from './names';
 import { cleanMeasurements, scrubProperties, scrubString } from './scrub';
-import type { DependencyCall, RunSummary, Telemetry } from './telemetry';
+import { runStatusOf, type DependencyCall, type RunSummary, type Telemetry } from './telemetry';
 
 export interface AppInsightsOptions {
   connectionString: string;
@@ -85,7 +85,7 @@ export class AppInsightsTelemetry implements Telemetry {
     const window = s.windowStart || s.windowEnd ? `${s.windowStart ?? ''}/${s.windowEnd ?? ''}` : undefined;
     this.event(
       EVENTS.syncRun,
-      { runId: s.runId, trigger: s.trigger, operation: s.operation, window, windowStart: s.windowStart, windowEnd: s.windowEnd },
+      { runId: s.runId, trigger: s.trigger, operation: s.operation, status: runStatusOf(s), failureClass: s.failureClass, window, windowStart: s.windowStart, windowEnd: s.windowEnd },
       {
         read: s.read,
         created: s.created,

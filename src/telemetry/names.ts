@@ -32,6 +32,8 @@ export const METRICS = {
   unmappedCodes: 'FhirSync.UnmappedCodes',
   /** Dead letters waiting for replay (gauge). */
   deadLettersPending: 'FhirSync.DeadLettersPending',
+  /** Seconds between now and a resource type's watermark (gauge per resourceType, every timer run, failed ones too). */
+  freshnessSeconds: 'FhirSync.FreshnessSeconds',
 } as const;
 
 /** Dependency target names, as they appear in Application Insights' dependency table. */

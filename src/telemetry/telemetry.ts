@@ -22,6 +22,19 @@ export interface RunSummary extends RunCounts {
   lagSeconds?: number;
   byType?: Record<string, { created: number; updated: number; unchanged: number; failed: number }>;
   unmappedCodes?: number;
+  /** How the run ended; derived from the counts when absent (ok, partial, failed). */
+  status?: RunStatusName;
+  /** Why a failed run stopped (see failureClassOf), e.g. openemr-unavailable. */
+  failureClass?: string;
+}
+
+export type RunStatusName = 'ok' | 'partial' | 'failed' | 'skipped';
+
+/** The status a run event carries: the one given, or what its counts say. */
+export function runStatusOf(s: Pick<RunSummary, 'status' | 'created' | 'updated' | 'unchanged' | 'failed'>): RunStatusName {
+  if (s.status) return s.status;
+  if (s.failed === 0) return 'ok';
+  return s.created + s.updated + s.unchanged === 0 ? 'failed' : 'partial';
 }
 
 export interface DependencyCall {

@@ -1,4 +1,5 @@
 import type { HttpHandler } from '@azure/functions';
+import { RUN_SUMMARY_EXTENSION } from '../../functions/shared/http';
 import { resetConnector } from '../../functions/shared/runtime';
 import type { ConnectorOverrides } from '../../src/connector';
 import type { Stack } from '../../stack';
@@ -58,4 +59,27 @@ export function clearConnectorSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEn
   for (const { name } of SETTINGS) delete env[name];
   for (const key of Object.keys(env)) if (key.startsWith('AzureWebJobsStorage__')) delete env[key];
   return env;
+}
+
+/** The run summary of an answer: its JSON body, or the summary a 422 OperationOutcome carries. */
+export function runSummaryOf(body: any): any {
+  if (body?.resourceType !== 'OperationOutcome') return body;
+  const ext = (body.extension ?? []).find((e: { url: string }) => e.url === RUN_SUMMARY_EXTENSION);
+  return ext?.valueString ? JSON.parse(ext.valueString) : undefined;
+}
+
+/**
+ * Follows a 202 answer to its end as the Functions host would: the work queue drained by the
+ * queue-triggered function, then the run's status read through GET /api/runs/{runId}.
+ */
+export async function completeRun(stack: Stack, accepted: Answer, queueName = process.env.SYNC_QUEUE_NAME || 'fhirsync-work'): Promise<any> {
+  expect(accepted.status).toBe(202);
+  const { backfillQueueHandler } = await import('../../functions/backfill-queue');
+  const { runStatusHandler } = await import('../../functions/runs');
+  const { drainQueue, queueClient } = await import('./incremental-stack');
+  await drainQueue(queueClient(stack, queueName), backfillQueueHandler);
+  const runId = accepted.json.runId as string;
+  const status = await invoke(runStatusHandler, { method: 'GET', url: `runs/${runId}`, params: { runId } });
+  expect(status.status).toBe(200);
+  return status.json;
 }

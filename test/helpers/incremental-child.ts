@@ -29,10 +29,18 @@ export interface CliChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startCliChild(env: Record<string, string>, args: string[] = []): CliChild {
-  const child = spawn(process.execPath, ['-e', HOOK], {
+/**
+ * viaLocalCa: start it the way `npm run sync` does, through scripts/with-local-ca.js, with no
+ * certificate trust inherited from the test runner (NODE_EXTRA_CA_CERTS removed); false: no trust
+ * at all. Undefined: the runner's environment as it is.
+ */
+export function startCliChild(env: Record<string, string>, args: string[] = [], options: { viaLocalCa?: boolean } = {}): CliChild {
+  const base = clearConnectorSettings({ ...process.env });
+  if (options.viaLocalCa !== undefined) delete base.NODE_EXTRA_CA_CERTS;
+  const argv = options.viaLocalCa ? [path.join(ROOT, 'scripts', 'with-local-ca.js'), process.execPath, '-e', HOOK] : ['-e', HOOK];
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
-    env: { ...clearConnectorSettings({ ...process.env }), ...env, SYNC_CLI_ARGS: JSON.stringify(args) },
+    env: { ...base, ...env, SYNC_CLI_ARGS: JSON.stringify(args) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,6 +1,5 @@
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { InvocationContext } from '@azure/functions';
 import { loadConfig } from '../../src/config/load';
 import { contentHash } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
@@ -88,43 +87,8 @@ export function queueClient(stack: Stack, name: string): QueueClient {
   return new QueueClient(stack.azurite!.connectionString, name);
 }
 
-/**
- * Drains a Storage queue the way the Functions host would: receive, decode base64 JSON, call the
- * handler with dequeueCount in triggerMetadata; delete on success, make visible again at once on
- * failure (instead of waiting out the visibility timeout). Returns how many handler calls failed.
- */
-export async function drainQueue(
-  queue: QueueClient,
-  handler: (message: unknown, context: InvocationContext) => Promise<unknown>,
-  options: { maxRounds?: number } = {},
-): Promise<{ handled: number; failedCalls: number }> {
-  let handled = 0;
-  let failedCalls = 0;
-  for (let round = 0; round < (options.maxRounds ?? 200); round++) {
-    const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: 60 });
-    if (receivedMessageItems.length === 0) break;
-    await Promise.all(
-      receivedMessageItems.map(async (m) => {
-        const context = new InvocationContext({ invocationId: `q-${m.messageId}-${m.dequeueCount}`, functionName: 'backfillQueue', triggerMetadata: { dequeueCount: m.dequeueCount, id: m.messageId }, logHandler: () => undefined });
-        let body: unknown = Buffer.from(m.messageText, 'base64').toString('utf8');
-        try {
-          body = JSON.parse(body as string);
-        } catch {
-          // the host hands non-JSON messages over as strings
-        }
-        try {
-          await handler(body, context);
-          handled++;
-          await queue.deleteMessage(m.messageId, m.popReceipt);
-        } catch {
-          failedCalls++;
-          await queue.updateMessage(m.messageId, m.popReceipt, undefined, 0);
-        }
-      }),
-    );
-  }
-  return { handled, failedCalls };
-}
+/** Drains a Storage queue the way the Functions host would (the local host's queue worker). */
+export { drainQueue } from '../../stack/queue-worker';
 
 /** Keeps the first `observations` Observations of the sample data (all Patients): smaller, faster runs. */
 export function trimSource(stack: Stack, observations: number): void {

@@ -103,6 +103,6 @@ test('since and until must be ISO 8601 date-times on the run and backfill endpoi
   for (const [handler, url, query] of cases) {
     const answer = await invoke(handler, { url, query });
     const name = Object.keys(query)[0];
-    expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([400, `${name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z.`]);
+    expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([400, `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as 2025-01-01T00:00:00Z, a real calendar day, nothing after it.`]);
   }
 });

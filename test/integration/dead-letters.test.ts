@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { listDeadLettersHandler, replayDeadLettersHandler, replayOneDeadLetterHandler } from '../../functions/dead-letters';
 import { syncRunHandler } from '../../functions/sync-run';
 import { startStack, type Stack } from '../../stack';
-import { invoke, useStack } from '../helpers/functions';
+import { completeRun, invoke, runSummaryOf, useStack } from '../helpers/functions';
 import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'dl';
@@ -42,7 +42,7 @@ afterAll(() => stack?.close());
 async function runToCompletion(): Promise<any> {
   for (let i = 0; i < 4; i++) {
     const answer = await invoke(syncRunHandler, { url: 'sync/run' });
-    if (answer.status === 200 || answer.status === 422) return answer.json;
+    if (answer.status === 200 || answer.status === 422) return runSummaryOf(answer.json);
     expect(answer.status).toBe(503);
   }
   throw new Error('no run completed');
@@ -132,9 +132,11 @@ test('(e) an identity without the writer role fails the run with one sentence an
   const unknown = await invoke(replayOneDeadLetterHandler, { url: `deadletters/replay/Patient/${plantedId}`, params: { resourceType: 'Patient', id: plantedId } });
   expect(unknown.status).toBe(404);
 
-  // ...then all the rest.
-  const all = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay' });
-  expect(all.status).toBe(200);
+  // ...then all the rest: a long run, answered 202 and followed to its end.
+  const accepted = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay' });
+  const status = await completeRun(stack, accepted);
+  expect(status).toMatchObject({ kind: 'replay', state: 'succeeded', done: true });
+  const all = { json: status.result };
   expect(all.json).toMatchObject({ attempted: 1, replayed: 0, deletedAtSource: 1, stillFailing: 0 });
   expect(all.json.items).toContainEqual({ resourceType: 'Observation', id: plantedObservationId, outcome: 'deleted-at-source', status: 404, reason: 'deleted at source' });
   expect((await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.count).toBe(0);

@@ -5,7 +5,7 @@ import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import { incrementalSync } from '../../src/sync/incremental';
-import { invoke, useStack } from '../helpers/functions';
+import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'inc';
@@ -116,8 +116,10 @@ test('(a) a lab corrected without a new lastUpdated is missed by the incremental
   expect(answer.json.updated).toBe(0);
   expect((await diff()).stale).toEqual([`Observation/${labId}`]);
 
-  const reconciled = await invoke(reconcileHttpHandler, { url: 'reconcile' });
-  expect(reconciled.status).toBe(200);
+  const accepted = await invoke(reconcileHttpHandler, { url: 'reconcile' });
+  const status = await completeRun(stack, accepted);
+  expect(status).toMatchObject({ kind: 'reconcile', state: 'succeeded', done: true });
+  const reconciled = { json: status.result };
   expect(reconciled.json.byType.Observation).toMatchObject({ stale: 1, missing: 0, deletedAtSource: 0 });
   expect(reconciled.json.byType.Patient).toMatchObject({ stale: 0, missing: 0 });
   expect(reconciled.json.written).toMatchObject({ updated: 1, created: 0, failed: 0 });
@@ -129,14 +131,14 @@ test('reconciliation reports deletes at source by default and deletes them in AH
   const store = stack.openemr.store;
   const goneId = store.ids('Observation')[7]!;
   store.delete('Observation', goneId);
-  const reported = await invoke(reconcileHttpHandler, { url: 'reconcile' });
+  const reported = { json: (await completeRun(stack, await invoke(reconcileHttpHandler, { url: 'reconcile' }))).result };
   expect(reported.json).toMatchObject({ deleteMode: 'report-only' });
   expect(reported.json.byType.Observation).toMatchObject({ deletedAtSource: 1, deleted: 0, stale: 0, missing: 0 });
   expect(await stack.ahds.read('Observation', goneId)).toBeDefined();
 
   useStack(stack, { ...settings, RECONCILE_DELETE_MODE: 'delete' });
   try {
-    const deleted = await invoke(reconcileHttpHandler, { url: 'reconcile' });
+    const deleted = { json: (await completeRun(stack, await invoke(reconcileHttpHandler, { url: 'reconcile' }))).result };
     expect(deleted.json.byType.Observation).toMatchObject({ deletedAtSource: 1, deleted: 1 });
     expect(await stack.ahds.read('Observation', goneId)).toBeUndefined();
     expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
@@ -184,6 +186,54 @@ test('GET /api/unmapped-codes lists the codings no map covered, counted over run
   expect(answer.status).toBe(200);
   expect(answer.json.count).toBeGreaterThan(0);
   expect(answer.json.codes[0]).toEqual({ system: expect.any(String), code: expect.any(String), display: expect.any(String), count: expect.any(Number), lastSeen: expect.any(String) });
+});
+
+test('a full sync over HTTP answers 202 with a run id and a status URL; the status ends with the run summary', async () => {
+  const accepted = await run({ full: 'true' });
+  expect(accepted.status).toBe(202);
+  expect(accepted.json).toMatchObject({ kind: 'sync', state: 'queued', request: { full: true }, statusUrl: expect.stringContaining(`/api/runs/${accepted.json.runId}`) });
+  const status = await completeRun(stack, accepted);
+  expect(status).toMatchObject({ kind: 'sync', state: 'succeeded', done: true, startedAt: expect.any(String), finishedAt: expect.any(String) });
+  expect(status.result).toMatchObject({ runId: accepted.json.runId, operation: 'incrementalSync', status: 'ok', failed: 0 });
+  expect(status.result.read).toBe(stack.openemr.store.count('Patient') + stack.openemr.store.count('Observation'));
+  expect(status.result.windows.Observation.closed).toBe(true);
+  expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
+});
+
+test('a long run asked while another holds the lease answers 409 at once, and a run that fails says why in its status', async () => {
+  const { getConnector } = await import('../../functions/shared/runtime');
+  const { SYNC_LEASE } = await import('../../src/sync/incremental');
+  const state = (await getConnector()).state!;
+  const held = await state.lease.acquire(SYNC_LEASE, 'someone-else');
+  try {
+    const refused = await invoke(reconcileHttpHandler, { url: 'reconcile' });
+    expect(refused.status).toBe(409);
+    expect(refused.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'conflict' }] });
+  } finally {
+    if (held.acquired) await held.handle.release();
+  }
+  const accepted = await run({ since: '2020-01-01' });
+  stack.openemr.faults.configure({ rates: { status503: 1 }, exemptPaths: [/token/] });
+  useStack(stack, { ...settings, RETRY_MAX_ATTEMPTS: '1' });
+  try {
+    const status = await completeRun(stack, accepted);
+    expect(status).toMatchObject({ kind: 'sync', state: 'failed', done: true, request: { since: '2020-01-01' }, error: { failureClass: 'openemr-unavailable', message: expect.stringMatching(/^OpenEMR/) } });
+  } finally {
+    stack.openemr.faults.configure({});
+    useStack(stack, settings);
+  }
+});
+
+test('dates and instants are strict: no roll-over, nothing after the value, never echoed', async () => {
+  for (const since of ['2020-02-30T00:00:00Z', '2021-02-29', '2020-01-01T24:00:00Z', '2020-01-01T00:00:00Z\u0000', '2020-01-01T00:00:00Z ', '2020-01-01T00:00:00', '12/31/2025', '2020-1-1']) {
+    const answer = await run({ since });
+    expect(answer.status).toBe(400);
+    expect(answer.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'invalid' }] });
+    expect(answer.body).not.toContain(since);
+  }
+  const { parseInstant } = await import('../../src/config/instant');
+  expect(parseInstant('2024-02-29')).toBe(Date.UTC(2024, 1, 29));
+  expect(parseInstant('2024-02-29T23:59:59.123+02:00')).toBe(Date.UTC(2024, 1, 29, 21, 59, 59, 123));
 });
 
 test('bad query parameters answer 400 with an OperationOutcome before anything runs', async () => {

@@ -1,6 +1,7 @@
 import { InvocationContext } from '@azure/functions';
 import { backfillQueueHandler, planBackfillHandler } from '../../functions/backfill-queue';
 import { listDeadLettersHandler, replayDeadLettersHandler } from '../../functions/dead-letters';
+import { runStatusHandler } from '../../functions/runs';
 import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { UnmappedCodeReport } from '../../src/mapping';
 import { startStack, type Stack } from '../../stack';
@@ -26,23 +27,35 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 test('the planner enqueues Patient windows (each reads its Patients and their Observations); queue-triggered workers draining them fill AHDS', async () => {
-  const planned = await invoke(planBackfillHandler, { url: 'backfill', query: { windowDays: '730' } });
-  expect(planned.status).toBe(202);
-  const patients = stack.openemr.store.count('Patient');
-  expect(planned.json).toMatchObject({ queue: QUEUE });
-  // Windows of 7 Patients (OPENEMR_PAGE_SIZE), found with one probe each; the last is open at the top.
-  expect(planned.json.patientWindows).toBe(Math.ceil(patients / 7));
-  expect(planned.json.probes).toBe(planned.json.patientWindows);
-  expect(planned.json.observationWindows).toBe(0);
-  expect(planned.json.enqueued).toBe(planned.json.patientWindows);
+  const accepted = await invoke(planBackfillHandler, { url: 'backfill', query: { windowDays: '730' } });
+  // 202 at once with a run id and where to follow it; planning and work happen on the queue.
+  expect(accepted.status).toBe(202);
+  const runId = accepted.json.runId;
+  expect(accepted.json).toMatchObject({ runId: expect.any(String), kind: 'backfill', state: 'queued', statusUrl: `http://localhost:7071/api/runs/${runId}` });
+  expect(accepted.headers.location).toBe(accepted.json.statusUrl);
+  const status = () => invoke(runStatusHandler, { method: 'GET', url: `runs/${runId}`, params: { runId } });
+  expect((await status()).json).toMatchObject({ state: 'queued', done: false });
 
   const queue = queueClient(stack, QUEUE);
   // Messages are base64 JSON, as the Functions host expects them.
   const peeked = await queue.peekMessages({ numberOfMessages: 1 });
-  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'patients', since: expect.any(String), until: expect.any(String) });
+  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'run', operation: 'backfill', runId, windowSeconds: 730 * 86400 });
 
   const drained = await drainQueue(queue, backfillQueueHandler);
-  expect(drained).toEqual({ handled: planned.json.enqueued, failedCalls: 0 });
+  const final = (await status()).json;
+  expect(final).toMatchObject({ state: 'succeeded', done: true, result: { queue: QUEUE } });
+  const planned = final.result;
+  const patients = stack.openemr.store.count('Patient');
+  // Windows of 7 Patients (OPENEMR_PAGE_SIZE), found with one probe each; the last is open at the top.
+  expect(planned.patientWindows).toBe(Math.ceil(patients / 7));
+  expect(planned.probes).toBe(planned.patientWindows);
+  expect(planned.observationWindows).toBe(0);
+  expect(planned.enqueued).toBe(planned.patientWindows);
+  const total = planned.patientWindows;
+  expect(final.items).toMatchObject({ total, done: total, deadLettered: 0, failed: 0 });
+  expect(final.items.read).toBeGreaterThanOrEqual(patients);
+  // The run message, then every work item it enqueued.
+  expect(drained).toEqual({ handled: total + 1, failedCalls: 0 });
   expect(await targetDiff(stack, mapperFor({ ...stack.env, ...settings }))).toEqual({ missing: [], stale: [], extra: [] });
 
   // Every unmapped code the workers met is counted, each once per resource: not only a summary's top 50.
@@ -80,7 +93,10 @@ test('a poison work item is retried up to maxDequeueCount, then ends in the dead
 
   useStack(stack, settings);
   const replay = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay', query: { resourceType: WORK_ITEM_TYPE } });
-  expect(replay.json).toMatchObject({ attempted: 2, replayed: 1, stillFailing: 1 });
+  expect(replay.status).toBe(202);
+  expect(await drainQueue(queue, backfillQueueHandler)).toEqual({ handled: 1, failedCalls: 0 });
+  const replayed = await invoke(runStatusHandler, { method: 'GET', url: `runs/${replay.json.runId}`, params: { runId: replay.json.runId } });
+  expect(replayed.json).toMatchObject({ kind: 'replay', state: 'partial', request: { resourceType: WORK_ITEM_TYPE }, result: { attempted: 2, replayed: 1, stillFailing: 1 } });
   const left = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' });
   expect(left.json.items.map((d: any) => d.id)).toEqual([expect.stringMatching(/^invalid-/)]);
 });

@@ -3,7 +3,7 @@ import { syncPatientHandler } from '../../functions/sync-patient';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { startStack, type Stack } from '../../stack';
 import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
-import { invoke, useStack } from '../helpers/functions';
+import { invoke, runSummaryOf, useStack } from '../helpers/functions';
 
 let stack: Stack;
 let patientId: string;
@@ -148,6 +148,10 @@ describe('sync one patient with all observations', () => {
     try {
       const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
       expect(answer.status).toBe(422);
+      expect(answer.json.resourceType).toBe('OperationOutcome');
+      expect(answer.json.issue[0]).toMatchObject({ severity: 'error', code: 'processing', diagnostics: expect.stringMatching(/could not be written/) });
+      expect(answer.json.issue[1].diagnostics).toMatch(new RegExp(`^Patient/${otherId} \\(write, 403\\): `));
+      answer.json = runSummaryOf(answer.json);
       expect(answer.json.status).toBe('failed');
       expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
       expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, stage: 'map' });
@@ -180,8 +184,8 @@ describe('configuration', () => {
   test('a client-secret-only OpenEMR configuration is rejected with a clear message', async () => {
     useStack(stack, { OPENEMR_PRIVATE_KEY: '', OPENEMR_CLIENT_SECRET: 'from-an-old-guide' });
     const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
-    expect(answer.status).toBe(500);
-    expect(answer.json.issue[0].diagnostics).toMatch(/OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
+    expect(answer.status).toBe(503);
+    expect(answer.json.issue[0].diagnostics).toMatch(/^Not configured: set OPENEMR_CLIENT_SECRET\. Setting OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
     expect(JSON.stringify(answer.json)).not.toContain('from-an-old-guide');
   });
 });

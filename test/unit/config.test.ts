@@ -114,3 +114,42 @@ describe('configuration', () => {
     for (const s of SETTINGS) expect(s.description.length).toBeGreaterThan(10);
   });
 });
+
+describe('setting errors name the real cause', () => {
+  test('an unresolved Key Vault reference is reported as such, for any setting, with the secret name and never the vault URL', () => {
+    const e = configError(env({ OPENEMR_PRIVATE_KEY: '@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/openemr-private-key/)' }));
+    expect(e.setting).toBe('OPENEMR_PRIVATE_KEY');
+    expect(e.message).toMatch(/^Setting OPENEMR_PRIVATE_KEY is a Key Vault reference that was not resolved \(secret openemr-private-key\): .*Key Vault Secrets User/);
+    expect(e.message).not.toContain('kv-abc123');
+    expect(configError(env({ OPENEMR_CLIENT_ID: '@Microsoft.KeyVault(VaultName=kv;SecretName=openemr-client-id)' })).message).toMatch(/^Setting OPENEMR_CLIENT_ID is a Key Vault reference that was not resolved \(secret openemr-client-id\)/);
+  });
+
+  test('SYNC_INITIAL_SINCE is a strict date or instant (no roll-over, nothing after it)', () => {
+    for (const bad of ['2021-02-29', '2020-13-01T00:00:00Z', '2020-01-01T00:00:00Z junk', 'January 1 2020']) {
+      expect(configError(env({ SYNC_INITIAL_SINCE: bad })).setting).toBe('SYNC_INITIAL_SINCE');
+    }
+    expect(loadConfig(env({ SYNC_INITIAL_SINCE: '2020-02-29' })).sync.initialSince).toBe('2020-02-29T00:00:00.000Z');
+    expect(loadConfig(env({ SYNC_INITIAL_SINCE: '2020-01-01T02:00:00+02:00' })).sync.initialSince).toBe('2020-01-01T00:00:00.000Z');
+  });
+
+  test('the cloud role of telemetry is the Function App name the platform sets', () => {
+    expect(loadConfig(env({ WEBSITE_SITE_NAME: 'func-fhirsync-prod' })).telemetry.cloudRole).toBe('func-fhirsync-prod');
+    expect(loadConfig(env()).telemetry.cloudRole).toBeUndefined();
+  });
+});
+
+describe('AHDS preflight sentences', () => {
+  const auth = { mode: 'client-secret' as const, disableInstanceDiscovery: true, authorityHost: 'https://login.example' };
+  test.each([
+    ['CredentialUnavailableError: endpoints_resolution_error: See https://aka.ms/msal.js.errors', 'AZURE_AUTHORITY_HOST', /not trusted/],
+    ['AuthenticationRequiredError: AADSTS7000215: Invalid client secret provided.', 'AZURE_CLIENT_SECRET', /refused the client secret/],
+    ['AADSTS700016: Application with identifier x was not found in the directory', 'AZURE_CLIENT_ID', /does not know AZURE_CLIENT_ID/],
+    ['AADSTS90002: Tenant not found', 'AZURE_TENANT_ID', /does not know AZURE_TENANT_ID/],
+    ['AADSTS500011: The resource principal named https://x was not found in the tenant named contoso.', 'AHDS_AUDIENCE', /no resource for the FHIR audience/],
+  ])('%s -> %s', async (text, setting, sentence) => {
+    const { describeEntraError } = await import('../../src/config/preflight');
+    const d = describeEntraError(new Error(text), auth);
+    expect(d.setting).toBe(setting);
+    expect(d.message).toMatch(sentence);
+  });
+});

@@ -139,12 +139,16 @@ describe('sync CLI', () => {
     return { io: { stdout: Object.assign(sink, { isTTY: false }), stderr: sink, env: {}, cwd: '/nonexistent' }, text: () => text };
   };
 
-  test('refuses conflicting or malformed options with usage and exit code 64', async () => {
-    for (const argv of [['--full', '--since', '2025-01-01T00:00:00Z'], ['--since', 'last tuesday'], ['--bogus'], ['--reconcile', '--replay']]) {
+  test('refuses conflicting or malformed options with one line (no stack trace) and exit code 64; --help prints the usage', async () => {
+    for (const argv of [['--full', '--since', '2025-01-01T00:00:00Z'], ['--since', 'last tuesday'], ['--since', '2020-02-30'], ['--bogus'], ['--reconcile', '--replay'], ['extra']]) {
       const { io: cli, text } = io();
       expect(await main(argv, cli as never)).toBe(64);
-      expect(text()).toMatch(/Usage: npm run sync --|--since must be/);
+      expect(text()).toMatch(/Run with --help for the options\.\n$|^--since must be/);
+      expect(text().trim().split('\n')).toHaveLength(1);
     }
+    const { io: cli, text } = io();
+    expect(await main(['--help'], cli as never)).toBe(0);
+    expect(text()).toMatch(/^Usage: npm run sync --/);
   });
 
   test('a missing setting exits 1 with the sentence naming it', async () => {
@@ -165,6 +169,22 @@ describe('sync CLI', () => {
     const plain: string[] = [];
     const pipe = new ProgressReporter(Object.assign(new Writable({ write: (c, _e, cb) => (plain.push(c.toString()), cb()) }), { isTTY: false }), false, 0);
     pipe.update(tally, 'Patient');
-    expect(plain[0]).toMatch(/^Patient: read 100, written 80 .* ETA \?\n$/);
+    // No fraction and no total: no bar and no ETA rather than "ETA ?".
+    expect(plain[0]).toMatch(/^Patient: read 100, written 80 .*, failed 0, \d+\/s\n$/);
+  });
+
+  test('progress of --full and reconcile: a bar and ETA from the expected total, never cut on a 0-column terminal', () => {
+    const tally = new Tally();
+    tally.read = 100;
+    const chunks: string[] = [];
+    const out = Object.assign(new Writable({ write: (c, _e, cb) => (chunks.push(c.toString()), cb()) }), { isTTY: true, columns: 0 });
+    const reporter = new ProgressReporter(out, true, 0);
+    reporter.total = 400;
+    reporter.update(tally, 'export');
+    expect(chunks[0]).toMatch(/^\r\x1b\[K\[#####---------------\] 25% export: read 100 of ~400, written 0 \(created 0, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
+    // Past the estimate the bar holds below 100% until the run ends.
+    tally.read = 500;
+    reporter.update(tally, 'export');
+    expect(chunks[1]).toMatch(/\[###################-\] 99% export: read 500 of ~400/);
   });
 });
