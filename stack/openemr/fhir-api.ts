@@ -30,6 +30,8 @@ export interface FhirApiContext {
   exports: BulkExports;
   /** The release being modelled (versions.ts). */
   traits: OpenEmrVersionTraits;
+  /** Ties of sorted, limited Patient searches depend on the LIMIT window (fhir-search.ts). */
+  unstableTies: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -76,7 +78,7 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
-      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits };
+      const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits, unstableTies: ctx.unstableTies };
       const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
@@ -143,7 +145,8 @@ async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: R
   const params = parsePhpQuery(rawQuery(req));
   const sinceRaw = params.get('_since');
   let since = -Infinity;
-  if (sinceRaw !== undefined && sinceRaw !== '') {
+  // 7.0.2 reads `_since ?? now` (any value present, even empty, reaches the TypeError); later releases `!empty(_since)`.
+  if (sinceRaw !== undefined && (sinceRaw !== '' || !ctx.traits.exportSince)) {
     // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,
     // uncaught, so a 500 (openemr#7746). Later releases parse it before their try block, so a
     // malformed one is an uncaught exception too.

@@ -46,6 +46,12 @@ export interface SearchContext {
   /** The server's UTC offset now (search values are converted with today's offset, as date('P')). */
   offsetMinutes: number;
   traits: OpenEmrVersionTraits;
+  /**
+   * Order ties of a sorted, limited Patient search differently for each LIMIT window, as MySQL's
+   * filesort may (a priority queue for small limits): `_offset` paging inside a crowded second then
+   * skips and repeats rows. Default false: ties in row order.
+   */
+  unstableTies?: boolean;
 }
 
 type Predicate = (rec: StoredRecord) => boolean;
@@ -130,6 +136,14 @@ function lastUpdatedPredicate(group: DateCondition[] | undefined): Predicate[] {
   return [(rec) => rec.lastUpdated !== null && group.some((c) => matchesDate(c, rec.lastUpdated as number))];
 }
 
+/** A deterministic shuffle of rows that changes with the LIMIT window (integer mixing, 32 bits). */
+function tieRank(seq: number, window: number): number {
+  let h = Math.imul(seq ^ Math.imul(window, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 /** Row (insertion) order: what MySQL gives without ORDER BY, and among ties of one. */
 const byRow = (a: StoredRecord, b: StoredRecord) => a.seq - b.seq;
 
@@ -141,7 +155,7 @@ function pagingEmpties(query: SearchQuery, traits: OpenEmrVersionTraits): boolea
 export function searchPatients(store: ResourceStore, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
-    return runPatientSearch(store, query, ctx.offsetMinutes);
+    return runPatientSearch(store, query, ctx.offsetMinutes, ctx.unstableTies ?? false);
   } catch (err) {
     if (err instanceof InvalidSearch) return [];
     throw err;
@@ -190,7 +204,7 @@ function compareKeys(a: number | string | null, b: number | string | null): numb
   return a < b ? -1 : 1;
 }
 
-function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number): StoredRecord[] {
+function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number, unstableTies: boolean): StoredRecord[] {
   checkNames(query, [...PATIENT_SEARCH_PARAMS, ...PAGING_PARAMS]);
   const table = store.table('Patient');
   const predicates: Predicate[] = [];
@@ -225,13 +239,16 @@ function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number)
     if (predicates.every((p) => p(rec))) matches.push(rec);
   }
   if (!rowOrdered || !unsorted) {
-    // ORDER BY the mapped columns and nothing else: ties keep row order (no id tie-break).
+    // ORDER BY the mapped columns and nothing else: ties keep row order (no id tie-break), or, with
+    // unstableTies, an order that depends on the LIMIT window.
+    const window = offset + count;
+    const ties = unstableTies && !unsorted && Number.isFinite(count) ? (a: StoredRecord, b: StoredRecord) => tieRank(a.seq, window) - tieRank(b.seq, window) || byRow(a, b) : byRow;
     matches.sort((a, b) => {
       for (const { key, descending } of orders) {
         const d = compareKeys(key(a), key(b));
         if (d !== 0) return descending ? -d : d;
       }
-      return byRow(a, b);
+      return ties(a, b);
     });
   }
   return matches.slice(offset, offset + count);

@@ -85,6 +85,11 @@ export interface OpenEmrStandInOptions {
   apiEnabled?: boolean;
   /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
   openEmrShapes?: boolean;
+  /**
+   * Ties of a sorted Patient search ordered differently per LIMIT window (MySQL filesort may do so),
+   * so `_offset` paging inside one second skips and repeats Patients. Default false: row order.
+   */
+  unstableTies?: boolean;
 }
 
 export interface StandInClient {
@@ -184,7 +189,7 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   });
   const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
   if (options.openEmrShapes) ops.addOpenEmrShapes();
-  const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits };
+  const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits, unstableTies: options.unstableTies ?? false };
 
   ready = async (req, res) => {
     // The web server's Date header comes from the same clock as the rows (MySQL NOW() on real OpenEMR).

@@ -1,18 +1,24 @@
 /**
  * Runs the OpenEMR stand-in on its own: `node dist/stack/openemr/main.js [dataDir]`.
- * Env: OPENEMR_STANDIN_PORT (default 0 = any free port), OPENEMR_STANDIN_DATA (data directory).
+ * Env: OPENEMR_STANDIN_PORT (default 0 = any free port), OPENEMR_STANDIN_DATA (data directory),
+ * OPENEMR_STANDIN_VERSION (7.0.2, 7.0.3, 7.0.4 or master), OPENEMR_STANDIN_SITE_ADDR_OATH.
  * Prints the URLs and the default client's id and private key, then serves until interrupted.
  */
-import { startOpenEmrStandIn } from './index';
+import { isOpenEmrVersion, OPENEMR_VERSIONS, startOpenEmrStandIn } from './index';
 
 async function main(): Promise<void> {
+  const version = process.env.OPENEMR_STANDIN_VERSION;
+  if (version !== undefined && !isOpenEmrVersion(version)) throw new Error(`OPENEMR_STANDIN_VERSION must be one of ${OPENEMR_VERSIONS.join(', ')}`);
   const standIn = await startOpenEmrStandIn({
     port: Number(process.env.OPENEMR_STANDIN_PORT ?? 0),
     dataDir: process.argv[2],
+    version,
+    siteAddrOath: process.env.OPENEMR_STANDIN_SITE_ADDR_OATH,
   });
   process.stdout.write(
     JSON.stringify(
       {
+        version: standIn.version,
         fhirBaseUrl: standIn.fhirBaseUrl,
         tokenUrl: standIn.tokenUrl,
         controlUrl: `${standIn.baseUrl}/_control`,
