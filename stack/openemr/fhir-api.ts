@@ -145,7 +145,8 @@ async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: R
   const params = parsePhpQuery(rawQuery(req));
   const sinceRaw = params.get('_since');
   let since = -Infinity;
-  if (sinceRaw !== undefined && sinceRaw !== '') {
+  // 7.0.2 reads `_since ?? now` (any value present, even empty, reaches the TypeError); later releases `!empty(_since)`.
+  if (sinceRaw !== undefined && (sinceRaw !== '' || !ctx.traits.exportSince)) {
     // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,
     // uncaught, so a 500 (openemr#7746). Later releases parse it before their try block, so a
     // malformed one is an uncaught exception too.

@@ -157,3 +157,27 @@ describe('the connector itself behind a site_addr_oath origin', () => {
     expect(await targetDiff(stack, mapperFor(settings))).toEqual({ missing: [], stale: [], extra: [] });
   });
 });
+
+test('a download outlives a consumer that pauses longer than HTTP_TIMEOUT_MS (as while AHDS throttles): the file times out on total time only', async () => {
+  const connection = { baseUrl: openemr.baseUrl, site: 'default', fhirBaseUrl: openemr.fhirBaseUrl, tokenUrl: openemr.tokenUrl, clientId: openemr.client.clientId, scopes: openemr.client.scopes, readConcurrency: 1, pageSize: 200 } as Config['openemr'];
+  const impatient = new OpenEmrReader(connection, { timeoutMs: 500, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxTotalMs: 0 } }, tokenSource(openemr), new NoopTelemetry());
+  const { got, visitor } = recorder();
+  let paused = false;
+  const slow: SourceVisitor = {
+    ...visitor,
+    observations: async (batch) => {
+      if (!paused) {
+        paused = true;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      await visitor.observations(batch);
+    },
+  };
+  const server = await impatient.supportedRelease(true);
+  const until = server.now + 86_400_000;
+  const result = await readSource(impatient, { windows: { Patient: { until }, Observation: { until } }, pageSize: 200, server }, slow);
+  expect(paused).toBe(true);
+  expect(result.exportAbandoned).toBeUndefined();
+  expect(result.via).toEqual({ Patient: 'export', Observation: 'export' });
+  expect(got.Observation).toEqual(all('Observation'));
+});

@@ -32,3 +32,14 @@ describe('transactionTime as OpenEMR writes it (a serialised PHP DateTime)', () 
     expect(phpDateTimeToIso({ date: 'yesterday' })).toBeUndefined();
   });
 });
+
+describe('export settings', () => {
+  test('a kick-off timeout below 150 s stops start-up with a sentence naming the setting (OpenEMR answers the kick-off after up to 2 minutes of work)', async () => {
+    const { loadConfig } = await import('../../src/config/load');
+    const { makeRsaKey } = await import('../helpers/keys');
+    const { pem } = await makeRsaKey();
+    const env = { OPENEMR_BASE_URL: 'https://emr.example.org', OPENEMR_CLIENT_ID: 'c', OPENEMR_PRIVATE_KEY: pem, AHDS_FHIR_URL: 'https://x.fhir.azurehealthcareapis.com', AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+    expect(() => loadConfig({ ...env, OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS: '30000' })).toThrow(/OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS/);
+    expect(loadConfig(env).openemrRead).toEqual({ exportEnabled: true, exportKickoffTimeoutMs: 180_000, exportDownloadTimeoutMs: 1_800_000, exportGapSeconds: 86_400, observationSpanSeconds: 86_400, reconcileSource: 'search' });
+  });
+});
