@@ -601,7 +601,8 @@ async function overDrivenCase(stack: BenchStack, templates: Templates, planned: 
       log(`(d) fixed concurrency ${String(levels[i]).padStart(3)} against capacity ${capacity}: ${fmt(rate)} resources/s; ${fmt((100 * level.throttled) / bundles, 1)}% of bundle requests answered 429`);
     }
     const best = fixed.reduce((a, b) => (b.rate > a.rate ? b : a));
-    const connector = await createConnector(loadConfig({ ...stack.envFor(capped), ...tuning, AHDS_BATCH_SIZE: String(batchSize) }));
+    // No storage in the bench: this process's limiter alone faces the capped stand-in.
+    const connector = await createConnector(loadConfig({ ...stack.envFor(capped), ...tuning, AHDS_BATCH_SIZE: String(batchSize) }), { state: null });
     const writer = connector.writer;
     const part = slices.parts[levels.length]!;
     await capped.call('resetStats');

@@ -15,7 +15,7 @@
  *   capacity (AHDS's per-instance request cap) is used almost fully with few 429s, and one that
  *   scaled out (AHDS autoscales every minute) is still found.
  */
-const PROBE_ROUNDS = 8;
+const PROBE_ROUNDS = 16;
 
 export class AdaptiveLimiter {
   private limitValue: number;
