@@ -150,7 +150,7 @@ describe('sync one patient with all observations', () => {
       expect(answer.status).toBe(422);
       expect(answer.json.resourceType).toBe('OperationOutcome');
       expect(answer.json.issue[0]).toMatchObject({ severity: 'error', code: 'processing', diagnostics: expect.stringMatching(/could not be written/) });
-      expect(answer.json.issue[1].diagnostics).toMatch(new RegExp(`^Patient/${otherId} \\(write, 403\\): `));
+      expect(answer.json.issue[1].diagnostics).toMatch(new RegExp(`^Patient/${otherId} \\(map\\): FHIR validation failed: Patient\\.birthDate`));
       answer.json = runSummaryOf(answer.json);
       expect(answer.json.status).toBe('failed');
       expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
