@@ -50,7 +50,6 @@ test('the planner enqueues Patient windows (each reads its Patients and their Ob
   expect(planned.patientWindows).toBe(Math.ceil(patients / 7));
   expect(planned.probes).toBe(planned.patientWindows);
   expect(planned.observationWindows).toBe(0);
-  expect(planned.enqueued).toBe(planned.patientWindows);
   const total = planned.patientWindows;
   expect(final.items).toMatchObject({ total, done: total, deadLettered: 0, failed: 0 });
   expect(final.items.read).toBeGreaterThanOrEqual(patients);
