@@ -154,8 +154,8 @@ function simulateChanges(stack: Stack): string[] {
 
   const numeric = store
     .ids('Observation')
-    .map((id) => store.get('Observation', id) as Record<string, any>)
-    .filter((o) => typeof o.valueQuantity?.value === 'number')
+    .map((id) => store.get('Observation', id) as { id: string; valueQuantity?: { value?: number } })
+    .filter((o): o is { id: string; valueQuantity: { value: number } } => typeof o.valueQuantity?.value === 'number')
     .slice(0, 2);
   for (const o of numeric) {
     const copy = structuredClone(o);

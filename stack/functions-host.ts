@@ -50,6 +50,8 @@ export function loadFunctionRegistrations(functionsDir = path.resolve(__dirname,
   try {
     const ext = __filename.endsWith('.ts') ? '.ts' : '.js';
     for (const file of fs.readdirSync(functionsDir).sort()) {
+      // Loading each function file runs its app.http/app.timer registrations, which this host captures.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       if (file.endsWith(ext) && !file.endsWith('.d.ts')) require(path.join(functionsDir, file));
     }
   } finally {

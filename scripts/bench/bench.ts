@@ -23,7 +23,7 @@ import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
-import { allResources, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Json, type Templates } from './data';
+import { allResources, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Templates } from './data';
 import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { openemrLoadBench } from './openemr-load';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
@@ -91,7 +91,6 @@ const num = (name: keyof typeof opts): number => {
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const mb = (bytes: number): number => Math.round(bytes / 1048576);
 
 async function main(): Promise<void> {
   if (opts.help) {

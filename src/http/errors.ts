@@ -88,5 +88,5 @@ export function safeDetail(body: unknown): string | undefined {
  * scrubber removes (JWTs, bearer tokens, PEM keys, SSNs, ...), and caps its length.
  */
 export function scrubText(text: string): string {
-  return scrubString(text.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<value>').replace(/\b[A-Za-z0-9_\-]{40,}\b/g, '<redacted>'), 300);
+  return scrubString(text.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '<value>').replace(/\b[A-Za-z0-9_-]{40,}\b/g, '<redacted>'), 300);
 }

@@ -248,6 +248,8 @@ export function narrativeIssues(html: string, expression = 'text.div'): AhdsIssu
     }
     for (const a of attrs.matchAll(ATTRIBUTE)) {
       const attr = a[1]!.toLowerCase();
+      // Leading control characters and spaces are ignored by browsers in attribute values (javascript: hides behind them).
+      // eslint-disable-next-line no-control-regex
       const value = (a[2] ?? '').replace(/^["']|["']$/g, '').replace(/^[\x00-\x20]+/, '').toLowerCase();
       const illegal = `Illegal attribute name '${attr.slice(0, 20)}' on element '${name.slice(0, 20)}'.`;
       if (!ALLOWED_ATTRIBUTES.has(attr)) issues.push(issue(illegal));

@@ -124,16 +124,18 @@ export class TableLeaseManager implements LeaseManager {
   }
 
   private handle(client: TableClient, name: string, owner: string, firstEtag: string, firstExpiry: string): LeaseHandle {
+    // The handle's own methods have their own `this`: take what they need from the manager here.
+    const now = this.now;
+    const seconds = this.seconds;
     let etag = firstEtag;
     let expiresAt = firstExpiry;
     let lost = false;
     let timer: NodeJS.Timeout | undefined;
     let released = false;
-    const manager = this;
     let inflight: Promise<boolean> | undefined;
     const write = async (): Promise<boolean> => {
-      const next = new Date(manager.now() + manager.seconds * 1000).toISOString();
-      const row = { partitionKey: PARTITION, rowKey: name, owner, expiresAt: next, acquiredAt: new Date(manager.now()).toISOString() };
+      const next = new Date(now() + seconds * 1000).toISOString();
+      const row = { partitionKey: PARTITION, rowKey: name, owner, expiresAt: next, acquiredAt: new Date(now()).toISOString() };
       try {
         etag = (await client.updateEntity<LeaseEntity>(row, 'Replace', { etag })).etag!;
         expiresAt = next;
@@ -143,7 +145,7 @@ export class TableLeaseManager implements LeaseManager {
           // The ETag moved. A renewal of ours that was applied but whose answer got lost (the
           // client retries) moves it too: the lease is lost only if the row names someone else.
           const row = await client.getEntity<LeaseEntity>(PARTITION, name).catch(() => undefined);
-          if (row?.owner === owner && Date.parse(row.expiresAt) > manager.now()) {
+          if (row?.owner === owner && Date.parse(row.expiresAt) > now()) {
             etag = row.etag;
             expiresAt = row.expiresAt;
             return true;
@@ -156,7 +158,7 @@ export class TableLeaseManager implements LeaseManager {
           return false;
         }
         // Storage hiccup: still ours until expiry; the next renewal tries again.
-        if (Date.parse(expiresAt) <= manager.now()) lost = true;
+        if (Date.parse(expiresAt) <= now()) lost = true;
         return !lost;
       }
     };
@@ -181,7 +183,7 @@ export class TableLeaseManager implements LeaseManager {
       },
       startAutoRenew() {
         if (timer) return;
-        timer = setInterval(() => void renew(), Math.max(1000, (manager.seconds * 1000) / 3));
+        timer = setInterval(() => void renew(), Math.max(1000, (seconds * 1000) / 3));
         timer.unref();
       },
       async release() {

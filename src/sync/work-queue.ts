@@ -6,7 +6,7 @@ import { UpstreamError } from '../http/errors';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { DeadLetterStore } from './dead-letters';
 import { addRunCounts, type UnmappedCodeStore } from '../state/unmapped-codes';
-import type { RunContext, SyncService, SyncSummary, Trigger } from './sync-service';
+import type { SyncService, SyncSummary, Trigger } from './sync-service';
 
 /**
  * Work items of a scale-out backfill, one per Storage queue message (base64 JSON, as the Functions

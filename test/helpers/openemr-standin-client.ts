@@ -28,7 +28,7 @@ export async function signAssertion(standIn: OpenEmrStandIn, opts: AssertionOpti
   return new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'RS384', typ: 'JWT', ...(opts.kid ? { kid: opts.kid } : {}) }).sign(opts.key ?? standIn.client.privateKey);
 }
 
-export interface HttpAnswer<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface HttpAnswer<T = any> {  
   status: number;
   headers: Headers;
   text: string;

@@ -10,7 +10,7 @@ import { createConnector } from '../../src/connector';
 import type { SyncedResource } from '../../src/fhir/types';
 import { BatchSink } from '../../src/sync/batch-sink';
 import { startStack, type Stack } from '../../stack';
-import { startAhdsStandIn, type AhdsStandIn } from '../../stack/ahds';
+import type { AhdsStandIn } from '../../stack/ahds';
 import { seededRandom } from '../../stack/faults';
 
 interface Sent {

@@ -20,7 +20,10 @@ beforeAll(async () => {
   // An OpenEMR whose FHIR API answers every route with OpenEMR's "Route not found" 404.
   routeless = http.createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    if (req.method === 'POST' && req.url?.endsWith('/token')) return res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 300, access_token: 'opaque' }));
+    if (req.method === 'POST' && req.url?.endsWith('/token')) {
+      res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 300, access_token: 'opaque' }));
+      return;
+    }
     res.statusCode = 404;
     res.end(JSON.stringify({ error: 'An error occurred', message: 'Route not found', code: 0 }));
   });

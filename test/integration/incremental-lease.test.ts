@@ -1,5 +1,6 @@
 import { syncRunHandler } from '../../functions/sync-run';
 import { syncTimerHandler } from '../../functions/sync-timer';
+import { Writable } from 'node:stream';
 import { InvocationContext } from '@azure/functions';
 import { startStack, type Stack } from '../../stack';
 import { TableLeaseManager } from '../../src/state';
@@ -26,7 +27,7 @@ const leases = (now: () => number, seconds = 120) => new TableLeaseManager(async
 test('(c) three runs started at once (HTTP, timer, CLI): exactly one writes the window, the others are skipped and write nothing', async () => {
   stack.ahds.resetStats();
   const out: string[] = [];
-  const cliIo = { stdout: Object.assign(new (require('node:stream').Writable)({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), { isTTY: false }), stderr: process.stderr, env: process.env, cwd: '/nonexistent' };
+  const cliIo = { stdout: Object.assign(new Writable({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), { isTTY: false }), stderr: process.stderr, env: process.env, cwd: '/nonexistent' };
   const timerLogs: string[] = [];
   const timerContext = new InvocationContext({ invocationId: 'timer-1', functionName: 'syncTimer', logHandler: (_l, ...a) => timerLogs.push(a.join(' ')) });
   const timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } };

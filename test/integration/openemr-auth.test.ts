@@ -137,7 +137,10 @@ test('every assertion carries a kid: OPENEMR_KEY_ID, else the JWK kid, else the 
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
-      if (req.method === 'GET') return res.end(JSON.stringify({ token_endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/default/token` }));
+      if (req.method === 'GET') {
+        res.end(JSON.stringify({ token_endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/default/token` }));
+        return;
+      }
       seen.push(new URLSearchParams(body).get('client_assertion') as string);
       res.end(JSON.stringify({ access_token: 'a', token_type: 'Bearer', expires_in: 300 }));
     });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { FhirResource, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { control, entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 
 const uuid = (n: number, prefix = '00000000') => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const patient = (n: number): FhirResource => ({ resourceType: 'Patient', id: uuid(n, 'aaaaaaaa'), name: [{ family: `Family${n}` }], gender: 'female' });
@@ -100,13 +100,12 @@ describe('control API writes', () => {
 
   test('the clock moves lastUpdated of new writes, which Patient _sort=_lastUpdated pages by', () =>
     withStandIn(async (s) => {
-      let token: string;
       // Ids descending while time ascends, so only lastUpdated can produce the expected order.
       for (let n = 5; n >= 1; n--) {
         s.store.put(patient(n));
         s.store.advanceClock(60);
       }
-      token = await getAccessToken(s);
+      const token = await getAccessToken(s);
       const page1 = await fhirGet(s, '/Patient?_sort=_lastUpdated&_count=3&_offset=0', token);
       const page2 = await fhirGet(s, '/Patient?_sort=_lastUpdated&_count=3&_offset=3', token);
       expect([...entryIds(page1.body), ...entryIds(page2.body)]).toEqual([5, 4, 3, 2, 1].map((n) => uuid(n, 'aaaaaaaa')));

@@ -6,7 +6,7 @@
 import { FhirResource, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { control, fhirGet, getAccessToken, HttpAnswer } from '../helpers/openemr-standin-client';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 type Options = Parameters<typeof startOpenEmrStandIn>[0];
 
 const uuid = (n: number, prefix: string) => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;

@@ -9,7 +9,7 @@ import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 const readNdjson = (file: string): Json[] =>
   fs.readFileSync(path.join(DATA, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
 const sourcePatients = readNdjson('Patient.ndjson');

@@ -165,7 +165,8 @@ describe('sync CLI', () => {
     const out = Object.assign(new Writable({ write: (c, _e, cb) => (chunks.push(c.toString()), cb()) }), { isTTY: true, columns: 200 });
     const tty = new ProgressReporter(out, true, 0);
     tty.update(tally, 'Observation', 0.25);
-    expect(chunks[0]).toMatch(/^\r\x1b\[K\[#####---------------\] 25% Observation: read 100, written 80 \(created 80, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
+    expect(chunks[0]!.startsWith('\r\u001b[K')).toBe(true); // carriage return, then clear the line
+    expect(chunks[0]!.slice(4)).toMatch(/^\[#####---------------\] 25% Observation: read 100, written 80 \(created 80, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
     const plain: string[] = [];
     const pipe = new ProgressReporter(Object.assign(new Writable({ write: (c, _e, cb) => (plain.push(c.toString()), cb()) }), { isTTY: false }), false, 0);
     pipe.update(tally, 'Patient');
@@ -181,7 +182,8 @@ describe('sync CLI', () => {
     const reporter = new ProgressReporter(out, true, 0);
     reporter.total = 400;
     reporter.update(tally, 'export');
-    expect(chunks[0]).toMatch(/^\r\x1b\[K\[#####---------------\] 25% export: read 100 of ~400, written 0 \(created 0, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
+    expect(chunks[0]!.startsWith('\r\u001b[K')).toBe(true); // carriage return, then clear the line
+    expect(chunks[0]!.slice(4)).toMatch(/^\[#####---------------\] 25% export: read 100 of ~400, written 0 \(created 0, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
     // Past the estimate the bar holds below 100% until the run ends.
     tally.read = 500;
     reporter.update(tally, 'export');

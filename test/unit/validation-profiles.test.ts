@@ -9,6 +9,7 @@ type Validate = (r: Resource) => string | undefined;
 function freshValidator(scope: 'connector' | 'all'): Validate {
   let validate: Validate | undefined;
   jest.isolateModules(() => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module instance per isolateModules
     const mod = require('../../src/mapping/validate') as typeof import('../../src/mapping/validate');
     mod.ensureDefinitionsIndexed(scope);
     validate = mod.validationFailure;
