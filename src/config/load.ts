@@ -6,6 +6,8 @@ export interface RetrySettings {
   baseDelayMs: number;
   maxDelayMs: number;
   maxTotalMs: number;
+  /** Longest server-requested wait honoured (default maxDelayMs); the AHDS writer sets 60 s, AHDS's cap. */
+  maxServerWaitMs?: number;
 }
 
 export interface Config {
@@ -29,6 +31,8 @@ export interface Config {
     batchSize: number;
     maxConcurrency: number;
     initialConcurrency: number;
+    bundleTimeoutMs: number;
+    conflictRetries: number;
   };
   azureAuth: {
     mode: 'managed-identity' | 'default' | 'client-secret';
@@ -158,6 +162,8 @@ function build(s: RawSettings): Config {
       batchSize: s.AHDS_BATCH_SIZE,
       maxConcurrency: s.AHDS_MAX_CONCURRENCY,
       initialConcurrency: s.AHDS_INITIAL_CONCURRENCY,
+      bundleTimeoutMs: s.AHDS_BUNDLE_TIMEOUT_MS,
+      conflictRetries: s.AHDS_CONFLICT_RETRIES,
     },
     azureAuth: {
       mode,

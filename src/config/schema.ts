@@ -96,6 +96,8 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'DEID_MODE', required: false, default: 'off', description: 'on: de-identify for research targets (no names, addresses, telecom; shifted dates; hashed ids).' },
   { name: 'DEID_KEY', required: false, secret: true, description: 'Secret key for de-identification (date shifts and id hashes); required when DEID_MODE=on, at least 32 characters.' },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: false, secret: true, description: 'Application Insights connection string; telemetry is off when empty.' },
+  { name: 'AHDS_BUNDLE_TIMEOUT_MS', required: false, default: '120000', description: 'Timeout of one bundle request to AHDS; keep it above the 100 s AHDS may work on a bundle, so a bundle is never sent again while a copy still runs.' },
+  { name: 'AHDS_CONFLICT_RETRIES', required: false, default: '3', description: 'Resubmissions of a resource AHDS answered 409/412 (a concurrent update of it) before it is dead-lettered.' },
 ];
 
 const envSchema = z.object({
@@ -143,6 +145,8 @@ const envSchema = z.object({
   DEID_MODE: z.enum(['off', 'on'], { message: 'must be on or off' }).default('off'),
   DEID_KEY: z.string().optional(),
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().optional(),
+  AHDS_BUNDLE_TIMEOUT_MS: int(1000, 600000).default(120000),
+  AHDS_CONFLICT_RETRIES: int(0, 10).default(3),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

@@ -4,7 +4,7 @@ import type { RetrySettings } from '../config/load';
 import type { Side } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import { codeForStatus, safeDetail, SIDE_NAMES, UpstreamError } from './errors';
-import { isNetworkErrorCode, retryDelayMs, shouldRetry } from './retry-policy';
+import { isNetworkErrorCode, retryDelayMs, serverRetryAfterMs, shouldRetry } from './retry-policy';
 
 /** Supplies bearer tokens; `invalidate` drops a cached one after the server refused it. */
 export interface TokenSource {
@@ -64,11 +64,11 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
 
   instance.interceptors.response.use(
     (response) => {
-      recordDependency(response.config as Config, response.status);
+      recordDependency(response.config as Config, response.status, requestIdOf(response.headers));
       return response;
     },
     (error: unknown) => {
-      if (error instanceof AxiosError && error.config) recordDependency(error.config as Config, error.response?.status ?? error.code ?? 'network');
+      if (error instanceof AxiosError && error.config) recordDependency(error.config as Config, error.response?.status ?? error.code ?? 'network', requestIdOf(error.response?.headers));
       return Promise.reject(error);
     },
   );
@@ -118,9 +118,10 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
   // Last: whatever is still an AxiosError becomes a typed UpstreamError.
   instance.interceptors.response.use(undefined, (error: unknown) => Promise.reject(toUpstreamError(side, error)));
 
-  function recordDependency(config: Config, resultCode: number | string): void {
+  function recordDependency(config: Config, resultCode: number | string, requestId: string | undefined): void {
     const started = config.meta?.attemptStartedAt ?? Date.now();
     telemetry.dependency({
+      ...(requestId ? { requestId } : {}),
       side,
       name: `${(config.method ?? 'get').toUpperCase()} ${pathTemplate(config.url ?? '')}`,
       target: options.dependencyName,
@@ -142,6 +143,13 @@ function pathTemplate(url: string): string {
     .join('/') || '/';
 }
 
+/** The server's correlation id of an answer (AHDS and fhir-server send X-Request-Id), when it is a plain token. */
+export function requestIdOf(headers: unknown): string | undefined {
+  const raw = (headers as Record<string, unknown> | undefined)?.['x-request-id'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,100}$/.test(value) ? value : undefined;
+}
+
 /** Attempts made so far for a request: axios-retry keeps its count on the request config. */
 export function attemptsOf(config: unknown): number {
   const state = (config as Record<string, { retryCount?: number }> | undefined)?.['axios-retry'];
@@ -150,6 +158,15 @@ export function attemptsOf(config: unknown): number {
 
 function toUpstreamError(side: Side, error: unknown): UpstreamError {
   if (error instanceof UpstreamError) return error;
+  const converted = convert(side, error);
+  if (error instanceof AxiosError && error.response) {
+    converted.requestId = requestIdOf(error.response.headers);
+    converted.retryAfterMs = serverRetryAfterMs(error.response.headers as Record<string, unknown>);
+  }
+  return converted;
+}
+
+function convert(side: Side, error: unknown): UpstreamError {
   const name = SIDE_NAMES[side];
   if (error instanceof AxiosError) {
     const attempts = attemptsOf(error.config);

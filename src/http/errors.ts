@@ -36,6 +36,12 @@ export class UpstreamError extends Error {
   /** For a NotFound: the resource the source said it does not have ("Type/id"), when it said so. */
   missing?: string;
 
+  /** The server's correlation id of the failed answer (AHDS: X-Request-Id), for support tickets. */
+  requestId?: string;
+
+  /** The wait the server asked for with its answer (Retry-After, x-ms-retry-after-ms), in ms. */
+  retryAfterMs?: number;
+
   /** True when the other side is down or overloaded, as opposed to refusing this request. */
   get isOutage(): boolean {
     return ['Throttled', 'Unavailable', 'Timeout', 'Network'].includes(this.code);

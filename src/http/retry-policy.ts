@@ -56,16 +56,19 @@ export function backoffMs(retry: number, settings: Pick<RetrySettings, 'baseDela
   return Math.floor(random() * ceiling);
 }
 
-/** The wait before retry number `retry` (1-based): the server's word if it gave one, clamped; else backoff. */
+/**
+ * The wait before retry number `retry` (1-based): the server's word if it gave one, clamped to
+ * `maxServerWaitMs` (default `maxDelayMs`; AHDS asks up to 60 s and its writer honours that); else backoff.
+ */
 export function retryDelayMs(
   retry: number,
   headers: Record<string, unknown> | undefined,
-  settings: Pick<RetrySettings, 'baseDelayMs' | 'maxDelayMs'>,
+  settings: Pick<RetrySettings, 'baseDelayMs' | 'maxDelayMs' | 'maxServerWaitMs'>,
   random: () => number = Math.random,
   now = Date.now(),
 ): number {
   const asked = serverRetryAfterMs(headers, now);
-  if (asked !== undefined) return Math.min(settings.maxDelayMs, Math.max(0, asked));
+  if (asked !== undefined) return Math.min(settings.maxServerWaitMs ?? settings.maxDelayMs, Math.max(0, asked));
   return backoffMs(retry, settings, random);
 }
 

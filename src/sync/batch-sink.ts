@@ -1,4 +1,4 @@
-import type { AhdsWriter, WriteResult } from '../ahds/writer';
+import type { AhdsWriter, WriteContext, WriteResult } from '../ahds/writer';
 import { keyString } from '../fhir/types';
 import type { SyncedResource } from '../fhir/types';
 
@@ -21,6 +21,8 @@ export class BatchSink {
     private readonly batchSize: number,
     /** Results carry the SOURCE id, which differs from the written id only when de-identifying. */
     private readonly onResults: (results: WriteResult[]) => void | Promise<void>,
+    /** Who writes (the run id goes to the target's audit log). */
+    private readonly context: WriteContext = {},
   ) {}
 
   async add(resource: SyncedResource, sourceId: string = resource.id ?? ''): Promise<void> {
@@ -55,7 +57,9 @@ export class BatchSink {
       const pending = this.inFlightKeys.get(key);
       if (pending) earlier.add(pending);
     }
-    const write = () => this.writer.writeBatch(batch.map((b) => b.resource));
+    // writeBatch settles only once no copy of this bundle can still run on the server (see
+    // AhdsWriter.writeBatch), so a later version waiting on it can never be overtaken.
+    const write = () => this.writer.writeBatch(batch.map((b) => b.resource), this.context);
     const task: Promise<void> = (earlier.size === 0 ? write() : Promise.all(earlier).then(write))
       .then((results) => this.onResults(results.map((r, i) => ({ ...r, id: batch[i]!.sourceId }))))
       .catch((error: unknown) => {

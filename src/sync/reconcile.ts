@@ -150,10 +150,8 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     byType[type].deletedAtSource = gone.length;
     if (deps.deleteMode !== 'delete') continue;
     await deps.assertHeld?.();
-    for (const id of gone) {
-      await deps.writer.delete(type, id);
-      byType[type].deleted++;
-    }
+    // In batch bundles of DELETE entries (soft deletes; FHIR Data Writer suffices), not one by one.
+    byType[type].deleted += await deps.writer.deleteAll(type, gone, { runId: run.runId });
   }
 
   const summary = finishReconcile(deps, run, byType, via, options.trigger, started);

@@ -185,7 +185,7 @@ export class SyncService {
       } else failures.push({ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason });
     });
     await this.fail(run, failures);
-    const written = (await this.deps.writer.writeAll(mapped)).map((r, j) => ({ ...r, id: resources[positions[j]!]!.id ?? r.id }));
+    const written = (await this.deps.writer.writeAll(mapped, { runId: run.runId })).map((r, j) => ({ ...r, id: resources[positions[j]!]!.id ?? r.id }));
     await this.recordWrites(run, written);
     // A resource that failed mapping answers 'failed' too: its dependants must not be written.
     const answer: WriteResult[] = resources.map((r) => ({ resourceType: r.resourceType, id: r.id ?? '', outcome: 'failed', attempts: 0 }));
@@ -198,7 +198,7 @@ export class SyncService {
     return new BatchSink(this.deps.writer, this.deps.settings.batchSize, async (results) => {
       await this.recordWrites(run, results);
       run.onProgress?.(run.tally);
-    });
+    }, { runId: run.runId });
   }
 
   /** Maps one resource into a sink; a mapping failure is dead-lettered and the stream flows on. */

@@ -124,7 +124,7 @@ export class AppInsightsTelemetry implements Telemetry {
     const name = stripQuery(call.name);
     const method = HTTP_METHOD.exec(name)?.[1]?.toUpperCase() ?? 'HTTP';
     const resultCode = typeof call.resultCode === 'number' ? call.resultCode : scrubString(String(call.resultCode), 64);
-    const properties = scrubProperties({ side: call.side, ...this.operationProperty() });
+    const properties = scrubProperties({ side: call.side, ...(call.requestId ? { requestId: call.requestId } : {}), ...this.operationProperty() });
     this.inOperation(() =>
       this.shared.client.trackDependency({
         dependencyTypeName: 'HTTP',

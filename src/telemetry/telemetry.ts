@@ -32,6 +32,8 @@ export interface DependencyCall {
   resultCode: number | string;
   durationMs: number;
   success: boolean;
+  /** The server's correlation id (AHDS: X-Request-Id), when it sent one. */
+  requestId?: string;
 }
 
 /**

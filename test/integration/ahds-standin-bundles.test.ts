@@ -56,10 +56,12 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     expect(res.body.type).toBe('batch-response');
     expect(statuses(res.body)).toEqual(['201', '200', '400', '200', '404', '204']);
     const created = res.body.entry![0];
+    // fhir-server BundleHandler + FhirResultExtensions: lastModified parsed from the RFC 1123
+    // Last-Modified header, so whole seconds (+00:00); the resource's meta keeps milliseconds.
     expect(created.response).toMatchObject({
       location: `${ahds.fhirUrl}/Patient/b-new/_history/1`,
       etag: 'W/"1"',
-      lastModified: created.resource!.meta!.lastUpdated,
+      lastModified: created.resource!.meta!.lastUpdated!.replace(/\.\d{3}Z$/, '+00:00'),
     });
     expect(res.body.entry![1].response!.etag).toBe('W/"2"');
     const failed = res.body.entry![2].response!.outcome as any;
@@ -99,16 +101,20 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     expect((await ahds.read('Patient', 'seq-1')) as any).toMatchObject({ name: [{ family: 'Second' }], meta: { versionId: '2' } });
   });
 
-  test('parallel batch with two entries for one resource is rejected', async () => {
+  // fhir-server BundleOrchestratorOperation.cs (AppendResourceAsync) and its E2E BundleBatchTests.cs:
+  // in a parallel batch the second copy of a resource is a per-entry 400 `duplicate`; the rest is stored.
+  test('parallel batch with two entries for one resource answers a per-entry 400 duplicate for the second', async () => {
     const res = await c.bundle(
       'batch',
       [putEntry(patient('par-ok')), putEntry(patient('par-dup', 'A')), putEntry(patient('par-dup', 'B'))],
       PARALLEL,
     );
-    expect(res.status).toBe(400);
-    expect((res.body as any).issue[0].diagnostics).toBe("Bundle contains multiple entries that refers to the same resource 'Patient/par-dup'.");
-    expect(ahds.versionCount('Patient', 'par-dup')).toBe(0);
-    expect(ahds.versionCount('Patient', 'par-ok')).toBe(0);
+    expect(res.status).toBe(200);
+    expect(statuses(res.body)).toEqual(['201', '201', '400']);
+    const outcome = res.body.entry![2].response!.outcome as any;
+    expect(outcome.issue[0]).toMatchObject({ code: 'duplicate', diagnostics: 'A resource should only appear once in each Bundle.' });
+    expect((await ahds.read('Patient', 'par-dup')) as any).toMatchObject({ name: [{ family: 'A' }] });
+    expect(ahds.versionCount('Patient', 'par-ok')).toBe(1);
   });
 
   test('parallel batch without duplicates stores every entry', async () => {
@@ -120,24 +126,27 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
 
   test('a batch entry throttled once is retried by the server and succeeds', async () => {
     const seed = findSeed(10, 0.3, (p) => p.stopAt === 10 && p.retriedOk >= 2);
-    ahds.faults.configure({ seed, batchThrottleRate: 0.3 });
+    ahds.faults.configure({ seed, batchThrottleRate: 0.3, retryAfterMs: 5 });
     const hitsBefore = ahds.faults.injected.batchThrottle ?? 0;
     const res = await c.bundle('batch', Array.from({ length: 10 }, (_, i) => putEntry(patient(`rt-${i}`))));
     expect(statuses(res.body)).toEqual(Array(10).fill('201'));
     expect(ahds.faults.injected.batchThrottle - hitsBefore).toBeGreaterThanOrEqual(2);
   });
 
-  test('a throttled batch entry is retried once then the rest answer 429', async () => {
+  // fhir-server BundleHandler.cs (sequential): the server retries a throttled entry once after its
+  // Retry-After; still throttled, it and every later entry answer 429 and the outer answer carries the wait.
+  test('sequential: a throttled batch entry is retried once then the rest answer 429', async () => {
     const pattern = { stopAt: -1, retriedOk: 0 };
     const seed = findSeed(10, 0.3, (p) => {
       Object.assign(pattern, p);
       return p.stopAt >= 3 && p.stopAt <= 7;
     });
-    ahds.faults.configure({ seed, batchThrottleRate: 0.3 });
+    ahds.faults.configure({ seed, batchThrottleRate: 0.3, retryAfterMs: 5 });
     const hitsBefore = ahds.faults.injected.batchThrottle ?? 0;
     const entries = Array.from({ length: 10 }, (_, i) => putEntry(patient(`th-${i}`)));
     const res = await c.bundle('batch', entries);
     expect(res.status).toBe(200);
+    expect(res.headers.get('x-ms-retry-after-ms')).toBe('5');
     const k = pattern.stopAt;
     expect(statuses(res.body)).toEqual([...Array(k).fill('201'), ...Array(10 - k).fill('429')]);
     const outcome = res.body.entry![k].response!.outcome as any;
@@ -150,7 +159,7 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
 
   test('resubmitting exactly the 429 entries completes the batch', async () => {
     const seed = findSeed(10, 0.3, (p) => p.stopAt >= 2 && p.stopAt <= 8);
-    ahds.faults.configure({ seed, batchThrottleRate: 0.3 });
+    ahds.faults.configure({ seed, batchThrottleRate: 0.3, retryAfterMs: 5 });
     const entries = Array.from({ length: 10 }, (_, i) => putEntry(patient(`rs-${i}`)));
     const first = await c.bundle('batch', entries);
     const retry = entries.filter((_, i) => first.body.entry![i].response!.status === '429');
@@ -204,10 +213,14 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     expect(ahds.versionCount('Patient', 'tx-thr')).toBe(0);
   });
 
-  test('Prefer: return=minimal leaves resources out of batch responses', async () => {
-    const res = await c.bundle('batch', [putEntry(patient('min-1'))], { prefer: 'return=minimal' });
-    expect(res.body.entry![0].resource).toBeUndefined();
+  // fhir-server FhirController.cs: only conditional create reads Prefer return=; PUTs, single or in
+  // a bundle (BundleHandler copies Prefer into each entry), answer the full stored resource.
+  test('Prefer: return=minimal is ignored: batch answers carry every stored resource', async () => {
+    const res = await c.bundle('batch', [putEntry(patient('min-1'))], { prefer: 'return=minimal', ...PARALLEL });
+    expect(res.body.entry![0].resource).toMatchObject({ resourceType: 'Patient', id: 'min-1', meta: { versionId: '1' } });
     expect(res.body.entry![0].response).toMatchObject({ status: '201', etag: 'W/"1"' });
+    const single = await c.put(patient('min-1', 'Other'), { prefer: 'return=minimal' });
+    expect(single.body).toMatchObject({ resourceType: 'Patient', id: 'min-1', meta: { versionId: '2' } });
   });
 
   test('a Bundle of another type is rejected', async () => {
@@ -299,7 +312,8 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     });
   });
 
-  test('search _count is capped at 1000', async () => {
+  // fhir-server SearchOptionsFactory (clamp with an informational issue) and BundleFactory (outcome first).
+  test('search _count is capped at 1000, saying so in an OperationOutcome entry placed first', async () => {
     for (let b = 0; b < 3; b++) {
       const entries: BundleEntry[] = Array.from({ length: 400 }, (_, i) => putEntry(observation(`cap-${b}-${i}`, 'p')));
       await c.bundle('batch', entries, PARALLEL);
@@ -307,23 +321,28 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     const res = await c.request('GET', '/Observation?_count=5000&_total=accurate');
     expect(res.status).toBe(200);
     expect(res.body.total).toBeGreaterThanOrEqual(1200);
-    expect(res.body.entry).toHaveLength(1000);
+    expect(res.body.entry).toHaveLength(1001);
+    expect(res.body.entry[0]).toMatchObject({ search: { mode: 'outcome' }, resource: { resourceType: 'OperationOutcome', issue: [{ severity: 'information' }] } });
+    expect(typeof res.body.entry[0].resource.id).toBe('string');
+    expect(res.body.entry.slice(1).every((e: any) => e.resource.resourceType === 'Observation')).toBe(true);
     expect(res.body.link.some((l: any) => l.relation === 'next')).toBe(true);
   });
 });
 
 describe('AHDS FHIR stand-in: bundle time limit', () => {
-  test('bundle time limit answers 408 for leftover entries', async () => {
-    // 50 ms per entry against a 230 ms limit: four entries fit, the other six answer 408.
+  // Azure API for FHIR release notes (May 2024) and fhir-server BundleConfiguration.MaxExecutionTimeInSeconds:
+  // a request over 100 s answers HTTP 408 as a whole.
+  test('a bundle that would run past the time limit answers HTTP 408 as a whole', async () => {
+    // 50 ms per entry against a 230 ms limit: ten entries do not fit.
     const ahds = await startAhdsStandIn({ bundleTimeLimitMs: 230, faults: { perEntryLatencyMs: 50 } });
     try {
       const c = await ahdsClient(ahds);
       const res = await c.bundle('batch', Array.from({ length: 10 }, (_, i) => putEntry(patient(`tl-${i}`))));
-      expect(res.status).toBe(200);
-      expect(statuses(res.body)).toEqual([...Array(4).fill('201'), ...Array(6).fill('408')]);
-      expect((res.body.entry![4].response!.outcome as any).issue[0].code).toBe('timeout');
-      expect(ahds.versionCount('Patient', 'tl-3')).toBe(1);
-      expect(ahds.versionCount('Patient', 'tl-4')).toBe(0);
+      expect(res.status).toBe(408);
+      expect((res.body as any).issue[0].code).toBe('too-long');
+      expect(ahds.versionCount('Patient', 'tl-0')).toBe(0);
+      const fits = await c.bundle('batch', Array.from({ length: 4 }, (_, i) => putEntry(patient(`tl-${i}`))));
+      expect(statuses(fits.body)).toEqual(Array(4).fill('201'));
     } finally {
       await ahds.close();
     }
