@@ -1,6 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
-import { createAzureCredential, CredentialTokenSource } from './ahds/credential';
-import { createAhdsWriter, type AhdsWriter } from './ahds/writer';
+import { createAzureCredential } from './ahds/credential';
+import type { AhdsWriter } from './ahds/writer';
 import type { Config } from './config/load';
 import { createResourceMapper } from './mapping';
 import type { MappingOptions, ResourceMapper } from './mapping/contract';
@@ -11,6 +11,7 @@ import { MemoryDeadLetterStore, type DeadLetterStore } from './sync/dead-letters
 import { createStateStores, type StateStores } from './state';
 import { SyncService } from './sync/sync-service';
 import { NoopTelemetry, type Telemetry } from './telemetry/telemetry';
+import { createTargetWriter } from './target';
 
 /** Everything a trigger needs, built once per process from the settings. */
 export interface Connector {
@@ -42,7 +43,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const privateKey = await resolvePrivateKey(config.openemr, getCredential);
   const openemrAuth = new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, telemetry);
   const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry);
-  const writer = createAhdsWriter(config.ahds, config.http, new CredentialTokenSource(getCredential(), config.ahds.audience), telemetry);
+  const { writer } = await createTargetWriter(config, telemetry, getCredential);
   const mapper = overrides.mapper ?? createResourceMapper(mappingOptions(config));
   // With storage configured, dead letters go to the table (guarded: a storage outage never fails a
   // single-item sync; runs that close windows check the guard before advancing a watermark).

@@ -11,7 +11,10 @@ import { findRepoRoot } from './openemr/repo-paths';
 async function main(): Promise<void> {
   const dataArg = process.argv.indexOf('--data');
   const dataDir = dataArg > 0 ? path.resolve(process.argv[dataArg + 1] ?? '') : undefined;
-  const stack = await startStack({ dataDir });
+  const targetArg = process.argv.indexOf('--target');
+  const target = targetArg > 0 ? process.argv[targetArg + 1] : 'ahds';
+  if (target !== 'ahds' && target !== 'hapi') throw new Error(`--target must be ahds or hapi, not ${target}`);
+  const stack = await startStack({ dataDir, target, hapi: { log: (line) => console.log(line) } });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });
   const keyFile = writeLocalSettings(stack);
@@ -27,7 +30,7 @@ Local stack is up (Ctrl-C stops it).
     client id        ${stack.openemr.client.clientId}
     private key      ${keyFile}
     control API      ${stack.openemr.baseUrl}/_control
-  AHDS stand-in      ${stack.ahds.fhirUrl}
+  AHDS stand-in      ${stack.ahds.fhirUrl}${stack.hapi ? `\n  HAPI FHIR (target) ${stack.hapi.fhirUrl}   (R4, H2 in memory, HL7 validator on; no auth)` : ''}
     Entra authority  ${stack.entra.authorityHost}  tenant ${stack.entra.tenantId}  client ${stack.entra.clientId}
   Azurite            ${stack.azurite ? `blob ${stack.azurite.blobPort}, queue ${stack.azurite.queuePort}, table ${stack.azurite.tablePort}` : 'off'}
   Connector (HTTP)   ${host.url}
@@ -36,7 +39,7 @@ Local stack is up (Ctrl-C stops it).
 Try:
   curl -s -H "Authorization: Bearer ${token}" "${stack.openemr.fhirBaseUrl}/Patient?_count=2&_sort=_lastUpdated"
   curl -s -X POST ${host.url}/sync/patients/${firstPatient}/everything
-  curl -s -H "Authorization: Bearer ${ahdsToken}" "${stack.ahds.fhirUrl}/Observation?_summary=count"
+  curl -s -H "Authorization: Bearer ${ahdsToken}" "${stack.ahds.fhirUrl}/Observation?_summary=count"${stack.hapi ? `\n  curl -s "${stack.hapi.fhirUrl}/Observation?_summary=count"` : ''}
 `);
 
   const stop = async (): Promise<void> => {

@@ -75,6 +75,8 @@ export interface WriterOptions {
   bundleHeaders?: Record<string, string>;
   /** The app-wide ceiling of bundles in flight, shared across processes; absent: only this process's limiter. */
   budget?: BundleBudget;
+  /** batch (default): bundles of PUT entries; single: one PUT per resource, for a target without batch (src/target). */
+  bundleMode?: 'batch' | 'single';
   telemetry?: Telemetry;
   random?: () => number;
 }
@@ -118,6 +120,7 @@ export class AhdsWriter {
       throttleBudgetMs: Math.max(300_000, options.retry.maxTotalMs),
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
+      bundleMode: 'batch',
       random: Math.random,
       ...options,
     };
@@ -185,6 +188,7 @@ export class AhdsWriter {
    * settles, can never be overtaken by it.
    */
   async writeBatch(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
+    if (this.o.bundleMode === 'single') return Promise.all(resources.map((r) => this.limiter.run(() => this.put(r, context))));
     const results = new Map<number, WriteResult>();
     let pending = resources.map((resource, index) => ({ resource, index, tries: 0, conflicts: 0 }));
     const started = Date.now();
@@ -195,12 +199,13 @@ export class AhdsWriter {
       const answer = await this.send(pending.map((p) => p.resource), context);
       if (answer.kind === 'whole') {
         const { error } = answer;
-        if (error.statusCode === 400 && !error.message.includes('exceeded the configured limit')) {
-          // The whole bundle was refused for what some entries hold (AHDS: a parse error anywhere).
+        if ((error.statusCode === 400 && !error.message.includes('exceeded the configured limit')) || error.statusCode === 422) {
+          // The whole bundle was refused for what some entries hold (AHDS: a parse error anywhere;
+          // HAPI FHIR: its request validator found an error in one entry and answers 422).
           // Halves are written on their own until each refused bundle is one resource.
           if (pending.length === 1) {
             const p = pending[0]!;
-            results.set(p.index, failed(p.resource, 400, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId));
+            results.set(p.index, failed(p.resource, error.statusCode, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId));
             break;
           }
           const mid = Math.ceil(pending.length / 2);

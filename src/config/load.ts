@@ -1,5 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
+import { buildTargetConfig, type TargetConfig } from '../target/config';
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -65,6 +66,8 @@ export interface Config {
     deid: { enabled: boolean; key?: string };
   };
   telemetry: { connectionString?: string };
+  /** The FHIR server written to: kind, URL, auth (src/target). */
+  target: TargetConfig;
 }
 
 /** A setting is missing or malformed. The message names the setting and never holds its value. */
@@ -141,7 +144,8 @@ function build(s: RawSettings): Config {
   }
 
   const baseUrl = s.OPENEMR_BASE_URL.replace(/\/+$/, '');
-  const fhirUrl = s.AHDS_FHIR_URL.replace(/\/+$/, '');
+  const target = buildTargetConfig(s, fail);
+  const fhirUrl = target.fhirUrl;
   return {
     openemr: {
       baseUrl,
@@ -204,6 +208,7 @@ function build(s: RawSettings): Config {
       deid: { enabled: deidOn, key: s.DEID_KEY },
     },
     telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING },
+    target,
   };
 }
 

@@ -98,6 +98,16 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: false, secret: true, description: 'Application Insights connection string; telemetry is off when empty.' },
   { name: 'AHDS_BUNDLE_TIMEOUT_MS', required: false, default: '120000', description: 'Timeout of one bundle request to AHDS; keep it above the 100 s AHDS may work on a bundle, so a bundle is never sent again while a copy still runs.' },
   { name: 'AHDS_CONFLICT_RETRIES', required: false, default: '3', description: 'Resubmissions of a resource AHDS answered 409/412 (a concurrent update of it) before it is dead-lettered.' },
+  { name: 'TARGET_KIND', required: false, default: 'ahds', description: 'What the connector writes to: ahds (Azure Health Data Services, every AHDS behaviour) or fhir (any FHIR R4 server; the writer adapts to its CapabilityStatement).' },
+  { name: 'TARGET_FHIR_URL', required: false, description: 'FHIR base URL of the target; takes the place of AHDS_FHIR_URL (which stays accepted). One of the two is required.' },
+  { name: 'TARGET_AUTH', required: false, description: 'How the connector authenticates to the target: entra (Entra ID tokens, the AZURE_* settings; default for ahds), smart-backend (SMART Backend Services, a signed JWT assertion), client-secret (client_credentials with a secret) or none (loopback and private networks only). Required when TARGET_KIND is fhir.' },
+  { name: 'TARGET_TOKEN_URL', required: false, description: 'Token endpoint for smart-backend and client-secret; when empty it is read from {TARGET_FHIR_URL}/.well-known/smart-configuration.' },
+  { name: 'TARGET_CLIENT_ID', required: false, description: 'Client id at the target authorization server (smart-backend and client-secret).' },
+  { name: 'TARGET_CLIENT_SECRET', required: false, secret: true, description: 'Client secret (client-secret mode), sent with HTTP Basic authentication.' },
+  { name: 'TARGET_PRIVATE_KEY', required: false, secret: true, description: 'Private key signing the SMART client assertion (smart-backend), PEM or JWK JSON: an RSA key signs RS384, an EC P-384 key ES384.' },
+  { name: 'TARGET_KEY_ID', required: false, description: 'kid of the SMART client assertion: the key id in the JWKS registered with the target (required for smart-backend).' },
+  { name: 'TARGET_SCOPES', required: false, default: 'system/*.read system/*.write', description: 'Scopes requested from the target authorization server (smart-backend and client-secret).' },
+  { name: 'TARGET_BUNDLES', required: false, default: 'auto', description: 'How writes are grouped: auto (batch bundles when the CapabilityStatement offers batch, or the server is HAPI FHIR, which accepts batch without listing it; otherwise one PUT per resource), batch, or single.' },
 ];
 
 const envSchema = z.object({
@@ -111,7 +121,7 @@ const envSchema = z.object({
   OPENEMR_CLIENT_SECRET: z.string().optional(),
   OPENEMR_READ_CONCURRENCY: int(1, 32).default(3),
   OPENEMR_PAGE_SIZE: int(1, 200).default(200),
-  AHDS_FHIR_URL: secureUrl('FHIR service URL'),
+  AHDS_FHIR_URL: secureUrl('FHIR service URL').optional(),
   AHDS_AUDIENCE: z.string().optional(),
   AZURE_AUTH_MODE: z.enum(['managed-identity', 'default', 'client-secret'], { message: 'must be managed-identity, default or client-secret' }).default('managed-identity'),
   AZURE_CLIENT_ID: z.string().optional(),
@@ -147,6 +157,16 @@ const envSchema = z.object({
   APPLICATIONINSIGHTS_CONNECTION_STRING: z.string().optional(),
   AHDS_BUNDLE_TIMEOUT_MS: int(1000, 600000).default(120000),
   AHDS_CONFLICT_RETRIES: int(0, 10).default(3),
+  TARGET_KIND: z.enum(['ahds', 'fhir'], { message: 'must be ahds or fhir' }).default('ahds'),
+  TARGET_FHIR_URL: secureUrl('target FHIR base URL').optional(),
+  TARGET_AUTH: z.enum(['entra', 'smart-backend', 'client-secret', 'none'], { message: 'must be entra, smart-backend, client-secret or none' }).optional(),
+  TARGET_TOKEN_URL: secureUrl('target token endpoint').optional(),
+  TARGET_CLIENT_ID: z.string().optional(),
+  TARGET_CLIENT_SECRET: z.string().optional(),
+  TARGET_PRIVATE_KEY: z.string().optional(),
+  TARGET_KEY_ID: z.string().optional(),
+  TARGET_SCOPES: z.string().default('system/*.read system/*.write'),
+  TARGET_BUNDLES: z.enum(['auto', 'batch', 'single'], { message: 'must be auto, batch or single' }).default('auto'),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;
