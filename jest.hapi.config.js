@@ -10,6 +10,7 @@ module.exports = {
   roots: ['<rootDir>/test/hapi'],
   testPathIgnorePatterns: [],
   globalSetup: '<rootDir>/test/hapi/global-setup.ts',
+  setupFilesAfterEnv: ['<rootDir>/test/hapi/timeouts.ts'],
   testTimeout: 600000,
   maxWorkers: 1,
 };

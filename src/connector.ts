@@ -66,6 +66,7 @@ export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): Map
     conceptMapFiles: config.mapping.conceptMapFiles,
     localCodeSystem: config.mapping.localCodeSystem,
     uncarriedReferences: config.mapping.uncarriedReferences,
+    profileClaims: config.mapping.profileClaims,
     dropIdentifierSystems: config.privacy.dropIdentifierSystems,
     deid: config.privacy.deid,
   };

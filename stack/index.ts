@@ -83,7 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
 /** Settings that point the connector at a HAPI FHIR server on loopback (no auth there: TARGET_AUTH=none). */
 export function hapiTargetSettings(hapi: { fhirUrl: string }): Record<string, string> {
-  return { TARGET_KIND: 'fhir', TARGET_FHIR_URL: hapi.fhirUrl, TARGET_AUTH: 'none', MAPPING_UNCARRIED_REFERENCES: 'drop' };
+  return { TARGET_KIND: 'fhir', TARGET_FHIR_URL: hapi.fhirUrl, TARGET_AUTH: 'none', MAPPING_UNCARRIED_REFERENCES: 'drop', MAPPING_PROFILE_CLAIMS: 'drop' };
 }
 
 /** Without storage nothing may touch it: an unroutable account makes any attempt loud. */

@@ -40,7 +40,19 @@ export const BATCH_HEADERS = { 'Content-Type': FHIR_JSON, 'x-bundle-processing-l
 
 /** A batch bundle of upserts (PUT Type/id), serialised canonically: what a bundle's body is. */
 export function batchBody(resources: readonly SyncedResource[]): string {
-  const entry = resources.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } }));
+  return batchBodyWithFullUrls(resources, undefined);
+}
+
+/**
+ * The same bundle, each entry with fullUrl {base}/Type/id when a base is given: HL7's validator (HAPI
+ * FHIR's request validation) refuses a bundle entry that has a resource and no fullUrl.
+ */
+export function batchBodyWithFullUrls(resources: readonly SyncedResource[], fullUrlBase: string | undefined): string {
+  const entry = resources.map((resource) => ({
+    ...(fullUrlBase ? { fullUrl: `${fullUrlBase}/${resource.resourceType}/${resource.id}` } : {}),
+    resource,
+    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+  }));
   return canonicalJson({ resourceType: 'Bundle', type: 'batch', entry });
 }
 
@@ -77,6 +89,8 @@ export interface WriterOptions {
   budget?: BundleBudget;
   /** batch (default): bundles of PUT entries; single: one PUT per resource, for a target without batch (src/target). */
   bundleMode?: 'batch' | 'single';
+  /** Base of each entry's fullUrl ({base}/Type/id); undefined (AHDS): no fullUrl. */
+  fullUrlBase?: string;
   telemetry?: Telemetry;
   random?: () => number;
 }
@@ -109,7 +123,7 @@ export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
   readonly clock = new ServerClock();
-  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry'>;
+  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'fullUrlBase'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'fullUrlBase'>;
   private readonly versions = new Map<string, string>();
 
   constructor(options: WriterOptions) {
@@ -263,7 +277,7 @@ export class AhdsWriter {
       const sentAt = Date.now();
       let response: AxiosResponse;
       try {
-        response = await this.http.post('/', batchBody(resources), {
+        response = await this.http.post('/', batchBodyWithFullUrls(resources, this.o.fullUrlBase), {
           headers: { 'Content-Type': FHIR_JSON, ...this.o.bundleHeaders, ...this.auditHeaders(context) },
           timeout: this.o.bundleTimeoutMs,
           'axios-retry': { retries: 0 },
@@ -304,7 +318,9 @@ export class AhdsWriter {
       const base = { resourceType: r.resourceType, id: r.id!, status, attempts: 1, versionId, requestId };
       if (status >= 200 && status < 300) {
         const lastUpdated = meta?.lastUpdated ?? entry.response.lastModified;
-        return { ...base, outcome: this.classify(status, { resourceType: r.resourceType, id: r.id!, versionId, lastUpdated, sentAt }) };
+        const outcome = this.classify(status, { resourceType: r.resourceType, id: r.id!, versionId, lastUpdated, sentAt });
+        // HAPI FHIR says so itself when it kept the version (and then gives no lastModified).
+        return { ...base, outcome: status === 200 && saysNoChange(entry.response.outcome) ? ('unchanged' as const) : outcome };
       }
       const detail = safeDetail(entry.response.outcome);
       return { ...base, outcome: 'failed' as const, reason: withRequestId(`AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.`, requestId) };
@@ -473,8 +489,15 @@ function withAttempts(error: UpstreamError, attempts: number): UpstreamError {
   return copy;
 }
 
+/** An entry outcome coded SUCCESSFUL_UPDATE_NO_CHANGE (HAPI FHIR's storage response codes). */
+function saysNoChange(outcome: unknown): boolean {
+  const issues = (outcome as { issue?: Array<{ details?: { coding?: Array<{ code?: unknown }> } }> } | undefined)?.issue;
+  return Array.isArray(issues) && issues.some((i) => i.details?.coding?.some((c) => c.code === 'SUCCESSFUL_UPDATE_NO_CHANGE'));
+}
+
+/** The version in an ETag: W/"3" (AHDS, HTTP answers), or "3" and bare 3 (HAPI FHIR's batch-response entries). */
 function versionFromEtag(etag: unknown): string | undefined {
-  const m = typeof etag === 'string' ? /W\/"([^"]+)"/.exec(etag) : null;
+  const m = typeof etag === 'string' ? /^(?:W\/)?"?([^"]+)"?$/.exec(etag.trim()) : null;
   return m?.[1];
 }
 

@@ -60,6 +60,7 @@ export interface Config {
     conceptMapFiles: string[];
     localCodeSystem: string;
     uncarriedReferences: 'keep' | 'drop';
+    profileClaims: 'keep' | 'drop';
   };
   privacy: {
     dropIdentifierSystems: string[];
@@ -202,6 +203,7 @@ function build(s: RawSettings): Config {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],
       localCodeSystem: s.MAPPING_LOCAL_CODE_SYSTEM,
       uncarriedReferences: s.MAPPING_UNCARRIED_REFERENCES,
+      profileClaims: s.MAPPING_PROFILE_CLAIMS,
     },
     privacy: {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,

@@ -107,6 +107,7 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'TARGET_PRIVATE_KEY', required: false, secret: true, description: 'Private key signing the SMART client assertion (smart-backend), PEM or JWK JSON: an RSA key signs RS384, an EC P-384 key ES384.' },
   { name: 'TARGET_KEY_ID', required: false, description: 'kid of the SMART client assertion: the key id in the JWKS registered with the target (required for smart-backend).' },
   { name: 'TARGET_SCOPES', required: false, default: 'system/*.read system/*.write', description: 'Scopes requested from the target authorization server (smart-backend and client-secret).' },
+  { name: 'MAPPING_PROFILE_CLAIMS', required: false, default: 'keep', description: 'keep: meta.profile names the US Core profiles a resource was checked against; drop: no profile claims, for a target that does not hold those profiles (HAPI FHIR without US Core refuses a resource claiming an unknown profile).' },
   { name: 'TARGET_BUNDLES', required: false, default: 'auto', description: 'How writes are grouped: auto (batch bundles when the CapabilityStatement offers batch, or the server is HAPI FHIR, which accepts batch without listing it; otherwise one PUT per resource), batch, or single.' },
 ];
 
@@ -166,6 +167,7 @@ const envSchema = z.object({
   TARGET_PRIVATE_KEY: z.string().optional(),
   TARGET_KEY_ID: z.string().optional(),
   TARGET_SCOPES: z.string().default('system/*.read system/*.write'),
+  MAPPING_PROFILE_CLAIMS: z.enum(['keep', 'drop'], { message: 'must be keep or drop' }).default('keep'),
   TARGET_BUNDLES: z.enum(['auto', 'batch', 'single'], { message: 'must be auto, batch or single' }).default('auto'),
 });
 

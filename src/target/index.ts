@@ -52,7 +52,8 @@ export async function createTargetWriter(config: Config, telemetry: Telemetry, g
     telemetry,
     dependencyName: DEPENDENCIES.ahds,
     auth,
-    headers: { Accept: 'application/fhir+json' },
+    // HAPI FHIR answers a repeated search from its result cache for a minute: reconciliation must see now.
+    headers: { Accept: 'application/fhir+json', 'Cache-Control': 'no-cache' },
   });
   const capabilities = await fetchCapabilities(http);
   const missing = missingCapabilities(capabilities, WRITTEN_TYPES);
@@ -70,6 +71,7 @@ export async function createTargetWriter(config: Config, telemetry: Telemetry, g
     auditHeader: undefined,
     bundleHeaders: {},
     bundleMode: plan.bundles,
+    fullUrlBase: config.target.fhirUrl,
     telemetry,
   });
   return { writer, capabilities, plan };

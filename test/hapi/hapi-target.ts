@@ -8,7 +8,7 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
   const out: Array<Record<string, any>> = [];
   let url: string | undefined = `${fhirUrl}/${type}?_count=200`;
   while (url) {
-    const res = await fetch(url, { headers: { accept: 'application/fhir+json' } });
+    const res = await fetch(url, { headers: { accept: 'application/fhir+json', 'cache-control': 'no-cache' } });
     if (!res.ok) throw new Error(`HAPI search ${type} answered ${res.status}`);
     const bundle = (await res.json()) as { entry?: Array<{ resource: Record<string, any> }>; link?: Array<{ relation: string; url: string }> };
     for (const e of bundle.entry ?? []) out.push(e.resource);

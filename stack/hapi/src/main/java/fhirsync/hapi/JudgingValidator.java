@@ -16,7 +16,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * HAPI's RequestValidatingInterceptor (HL7's validator; an ERROR rejects the request with 422) that
- * also tallies every issue it raises, by severity, message id and element path (indices removed), so
+ * also tallies every issue it raises, by severity, message id and element path (indices and resource ids
+ * removed), so
  * the tests can read what the validator said about everything the connector wrote:
  * GET /validation-report answers the tally as JSON, DELETE /validation-report clears it.
  */
@@ -42,7 +43,8 @@ public class JudgingValidator extends RequestValidatingInterceptor {
 		synchronized (TALLY) {
 			for (SingleValidationMessage m : result.getMessages()) {
 				ResultSeverityEnum sev = m.getSeverity();
-				String path = m.getLocationString() == null ? "" : m.getLocationString().replaceAll("\\[\\d+\\]", "[]");
+				// Indices and the validator's /*Type/id*/ markers removed: one line per kind of issue, no ids.
+				String path = m.getLocationString() == null ? "" : m.getLocationString().replaceAll("\\[\\d+\\]", "[]").replaceAll("/\\*[^*]*\\*/", "");
 				String key = sev.getCode() + "\t" + m.getMessageId() + "\t" + path;
 				TALLY.computeIfAbsent(key, k -> new long[1])[0]++;
 				EXAMPLE.putIfAbsent(key, m.getMessage());
