@@ -35,14 +35,11 @@ export function contentHash(resource: object): string {
   return createHash('sha256').update(canonicalJson(withoutServerMeta(resource))).digest('base64url');
 }
 
-/**
- * The resource as a FHIR server compares it: meta.versionId, lastUpdated and source removed (HAPI FHIR
- * stamps source with its request id; the connector never sets it), an empty meta dropped.
- */
+/** The resource as a FHIR server compares it: meta.versionId and lastUpdated removed, an empty meta dropped. */
 export function withoutServerMeta<T extends object>(resource: T): T {
   const meta = (resource as { meta?: Record<string, unknown> }).meta;
   if (!meta) return resource;
-  const { versionId: _v, lastUpdated: _l, source: _s, ...rest } = meta;
+  const { versionId: _v, lastUpdated: _l, ...rest } = meta;
   const copy = { ...resource } as T & { meta?: Record<string, unknown> };
   if (Object.keys(rest).length === 0) delete copy.meta;
   else copy.meta = rest;

@@ -11,6 +11,29 @@ import { fetchCapabilities, missingCapabilities, planWrites, type TargetCapabili
 
 export type { TargetConfig } from './config';
 
+/**
+ * HAPI FHIR stamps meta.source with its request id ("#...") on every write; the connector never sets
+ * it, so what it reads back from a generic target is compared without it (reconciliation's hashes).
+ */
+export function withoutStampedSource<T extends Record<string, unknown>>(resource: T): T {
+  const meta = resource.meta as Record<string, unknown> | undefined;
+  if (!meta || typeof meta.source !== 'string' || !meta.source.startsWith('#')) return resource;
+  const { source: _s, ...rest } = meta;
+  return { ...resource, meta: rest };
+}
+
+/** The writer for a generic FHIR target: reads give back resources without HAPI's stamped meta.source. */
+class FhirTargetWriter extends AhdsWriter {
+  override async read(resourceType: string, id: string): Promise<Record<string, unknown> | undefined> {
+    const resource = await super.read(resourceType, id);
+    return resource && withoutStampedSource(resource);
+  }
+
+  override async *search(resourceType: string, params: Record<string, string>): AsyncGenerator<Array<Record<string, unknown>>> {
+    for await (const page of super.search(resourceType, params)) yield page.map(withoutStampedSource);
+  }
+}
+
 /** The types the sync writes: a target must take PUT-creates and updates of each. */
 export const WRITTEN_TYPES = ['Patient', 'Observation'] as const;
 
@@ -59,7 +82,7 @@ export async function createTargetWriter(config: Config, telemetry: Telemetry, g
   const missing = missingCapabilities(capabilities, WRITTEN_TYPES);
   if (missing.length > 0) throw new UpstreamError('ahds', 'Failed', `The target FHIR server cannot take what the connector writes: ${missing.join('; ')}.`);
   const plan = planWrites(capabilities, config.target.bundles);
-  const writer = new AhdsWriter({
+  const writer = new FhirTargetWriter({
     http,
     batchSize: config.ahds.batchSize,
     maxConcurrency: config.ahds.maxConcurrency,

@@ -1,5 +1,6 @@
 import { contentHash } from '../../src/fhir/canonical';
 import type { ResourceMapper } from '../../src/mapping/contract';
+import { withoutStampedSource } from '../../src/target';
 import type { Stack } from '../../stack';
 import { diffHashes, expectedTarget } from '../helpers/incremental-stack';
 
@@ -21,6 +22,6 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
 export async function hapiDiff(stack: Stack, mapper: ResourceMapper): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
   const { hashes, unmappable } = expectedTarget(stack, mapper);
   const actual = new Map<string, string>();
-  for (const type of ['Patient', 'Observation']) for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(r as never));
+  for (const type of ['Patient', 'Observation']) for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
   return { ...diffHashes(hashes, actual), unmappable: unmappable.length };
 }
