@@ -1,5 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import { createAzureCredential } from './ahds/credential';
+import { TableBundleBudget } from './ahds/table-budget';
 import type { AhdsWriter } from './ahds/writer';
 import type { Config } from './config/load';
 import { createResourceMapper } from './mapping';
@@ -43,12 +44,14 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const privateKey = await resolvePrivateKey(config.openemr, getCredential);
   const openemrAuth = new SmartBackendTokenProvider({ ...config.openemr, privateKey }, config.http, telemetry);
   const reader = new OpenEmrReader(config.openemr, config.http, openemrAuth, telemetry);
-  const { writer } = await createTargetWriter(config, telemetry, getCredential);
   const mapper = overrides.mapper ?? createResourceMapper(mappingOptions(config));
   // With storage configured, dead letters go to the table (guarded: a storage outage never fails a
   // single-item sync; runs that close windows check the guard before advancing a watermark).
   const state = overrides.state === undefined ? createStateStores(config, getCredential) : (overrides.state ?? undefined);
   const deadLetters = overrides.deadLetters ?? state?.deadLetters ?? new MemoryDeadLetterStore();
+  // One budget of bundles in flight for the whole app, in the same storage (none without storage).
+  const budget = state && config.ahds.appMaxBundles > 0 ? new TableBundleBudget(() => state.storage.table(`${config.sync.tablePrefix}budget`), config.ahds.appMaxBundles, config.ahds.bundleTimeoutMs + 30_000) : undefined;
+  const { writer } = await createTargetWriter(config, telemetry, getCredential, { budget });
   const sync = new SyncService({
     reader,
     writer,
@@ -67,6 +70,7 @@ export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): Map
     localCodeSystem: config.mapping.localCodeSystem,
     uncarriedReferences: config.mapping.uncarriedReferences,
     profileClaims: config.mapping.profileClaims,
+    validation: config.mapping.validation,
     dropIdentifierSystems: config.privacy.dropIdentifierSystems,
     deid: config.privacy.deid,
   };

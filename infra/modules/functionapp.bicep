@@ -34,6 +34,15 @@ param maximumInstanceCount int = 40
 @description('Memory per instance in MB.')
 param instanceMemoryMB int = 2048
 
+// Without a shared budget, bundles toward AHDS could reach maximumInstanceCount x (timer + HTTP runs +
+// host.json queues.batchSize workers) x AHDS_MAX_CONCURRENCY (40 x 6 x 32): thousands, where Microsoft
+// warns that past about 100 concurrent bundles AHDS may get slower. Every process takes a slot of this
+// one budget (Table storage) per bundle.
+@description('Bundles in flight toward AHDS for the whole app, all instances together (AHDS_APP_MAX_BUNDLES).')
+@minValue(1)
+@maxValue(100)
+param ahdsAppMaxBundles int = 64
+
 @description('OpenEMR server root (OPENEMR_BASE_URL).')
 param openemrBaseUrl string
 
@@ -140,6 +149,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     RECONCILE_SCHEDULE: reconcileSchedule
     RECONCILE_DELETE_MODE: reconcileDeleteMode
     SYNC_QUEUE_NAME: workQueueName
+    AHDS_APP_MAX_BUNDLES: string(ahdsAppMaxBundles)
   }
 }
 

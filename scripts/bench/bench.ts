@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
+import { BatchSink } from '../../src/sync/batch-sink';
 import { connectorSettings } from '../../stack';
 import { mappingOptions } from '../../src/connector';
 import type { AhdsStats } from '../../stack/ahds';
@@ -43,7 +44,11 @@ const USAGE = `npm run bench -- [options]
   --connector-node-args=ARGS  more node flags for the connector process (e.g. --cpu-prof)
   --cpus split|shared    split (default): the AHDS stand-in on CPUs of its own, as the FHIR service
                          is in Azure; shared: every process on every CPU
-  --skip-naive, --skip-raw, --skip-incremental
+  --capacity N           (d) over-driven: requests the capped AHDS stand-in admits at once (default 6)
+  --over-levels LIST     (d) fixed concurrencies compared with the connector's limiter (default 2,4,6,8,12)
+  --over-sample N        (d) resources written per run (default 8000)
+  --over-batch N         (d) entries per bundle (default 50: many bundles from few resources)
+  --skip-naive, --skip-raw, --skip-incremental, --skip-over
   --help`;
 
 const { values: opts } = parseArgs({
@@ -62,6 +67,11 @@ const { values: opts } = parseArgs({
     'skip-naive': { type: 'boolean', default: false },
     'skip-raw': { type: 'boolean', default: false },
     'skip-incremental': { type: 'boolean', default: false },
+    'skip-over': { type: 'boolean', default: false },
+    capacity: { type: 'string', default: '6' },
+    'over-levels': { type: 'string', default: '2,4,6,8,12' },
+    'over-sample': { type: 'string', default: '8000' },
+    'over-batch': { type: 'string', default: '50' },
     'connector-node-args': { type: 'string', default: '' },
     'connector-heap-mb': { type: 'string', default: '256' },
     cpus: { type: 'string', default: 'split' },
@@ -157,6 +167,9 @@ async function main(): Promise<void> {
       }
     }
 
+    // (d) over-driven: a stand-in admitting fewer requests than the connector's ceiling.
+    const overDriven = opts['skip-over'] ? undefined : await overDrivenCase(stack, templates, planned, config, { ...tuning });
+
     // Incremental run with no changes: what does it cost?
     let incremental: { openemrRequests: number; ahdsRequests: number; tokenRequests: number; read: number; wallMs: number } | undefined;
     if (!opts['skip-incremental']) {
@@ -204,7 +217,9 @@ async function main(): Promise<void> {
         heapCapMb: Math.floor(num('connector-heap-mb')) || null,
         status: syncs.find((r) => r.run.status !== 'ok')?.run.status ?? 'ok',
         failed: syncs.reduce((n, r) => n + r.run.failed, 0),
+        mbPerSecond: { toAhds: round(median(syncs.map((r) => r.bytesPerSecond.toAhds)) / 1048576, 1), fromAhds: round(median(syncs.map((r) => r.bytesPerSecond.fromAhds)) / 1048576, 1) },
       },
+      overDriven,
       raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })), afterB: endRate === undefined ? null : { rate: Math.round(endRate), rounds: ends.map((e) => Math.round(e.rate)) } },
       ratios: {
         bOverA: naive ? round(bRate / naive.rate, 1) : null,
@@ -225,6 +240,7 @@ async function main(): Promise<void> {
 interface SyncRound {
   run: ConnectorRunReport;
   rate: number;
+  bytesPerSecond: { toAhds: number; fromAhds: number };
   cpuMsPerResource: number;
   cpuMs: number;
   ahdsCpuMs: number;
@@ -259,6 +275,7 @@ async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsRead
   const oStats = await stack.openemr.call<RequestStatsSnapshot>('stats');
   const aStats = await target.call<AhdsStats>('stats');
   log(`(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(seconds, 1)} s): ${fmt(rate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`);
+  log(`    bytes: to AHDS ${fmt(aStats.bytesIn / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesIn / 1048576)} MB), from AHDS ${fmt(aStats.bytesOut / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesOut / 1048576)} MB): full answers`);
   log(`    CPU during (b): AHDS stand-in ${fmt(ahdsCpuMs / 1000, 1)} s (${fmt((ahdsCpuMs / 1000 / seconds) * 100)}% of a CPU), OpenEMR stand-in ${fmt(openemrCpuMs / 1000, 1)} s, connector ${fmt(cpuMs / 1000, 1)} s (${fmt((cpuMs / 1000 / seconds) * 100)}% of a CPU); host ${fmt(hostBusy * 100)}% busy (${cores} CPUs)`);
   if (run.failures.length) log(`    failures: ${JSON.stringify(run.failures)}`);
   log(`    RSS profile (MB, every ${run.sampleMs} ms or coarser): ${summariseProfile(run.rssSamplesMb)}`);
@@ -268,6 +285,7 @@ async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsRead
   return {
     run,
     rate,
+    bytesPerSecond: { toAhds: aStats.bytesIn / seconds, fromAhds: aStats.bytesOut / seconds },
     cpuMsPerResource: cpuMs / Math.max(1, written),
     cpuMs,
     ahdsCpuMs: Math.round(ahdsCpuMs),
@@ -303,6 +321,8 @@ interface BenchStack {
   freshAhds(): Promise<StandInProcess<AhdsReady>>;
   /** Connector settings for the OpenEMR stand-in and the given AHDS stand-in. */
   envFor(ahds: StandInProcess<AhdsReady>): Record<string, string>;
+  ahdsProfile: FaultProfile;
+  placement: CpuPlacement;
   close(): Promise<void>;
 }
 
@@ -326,6 +346,8 @@ async function startBenchStack(plan: BenchDataPlan, profile: { openemr: FaultPro
     ahds,
     freshAhds,
     envFor,
+    ahdsProfile: profile.ahds,
+    placement,
     async close() {
       await Promise.all([openemr.close(), ahds.close()]);
     },
@@ -416,6 +438,8 @@ interface RawSlices {
   resources: number[];
   /** The first slice under other ids: creates again, posted into the stand-in (b) has just filled. */
   endBodies: string[];
+  /** The mapped resources of each slice (for the connector's own writer in (d)). */
+  parts: SyncedResource[][];
 }
 
 /**
@@ -435,9 +459,10 @@ function rawSlices(templates: Templates, planned: GeneratedPatient[], config: Re
   }
   const bundles = (part: SyncedResource[]): string[] =>
     planBatches(part as Array<SyncedResource & { id: string }>, config.ahds.batchSize).map(batchBody);
-  const out: RawSlices = { bodies: [], resources: [], endBodies: [] };
+  const out: RawSlices = { bodies: [], resources: [], endBodies: [], parts: [] };
   for (let i = 0; i < levels; i++) {
     const part = mapped.slice(i * slice, (i + 1) * slice);
+    out.parts.push(part);
     out.resources.push(part.length);
     out.bodies.push(bundles(part));
   }
@@ -488,8 +513,12 @@ async function rawAtEnd(target: StandInProcess<AhdsReady>, slices: RawSlices, co
   return { concurrency, resources, seconds: level.seconds, rate };
 }
 
-/** Posts pre-serialised bundles with `concurrency` requests in flight on keep-alive connections. */
-async function postAll(fhirUrl: string, token: string, bodies: string[], concurrency: number): Promise<{ seconds: number }> {
+/**
+ * Posts pre-serialised bundles with `concurrency` requests in flight on keep-alive connections. A
+ * bundle answered 429 (an over-driven stand-in) is posted again after the wait the answer asks.
+ */
+async function postAll(fhirUrl: string, token: string, bodies: string[], concurrency: number): Promise<{ seconds: number; throttled: number }> {
+  let throttled = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const url = new URL(fhirUrl);
   let next = 0;
@@ -511,7 +540,14 @@ async function postAll(fhirUrl: string, token: string, bodies: string[], concurr
         },
         (res) => {
           res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`bundle answered ${res.statusCode}`))));
+          res.on('end', () => {
+            if (res.statusCode === 200) resolve();
+            else if (res.statusCode === 429) {
+              throttled++;
+              const wait = Number(res.headers['x-ms-retry-after-ms'] ?? 1000);
+              setTimeout(() => post(body).then(resolve, reject), wait);
+            } else reject(new Error(`bundle answered ${res.statusCode}`));
+          });
         },
       );
       req.on('error', reject);
@@ -524,7 +560,81 @@ async function postAll(fhirUrl: string, token: string, bodies: string[], concurr
     }),
   );
   agent.destroy();
-  return { seconds: (performance.now() - t) / 1000 };
+  return { seconds: (performance.now() - t) / 1000, throttled };
+}
+
+// ------------------------------------------------------------------------------------------- (d)
+
+interface OverDriven {
+  capacity: number;
+  ceiling: number;
+  fixed: Array<{ concurrency: number; rate: number; throttledPct: number }>;
+  best: { concurrency: number; rate: number };
+  connector: { rate: number; throttledPct: number; bundles: number; limitMin: number; limitMax: number; limitFinal: number; mbPerSecond: { toAhds: number; fromAhds: number } };
+  ratio: number;
+}
+
+/**
+ * (d): an AHDS stand-in whose request cap (fhir-server ThrottlingMiddleware) is below the connector's
+ * ceiling. Fixed concurrencies (a client that honours the asked wait) against the connector's own
+ * writer and adaptive limiter, each writing its own slice of mapped resources as creates.
+ */
+async function overDrivenCase(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, tuning: Record<string, string>): Promise<OverDriven> {
+  const capacity = Math.max(1, Math.floor(num('capacity')));
+  const levels = String(opts['over-levels']).split(',').map(Number).filter((n) => n > 0);
+  const batchSize = Math.min(500, Math.max(1, Math.floor(num('over-batch'))));
+  const slices = rawSlices(templates, planned, { ...config, ahds: { ...config.ahds, batchSize } }, levels.length + 1, Math.floor(num('over-sample')));
+  const capped = await startStandInProcess<AhdsReady>({ role: 'ahds', faults: stack.ahdsProfile, capacity }, { heapMb: 1024, cpus: stack.placement.ahds });
+  try {
+    const token = await capped.call<string>('issueToken');
+    const fixed: OverDriven['fixed'] = [];
+    for (let i = 0; i < levels.length; i++) {
+      await capped.call('resetStats');
+      const level = await postAll(capped.ready.fhirUrl, token, slices.bodies[i]!, levels[i]!);
+      const bundles = slices.bodies[i]!.length + level.throttled;
+      const rate = slices.resources[i]! / level.seconds;
+      fixed.push({ concurrency: levels[i]!, rate, throttledPct: (100 * level.throttled) / bundles });
+      log(`(d) fixed concurrency ${String(levels[i]).padStart(3)} against capacity ${capacity}: ${fmt(rate)} resources/s; ${fmt((100 * level.throttled) / bundles, 1)}% of bundle requests answered 429`);
+    }
+    const best = fixed.reduce((a, b) => (b.rate > a.rate ? b : a));
+    // No storage in the bench: this process's limiter alone faces the capped stand-in.
+    const connector = await createConnector(loadConfig({ ...stack.envFor(capped), ...tuning, AHDS_BATCH_SIZE: String(batchSize) }), { state: null });
+    const writer = connector.writer;
+    const part = slices.parts[levels.length]!;
+    await capped.call('resetStats');
+    const limits: number[] = [];
+    const sampler = setInterval(() => limits.push(writer.limiter.limit), 250);
+    const t = performance.now();
+    const sink = new BatchSink(writer, batchSize, () => undefined);
+    for (const r of part) await sink.add(r);
+    await sink.flush();
+    const seconds = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    const stats = await capped.call<AhdsStats>('stats');
+    const bundles = (stats.byStatus['200'] ?? 0) + stats.capacityThrottled;
+    const rate = part.length / seconds;
+    const throttledPct = (100 * stats.capacityThrottled) / Math.max(1, bundles);
+    const result: OverDriven = {
+      capacity,
+      ceiling: config.ahds.maxConcurrency,
+      fixed: fixed.map((f) => ({ concurrency: f.concurrency, rate: Math.round(f.rate), throttledPct: round(f.throttledPct, 1) })),
+      best: { concurrency: best.concurrency, rate: Math.round(best.rate) },
+      connector: {
+        rate: Math.round(rate),
+        throttledPct: round(throttledPct, 2),
+        bundles,
+        limitMin: Math.min(...limits, writer.limiter.limit),
+        limitMax: Math.max(...limits, writer.limiter.limit),
+        limitFinal: writer.limiter.limit,
+        mbPerSecond: { toAhds: round(stats.bytesIn / 1048576 / seconds, 1), fromAhds: round(stats.bytesOut / 1048576 / seconds, 1) },
+      },
+      ratio: round(rate / best.rate, 2),
+    };
+    log(`(d) connector (ceiling ${config.ahds.maxConcurrency}) against capacity ${capacity}: ${fmt(rate)} resources/s = ${fmt(result.ratio, 2)} of the best fixed (${fmt(best.rate)} at ${best.concurrency}); ${fmt(throttledPct, 2)}% of ${fmt(bundles)} bundle requests answered 429; limit ${summariseProfile(limits)}; bytes to AHDS ${fmt(result.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(result.connector.mbPerSecond.fromAhds, 1)} MB/s`);
+    return result;
+  } finally {
+    await capped.close();
+  }
 }
 
 // ------------------------------------------------------------------------------------------- report
@@ -532,7 +642,8 @@ async function postAll(fhirUrl: string, token: string, bodies: string[], concurr
 function printTable(r: {
   resources: number;
   naive?: { resources: number; rate: number };
-  connector: { rate: number; seconds: number; peakRssMb: number; cpuMsPerResource: number; limiterPeak: number };
+  connector: { rate: number; seconds: number; peakRssMb: number; cpuMsPerResource: number; limiterPeak: number; mbPerSecond: { toAhds: number; fromAhds: number } };
+  overDriven?: OverDriven;
   raw?: { rate: number; concurrency: number; afterB: { rate: number } | null };
   ratios: { bOverA: number | null; bOverC: number | null; bOverCAfterB: number | null };
 }): void {
@@ -544,6 +655,8 @@ function printTable(r: {
     ['(c) again after (b)', r.raw?.afterB ? `${fmt(r.raw.afterB.rate)} resources/s (into the stand-in (b) filled)` : '-'],
     ['b / c', r.ratios.bOverC === null ? '-' : `${fmt(r.ratios.bOverC, 2)} (target >= 0.8)`],
     ['b / c after (b)', r.ratios.bOverCAfterB === null ? '-' : fmt(r.ratios.bOverCAfterB, 2)],
+    ['bytes (b), both ways', `to AHDS ${fmt(r.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(r.connector.mbPerSecond.fromAhds, 1)} MB/s`],
+    ['(d) over-driven', r.overDriven ? `connector ${fmt(r.overDriven.connector.rate)} resources/s vs best fixed ${fmt(r.overDriven.best.rate)} (concurrency ${r.overDriven.best.concurrency}, capacity ${r.overDriven.capacity}): ${fmt(r.overDriven.ratio, 2)} (target >= 0.9), ${fmt(r.overDriven.connector.throttledPct, 2)}% bundles throttled (target < 2%)` : 'skipped'],
     ['connector peak RSS', `${fmt(r.connector.peakRssMb)} MB`],
     ['connector CPU per resource', `${fmt(r.connector.cpuMsPerResource, 3)} ms`],
   ];

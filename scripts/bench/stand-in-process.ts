@@ -16,7 +16,7 @@ import { startOpenEmrStandIn } from '../../stack/openemr';
 import { allResources, loadTemplates, observationsOf, planOf, type BenchDataPlan } from './data';
 
 
-export type StandInSpec = { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile };
+export type StandInSpec = { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile; capacity?: number };
 
 export interface OpenEmrReady {
   baseUrl: string;
@@ -79,7 +79,7 @@ async function startOpenEmr(spec: Extract<StandInSpec, { role: 'openemr' }>): Pr
 
 async function startAhds(spec: Extract<StandInSpec, { role: 'ahds' }>): Promise<{ ready: AhdsReady; ops: Record<string, Handler>; close(): Promise<void> }> {
   const entra = await startEntraStandIn();
-  const ahds = await startAhdsStandIn({ entra, faults: spec.faults });
+  const ahds = await startAhdsStandIn({ entra, faults: spec.faults, capacity: spec.capacity });
   return {
     ready: {
       fhirUrl: ahds.fhirUrl,

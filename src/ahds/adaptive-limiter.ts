@@ -7,16 +7,23 @@
  *   doubles about once per round trip (2, 4, 8, 16) instead of jumping to the ceiling.
  * - Congestion avoidance: after a throttling, one more slot per window of as many clean
  *   completions as the current limit, about one per round trip.
- * - A 429 halves the limit and ends slow start. Requests that were already in flight when the limit
- *   was last lowered report the same congestion: passing the epoch they started in keeps one burst
- *   of 429s from halving the limit once per request.
+ * - Congestion (429, 408, 5xx, a timeout) halves the limit. Requests that were already in flight when
+ *   the limit was last lowered report the same congestion: passing the epoch they started in keeps
+ *   one burst of 429s from halving the limit once per request (one halving per episode).
+ * - After a halving the limit climbs back one slot per success to just below where congestion was
+ *   met, then probes above it only slowly (one slot per PROBE_ROUNDS windows): a service with a fixed
+ *   capacity (AHDS's per-instance request cap) is used almost fully with few 429s, and one that
+ *   scaled out (AHDS autoscales every minute) is still found.
  */
+const PROBE_ROUNDS = 16;
+
 export class AdaptiveLimiter {
   private limitValue: number;
   private active = 0;
   private successesSinceChange = 0;
   private slowStartUntil: number;
   private epochValue = 0;
+  private throttled = false;
   private readonly waiters: Array<() => void> = [];
   /** Highest limit reached, for the run summary and the benchmark. */
   peak: number;
@@ -56,7 +63,7 @@ export class AdaptiveLimiter {
   /** A request completed without throttling. */
   onSuccess(): void {
     if (this.limitValue >= this.ceiling) return;
-    const window = this.limitValue < this.slowStartUntil ? 1 : this.limitValue;
+    const window = this.limitValue < this.slowStartUntil ? 1 : this.limitValue * (this.throttled ? PROBE_ROUNDS : 1);
     if (++this.successesSinceChange >= window) {
       this.limitValue++;
       this.peak = Math.max(this.peak, this.limitValue);
@@ -66,13 +73,15 @@ export class AdaptiveLimiter {
   }
 
   /**
-   * The service throttled us (429): halve, and leave slow start for good. `startedInEpoch` (the
-   * `epoch` read when the throttled request was started) makes throttles of requests sent before the
-   * last decrease count once; without it every call halves.
+   * The service is congested (429, 408, 5xx, no answer): halve. `startedInEpoch` (the `epoch` read
+   * when the request was started) makes congestion reported by requests sent before the last
+   * decrease count once; without it every call halves.
    */
   onThrottle(startedInEpoch?: number): void {
-    this.slowStartUntil = 0;
     if (startedInEpoch !== undefined && startedInEpoch < this.epochValue) return;
+    this.throttled = true;
+    // Back quickly to just below the level that met congestion, then probe slowly.
+    this.slowStartUntil = Math.max(this.floor, this.limitValue - 1);
     this.limitValue = Math.max(this.floor, Math.floor(this.limitValue / 2));
     this.successesSinceChange = 0;
     this.epochValue++;

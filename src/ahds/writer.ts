@@ -1,7 +1,7 @@
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
 import { canonicalJson } from '../fhir/canonical';
-import { keyString, type SyncedResource } from '../fhir/types';
+import { keyString, SYNCED_TYPES, type SyncedResource } from '../fhir/types';
 import { attemptsOf, createHttpClient, requestIdOf, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
 import { backoffMs, isRetryableStatus, serverRetryAfterMs } from '../http/retry-policy';
@@ -12,6 +12,7 @@ import { planBatches } from './batching';
 import type { BundleBudget } from './bundle-budget';
 import { batchResponseSchema, searchsetSchema, storedResourceSchema } from './schemas';
 import { ServerClock } from './server-clock';
+import { checkTarget } from './target-check';
 
 export type WriteOutcome = 'created' | 'updated' | 'unchanged' | 'failed';
 
@@ -77,8 +78,6 @@ export interface WriterOptions {
   serverBudgetMs?: number;
   /** Longest server-requested wait honoured (AHDS's x-ms-retry-after-ms goes up to 60 s). */
   maxServerWaitMs?: number;
-  /** Total time a bundle keeps being resubmitted while the server answers 429 (it asked to wait, not to fail). */
-  throttleBudgetMs?: number;
   /** Resubmissions of an entry answered 409/412 (concurrent update of one resource). Default 3. */
   conflictRetries?: number;
   /** Header carrying the run id into the target's audit log; undefined: none. */
@@ -93,6 +92,10 @@ export interface WriterOptions {
   fullUrlBase?: string;
   telemetry?: Telemetry;
   random?: () => number;
+  /** Resource types whose target policy is checked once before the first write (target-check.ts); none when absent. */
+  checkTypes?: readonly string[];
+  /** How the writer waits (tests record the waits instead of sleeping them). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export const AHDS_AUDIT_HEADER = 'X-MS-AZUREFHIR-AUDIT-RUN-ID';
@@ -104,6 +107,8 @@ const AHDS_MAX_SERVER_WAIT_MS = 60_000;
  * already retried them once after 1-15 s, and in parallel mode their wait does not reach the outer answer.
  */
 const ENTRY_THROTTLE_FLOOR_MS = 1_000;
+/** Network failures that mean the request never reached the server. */
+const NEVER_SENT = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH/;
 /** Versions remembered per process: an answer with the version we last saw is certainly "unchanged". */
 const REMEMBERED_VERSIONS = 100_000;
 
@@ -123,7 +128,8 @@ export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
   readonly clock = new ServerClock();
-  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'fullUrlBase'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'fullUrlBase'>;
+  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>;
+  private targetChecked?: Promise<void>;
   private readonly versions = new Map<string, string>();
 
   constructor(options: WriterOptions) {
@@ -131,11 +137,11 @@ export class AhdsWriter {
       bundleTimeoutMs: DEFAULT_BUNDLE_TIMEOUT_MS,
       serverBudgetMs: AHDS_SERVER_BUDGET_MS,
       maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS,
-      throttleBudgetMs: Math.max(300_000, options.retry.maxTotalMs),
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
       bundleMode: 'batch',
       random: Math.random,
+      sleep,
       ...options,
     };
     this.http = options.http;
@@ -145,6 +151,8 @@ export class AhdsWriter {
   /** One PUT upsert. Failures come back as a failed WriteResult, never thrown, except outages. */
   async put(resource: SyncedResource, context: WriteContext = {}): Promise<WriteResult> {
     const { resourceType, id } = resource as { resourceType: string; id: string };
+    const sleep = this.o.sleep;
+    await this.ensureTarget();
     for (let conflicts = 0; ; conflicts++) {
       const sentAt = Date.now();
       try {
@@ -203,6 +211,7 @@ export class AhdsWriter {
    */
   async writeBatch(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
     if (this.o.bundleMode === 'single') return Promise.all(resources.map((r) => this.limiter.run(() => this.put(r, context))));
+    const sleep = this.o.sleep;
     const results = new Map<number, WriteResult>();
     let pending = resources.map((resource, index) => ({ resource, index, tries: 0, conflicts: 0 }));
     const started = Date.now();
@@ -229,13 +238,10 @@ export class AhdsWriter {
           break;
         }
         if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
-        const transient = error.isOutage;
-        const throttled = error.statusCode === 429;
-        const elapsed = Date.now() - started;
-        const retryable = transient && (throttled ? elapsed < this.o.throttleBudgetMs : ++wholeFailures < this.o.retry.maxAttempts && elapsed < this.o.retry.maxTotalMs);
+        const retryable = error.isOutage && ++wholeFailures < this.o.retry.maxAttempts && Date.now() - started < this.o.retry.maxTotalMs;
         // A bundle whose answer never came may still be running there: nothing that could overtake
         // it (its resubmission, or a later version once this settles) goes out before it is over.
-        if (answer.ambiguous) await sleep(answer.sentAt + this.o.serverBudgetMs - Date.now());
+        if (answer.ambiguous) await sleep(Math.max(0, answer.sentAt + this.o.serverBudgetMs - Date.now()));
         if (!retryable) throw withAttempts(error, wholeFailures + 1);
         this.o.telemetry?.retry('ahds', error.statusCode ?? 'network');
         waitMs = Math.min(this.o.maxServerWaitMs, error.retryAfterMs ?? backoffMs(wholeFailures || 1, this.o.retry, this.o.random));
@@ -271,6 +277,7 @@ export class AhdsWriter {
    * limit was already lowered for the same congestion.
    */
   private async send(resources: readonly SyncedResource[], context: WriteContext): Promise<BundleAnswer> {
+    await this.ensureTarget();
     return this.limiter.run(async () => {
       const epoch = this.limiter.epoch;
       const release = await this.o.budget?.acquire();
@@ -286,8 +293,9 @@ export class AhdsWriter {
         if (!(error instanceof UpstreamError)) throw error;
         const congested = error.isOutage;
         if (congested) this.limiter.onThrottle(epoch);
-        // No HTTP answer: the request may have reached the server and still be running there.
-        const ambiguous = error.statusCode === undefined && (error.code === 'Timeout' || error.code === 'Network');
+        // No HTTP answer: unless the connection was never made, the request may have reached the
+        // server and still be running there.
+        const ambiguous = error.statusCode === undefined && (error.code === 'Timeout' || (error.code === 'Network' && !NEVER_SENT.test(error.message)));
         return { kind: 'whole', error, sentAt, ambiguous, epoch };
       } finally {
         release?.();
@@ -298,6 +306,16 @@ export class AhdsWriter {
       else this.limiter.onSuccess();
       return { kind: 'entries', results, waitMs: serverRetryAfterMs(response.headers as Record<string, unknown>), epoch };
     });
+  }
+
+  /** The target check, once per writer; a failed check is not kept, so a transient failure is retried. */
+  ensureTarget(): Promise<void> {
+    if (!this.o.checkTypes) return Promise.resolve();
+    this.targetChecked ??= checkTarget(this.http, this.o.checkTypes).catch((error: unknown) => {
+      if (!(error instanceof UpstreamError && error.code === 'InvalidResponse')) this.targetChecked = undefined;
+      throw error;
+    });
+    return this.targetChecked;
   }
 
   private entryResults(response: AxiosResponse, resources: readonly SyncedResource[], sentAt: number): WriteResult[] {
@@ -440,7 +458,9 @@ export function createAhdsWriter(settings: Config['ahds'], httpSettings: Config[
     retry,
     bundleTimeoutMs: settings.bundleTimeoutMs,
     conflictRetries: settings.conflictRetries,
+    serverBudgetMs: settings.serverTimeLimitMs,
     auditHeader: AHDS_AUDIT_HEADER,
+    checkTypes: SYNCED_TYPES,
     telemetry,
     ...extra,
   });
@@ -501,6 +521,6 @@ function versionFromEtag(etag: unknown): string | undefined {
   return m?.[1];
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }

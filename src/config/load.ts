@@ -34,6 +34,8 @@ export interface Config {
     initialConcurrency: number;
     bundleTimeoutMs: number;
     conflictRetries: number;
+    serverTimeLimitMs: number;
+    appMaxBundles: number;
   };
   azureAuth: {
     mode: 'managed-identity' | 'default' | 'client-secret';
@@ -61,6 +63,7 @@ export interface Config {
     localCodeSystem: string;
     uncarriedReferences: 'keep' | 'drop';
     profileClaims: 'keep' | 'drop';
+    validation: 'ahds' | 'strict';
   };
   privacy: {
     dropIdentifierSystems: string[];
@@ -169,6 +172,8 @@ function build(s: RawSettings): Config {
       initialConcurrency: s.AHDS_INITIAL_CONCURRENCY,
       bundleTimeoutMs: s.AHDS_BUNDLE_TIMEOUT_MS,
       conflictRetries: s.AHDS_CONFLICT_RETRIES,
+      serverTimeLimitMs: s.AHDS_SERVER_TIME_LIMIT_MS,
+      appMaxBundles: s.AHDS_APP_MAX_BUNDLES,
     },
     azureAuth: {
       mode,
@@ -204,6 +209,7 @@ function build(s: RawSettings): Config {
       localCodeSystem: s.MAPPING_LOCAL_CODE_SYSTEM,
       uncarriedReferences: s.MAPPING_UNCARRIED_REFERENCES,
       profileClaims: s.MAPPING_PROFILE_CLAIMS,
+      validation: s.MAPPING_VALIDATION,
     },
     privacy: {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,

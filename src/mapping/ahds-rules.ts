@@ -49,7 +49,7 @@ export function ahdsContentIssues(resource: Record<string, unknown>): AhdsIssue[
   for (const [key, value] of Object.entries(resource)) {
     const prop = info.properties.get(key);
     if (!prop || !isPrimitiveType(prop.typeCode) || key === 'id') continue;
-    const regex = validationRegexes[prop.typeCode];
+    const regex = FHIR_FORMATS[prop.typeCode] ?? validationRegexes[prop.typeCode];
     for (const item of Array.isArray(value) ? value : [value]) {
       if (typeof item === 'string' && regex && !regex.test(item)) issues.push({ stage: 'content', expression: `${type}.${key}`, message: `Invalid ${prop.typeCode} format.` });
     }
@@ -57,13 +57,26 @@ export function ahdsContentIssues(resource: Record<string, unknown>): AhdsIssue[
   return issues;
 }
 
+/** The R4 specification's regexes of the primitive types (Firely checks these; some of Medplum's are looser). */
+const YEAR = '([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)';
+const TIME = '([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?';
+const ZONE = '(Z|(\\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))';
+const FHIR_FORMATS: Record<string, RegExp> = {
+  date: new RegExp(`^${YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$`),
+  dateTime: new RegExp(`^${YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T${TIME}${ZONE})?)?)?$`),
+  instant: new RegExp(`^${YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T${TIME}${ZONE}$`),
+  time: new RegExp(`^${TIME}$`),
+  code: /^[^\s]+(\s[^\s]+)*$/,
+  id: /^[A-Za-z0-9\-.]{1,64}$/,
+};
+
 /** Everything AHDS would refuse about one resource (all three stages); empty when it would store it. */
 export function ahdsRefusals(resource: unknown): AhdsIssue[] {
   const parse = ahdsParseIssues(resource);
-  if (parse.length) return parse;
-  const r = resource as Record<string, unknown>;
+  if (!isObject(resource) || !typeInfo(String(resource.resourceType))) return parse;
+  const r = resource;
   const div = isObject(r.text) ? r.text.div : undefined;
-  return [...ahdsContentIssues(r), ...(typeof div === 'string' ? narrativeIssues(div, `${String(r.resourceType)}.text.div`) : [])];
+  return [...parse, ...ahdsContentIssues(r), ...(typeof div === 'string' ? narrativeIssues(div, `${String(r.resourceType)}.text.div`) : [])];
 }
 
 // ------------------------------------------------------------------------------------ parse

@@ -16,6 +16,8 @@ export interface MappingOptions {
    * target that does not know them (HL7's validator in HAPI FHIR refuses a resource claiming an unknown profile).
    */
   profileClaims?: 'keep' | 'drop';
+  /** How strictly mapped resources are checked before they are written (validate.ts); default ahds. */
+  validation?: 'ahds' | 'strict';
 }
 
 export interface UnmappedCoding {

@@ -5,7 +5,7 @@ import { loadConceptMaps, type ConceptMapIndex, type TargetCoding } from './conc
 import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
 import { Deidentifier, isDateLike, shiftDate } from './deid';
 import { normaliseQuantity } from './units';
-import { validationFailure } from './validate';
+import { validationFailure, withSafeNarrative } from './validate';
 import { isValidFhirId } from '../fhir/ids';
 import { parseReference } from '../fhir/references';
 import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, vitalSignCode, vitalSignsCategory } from './vitals';
@@ -108,8 +108,9 @@ class Mapper implements ResourceMapper {
     }
     try {
       const unmapped: UnmappedCoding[] = [];
-      const out = type === 'Patient' ? this.mapPatient(resource as Patient) : this.mapObservation(resource as Observation, unmapped);
-      const failure = validationFailure(out);
+      const mapped = type === 'Patient' ? this.mapPatient(resource as Patient) : this.mapObservation(resource as Observation, unmapped);
+      const out = withSafeNarrative(mapped);
+      const failure = validationFailure(out, this.options.validation);
       if (failure) return { ok: false, reason: failure };
       return { ok: true, resource: out, unmapped };
     } catch (err) {

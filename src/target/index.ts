@@ -1,4 +1,5 @@
 import type { TokenCredential } from '@azure/identity';
+import type { BundleBudget } from '../ahds/bundle-budget';
 import { CredentialTokenSource } from '../ahds/credential';
 import { AhdsWriter, createAhdsWriter } from '../ahds/writer';
 import type { Config } from '../config/load';
@@ -64,9 +65,14 @@ export function targetTokenSource(config: Config, getCredential: () => TokenCred
  * bundles only where they are accepted, and none of AHDS's headers; a server that cannot take
  * PUT-creates of Patient and Observation stops start-up saying why.
  */
-export async function createTargetWriter(config: Config, telemetry: Telemetry, getCredential: () => TokenCredential, warn?: (line: string) => void): Promise<TargetWriter> {
-  const auth = targetTokenSource(config, getCredential, warn);
-  if (config.target.kind === 'ahds') return { writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry) };
+export async function createTargetWriter(
+  config: Config,
+  telemetry: Telemetry,
+  getCredential: () => TokenCredential,
+  options: { budget?: BundleBudget; warn?: (line: string) => void } = {},
+): Promise<TargetWriter> {
+  const auth = targetTokenSource(config, getCredential, options.warn);
+  if (config.target.kind === 'ahds') return { writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry, { budget: options.budget }) };
   const http = createHttpClient({
     side: 'ahds',
     baseURL: config.target.fhirUrl,
@@ -94,6 +100,7 @@ export async function createTargetWriter(config: Config, telemetry: Telemetry, g
     auditHeader: undefined,
     bundleHeaders: {},
     bundleMode: plan.bundles,
+    budget: options.budget,
     fullUrlBase: config.target.fhirUrl,
     telemetry,
   });

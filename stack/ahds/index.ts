@@ -75,6 +75,8 @@ export interface AhdsStandInOptions {
   versioning?: Versioning | Record<string, Versioning>;
   /** Client ids or oids with no FHIR data role at all: a bundle from them answers 403 as a whole. */
   withoutDataRole?: string[];
+  /** The CapabilityStatement's fhirVersion (default 4.0.1). */
+  fhirVersion?: string;
   /**
    * Client ids or oids whose service principal lacks the FHIR Data Writer role (reader only):
    * their writes answer 403 `forbidden`.
@@ -103,6 +105,9 @@ export interface AhdsStats {
   overlappingWrites: number;
   /** Requests answered 429 by the capacity cap. */
   capacityThrottled: number;
+  /** Request body bytes received and answer body bytes sent (the benchmark's bytes per second both ways). */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 export interface AhdsStandIn {
@@ -223,6 +228,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     noopWrites: 0,
     overlappingWrites: 0,
     capacityThrottled: 0,
+    bytesIn: 0,
+    bytesOut: 0,
   });
   let stats = emptyStats();
 
@@ -661,7 +668,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       kind: 'instance',
       software: { name: 'Microsoft FHIR Server (local stand-in)', version: '4.0.0' },
       implementation: { description: 'AHDS FHIR stand-in', url: fhirUrl },
-      fhirVersion: '4.0.1',
+      fhirVersion: (opts.fhirVersion ?? '4.0.1') as '4.0.1',
       format: ['application/fhir+json', 'json'],
       rest: [
         {
@@ -702,6 +709,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       return;
     }
     const text = JSON.stringify(r.body);
+    stats.bytesOut += Buffer.byteLength(text);
     headers['content-type'] = FHIR_JSON;
     headers['content-length'] = Buffer.byteLength(text);
     res.writeHead(r.status, headers);
@@ -731,6 +739,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       let rawBody = '';
       if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
         rawBody = await readBody(req);
+        stats.bytesIn += Buffer.byteLength(rawBody);
       }
       let badJson = false;
       if (rawBody.trim()) {

@@ -20,7 +20,7 @@ let settings: NodeJS.ProcessEnv;
 const newWriter = (): Promise<TargetWriter> =>
   createTargetWriter(loadConfig(settings), new NoopTelemetry(), () => {
     throw new Error('no Entra credential for a HAPI target');
-  }, () => undefined);
+  }, { warn: () => undefined });
 
 beforeAll(async () => {
   hapi = await startHapiServer({ log: (l) => console.log(l) });

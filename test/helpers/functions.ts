@@ -12,7 +12,7 @@ export const capturedLogs: string[] = [];
 /** Points the function runtime at a stack: its settings into process.env, a fresh connector. */
 export function useStack(stack: Stack, settings: Record<string, string> = {}, overrides: ConnectorOverrides = {}): void {
   clearConnectorSettings(process.env);
-  Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...settings });
+  Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', AHDS_SERVER_TIME_LIMIT_MS: '300', ...settings });
   // A stack without Azurite has no storage: its connector keeps dead letters in memory.
   resetConnector(stack.azurite ? overrides : { state: null, ...overrides });
 }

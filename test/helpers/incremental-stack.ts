@@ -12,7 +12,7 @@ import { mappingOptions } from '../../src/connector';
 
 /** The connector settings a test uses against a stack: fast retries, a table prefix of its own. */
 export function incrementalSettings(stack: Stack, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...stack.env, RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', ...extra };
+  return { ...stack.env, RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', AHDS_SERVER_TIME_LIMIT_MS: '300', ...extra };
 }
 
 export function mapperFor(settings: Record<string, string>): ResourceMapper {

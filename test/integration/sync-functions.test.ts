@@ -141,20 +141,37 @@ describe('sync one patient with all observations', () => {
 
   test('when the Patient fails, its Observations are not written and the answer says why', async () => {
     const otherId = stack.openemr.store.ids('Patient')[1]!;
-    stack.ahds.setWriterRole(stack.entra.clientId, false);
+    const original = stack.openemr.store.get('Patient', otherId) as object;
+    // A birth date AHDS refuses (a primitive format of the resource's own element): the connector refuses it first.
+    stack.openemr.store.put({ ...original, birthDate: '03/02/1980' } as never);
     try {
       const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
       expect(answer.status).toBe(422);
       expect(answer.json.status).toBe('failed');
       expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
-      expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, status: 403 });
+      expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, stage: 'map' });
       expect(answer.json.byType.Observation.failed).toBe(answer.json.read - 1);
       expect(answer.json.failures.filter((f: { reason: string }) => /its Patient\//.test(f.reason))).toHaveLength(Math.min(99, answer.json.read - 1));
+    } finally {
+      stack.openemr.store.put(original as never);
+    }
+    expect(await stack.ahds.read('Patient', otherId)).toBeUndefined();
+    expect((await stack.ahds.snapshot('Observation')).filter((o: any) => o.subject?.reference === `Patient/${otherId}`)).toHaveLength(0);
+  });
+
+  // Every entry of a bundle answered 403 (a reader-only identity, BundleBatchTests' readonly case):
+  // an outage of the connector's role, not hundreds of dead letters.
+  test('an identity without the writer role fails the sync with one sentence and dead-letters nothing', async () => {
+    const otherId = stack.openemr.store.ids('Patient')[2]!;
+    stack.ahds.setWriterRole(stack.entra.clientId, false);
+    try {
+      const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
+      expect(answer.status).toBe(502);
+      expect(JSON.stringify(answer.json)).toMatch(/refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role/);
     } finally {
       stack.ahds.setWriterRole(stack.entra.clientId, true);
     }
     expect(await stack.ahds.read('Patient', otherId)).toBeUndefined();
-    expect((await stack.ahds.snapshot('Observation')).filter((o: any) => o.subject?.reference === `Patient/${otherId}`)).toHaveLength(0);
   });
 });
 

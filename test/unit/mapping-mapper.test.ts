@@ -57,7 +57,7 @@ describe('validation before write', () => {
     const obs = sampleObservations()[0]!;
     const badObs = ok(mapper.map(obs)).resource as Observation;
     const r2 = mapper.map({ ...obs, valueQuantity: { value: 'Quuxworthington' as unknown as number } });
-    expect(r2).toEqual({ ok: false, reason: expect.stringMatching(/^FHIR validation failed: Observation\.value\[x\]\.value: /) });
+    expect(r2).toEqual({ ok: false, reason: expect.stringMatching(/^FHIR validation failed: Observation\.valueQuantity\.value: /) });
     expect((r2 as { reason: string }).reason).not.toContain('Quuxworthington');
     const r3 = mapper.map({ ...obs, status: 'Quuxworthington' as Observation['status'] });
     expect((r3 as { reason: string }).reason).toBe('FHIR validation failed: Observation.status: Value not in required value set observation-status');
