@@ -50,7 +50,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const state = overrides.state === undefined ? createStateStores(config, getCredential) : (overrides.state ?? undefined);
   const deadLetters = overrides.deadLetters ?? state?.deadLetters ?? new MemoryDeadLetterStore();
   // One budget of bundles in flight for the whole app, in the same storage (none without storage).
-  const budget = state && config.ahds.appMaxBundles > 0 ? new TableBundleBudget(() => state.storage.table(`${config.sync.tablePrefix}budget`), config.ahds.appMaxBundles, config.ahds.bundleTimeoutMs + 30_000) : undefined;
+  const budget = state && config.ahds.appMaxBundles > 0 ? new TableBundleBudget(() => state.storage.table(`${config.sync.tablePrefix}budget`), config.ahds.appMaxBundles, config.ahds.bundleTimeoutMs + 30_000, Date.now, Math.random, (message) => console.warn(message)) : undefined;
   const { writer } = await createTargetWriter(config, telemetry, getCredential, { budget });
   const sync = new SyncService({
     reader,

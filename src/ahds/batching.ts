@@ -5,8 +5,8 @@ import { keyString, type ResourceKey } from '../fhir/types';
  * resource in a bundle (AHDS's parallel processing forbids it). A later duplicate goes to a later
  * bundle, so the last version of a resource is written last. Order is otherwise kept.
  */
-export function planBatches<T extends ResourceKey>(items: readonly T[], size: number): T[][] {
-  if (size < 1 || size > 500) throw new RangeError('batch size must be 1 to 500 (the AHDS bundle limit)');
+export function planBatches<T extends ResourceKey>(items: readonly T[], size: number, maxEntries = 500): T[][] {
+  if (size < 1 || size > maxEntries) throw new RangeError(`batch size must be 1 to ${maxEntries} (the target's bundle limit)`);
   const batches: T[][] = [];
   // Index of the first bundle that still has room, so planning stays linear.
   let firstOpen = 0;

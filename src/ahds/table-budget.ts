@@ -11,6 +11,7 @@ interface SlotEntity {
 }
 
 const PARTITION = 'bundles';
+const UNAVAILABLE_PAUSE_MS = 60_000;
 
 /**
  * The app-wide budget of bundles in flight toward the target, held in Table storage so every process
@@ -18,10 +19,12 @@ const PARTITION = 'bundles';
  * took it) or a conditional replace of an expired one (412 when another did), and deleted when the
  * bundle is answered. A crashed holder frees its slot after `holdMs` (longer than a bundle may take).
  * With no slot free, the caller waits with jittered backoff: the budget slows the app down, never
- * fails it.
+ * fails it. Nor does a storage outage: the budget is then skipped for a minute (each process keeps its
+ * own limit) and `onUnavailable` is told once per outage.
  */
 export class TableBundleBudget implements BundleBudget {
   private readonly owner = `${hostname()}:${process.pid}`;
+  private unavailableUntil = 0;
 
   constructor(
     private readonly table: () => Promise<TableClient>,
@@ -29,9 +32,21 @@ export class TableBundleBudget implements BundleBudget {
     private readonly holdMs: number,
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
+    private readonly onUnavailable: (message: string) => void = () => undefined,
   ) {}
 
   async acquire(): Promise<() => void> {
+    if (this.now() < this.unavailableUntil) return () => undefined;
+    try {
+      return await this.take();
+    } catch (error) {
+      this.unavailableUntil = this.now() + UNAVAILABLE_PAUSE_MS;
+      this.onUnavailable(`The app-wide bundle budget (Table storage) could not be read (${statusOf(error) ?? (error as Error)?.name ?? 'error'}); each process keeps its own limit for a minute.`);
+      return () => undefined;
+    }
+  }
+
+  private async take(): Promise<() => void> {
     const client = await this.table();
     for (let attempt = 0; ; attempt++) {
       const held = new Set<string>();

@@ -82,6 +82,8 @@ export interface WriterOptions {
   conflictRetries?: number;
   /** Header carrying the run id into the target's audit log; undefined: none. */
   auditHeader?: string;
+  /** Most entries the target takes in one bundle (AHDS: 500, fixed). */
+  maxBundleEntries?: number;
   /** Extra headers of every bundle request (AHDS: x-bundle-processing-logic: parallel). */
   bundleHeaders?: Record<string, string>;
   /** The app-wide ceiling of bundles in flight, shared across processes; absent: only this process's limiter. */
@@ -140,6 +142,7 @@ export class AhdsWriter {
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
       bundleMode: 'batch',
+      maxBundleEntries: 500,
       random: Math.random,
       sleep,
       ...options,
@@ -185,7 +188,7 @@ export class AhdsWriter {
    * Results come back in input order.
    */
   async writeAll(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
-    const batches = planBatches(resources as Array<SyncedResource & { id: string }>, this.o.batchSize);
+    const batches = planBatches(resources as Array<SyncedResource & { id: string }>, this.o.batchSize, this.o.maxBundleEntries);
     // Bundles go out in parallel, except that a bundle holding a later version of a resource waits
     // for the bundle with the earlier one: otherwise the service could apply them in either order.
     const bundleOf = new Map<string, number>();

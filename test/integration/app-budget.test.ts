@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { startAhdsStandIn, type AhdsStandIn } from '../../stack/ahds';
 import { startAzurite, type AzuriteHandle } from '../../stack/azurite';
+import { TableBundleBudget } from '../../src/ahds/table-budget';
 import { clearConnectorSettings } from '../helpers/functions';
 
 jest.setTimeout(240_000);
@@ -55,4 +56,29 @@ test('workers in separate processes never hold more bundles toward AHDS than the
   expect(ahds.stats().byStatus['200']).toBe(24);
   expect(ahds.cap.peak).toBeLessThanOrEqual(slots);
   expect(ahds.cap.peak).toBe(slots);
+});
+
+test('a storage outage skips the budget for a minute instead of failing writes', async () => {
+  let tableCalls = 0;
+  const told: string[] = [];
+  let now = 1_000_000;
+  const budget = new TableBundleBudget(
+    async () => {
+      tableCalls++;
+      throw Object.assign(new Error('connect ECONNREFUSED'), { statusCode: undefined });
+    },
+    3,
+    60_000,
+    () => now,
+    Math.random,
+    (m) => told.push(m),
+  );
+  (await budget.acquire())();
+  (await budget.acquire())();
+  expect(tableCalls).toBe(1);
+  expect(told).toHaveLength(1);
+  expect(told[0]).toMatch(/^The app-wide bundle budget \(Table storage\) could not be read/);
+  now += 61_000;
+  (await budget.acquire())();
+  expect(tableCalls).toBe(2);
 });

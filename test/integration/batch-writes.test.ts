@@ -39,7 +39,7 @@ async function recordedWriter(
   onBundleAnswer: (index: number, entries: Array<{ response: { status: string } }>) => void = () => undefined,
 ) {
   const connector = await createConnector(
-    loadConfig({ ...stack.env, AHDS_FHIR_URL: ahds.fhirUrl, RETRY_BASE_DELAY_MS: '1', RETRY_MAX_DELAY_MS: '20', AHDS_SERVER_TIME_LIMIT_MS: '300', ...settings }),
+    loadConfig({ ...stack.env, AHDS_FHIR_URL: ahds.fhirUrl, RETRY_BASE_DELAY_MS: '1', RETRY_MAX_DELAY_MS: '20', AHDS_SERVER_TIME_LIMIT_MS: '300', AHDS_APP_MAX_BUNDLES: '0', ...settings }),
   );
   const writer = connector.writer;
   const sent: Sent[] = [];
