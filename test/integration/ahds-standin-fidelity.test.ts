@@ -12,6 +12,11 @@ const PARALLEL = { 'x-bundle-processing-logic': 'parallel' };
 const statuses = (bundle: any): string[] => bundle.entry.map((e: any) => e.response.status);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves once the stand-in has read a request body (that request has claimed what it writes). */
+async function untilArrived(ahds: AhdsStandIn): Promise<void> {
+  while (ahds.stats().bytesIn === 0) await sleep(2);
+}
+
 jest.setTimeout(60_000);
 
 describe('AHDS stand-in fidelity to fhir-server', () => {
@@ -62,7 +67,7 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
       const cc = await ahdsClient(capped);
       const [a, b] = await Promise.all([
         cc.bundle('batch', [putEntry(patient('m-a1')), putEntry(patient('m-a2'))], PARALLEL),
-        sleep(50).then(() => cc.bundle('batch', [putEntry(patient('m-b1')), putEntry(patient('m-b2'))], PARALLEL)),
+        untilArrived(capped).then(() => cc.bundle('batch', [putEntry(patient('m-b1')), putEntry(patient('m-b2'))], PARALLEL)),
       ]);
       expect(statuses(a.body)).toEqual(['201', '201']);
       expect(statuses(b.body)).toEqual(['429', '429']);
@@ -105,7 +110,7 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
   // application/json without id, x-ms-retry-after-ms starting at 20 ms and growing x1.2 per 500 ms
   // period while under 99 % of requests are admitted.
   test('over capacity, requests answer 429 with an adaptive x-ms-retry-after-ms', async () => {
-    const capped = await startAhdsStandIn({ requireAuth: false, capacity: 2, faults: { latencyMs: 300 } });
+    const capped = await startAhdsStandIn({ requireAuth: false, capacity: 2, faults: { latencyMs: 1500 } });
     try {
       const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => fetch(`${capped.fhirUrl}/Patient/cap-${i}`)));
       const throttled = answers.filter((r) => r.status === 429);
@@ -139,7 +144,7 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
     try {
       const cc = await ahdsClient(slow);
       const first = cc.bundle('batch', [putEntry(patient('cu-1', 'First'))], PARALLEL);
-      await sleep(100);
+      await untilArrived(slow);
       const second = await cc.put(patient('cu-1', 'Second'));
       expect(second.status).toBe(412);
       expect(second.body.issue[0].diagnostics).toContain('updated concurrently');
