@@ -1,7 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
-import { createAzureCredential, CredentialTokenSource } from './ahds/credential';
+import { createAzureCredential } from './ahds/credential';
 import { TableBundleBudget } from './ahds/table-budget';
-import { createAhdsWriter, type AhdsWriter } from './ahds/writer';
+import type { AhdsWriter } from './ahds/writer';
 import type { Config } from './config/load';
 import { createResourceMapper } from './mapping';
 import type { MappingOptions, ResourceMapper } from './mapping/contract';
@@ -12,6 +12,7 @@ import { MemoryDeadLetterStore, type DeadLetterStore } from './sync/dead-letters
 import { createStateStores, type StateStores } from './state';
 import { SyncService } from './sync/sync-service';
 import { NoopTelemetry, type Telemetry } from './telemetry/telemetry';
+import { createTargetWriter } from './target';
 
 /** Everything a trigger needs, built once per process from the settings. */
 export interface Connector {
@@ -52,7 +53,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const deadLetters = overrides.deadLetters ?? state?.deadLetters ?? new MemoryDeadLetterStore();
   // One budget of bundles in flight for the whole app, in the same storage (none without storage).
   const budget = state && config.ahds.appMaxBundles > 0 ? new TableBundleBudget(() => state.storage.table(`${config.sync.tablePrefix}budget`), config.ahds.appMaxBundles, config.ahds.bundleTimeoutMs + 30_000, Date.now, Math.random, (message) => console.warn(message)) : undefined;
-  const writer = createAhdsWriter(config.ahds, config.http, new CredentialTokenSource(getCredential(), config.ahds.audience), telemetry, { budget });
+  const { writer } = await createTargetWriter(config, telemetry, getCredential, { budget });
   const sync = new SyncService({
     reader,
     writer,
@@ -70,6 +71,7 @@ export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): Map
     conceptMapFiles: config.mapping.conceptMapFiles,
     localCodeSystem: config.mapping.localCodeSystem,
     uncarriedReferences: config.mapping.uncarriedReferences,
+    profileClaims: config.mapping.profileClaims,
     validation: config.mapping.validation,
     dropIdentifierSystems: config.privacy.dropIdentifierSystems,
     deid: config.privacy.deid,

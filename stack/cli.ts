@@ -10,20 +10,27 @@ import { writePrivateFile } from '../src/cli/private-file';
  * `npm run stack`: the whole local stack plus the connector's HTTP functions, up until Ctrl-C.
  * Prints the URLs, the OpenEMR client id with its key file, and curl lines that work as printed.
  */
-export const USAGE = `Usage: npm run stack -- [--data DIR]
+export const USAGE = `Usage: npm run stack -- [--data DIR] [--target ahds|hapi]
 
 Starts the local stack (OpenEMR and AHDS stand-ins, Entra token endpoint, Azurite) and the
 connector's functions (HTTP on a local port, the queue worker on Azurite) until Ctrl-C, and writes
 .stack/local.settings.json with every setting pointing at it.
 
-  --data DIR   Bulk FHIR NDJSON directory to load into the OpenEMR stand-in (default data/synthea-dev)
-  --help       this text`;
+  --data DIR     Bulk FHIR NDJSON directory to load into the OpenEMR stand-in (default data/synthea-dev)
+  --target KIND  ahds (default): the AHDS stand-in; hapi: also a real HAPI FHIR JPA server (needs Java 17
+                 and Maven; the first start builds it), and the connector writes to it
+  --help         this text`;
 
 async function main(): Promise<void> {
-  const args = commandLine(process.argv.slice(2), { data: { type: 'string' } }, USAGE);
+  const args = commandLine(process.argv.slice(2), { data: { type: 'string' }, target: { type: 'string', default: 'ahds' } }, USAGE);
   if (typeof args === 'number') process.exit(args);
   const dataDir = args.data !== undefined ? path.resolve(args.data) : undefined;
-  const stack = await startStack({ dataDir });
+  const target = args.target;
+  if (target !== 'ahds' && target !== 'hapi') {
+    console.error(`--target must be ahds or hapi, not ${target}. Run with --help for the options.`);
+    process.exit(64);
+  }
+  const stack = await startStack({ dataDir, target, hapi: { log: (line) => console.log(line) } });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });
   const keyFile = writeLocalSettings(stack);
@@ -37,7 +44,7 @@ Local stack is up (Ctrl-C stops it).
     client id        ${stack.openemr.client.clientId}
     private key      ${keyFile}
     control API      ${stack.openemr.baseUrl}/_control
-  AHDS stand-in      ${stack.ahds.fhirUrl}
+  AHDS stand-in      ${stack.ahds.fhirUrl}${stack.hapi ? `\n  HAPI FHIR (target) ${stack.hapi.fhirUrl}   (R4, H2 in memory, HL7 validator on; no auth)` : ''}
     Entra authority  ${stack.entra.authorityHost}  tenant ${stack.entra.tenantId}  client ${stack.entra.clientId}
   Azurite            ${stack.azurite ? `blob ${stack.azurite.blobPort}, queue ${stack.azurite.queuePort}, table ${stack.azurite.tablePort}` : 'off'}
   Connector (HTTP)   ${host.url}
@@ -49,7 +56,7 @@ Try (no token is printed: the first two lines get one each, the way the connecto
   curl -s -H "Authorization: Bearer $OPENEMR_TOKEN" "${stack.openemr.fhirBaseUrl}/Patient?_count=2&_sort=_lastUpdated"
   curl -s -X POST ${host.url}/sync/patients/${firstPatient}/everything
   curl -s -X POST "${host.url}/backfill"        # 202; follow its statusUrl
-  curl -s -H "Authorization: Bearer $AHDS_TOKEN" "${stack.ahds.fhirUrl}/Observation?_summary=count"
+  curl -s -H "Authorization: Bearer $AHDS_TOKEN" "${stack.ahds.fhirUrl}/Observation?_summary=count"${stack.hapi ? `\n  curl -s "${stack.hapi.fhirUrl}/Observation?_summary=count"` : ''}
   npm run sync -- --settings .stack/local.settings.json
 `);
 

@@ -3,6 +3,7 @@ import { startAhdsStandIn, type AhdsStandIn } from './ahds';
 import { startAzurite, type AzuriteHandle } from './azurite';
 import { startEntraStandIn, type EntraStandIn } from './entra';
 import { startOpenEmrStandIn, type OpenEmrStandIn, type OpenEmrStandInOptions } from './openemr';
+import { startHapiServer, type HapiServer, type HapiServerOptions } from './hapi';
 
 export interface StackOptions {
   /** Bulk FHIR NDJSON directory for OpenEMR (default: the shared synthetic data); null starts empty. */
@@ -16,6 +17,9 @@ export interface StackOptions {
   openemr?: Omit<OpenEmrStandInOptions, 'dataDir' | 'faults' | 'tokenLifetimeSeconds'>;
   /** Settings added to (or overriding) the connector settings of `env`. */
   settings?: Record<string, string>;
+  /** What the connector writes to: the AHDS stand-in (default) or a real HAPI FHIR server (needs Java and Maven). */
+  target?: 'ahds' | 'hapi';
+  hapi?: HapiServerOptions;
 }
 
 export interface Stack {
@@ -23,6 +27,8 @@ export interface Stack {
   ahds: AhdsStandIn;
   entra: EntraStandIn;
   azurite?: AzuriteHandle;
+  /** The HAPI FHIR server, when the stack was started with target 'hapi'. */
+  hapi?: HapiServer;
   /** App settings that point the connector at this stack, as loadConfig reads them. */
   env: Record<string, string>;
   close(): Promise<void>;
@@ -49,18 +55,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     started.push(openemr);
     const azurite = options.azurite === false ? undefined : await startAzurite();
     if (azurite) started.push(azurite);
+    const hapi = options.target === 'hapi' ? await startHapiServer(options.hapi) : undefined;
+    if (hapi) started.push(hapi);
     const env = connectorSettings({
       openemr: { baseUrl: openemr.baseUrl, site: openemr.site, clientId: openemr.client.clientId, privateKeyPem: openemr.client.privateKeyPem },
       ahds,
       entra,
       storageConnectionString: azurite?.connectionString,
-      extra: options.settings,
+      extra: { ...(hapi ? hapiTargetSettings(hapi) : {}), ...options.settings },
     });
     return {
       openemr,
       ahds,
       entra,
       azurite,
+      hapi,
       env,
       close: async () => {
         for (const s of started.reverse()) await s.close().catch(() => undefined);
@@ -70,6 +79,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Settings that point the connector at a HAPI FHIR server on loopback (no auth there: TARGET_AUTH=none). */
+export function hapiTargetSettings(hapi: { fhirUrl: string }): Record<string, string> {
+  return { TARGET_KIND: 'fhir', TARGET_FHIR_URL: hapi.fhirUrl, TARGET_AUTH: 'none', MAPPING_UNCARRIED_REFERENCES: 'drop', MAPPING_PROFILE_CLAIMS: 'drop' };
 }
 
 /** Without storage nothing may touch it: an unroutable account makes any attempt loud. */

@@ -41,7 +41,19 @@ export const BATCH_HEADERS = { 'Content-Type': FHIR_JSON, 'x-bundle-processing-l
 
 /** A batch bundle of upserts (PUT Type/id), serialised canonically: what a bundle's body is. */
 export function batchBody(resources: readonly SyncedResource[]): string {
-  const entry = resources.map((resource) => ({ resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } }));
+  return batchBodyWithFullUrls(resources, undefined);
+}
+
+/**
+ * The same bundle, each entry with fullUrl {base}/Type/id when a base is given: HL7's validator (HAPI
+ * FHIR's request validation) refuses a bundle entry that has a resource and no fullUrl.
+ */
+export function batchBodyWithFullUrls(resources: readonly SyncedResource[], fullUrlBase: string | undefined): string {
+  const entry = resources.map((resource) => ({
+    ...(fullUrlBase ? { fullUrl: `${fullUrlBase}/${resource.resourceType}/${resource.id}` } : {}),
+    resource,
+    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+  }));
   return canonicalJson({ resourceType: 'Bundle', type: 'batch', entry });
 }
 
@@ -76,6 +88,10 @@ export interface WriterOptions {
   bundleHeaders?: Record<string, string>;
   /** The app-wide ceiling of bundles in flight, shared across processes; absent: only this process's limiter. */
   budget?: BundleBudget;
+  /** batch (default): bundles of PUT entries; single: one PUT per resource, for a target without batch (src/target). */
+  bundleMode?: 'batch' | 'single';
+  /** Base of each entry's fullUrl ({base}/Type/id); undefined (AHDS): no fullUrl. */
+  fullUrlBase?: string;
   telemetry?: Telemetry;
   random?: () => number;
   /** Resource types whose target policy is checked once before the first write (target-check.ts); none when absent. */
@@ -114,7 +130,7 @@ export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
   readonly clock = new ServerClock();
-  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes'>;
+  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>;
   private targetChecked?: Promise<void>;
   private readonly versions = new Map<string, string>();
 
@@ -125,6 +141,7 @@ export class AhdsWriter {
       maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS,
       conflictRetries: 3,
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
+      bundleMode: 'batch',
       maxBundleEntries: 500,
       random: Math.random,
       sleep,
@@ -196,6 +213,7 @@ export class AhdsWriter {
    * settles, can never be overtaken by it.
    */
   async writeBatch(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
+    if (this.o.bundleMode === 'single') return Promise.all(resources.map((r) => this.limiter.run(() => this.put(r, context))));
     const sleep = this.o.sleep;
     const results = new Map<number, WriteResult>();
     let pending = resources.map((resource, index) => ({ resource, index, tries: 0, conflicts: 0 }));
@@ -207,12 +225,13 @@ export class AhdsWriter {
       const answer = await this.send(pending.map((p) => p.resource), context);
       if (answer.kind === 'whole') {
         const { error } = answer;
-        if (error.statusCode === 400 && !error.message.includes('exceeded the configured limit')) {
-          // The whole bundle was refused for what some entries hold (AHDS: a parse error anywhere).
+        if ((error.statusCode === 400 && !error.message.includes('exceeded the configured limit')) || error.statusCode === 422) {
+          // The whole bundle was refused for what some entries hold (AHDS: a parse error anywhere;
+          // HAPI FHIR: its request validator found an error in one entry and answers 422).
           // Halves are written on their own until each refused bundle is one resource.
           if (pending.length === 1) {
             const p = pending[0]!;
-            results.set(p.index, failed(p.resource, 400, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId));
+            results.set(p.index, failed(p.resource, error.statusCode, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId));
             break;
           }
           const mid = Math.ceil(pending.length / 2);
@@ -268,7 +287,7 @@ export class AhdsWriter {
       const sentAt = Date.now();
       let response: AxiosResponse;
       try {
-        response = await this.http.post('/', batchBody(resources), {
+        response = await this.http.post('/', batchBodyWithFullUrls(resources, this.o.fullUrlBase), {
           headers: { 'Content-Type': FHIR_JSON, ...this.o.bundleHeaders, ...this.auditHeaders(context) },
           timeout: this.o.bundleTimeoutMs,
           'axios-retry': { retries: 0 },
@@ -320,7 +339,9 @@ export class AhdsWriter {
       const base = { resourceType: r.resourceType, id: r.id!, status, attempts: 1, versionId, requestId };
       if (status >= 200 && status < 300) {
         const lastUpdated = meta?.lastUpdated ?? entry.response.lastModified;
-        return { ...base, outcome: this.classify(status, { resourceType: r.resourceType, id: r.id!, versionId, lastUpdated, sentAt }) };
+        const outcome = this.classify(status, { resourceType: r.resourceType, id: r.id!, versionId, lastUpdated, sentAt });
+        // HAPI FHIR says so itself when it kept the version (and then gives no lastModified).
+        return { ...base, outcome: status === 200 && saysNoChange(entry.response.outcome) ? ('unchanged' as const) : outcome };
       }
       const detail = safeDetail(entry.response.outcome);
       return { ...base, outcome: 'failed' as const, reason: withRequestId(`AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.`, requestId) };
@@ -491,8 +512,15 @@ function withAttempts(error: UpstreamError, attempts: number): UpstreamError {
   return copy;
 }
 
+/** An entry outcome coded SUCCESSFUL_UPDATE_NO_CHANGE (HAPI FHIR's storage response codes). */
+function saysNoChange(outcome: unknown): boolean {
+  const issues = (outcome as { issue?: Array<{ details?: { coding?: Array<{ code?: unknown }> } }> } | undefined)?.issue;
+  return Array.isArray(issues) && issues.some((i) => i.details?.coding?.some((c) => c.code === 'SUCCESSFUL_UPDATE_NO_CHANGE'));
+}
+
+/** The version in an ETag: W/"3" (AHDS, HTTP answers), or "3" and bare 3 (HAPI FHIR's batch-response entries). */
 function versionFromEtag(etag: unknown): string | undefined {
-  const m = typeof etag === 'string' ? /W\/"([^"]+)"/.exec(etag) : null;
+  const m = typeof etag === 'string' ? /^(?:W\/)?"?([^"]+)"?$/.exec(etag.trim()) : null;
   return m?.[1];
 }
 

@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
+import { buildTargetConfig, type TargetConfig } from '../target/config';
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -62,6 +63,7 @@ export interface Config {
     conceptMapFiles: string[];
     localCodeSystem: string;
     uncarriedReferences: 'keep' | 'drop';
+    profileClaims: 'keep' | 'drop';
     validation: 'ahds' | 'strict';
   };
   privacy: {
@@ -80,6 +82,8 @@ export interface Config {
     /** How reconciliation reads the source (search finds NULL-dated rows; export does not). */
     reconcileSource: 'search' | 'export';
   };
+  /** The FHIR server written to: kind, URL, auth (src/target). */
+  target: TargetConfig;
 }
 
 /** A setting is missing or malformed. The message names the setting and never holds its value. */
@@ -170,7 +174,8 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
   }
 
   const baseUrl = s.OPENEMR_BASE_URL.replace(/\/+$/, '');
-  const fhirUrl = s.AHDS_FHIR_URL.replace(/\/+$/, '');
+  const target = buildTargetConfig(s, fail);
+  const fhirUrl = target.fhirUrl;
   return {
     openemr: {
       baseUrl,
@@ -229,6 +234,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],
       localCodeSystem: s.MAPPING_LOCAL_CODE_SYSTEM,
       uncarriedReferences: s.MAPPING_UNCARRIED_REFERENCES,
+      profileClaims: s.MAPPING_PROFILE_CLAIMS,
       validation: s.MAPPING_VALIDATION,
     },
     privacy: {
@@ -244,6 +250,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       observationSpanSeconds: s.OPENEMR_OBSERVATION_SPAN_SECONDS,
       reconcileSource: s.RECONCILE_SOURCE,
     },
+    target,
   };
 }
 

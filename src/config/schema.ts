@@ -108,6 +108,17 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'MAPPING_VALIDATION', required: false, default: 'ahds', description: 'ahds: refuse what AHDS refuses (parse errors, the resource\'s own cardinality and formats) plus codes outside the required value sets the connector maps; strict: also everything a full FHIR validator refuses (nested cardinality, invariants).' },
   { name: 'AHDS_APP_MAX_BUNDLES', required: false, default: '64', description: 'Ceiling of bundles in flight toward AHDS for the whole app (timer, HTTP runs and every queue worker on every instance), held in Table storage; 0 turns it off. Microsoft warns that past about 100 concurrent bundles AHDS may get slower.' },
   { name: 'AHDS_CONFLICT_RETRIES', required: false, default: '3', description: 'Resubmissions of a resource AHDS answered 409/412 (a concurrent update of it) before it is dead-lettered.' },
+  { name: 'TARGET_KIND', required: false, default: 'ahds', description: 'What the connector writes to: ahds (Azure Health Data Services, every AHDS behaviour) or fhir (any FHIR R4 server; the writer adapts to its CapabilityStatement).' },
+  { name: 'TARGET_FHIR_URL', required: false, description: 'FHIR base URL of the target; takes the place of AHDS_FHIR_URL (which stays accepted). One of the two is required.' },
+  { name: 'TARGET_AUTH', required: false, description: 'How the connector authenticates to the target: entra (Entra ID tokens, the AZURE_* settings; default for ahds), smart-backend (SMART Backend Services, a signed JWT assertion), client-secret (client_credentials with a secret) or none (loopback and private networks only). Required when TARGET_KIND is fhir.' },
+  { name: 'TARGET_TOKEN_URL', required: false, description: 'Token endpoint for smart-backend and client-secret; when empty it is read from {TARGET_FHIR_URL}/.well-known/smart-configuration.' },
+  { name: 'TARGET_CLIENT_ID', required: false, description: 'Client id at the target authorization server (smart-backend and client-secret).' },
+  { name: 'TARGET_CLIENT_SECRET', required: false, secret: true, description: 'Client secret (client-secret mode), sent with HTTP Basic authentication.' },
+  { name: 'TARGET_PRIVATE_KEY', required: false, secret: true, description: 'Private key signing the SMART client assertion (smart-backend), PEM or JWK JSON: an RSA key signs RS384, an EC P-384 key ES384.' },
+  { name: 'TARGET_KEY_ID', required: false, description: 'kid of the SMART client assertion: the key id in the JWKS registered with the target (required for smart-backend).' },
+  { name: 'TARGET_SCOPES', required: false, default: 'system/*.read system/*.write', description: 'Scopes requested from the target authorization server (smart-backend and client-secret).' },
+  { name: 'MAPPING_PROFILE_CLAIMS', required: false, default: 'keep', description: 'keep: meta.profile names the US Core profiles a resource was checked against; drop: no profile claims, for a target that does not hold those profiles (HAPI FHIR without US Core refuses a resource claiming an unknown profile).' },
+  { name: 'TARGET_BUNDLES', required: false, default: 'auto', description: 'How writes are grouped: auto (batch bundles when the CapabilityStatement offers batch, or the server is HAPI FHIR, which accepts batch without listing it; otherwise one PUT per resource), batch, or single.' },
 ];
 
 const envSchema = z.object({
@@ -121,7 +132,7 @@ const envSchema = z.object({
   OPENEMR_CLIENT_SECRET: z.string().optional(),
   OPENEMR_READ_CONCURRENCY: int(1, 32).default(3),
   OPENEMR_PAGE_SIZE: int(1, 200).default(200),
-  AHDS_FHIR_URL: secureUrl('FHIR service URL'),
+  AHDS_FHIR_URL: secureUrl('FHIR service URL').optional(),
   AHDS_AUDIENCE: z.string().optional(),
   AZURE_AUTH_MODE: z.enum(['managed-identity', 'default', 'client-secret'], { message: 'must be managed-identity, default or client-secret' }).default('managed-identity'),
   AZURE_CLIENT_ID: z.string().optional(),
@@ -166,6 +177,17 @@ const envSchema = z.object({
   AHDS_SERVER_TIME_LIMIT_MS: int(0, 600000).default(100000),
   AHDS_APP_MAX_BUNDLES: int(0, 1000).default(64),
   MAPPING_VALIDATION: z.enum(['ahds', 'strict'], { message: 'must be ahds or strict' }).default('ahds'),
+  TARGET_KIND: z.enum(['ahds', 'fhir'], { message: 'must be ahds or fhir' }).default('ahds'),
+  TARGET_FHIR_URL: secureUrl('target FHIR base URL').optional(),
+  TARGET_AUTH: z.enum(['entra', 'smart-backend', 'client-secret', 'none'], { message: 'must be entra, smart-backend, client-secret or none' }).optional(),
+  TARGET_TOKEN_URL: secureUrl('target token endpoint').optional(),
+  TARGET_CLIENT_ID: z.string().optional(),
+  TARGET_CLIENT_SECRET: z.string().optional(),
+  TARGET_PRIVATE_KEY: z.string().optional(),
+  TARGET_KEY_ID: z.string().optional(),
+  TARGET_SCOPES: z.string().default('system/*.read system/*.write'),
+  MAPPING_PROFILE_CLAIMS: z.enum(['keep', 'drop'], { message: 'must be keep or drop' }).default('keep'),
+  TARGET_BUNDLES: z.enum(['auto', 'batch', 'single'], { message: 'must be auto, batch or single' }).default('auto'),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

@@ -11,6 +11,11 @@ export interface MappingOptions {
   /** Identifier systems removed before anything leaves the connector. */
   dropIdentifierSystems: string[];
   deid: { enabled: boolean; key?: string };
+  /**
+   * keep (default): meta.profile names the profiles the mapper vouches for (US Core); drop: none, for a
+   * target that does not know them (HL7's validator in HAPI FHIR refuses a resource claiming an unknown profile).
+   */
+  profileClaims?: 'keep' | 'drop';
   /** How strictly mapped resources are checked before they are written (validate.ts); default ahds. */
   validation?: 'ahds' | 'strict';
 }

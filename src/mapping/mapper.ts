@@ -314,7 +314,7 @@ class Mapper implements ResourceMapper {
   private finish(src: SyncedResource, body: Json, profiles: string[]): SyncedResource {
     const out: Json = { resourceType: src.resourceType, id: this.targetId(src.resourceType, src.id!) };
     const meta: Meta = {};
-    if (profiles.length) meta.profile = profiles;
+    if (profiles.length && this.options.profileClaims !== 'drop') meta.profile = profiles;
     const security = src.meta?.security?.length ? (this.walk(src.meta.security, 'security', {}) as Coding[] | undefined) : undefined;
     if (security) meta.security = security;
     if (meta.profile || meta.security) out.meta = meta;

@@ -43,8 +43,11 @@ export async function targetHashes(stack: Stack): Promise<Map<string, string>> {
 
 /** Differences between the mapped source and the target: empty when they are equal. */
 export async function targetDiff(stack: Stack, mapper: ResourceMapper): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
-  const expected = expectedTarget(stack, mapper).hashes;
-  const actual = await targetHashes(stack);
+  return diffHashes(expectedTarget(stack, mapper).hashes, await targetHashes(stack));
+}
+
+/** What is missing, stale or extra in `actual` ("Type/id" -> content hash) against `expected`. */
+export function diffHashes(expected: Map<string, string>, actual: Map<string, string>): { missing: string[]; stale: string[]; extra: string[] } {
   const missing: string[] = [];
   const stale: string[] = [];
   for (const [key, hash] of expected) {

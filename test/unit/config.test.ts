@@ -1,6 +1,7 @@
-import { ConfigError, loadConfig } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
 import { envSchema, SETTINGS } from '../../src/config/schema';
 import { makeRsaKey } from '../helpers/keys';
+import { configError, minimalSettings } from '../helpers/settings';
 
 let pem: string;
 let jwk: object;
@@ -8,26 +9,7 @@ beforeAll(async () => {
   ({ pem, jwk } = await makeRsaKey());
 });
 
-function env(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  return {
-    OPENEMR_BASE_URL: 'https://emr.example.org',
-    OPENEMR_CLIENT_ID: 'client-1',
-    OPENEMR_PRIVATE_KEY: pem,
-    AHDS_FHIR_URL: 'https://ws-fhir.fhir.azurehealthcareapis.com',
-    AzureWebJobsStorage__accountName: 'syncstore01',
-    ...overrides,
-  };
-}
-
-function configError(e: NodeJS.ProcessEnv): ConfigError {
-  try {
-    loadConfig(e);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
+const env = (overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv => minimalSettings(pem, overrides);
 
 describe('configuration', () => {
   test('a complete configuration derives the OpenEMR FHIR base and token URLs from root and site', () => {
