@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
 import { syncRunHandler } from '../../functions/sync-run';
 import { startStack, type Stack } from '../../stack';
-import { invoke, useStack } from '../helpers/functions';
+import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor } from '../helpers/incremental-stack';
 import { hapiAll, hapiDiff } from './hapi-target';
 
@@ -18,22 +18,25 @@ let stack: Stack;
 let settings: Record<string, string>;
 
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
+/** A full sync or a reconcile is a long run: 202, then the queue worker runs it; its summary is the run's result. */
+const longRun = async (accepted: Promise<Awaited<ReturnType<typeof invoke>>>) => {
+  const status = await completeRun(stack, await accepted);
+  expect(status).toMatchObject({ state: 'succeeded', done: true });
+  return { status: 200, json: status.result };
+};
 const diff = async () => hapiDiff(stack, mapperFor({ ...stack.env, ...settings }));
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true, target: 'hapi', hapi: { log: (l) => console.log(l) } });
   // Four bundles of 100 at a time: HAPI validates each entry with HL7's validator on two shared cores.
-  // The $export download waits (unread) while the sink waits on HAPI: HTTP_TIMEOUT_MS bounds that idle
-  // socket, so it is the longest allowed here (at 120 s a loaded machine broke the download off).
-  settings = { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '100', AHDS_MAX_CONCURRENCY: '4', HTTP_TIMEOUT_MS: '600000' };
+  settings = { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '100', AHDS_MAX_CONCURRENCY: '4' };
   useStack(stack, settings);
 }, 900_000);
 afterAll(() => stack?.close());
 
 test('a full sync writes every Patient and Observation of the sample data, each judged valid by HAPI (0 errors)', async () => {
   await stack.hapi!.resetValidationReport();
-  const answer = await run({ full: 'true' });
-  expect(answer.status).toBe(200);
+  const answer = await longRun(run({ full: 'true' }));
   const patients = stack.openemr.store.ids('Patient').length;
   const observations = stack.openemr.store.ids('Observation').length;
   expect(answer.json).toMatchObject({ status: 'ok', failed: 0, deadLettered: 0, updated: 0 });
@@ -48,7 +51,7 @@ test('a full sync writes every Patient and Observation of the sample data, each 
 });
 
 test('a full re-sync of unchanged data makes no new version in HAPI', async () => {
-  const answer = await run({ full: 'true' });
+  const answer = await longRun(run({ full: 'true' }));
   expect(answer.json).toMatchObject({ status: 'ok', created: 0, updated: 0, failed: 0 });
   expect(answer.json.unchanged).toBe(answer.json.read - (answer.json.skipped ?? 0) - (await diff()).unmappable);
   for (const type of ['Patient', 'Observation']) {
@@ -82,8 +85,7 @@ test('reconcile deletes in HAPI what OpenEMR deleted (RECONCILE_DELETE_MODE=dele
   for (const id of gone) store.delete('Observation', id);
   useStack(stack, { ...settings, RECONCILE_DELETE_MODE: 'delete' });
   try {
-    const answer = await invoke(reconcileHttpHandler, { url: 'reconcile' });
-    expect(answer.status).toBe(200);
+    const answer = await longRun(invoke(reconcileHttpHandler, { url: 'reconcile' }));
     expect(answer.json.byType.Observation).toMatchObject({ deletedAtSource: 3, deleted: 3, stale: 0, missing: 0 });
     expect(answer.json.byType.Patient).toMatchObject({ deletedAtSource: 0, stale: 0, missing: 0 });
   } finally {
@@ -92,6 +94,6 @@ test('reconcile deletes in HAPI what OpenEMR deleted (RECONCILE_DELETE_MODE=dele
   for (const id of gone) expect((await fetch(`${stack.hapi!.fhirUrl}/Observation/${id}`)).status).toBe(410);
   expect(await diff()).toMatchObject({ missing: [], stale: [], extra: [] });
   // A second reconcile finds nothing to do.
-  const again = await invoke(reconcileHttpHandler, { url: 'reconcile' });
+  const again = await longRun(invoke(reconcileHttpHandler, { url: 'reconcile' }));
   expect(again.json.byType.Observation).toMatchObject({ deletedAtSource: 0, stale: 0, missing: 0 });
 });
