@@ -253,14 +253,32 @@ export class ResourceStore {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
     rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
+    const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];
     // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
     const text = (date ?? this.rowDate(this.opts.clock.nowSeconds())).text;
-    const rec = this.buildRecord(withServerMeta(resource, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
+    const rec = this.buildRecord(withServerMeta(stored, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
     return rec;
+  }
+
+  /**
+   * With a DST zone, an Observation's effectiveDateTime and issued are kept as OpenEMR keeps them:
+   * local wall-clock DATETIME columns (one-second precision), labelled here with the offset at that
+   * instant. servedJson relabels them with today's offset (UtilsService::getLocalDateAsUTC, date('P')).
+   */
+  private withWallClockTimes(resource: FhirResource): FhirResource {
+    const zone = this.opts.zone;
+    const out: FhirResource = { ...resource };
+    for (const field of ['effectiveDateTime', 'issued'] as const) {
+      const value = resource[field];
+      if (typeof value !== 'string' || !value.includes('T')) continue;
+      const t = instantSeconds(value, zone.offsetNow());
+      if (t !== null) out[field] = formatLocalNaive(zone.toNaive(t), 0) + zone.label(zone.offsetAt(t));
+    }
+    return out;
   }
 
   private buildRecord(resource: FhirResource, lastUpdated: number | null, seq: number): StoredRecord {

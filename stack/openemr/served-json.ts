@@ -20,11 +20,16 @@ export interface ServeContext {
 // meta is placed right after id, so the first lastUpdated in the text is meta's.
 const META_LAST_UPDATED = /"lastUpdated":"([^"]*?)([+-]\d\d:\d\d|Z)?"/;
 
+// Observation times kept as wall-clock DATETIMEs with a DST zone (resource-store.ts withWallClockTimes).
+const CLINICAL_TIMES = /"(effectiveDateTime|issued)":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[+-]\d\d:\d\d|Z)"/g;
+
 export function servedJson(rec: StoredRecord, ctx: ServeContext): string {
   const now = rec.lastUpdated === null || (rec.type === 'Observation' && ctx.traits.observationMetaNow);
-  if (now) return rec.json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`);
-  if (!ctx.relabel) return rec.json;
-  // The stored wall-clock time, labelled with the offset in force today (UtilsService::getLocalDateAsUTC).
+  if (!ctx.relabel)
+    return now ? rec.json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`) : rec.json;
+  // Stored wall-clock times, labelled with the offset in force today (UtilsService::getLocalDateAsUTC).
   const label = formatUtcOffset(ctx.offsetMinutes);
-  return rec.json.replace(META_LAST_UPDATED, (_m, wallClock: string) => `"lastUpdated":"${wallClock}${label}"`);
+  const json = rec.json.replace(CLINICAL_TIMES, (_m, field: string, wallClock: string) => `"${field}":"${wallClock}${label}"`);
+  if (now) return json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`);
+  return json.replace(META_LAST_UPDATED, (_m, wallClock: string) => `"lastUpdated":"${wallClock}${label}"`);
 }

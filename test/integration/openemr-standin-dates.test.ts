@@ -94,16 +94,21 @@ test('with a DST zone a row written in the other season is served and searched w
       let t = now - 86400;
       while (offsetAt(t) === offsetAt(now)) t -= 86400;
       t -= t % 3600;
-      s.store.put(observation(1), { lastUpdated: t });
+      s.store.put({ ...observation(1), effectiveDateTime: iso(t), issued: iso(t) }, { lastUpdated: t });
       const shift = (offsetAt(t) - offsetAt(now)) * 60; // seconds the served time is late
-      const served = (await get(s, `/Observation/${uuid(1, 'bbbbbbbb')}`)).body.meta.lastUpdated as string;
+      const read = (await get(s, `/Observation/${uuid(1, 'bbbbbbbb')}`)).body;
+      const served = read.meta.lastUpdated as string;
       expect(Date.parse(served) / 1000).toBe(t + shift);
+      // Clinical times are DATETIME columns too, emitted through the same getLocalDateAsUTC.
+      expect(Date.parse(read.effectiveDateTime) / 1000).toBe(t + shift);
+      expect(Date.parse(read.issued) / 1000).toBe(t + shift);
       expect((await get(s, `/Observation?_lastUpdated=eq${iso(t + shift)}`)).body.total).toBe(1);
       expect((await get(s, `/Observation?_lastUpdated=eq${iso(t)}`)).body.total).toBe(0);
       // Once the clock is in the row's season again, the same row is served at its true instant.
       while (offsetAt(Math.floor(s.store.now() / 1000)) !== offsetAt(t)) s.store.advanceClock(7 * 86400);
-      const later = (await get(s, `/Observation/${uuid(1, 'bbbbbbbb')}`)).body.meta.lastUpdated as string;
-      expect(Date.parse(later) / 1000).toBe(t);
+      const laterRead = (await get(s, `/Observation/${uuid(1, 'bbbbbbbb')}`)).body;
+      expect(Date.parse(laterRead.meta.lastUpdated) / 1000).toBe(t);
+      expect(Date.parse(laterRead.effectiveDateTime) / 1000).toBe(t);
     },
     { timeZone: 'America/New_York' },
   ));
