@@ -6,6 +6,7 @@
 import { formatLocalNaive, instantSeconds } from './fhir-dates';
 import {
   codingTokens,
+  dropConditionalReferences,
   FhirResource,
   isSupportedType,
   rewriteUrnReferences,
@@ -95,7 +96,7 @@ interface RowDate {
 }
 
 export class ResourceStore {
-  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable() };
+  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable(), Encounter: new TypeTable(), Condition: new TypeTable() };
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -232,6 +233,21 @@ export class ResourceStore {
     };
     const fromMeta = at(resource.meta?.lastUpdated);
     if (fromMeta) return fromMeta;
+    if (resource.resourceType === 'Encounter') {
+      // form_encounter.last_update (FhirEncounterService.php): a visit's row last changes when it closes.
+      const period = resource.period as { start?: unknown; end?: unknown } | undefined;
+      for (const candidate of [period?.end, period?.start]) {
+        const t = at(candidate);
+        if (t) return t;
+      }
+    }
+    if (resource.resourceType === 'Condition') {
+      // lists.last_updated_time (FhirConditionService.php): the problem was last touched when recorded.
+      for (const candidate of [resource.recordedDate, resource.onsetDateTime]) {
+        const t = at(candidate);
+        if (t) return t;
+      }
+    }
     if (resource.resourceType === 'Observation') {
       // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
@@ -245,18 +261,20 @@ export class ResourceStore {
   }
 
   private checkType(type: string): SupportedType {
-    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient and Observation only, not ${type}`);
+    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient, Encounter, Condition and Observation only, not ${type}`);
     return type;
   }
 
   private store(resource: FhirResource, date: RowDate | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
-    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
+    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined));
+    if (type !== 'Patient' && type !== 'Observation') resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    const id = resource.id as string;
     const table = this.tables[type];
     // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
     const text = (date ?? this.rowDate(this.opts.clock.nowSeconds())).text;
-    const rec = this.buildRecord(withServerMeta(resource, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
+    const rec = this.buildRecord(withServerMeta(resource, id, text), date?.naive ?? null, table.seqFor(id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
@@ -266,6 +284,13 @@ export class ResourceStore {
   private buildRecord(resource: FhirResource, lastUpdated: number | null, seq: number): StoredRecord {
     const type = this.checkType(resource.resourceType);
     const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, seq, json: JSON.stringify(resource) };
+    if (type === 'Encounter' || type === 'Condition') {
+      const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
+      if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
+      const period = resource.period as { start?: unknown } | undefined;
+      const eff = instantSeconds(period?.start, this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
+    }
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
       if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
