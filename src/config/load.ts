@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
+import { orderedTypes } from '../sync/resource-types';
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -57,6 +58,8 @@ export interface Config {
     tablePrefix: string;
     queueName: string;
     reconcileDeleteMode: 'report-only' | 'delete';
+    /** SYNC_RESOURCE_TYPES in reference order (src/sync/resource-types.ts). */
+    resourceTypes: string[];
   };
   mapping: {
     conceptMapFiles: string[];
@@ -224,6 +227,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       tablePrefix: s.SYNC_TABLE_PREFIX,
       queueName: s.SYNC_QUEUE_NAME,
       reconcileDeleteMode: s.RECONCILE_DELETE_MODE,
+      resourceTypes: orderedTypes(s.SYNC_RESOURCE_TYPES).map((t) => t.type),
     },
     mapping: {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],

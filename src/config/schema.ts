@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseInstant } from './instant';
+import { DEFAULT_RESOURCE_TYPES, KNOWN_RESOURCE_TYPES, resourceTypesProblem } from '../sync/resource-types';
 
 /**
  * Every setting the connector reads, with its default and what it means. The README's settings
@@ -108,6 +109,7 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'MAPPING_VALIDATION', required: false, default: 'ahds', description: 'ahds: refuse what AHDS refuses (parse errors, the resource\'s own cardinality and formats) plus codes outside the required value sets the connector maps; strict: also everything a full FHIR validator refuses (nested cardinality, invariants).' },
   { name: 'AHDS_APP_MAX_BUNDLES', required: false, default: '64', description: 'Ceiling of bundles in flight toward AHDS for the whole app (timer, HTTP runs and every queue worker on every instance), held in Table storage; 0 turns it off. Microsoft warns that past about 100 concurrent bundles AHDS may get slower.' },
   { name: 'AHDS_CONFLICT_RETRIES', required: false, default: '3', description: 'Resubmissions of a resource AHDS answered 409/412 (a concurrent update of it) before it is dead-lettered.' },
+  { name: 'SYNC_RESOURCE_TYPES', required: false, default: DEFAULT_RESOURCE_TYPES, description: `Comma-separated resource types to carry (${KNOWN_RESOURCE_TYPES.join(', ')}; Patient always), written in reference order (README, Resource types). The OpenEMR client needs a read scope for each.` },
 ];
 
 const envSchema = z.object({
@@ -166,6 +168,10 @@ const envSchema = z.object({
   AHDS_SERVER_TIME_LIMIT_MS: int(0, 600000).default(100000),
   AHDS_APP_MAX_BUNDLES: int(0, 1000).default(64),
   MAPPING_VALIDATION: z.enum(['ahds', 'strict'], { message: 'must be ahds or strict' }).default('ahds'),
+  SYNC_RESOURCE_TYPES: list.default(DEFAULT_RESOURCE_TYPES.split(',')).superRefine((types, ctx) => {
+    const problem = resourceTypesProblem(types);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;
