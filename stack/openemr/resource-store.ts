@@ -233,19 +233,20 @@ export class ResourceStore {
     };
     const fromMeta = at(resource.meta?.lastUpdated);
     if (fromMeta) return fromMeta;
-    if (resource.resourceType === 'Encounter') {
-      // form_encounter.last_update (FhirEncounterService.php): a visit's row last changes when it closes.
-      const period = resource.period as { start?: unknown; end?: unknown } | undefined;
-      for (const candidate of [period?.end, period?.start]) {
-        const t = at(candidate);
-        if (t) return t;
-      }
-    }
-    if (resource.resourceType === 'Condition') {
-      // lists.last_updated_time (FhirConditionService.php): the problem was last touched when recorded.
-      for (const candidate of [resource.recordedDate, resource.onsetDateTime]) {
-        const t = at(candidate);
-        if (t) return t;
+    // form_encounter.last_update (FhirEncounterService.php): a visit's row last changes when it
+    // closes; lists.last_updated_time (FhirConditionService.php): a problem when it was recorded.
+    // Both are MySQL TIMESTAMPs, which hold nothing before 1970: an older row was written at the load.
+    const rowDates =
+      resource.resourceType === 'Encounter'
+        ? [(resource.period as { end?: unknown } | undefined)?.end, (resource.period as { start?: unknown } | undefined)?.start]
+        : resource.resourceType === 'Condition'
+          ? [resource.recordedDate, resource.onsetDateTime]
+          : [];
+    for (const candidate of rowDates) {
+      const seconds = instantSeconds(candidate, this.opts.zone.offsetNow());
+      if (seconds !== null) {
+        if (seconds > 0) return this.rowDate(seconds);
+        break;
       }
     }
     if (resource.resourceType === 'Observation') {
