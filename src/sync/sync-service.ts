@@ -182,6 +182,8 @@ export class SyncService {
       const failedIds = await current.failed;
       next = readPage();
       next.catch(() => undefined);
+      // The page's Encounters (and other carried types) are written before its Observations.
+      const between = await this.writeBetweenTypes(run, sink, page.map((p) => p.id!), failedIds, reads);
       for (const patient of page) {
         const patientId = patient.id!;
         const ofPatient = await observations.next();
@@ -190,7 +192,8 @@ export class SyncService {
           await this.fail(run, ofPatient.map((o) => blockedByPatient(o, patientId)));
           continue;
         }
-        for (const o of ofPatient) await this.mapInto(o, run, sink);
+        if (between) await this.mapDependentsInto(ofPatient, run, sink, failedIds);
+        else for (const o of ofPatient) await this.mapInto(o, run, sink);
       }
       run.onProgress?.(run.tally);
     }
@@ -392,8 +395,29 @@ export class SyncService {
       return;
     }
     const sink = this.sink(run);
-    for (const o of observations) await this.mapInto(o, run, sink);
+    const failed = new Set<string>();
+    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, new ReadSlots(this.deps.settings.readConcurrency))) await this.mapDependentsInto(observations, run, sink, failed);
+    else for (const o of observations) await this.mapInto(o, run, sink);
     await sink.flush();
+  }
+
+  /**
+   * The carried types that come between Patient and Observation in the reference order (Encounter,
+   * Condition): each read per Patient and written (flushed) before the next type and before the
+   * Observations. Answers whether there were any (then Observations are checked for their Encounter).
+   */
+  private async writeBetweenTypes(run: RunContext, sink: BatchSink, patientIds: readonly string[], failedPatients: ReadonlySet<string>, reads: ReadSlots): Promise<boolean> {
+    const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation');
+    for (const type of between) {
+      for (const patientId of patientIds) {
+        const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
+        run.tally.read += resources.length;
+        this.notePresentOf(run, type, resources.flatMap((r) => (r.id ? [r.id] : [])));
+        await this.mapDependentsInto(resources, run, sink, failedPatients);
+      }
+      await sink.flush();
+    }
+    return between.length > 0;
   }
 
   /** Tallies write results (carrying source ids) and dead-letters the failures. */

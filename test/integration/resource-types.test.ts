@@ -13,6 +13,8 @@ import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
 import type { SyncedResource } from '../../src/fhir/types';
 import { replayDeadLetters } from '../../src/sync/replay';
+import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
+import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
 
@@ -156,6 +158,29 @@ test('a Condition whose Encounter OpenEMR does not have is held back and dead-le
   expect(replay).toMatchObject({ attempted: 1, replayed: 1, stillFailing: 0 });
   expect(((await stack.ahds.read('Condition', heldId)) as Json | undefined)?.encounter).toEqual({ reference: `Encounter/${missingEncounter}` });
   expect(await unresolvedInTarget()).toEqual([]);
+  expect(dangling).toEqual([]);
+}, 300_000);
+
+test('a Patient synced with everything brings its Encounters and Conditions before its Observations', async () => {
+  const store = stack.openemr.store;
+  const patientId = randomUUID();
+  const encounterId = randomUUID();
+  store.put({ ...(store.get('Patient', store.ids('Patient')[3]!) as Json), id: patientId } as never);
+  store.put({ ...(store.get('Encounter', store.ids('Encounter')[3]!) as Json), id: encounterId, subject: { reference: `Patient/${patientId}` } } as never);
+  store.put({ ...(store.get('Condition', store.ids('Condition')[3]!) as Json), id: randomUUID(), subject: { reference: `Patient/${patientId}` }, encounter: { reference: `Encounter/${encounterId}` } } as never);
+  store.put({ ...(store.get('Observation', store.ids('Observation')[3]!) as Json), id: randomUUID(), subject: { reference: `Patient/${patientId}` }, encounter: { reference: `Encounter/${encounterId}` } } as never);
+  const answer = await invoke(syncPatientEverythingHandler, { method: 'POST', url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
+  expect(answer.status).toBe(200);
+  expect(answer.json).toMatchObject({ status: 'ok', failed: 0, byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Condition: { created: 1 }, Observation: { created: 1 } } });
+  expect(dangling).toEqual([]);
+}, 300_000);
+
+test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
+  const connector = await getConnector();
+  const summary = await processWorkItem(workDepsOf(connector), { kind: 'patients', since: '1970-01-01T00:00:00.000Z', until: new Date(Date.now() + 3600_000).toISOString() });
+  expect(summary).toMatchObject({ status: 'ok', failed: 0, created: 0, updated: 0 });
+  expect(summary.byType.Encounter!.unchanged).toBe(stack.openemr.store.count('Encounter'));
+  expect(summary.byType.Condition!.unchanged).toBe(stack.openemr.store.count('Condition'));
   expect(dangling).toEqual([]);
 }, 300_000);
 
