@@ -16,7 +16,7 @@ import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { completeRun, invoke, useStack } from '../helpers/functions';
-import { mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
+import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
 const SCOPES = 'system/Patient.read system/Encounter.read system/Condition.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
@@ -67,7 +67,7 @@ async function unresolvedInTarget(): Promise<string[]> {
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
-  trimSource(stack, 600);
+
   settings = { SYNC_TABLE_PREFIX: 'rtypes', OPENEMR_SCOPES: SCOPES, SYNC_RESOURCE_TYPES: 'Observation,Condition,Encounter,Patient', SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '50' };
   useStack(stack, settings);
   await watchWrites();
