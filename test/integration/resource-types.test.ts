@@ -67,7 +67,6 @@ async function unresolvedInTarget(): Promise<string[]> {
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
-
   settings = { SYNC_TABLE_PREFIX: 'rtypes', OPENEMR_SCOPES: SCOPES, SYNC_RESOURCE_TYPES: 'Observation,Condition,Encounter,Patient', SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '50' };
   useStack(stack, settings);
   await watchWrites();
