@@ -7,6 +7,7 @@ import { createResourceMapper } from '../src/mapping';
 import { mappingOptions } from '../src/connector';
 import type { SyncedResource } from '../src/fhir/types';
 import { startStack, type Stack } from '../stack';
+import type { SupportedType } from '../stack/openemr';
 import { QueueClient } from '@azure/storage-queue';
 import { invokeHttpHandler, loadFunctionRegistrations, startFunctionsHost } from '../stack/functions-host';
 import { drainQueue, resolveQueueName, type QueueHandler } from '../stack/queue-worker';
@@ -173,7 +174,7 @@ async function verify(stack: Stack): Promise<string[]> {
   const config = loadConfig(stack.env);
   const mapper = createResourceMapper(mappingOptions(config));
   const problems: string[] = [];
-  for (const type of ['Patient', 'Observation'] as const) {
+  for (const type of config.sync.resourceTypes as SupportedType[]) {
     const target = new Map((await stack.ahds.snapshot(type)).map((r) => [r.id!, r]));
     for (const id of stack.openemr.store.ids(type)) {
       const outcome = mapper.map(stack.openemr.store.get(type, id) as unknown as SyncedResource);
@@ -188,7 +189,7 @@ async function verify(stack: Stack): Promise<string[]> {
 
 async function writeOut(stack: Stack, dir: string, passes: PassFigures[], differences: string[]): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
-  for (const type of ['Patient', 'Observation']) {
+  for (const type of loadConfig(stack.env).sync.resourceTypes) {
     const lines = (await stack.ahds.snapshot(type)).map((r) => JSON.stringify(r));
     fs.writeFileSync(path.join(dir, `${type}.ndjson`), lines.join('\n') + (lines.length ? '\n' : ''));
   }

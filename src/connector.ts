@@ -60,14 +60,15 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
     mapper,
     telemetry,
     deadLetters,
-    settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize },
+    settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize, resourceTypes: config.sync.resourceTypes },
   });
   return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state, getCredential };
 }
 
 /** The mapping stage's options from the settings (terminology, references, privacy). */
-export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'>): MappingOptions {
+export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'> & { sync?: Pick<Config['sync'], 'resourceTypes'> }): MappingOptions {
   return {
+    ...(config.sync?.resourceTypes ? { carriedTypes: config.sync.resourceTypes } : {}),
     conceptMapFiles: config.mapping.conceptMapFiles,
     localCodeSystem: config.mapping.localCodeSystem,
     uncarriedReferences: config.mapping.uncarriedReferences,

@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
 import { buildTargetConfig, type TargetConfig } from '../target/config';
+import { orderedTypes } from '../sync/resource-types';
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -58,6 +59,8 @@ export interface Config {
     tablePrefix: string;
     queueName: string;
     reconcileDeleteMode: 'report-only' | 'delete';
+    /** SYNC_RESOURCE_TYPES in reference order (src/sync/resource-types.ts). */
+    resourceTypes: string[];
   };
   mapping: {
     conceptMapFiles: string[];
@@ -229,6 +232,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       tablePrefix: s.SYNC_TABLE_PREFIX,
       queueName: s.SYNC_QUEUE_NAME,
       reconcileDeleteMode: s.RECONCILE_DELETE_MODE,
+      resourceTypes: orderedTypes(s.SYNC_RESOURCE_TYPES).map((t) => t.type),
     },
     mapping: {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],

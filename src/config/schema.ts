@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseInstant } from './instant';
+import { DEFAULT_RESOURCE_TYPES, KNOWN_RESOURCE_TYPES, resourceTypesProblem } from '../sync/resource-types';
 
 /**
  * Every setting the connector reads, with its default and what it means. The README's settings
@@ -119,6 +120,7 @@ export const SETTINGS: SettingDoc[] = [
   { name: 'TARGET_SCOPES', required: false, default: 'system/*.read system/*.write', description: 'Scopes requested from the target authorization server (smart-backend and client-secret).' },
   { name: 'MAPPING_PROFILE_CLAIMS', required: false, default: 'keep', description: 'keep: meta.profile names the US Core profiles a resource was checked against; drop: no profile claims, for a target that does not hold those profiles (HAPI FHIR without US Core refuses a resource claiming an unknown profile).' },
   { name: 'TARGET_BUNDLES', required: false, default: 'auto', description: 'How writes are grouped: auto (batch bundles when the CapabilityStatement offers batch, or the server is HAPI FHIR, which accepts batch without listing it; otherwise one PUT per resource), batch, or single.' },
+  { name: 'SYNC_RESOURCE_TYPES', required: false, default: DEFAULT_RESOURCE_TYPES, description: `Comma-separated resource types to carry (${KNOWN_RESOURCE_TYPES.join(', ')}; Patient always), written in reference order (README, Resource types). The OpenEMR client needs a read scope for each.` },
 ];
 
 const envSchema = z.object({
@@ -188,6 +190,10 @@ const envSchema = z.object({
   TARGET_SCOPES: z.string().default('system/*.read system/*.write'),
   MAPPING_PROFILE_CLAIMS: z.enum(['keep', 'drop'], { message: 'must be keep or drop' }).default('keep'),
   TARGET_BUNDLES: z.enum(['auto', 'batch', 'single'], { message: 'must be auto, batch or single' }).default('auto'),
+  SYNC_RESOURCE_TYPES: list.default(DEFAULT_RESOURCE_TYPES.split(',')).superRefine((types, ctx) => {
+    const problem = resourceTypesProblem(types);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
 });
 
 export type RawSettings = z.infer<typeof envSchema>;

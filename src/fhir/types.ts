@@ -1,12 +1,12 @@
-import type { Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type { Condition, Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
 
-export type { Observation, Patient, Resource };
+export type { Condition, Encounter, Observation, Patient, Resource };
 
-/** The resource types this connector carries. */
-export const SYNCED_TYPES = ['Patient', 'Observation'] as const;
+/** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
+export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation'] as const;
 export type SyncedType = (typeof SYNCED_TYPES)[number];
 
-export type SyncedResource = Patient | Observation;
+export type SyncedResource = Patient | Observation | Encounter | Condition;
 
 /** A resource the connector identifies without carrying its content (dead letters, reports, logs). */
 export interface ResourceKey {

@@ -8,6 +8,8 @@ export interface MappingOptions {
   localCodeSystem: string;
   /** References to types the sync does not carry (Encounter, ...). */
   uncarriedReferences: 'keep' | 'drop';
+  /** The types the sync carries (SYNC_RESOURCE_TYPES); default Patient and Observation. */
+  carriedTypes?: readonly string[];
   /** Identifier systems removed before anything leaves the connector. */
   dropIdentifierSystems: string[];
   deid: { enabled: boolean; key?: string };

@@ -1,5 +1,5 @@
 import type { CodeableConcept, Coding, Meta, Observation, Patient, Quantity } from '@medplum/fhirtypes';
-import { SYNCED_TYPES, type SyncedResource } from '../fhir/types';
+import type { SyncedResource } from '../fhir/types';
 import { CHECKED_SYSTEMS, isStandardSystem, US_SSN, US_SSN_OID, V2_0203 } from './codes';
 import { loadConceptMaps, type ConceptMapIndex, type TargetCoding } from './conceptmaps';
 import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
@@ -8,11 +8,12 @@ import { normaliseQuantity } from './units';
 import { validationFailure, withSafeNarrative } from './validate';
 import { isValidFhirId } from '../fhir/ids';
 import { parseReference } from '../fhir/references';
+import { RESOURCE_TYPES, type ResourceTypeSpec } from '../sync/resource-types';
 import { hasVitalSignsCategory, isValidUsCoreVitalSign, US_CORE_VITAL_SIGNS, vitalSignCode, vitalSignsCategory } from './vitals';
 
 type Json = Record<string, unknown>;
 
-const CARRIED = new Set<string>(SYNCED_TYPES);
+const DEFAULT_CARRIED = ['Patient', 'Observation'];
 /** The type a `urn:uuid:` reference (transaction-bundle form) has when Reference.type does not say. */
 const DEFAULT_REF_TYPE: Record<string, string> = {
   subject: 'Patient',
@@ -75,6 +76,7 @@ class Mapper implements ResourceMapper {
   private readonly deid?: Deidentifier;
   private readonly dropSystems: Set<string>;
   private readonly dropSsnType: boolean;
+  private readonly carried: Set<string>;
 
   constructor(
     private readonly options: MappingOptions,
@@ -85,6 +87,7 @@ class Mapper implements ResourceMapper {
       this.deid = new Deidentifier(options.deid.key);
     }
     this.dropSystems = new Set(options.dropIdentifierSystems);
+    this.carried = new Set(options.carriedTypes ?? DEFAULT_CARRIED);
     // The SSN namespace has two spellings; dropping one drops both, and identifiers typed SS
     // (v2-0203) go too even when they carry no system or another one.
     this.dropSsnType = this.dropSystems.has(US_SSN) || this.dropSystems.has(US_SSN_OID);
@@ -100,15 +103,17 @@ class Mapper implements ResourceMapper {
 
   map(resource: SyncedResource): MapOutcome {
     const type = (resource as { resourceType?: unknown } | null)?.resourceType;
-    if (type !== 'Patient' && type !== 'Observation') {
-      return { ok: false, reason: 'Unsupported resource type: only Patient and Observation are mapped' };
+    const spec = typeof type === 'string' ? RESOURCE_TYPES.find((t) => t.type === type) : undefined;
+    if (!spec) {
+      return { ok: false, reason: `Unsupported resource type: only ${RESOURCE_TYPES.map((t) => t.type).join(', ')} are mapped` };
     }
     if (!isValidFhirId(resource.id)) {
       return { ok: false, reason: `FHIR validation failed: ${type}.id: missing or invalid id` };
     }
     try {
       const unmapped: UnmappedCoding[] = [];
-      const mapped = type === 'Patient' ? this.mapPatient(resource as Patient) : this.mapObservation(resource as Observation, unmapped);
+      const mapped =
+        type === 'Patient' ? this.mapPatient(resource as Patient) : type === 'Observation' ? this.mapObservation(resource as Observation, unmapped) : this.mapClinical(resource, spec, unmapped);
       const out = withSafeNarrative(mapped);
       const failure = validationFailure(out, this.options.validation);
       if (failure) return { ok: false, reason: failure };
@@ -144,13 +149,7 @@ class Mapper implements ResourceMapper {
     const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey ?? `Observation/${src.id}`) } : {};
     const body = this.walkRoot(src, ctx, this.deid ? DEID_OBSERVATION_DROP : []) as Json;
 
-    const seen = new Set<string>();
-    const report = (c: UnmappedCoding) => {
-      const key = `${c.system}\u0000${c.code}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      unmapped.push(c);
-    };
+    const report = reporter(unmapped);
     if (body.code) body.code = this.mapConcept(body.code as CodeableConcept, report);
     if (body.valueCodeableConcept) body.valueCodeableConcept = this.mapConcept(body.valueCodeableConcept as CodeableConcept, report);
     mapQuantities(body);
@@ -170,6 +169,24 @@ class Mapper implements ResourceMapper {
     }
     const profiles = isValidUsCoreVitalSign(obs) ? [US_CORE_VITAL_SIGNS] : [];
     return this.finish(src, body, profiles) as Observation;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Encounter, Condition (and any patient-scoped type of the table): the table's concepts through
+  // the ConceptMaps, dates shifted by the subject Patient's offset, its de-identification drops.
+
+  private mapClinical(src: SyncedResource, spec: ResourceTypeSpec, unmapped: UnmappedCoding[]): SyncedResource {
+    const subject = parseReference((src as { subject?: { reference?: string } }).subject?.reference, 'Patient');
+    const shiftKey = subject?.type === 'Patient' ? subject.id : `${src.resourceType}/${src.id}`;
+    const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey) } : {};
+    const body = this.walkRoot(src, ctx, this.deid ? [...spec.mapping.deidDrop] : []);
+    const report = reporter(unmapped);
+    for (const element of spec.mapping.concepts) {
+      const value = body[element];
+      if (Array.isArray(value)) body[element] = value.map((cc) => this.mapConcept(cc as CodeableConcept, report));
+      else if (value && typeof value === 'object') body[element] = this.mapConcept(value as CodeableConcept, report);
+    }
+    return this.finish(src, body, []);
   }
 
   /** Maps each coding, adds the maps' targets, and reports the concept when nothing standard is left. */
@@ -286,7 +303,7 @@ class Mapper implements ResourceMapper {
         if (this.deid || this.options.uncarriedReferences === 'drop') return undefined;
         target = raw;
       } else {
-        if (!CARRIED.has(parsed.type) && this.options.uncarriedReferences === 'drop') return undefined;
+        if (!this.carried.has(parsed.type) && this.options.uncarriedReferences === 'drop') return undefined;
         target = `${parsed.type}/${this.targetId(parsed.type, parsed.id)}`;
       }
     }
@@ -323,6 +340,17 @@ class Mapper implements ResourceMapper {
   }
 }
 
+
+/** Reports each unmapped coding once per resource. */
+function reporter(unmapped: UnmappedCoding[]): (c: UnmappedCoding) => void {
+  const seen = new Set<string>();
+  return (c) => {
+    const key = `${c.system}\u0000${c.code}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    unmapped.push(c);
+  };
+}
 
 function relabel(c: Coding, system: string): Coding {
   const out: Coding = {};

@@ -87,6 +87,10 @@ const CHOICE_ELEMENTS: Record<string, Array<[string, RegExp]>> = {
     ['', /^deceased[A-Z]/],
     ['', /^multipleBirth[A-Z]/],
   ],
+  Condition: [
+    ['', /^onset[A-Z]/],
+    ['', /^abatement[A-Z]/],
+  ],
 };
 
 function componentsOf(r: Record<string, unknown>, type: string, path: string): Array<readonly [string, Record<string, unknown>]> {

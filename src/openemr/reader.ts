@@ -1,6 +1,6 @@
 import type { AxiosInstance } from 'axios';
 import type { Config } from '../config/load';
-import type { Observation, Patient } from '../fhir/types';
+import type { Observation, Patient, SyncedResource } from '../fhir/types';
 import { createHttpClient, type TokenSource } from '../http/client';
 import { UpstreamError } from '../http/errors';
 import { DEPENDENCIES } from '../telemetry/names';
@@ -155,7 +155,7 @@ export class OpenEmrReader {
    * answers them all at once; it cannot page them, and `_count` would cut each sub-service).
    */
   observationsOfPatient(patientId: string, since?: string): Promise<Observation[]> {
-    return this.search('Observation', { patient: patientId, ...(since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) }) as Promise<Observation[]>;
+    return this.ofPatient('Observation', patientId, since) as Promise<Observation[]>;
   }
 
   /**
@@ -163,7 +163,22 @@ export class OpenEmrReader {
    * (`_lastUpdated=ge`; no `_count`, which it would apply per sub-service and which cannot page).
    */
   observationsSince(since: string): Promise<Observation[]> {
-    return this.search('Observation', { _lastUpdated: `ge${toOpenEmrInstant(since)}` }) as Promise<Observation[]>;
+    return this.updatedSince('Observation', since) as Promise<Observation[]>;
+  }
+
+  /** Every resource of a patient-scoped type (Observation, Encounter, Condition) of one patient, `ge` since when given, in one answer. */
+  ofPatient(type: string, patientId: string, since?: string): Promise<SyncedResource[]> {
+    return this.search(type, { patient: patientId, ...(since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) }) as Promise<SyncedResource[]>;
+  }
+
+  /** Every resource of a type with lastUpdated >= since, in one answer (`_lastUpdated=ge`, no paging). */
+  updatedSince(type: string, since: string): Promise<SyncedResource[]> {
+    return this.search(type, { _lastUpdated: `ge${toOpenEmrInstant(since)}` }) as Promise<SyncedResource[]>;
+  }
+
+  /** One resource by type and id (404 `[]` throws an UpstreamError with `missing` set). */
+  getResource(type: string, id: string): Promise<SyncedResource> {
+    return this.read(type, id) as Promise<SyncedResource>;
   }
 
   /** One sorted page of Patients from `since` (ge) on; the caller applies the upper bound. */
@@ -201,17 +216,22 @@ export class OpenEmrReader {
   }
 
   /** Which of these Patient ids OpenEMR has (`_id=a,b,c`, OR-ed): one request per 100 ids. */
-  async patientsPresent(ids: readonly string[]): Promise<Set<string>> {
+  patientsPresent(ids: readonly string[]): Promise<Set<string>> {
+    return this.present('Patient', ids);
+  }
+
+  /** Which of these ids of a type OpenEMR has (`_id=a,b,c`, OR-ed): one request per 100 ids. */
+  async present(type: string, ids: readonly string[]): Promise<Set<string>> {
     const present = new Set<string>();
     const unique = [...new Set(ids)];
     for (let i = 0; i < unique.length; i += IDS_PER_LOOKUP) {
       const chunk = unique.slice(i, i + IDS_PER_LOOKUP);
       // An id with a comma cannot be asked in a list: read it alone.
       const listed = chunk.filter((id) => !id.includes(','));
-      if (listed.length > 0) for (const p of await this.search('Patient', { _id: listed.join(',') })) if (p.id) present.add(p.id);
+      if (listed.length > 0) for (const p of await this.search(type, { _id: listed.join(',') })) if (p.id) present.add(p.id);
       for (const id of chunk.filter((x) => x.includes(','))) {
         try {
-          await this.getPatient(id);
+          await this.read(type, id);
           present.add(id);
         } catch (error) {
           if (!(error instanceof UpstreamError && error.missing)) throw error;

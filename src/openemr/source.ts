@@ -1,4 +1,5 @@
-import type { Observation, Patient } from '../fhir/types';
+import type { Observation, Patient, SyncedResource } from '../fhir/types';
+import { orderedTypes, specOf } from '../sync/resource-types';
 import { UpstreamError } from '../http/errors';
 import { BulkExportClient, ExportUnavailableError, type ExportedType, type ExportFile } from './bulk-export';
 import { ReadAhead, readAheadLimits } from '../sync/read-ahead';
@@ -27,17 +28,17 @@ import type { OpenEmrReader, ServerInfo } from './reader';
 export type SourceType = ExportedType;
 export const SOURCE_TYPES: readonly SourceType[] = ['Patient', 'Observation'];
 
-export interface SourceWindows {
-  Patient: { since?: number; until: number };
-  Observation: { since?: number; until: number };
-}
+/** Per type a window on lastUpdated; since undefined means "everything". */
+export type SourceWindows = Record<string, { since?: number; until: number }>;
 
 export interface SourceVisitor {
-  /** Patients of a type's window, then (after typeDone('Patient')) Observations. */
+  /** Patients of a type's window, then (after typeDone('Patient')) the other types in reference order. */
   patients(batch: Patient[]): Promise<void>;
   observations(batch: Observation[]): Promise<void>;
+  /** Resources of the other configured types (Encounter, Condition), in reference order. */
+  resources?(type: string, batch: SyncedResource[]): Promise<void>;
   /** Everything of `type` in its window was handed over (a window may be closed now). */
-  typeDone(type: SourceType, via: 'export' | 'search'): Promise<void>;
+  typeDone(type: string, via: 'export' | 'search'): Promise<void>;
   /** Resources the source reports deleted (export deleted[]). */
   deleted?(type: string, id: string): Promise<void>;
   /** Patient ids the source has been seen to hold (their Observations are read per Patient). */
@@ -51,6 +52,8 @@ export interface SourceReadOptions {
   pageSize: number;
   /** Server info of this run (the caller read it; the release decides what is asked). */
   server: ServerInfo;
+  /** The types to read, in reference order (default Patient, Observation); each needs a window. */
+  types?: readonly string[];
   /** Force searches (e.g. a caller that cannot take a whole export). */
   searchOnly?: boolean;
   /** Instead of OPENEMR_EXPORT_GAP_SECONDS: windows longer than this are exported. */
@@ -59,7 +62,7 @@ export interface SourceReadOptions {
 
 export interface SourceReadResult {
   /** How each type was read in the end. */
-  via: Record<SourceType, 'export' | 'search'>;
+  via: Record<string, 'export' | 'search'>;
   /** Set when an export was tried and abandoned (its reason). */
   exportAbandoned?: string;
 }
@@ -69,22 +72,32 @@ const EXPORT_BATCH = 200;
 
 export async function readSource(reader: OpenEmrReader, options: SourceReadOptions, visitor: SourceVisitor): Promise<SourceReadResult> {
   const { windows } = options;
-  const via: SourceReadResult['via'] = { Patient: 'search', Observation: 'search' };
-  const lows = SOURCE_TYPES.map((t) => windows[t].since);
+  const types = orderedTypes(options.types ?? SOURCE_TYPES).map((t) => t.type);
+  const via: SourceReadResult['via'] = Object.fromEntries(types.map((t) => [t, 'search' as const]));
+  const lows = types.map((t) => windows[t]!.since);
   const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
-  const until = Math.max(windows.Patient.until, windows.Observation.until);
+  const until = Math.max(...types.map((t) => windows[t]!.until));
   const gap = lowest === undefined ? Infinity : until - lowest;
   const useExport = !options.searchOnly && reader.settings.exportEnabled && options.server.release.exportSince && gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
+  // Types the connector takes from an export; the others are read by search between them, in reference order.
+  const exportedTypes = types.filter((t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t));
 
-  let remaining: SourceType[] = [...SOURCE_TYPES];
+  let remaining: SourceType[] = useExport ? [...exportedTypes] : [];
   let exportAbandoned: string | undefined;
+  const search = (type: string) => searchType(reader, options, visitor, type);
   if (useExport) {
     const exporter = new BulkExportClient(reader);
+    const searchedDuringExport: string[] = [];
     try {
-      const manifest = await exporter.run({ types: SOURCE_TYPES, ...(lowest !== undefined ? { since: iso(lowest) } : {}) });
+      const manifest = await exporter.run({ types: exportedTypes, ...(lowest !== undefined ? { since: iso(lowest) } : {}) });
       try {
-        // Patients first (each file whole), so no Observation is written before its Patient.
-        for (const type of SOURCE_TYPES) {
+        // Reference order (each file whole): no resource is handed on before what it points at.
+        for (const type of types) {
+          if (!remaining.includes(type as SourceType)) {
+            await search(type);
+            searchedDuringExport.push(type);
+            continue;
+          }
           let batch: Record<string, unknown>[] = [];
           const hand = async () => {
             if (batch.length === 0) return;
@@ -101,7 +114,7 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
             }
           }
           await hand();
-          if (type === SOURCE_TYPES[SOURCE_TYPES.length - 1] && visitor.deleted) {
+          if (type === exportedTypes[exportedTypes.length - 1] && visitor.deleted) {
             for await (const d of fileFailures(exporter.deletions(manifest))) await visitor.deleted(d.type, d.id);
           }
           via[type] = 'export';
@@ -116,34 +129,39 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
       exportAbandoned = (error as Error).message;
       visitor.log?.(`${exportAbandoned} Reading ${remaining.join(' and ')} with searches instead.`);
     }
-  }
-
-  for (const type of remaining) {
-    const window = windows[type];
-    if (window.since !== undefined && window.since >= window.until) continue;
-    if (type === 'Patient') {
-      for await (const page of reader.patients(options.pageSize, { ...(window.since !== undefined ? { since: iso(window.since) } : {}), until: iso(window.until) })) await visitor.patients(page);
-    } else if (window.since !== undefined && window.until - window.since <= reader.settings.observationSpanSeconds * 1000) {
-      await visitor.observations(await reader.observationsSince(iso(window.since)));
-    } else {
-      // Long or open windows: per Patient, so no answer holds more than one Patient's Observations,
-      // OPENEMR_READ_CONCURRENCY reads at a time, a bounded few answers ahead of the writes.
-      const since = window.since !== undefined ? iso(window.since) : undefined;
-      const slots = new ReadSlots(reader.connection.readConcurrency);
-      for await (const page of reader.patients(options.pageSize)) {
-        const ids = page.flatMap((p) => (p.id ? [p.id] : []));
-        const ahead = new ReadAhead(ids, (id) => reader.observationsOfPatient(id, since), slots, readAheadLimits(reader.connection.readConcurrency));
-        for (const id of ids) {
-          const ofPatient = await ahead.next();
-          visitor.present?.([id]);
-          if (ofPatient.length > 0) await visitor.observations(ofPatient);
-        }
-      }
-    }
-    via[type] = 'search';
-    await visitor.typeDone(type, 'search');
+    // What the export did not finish, and the searched types after it, in reference order.
+    for (const type of types) if (remaining.includes(type as SourceType) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type as SourceType))) await search(type);
+  } else {
+    for (const type of types) await search(type);
   }
   return { via, ...(exportAbandoned ? { exportAbandoned } : {}) };
+}
+
+/** One type's window by search, handed on to the visitor, then typeDone. */
+async function searchType(reader: OpenEmrReader, options: SourceReadOptions, visitor: SourceVisitor, type: string): Promise<void> {
+  const window = options.windows[type]!;
+  if (window.since !== undefined && window.since >= window.until) return;
+  const hand = (batch: SyncedResource[]) => (type === 'Observation' ? visitor.observations(batch as Observation[]) : visitor.resources!(type, batch));
+  if (type === 'Patient') {
+    for await (const page of reader.patients(options.pageSize, { ...(window.since !== undefined ? { since: iso(window.since) } : {}), until: iso(window.until) })) await visitor.patients(page);
+  } else if (window.since !== undefined && window.until - window.since <= reader.settings.observationSpanSeconds * 1000) {
+    await hand(await reader.updatedSince(type, iso(window.since)));
+  } else {
+    // Long or open windows: per Patient, so no answer holds more than one Patient's resources,
+    // OPENEMR_READ_CONCURRENCY reads at a time, a bounded few answers ahead of the writes.
+    const since = window.since !== undefined ? iso(window.since) : undefined;
+    const slots = new ReadSlots(reader.connection.readConcurrency);
+    for await (const page of reader.patients(options.pageSize)) {
+      const ids = page.flatMap((p) => (p.id ? [p.id] : []));
+      const ahead = new ReadAhead(ids, (id) => reader.ofPatient(type, id, since), slots, readAheadLimits(reader.connection.readConcurrency));
+      for (const id of ids) {
+        const ofPatient = await ahead.next();
+        visitor.present?.([id]);
+        if (ofPatient.length > 0) await hand(ofPatient);
+      }
+    }
+  }
+  await visitor.typeDone(type, 'search');
 }
 
 function fileResources(exporter: BulkExportClient, file: ExportFile): AsyncGenerator<Record<string, unknown>> {

@@ -9,7 +9,7 @@ import type { WatermarkStore } from '../state/watermarks';
 import { METRICS } from '../telemetry/names';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { DeadLetterStore } from './dead-letters';
-import { readSource, SOURCE_TYPES, type SourceType } from '../openemr/source';
+import { readSource } from '../openemr/source';
 import { floorSecond, iso } from './incremental-windows';
 import type { SyncService, SyncSummary, Trigger } from './sync-service';
 import type { Tally } from './tally';
@@ -139,8 +139,9 @@ export class IncrementalSync {
     const serverNow = this.deps.serverNow ? await this.deps.serverNow() : server.now;
     const serverNowAt = Date.now();
     const upper = floorSecond(serverNow - settings.lagSeconds * 1000);
-    const lower: Record<SourceType, number | undefined> = { Patient: undefined, Observation: undefined };
-    for (const type of SOURCE_TYPES) {
+    const types = sync.resourceTypes;
+    const lower: Record<string, number | undefined> = {};
+    for (const type of types) {
       if (request.full) lower[type] = undefined;
       else if (request.since) lower[type] = Date.parse(request.since);
       else {
@@ -148,16 +149,16 @@ export class IncrementalSync {
         lower[type] = mark ? Date.parse(mark.until) - settings.overlapSeconds * 1000 : Date.parse(settings.initialSince);
       }
     }
-    const lows = SOURCE_TYPES.map((t) => lower[t]);
+    const lows = types.map((t) => lower[t]);
     const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
-    const windowOf = (type: SourceType) => ({ ...(lower[type] !== undefined ? { since: lower[type] } : {}), until: upper });
+    const windowOf = (type: string) => ({ ...(lower[type] !== undefined ? { since: lower[type] } : {}), until: upper });
 
     const windows: Record<string, TypeWindow> = {};
-    for (const type of SOURCE_TYPES) {
+    for (const type of types) {
       const lo = lower[type];
       windows[type] = { ...(lo !== undefined ? { since: iso(lo) } : {}), until: iso(upper), via: 'search', closed: false };
     }
-    const close = async (type: SourceType, via: 'search' | 'export') => {
+    const close = async (type: string, via: 'search' | 'export') => {
       const lost = this.deps.deadLetters.unpersistedFor?.(runId) ?? 0;
       if (lost > 0) throw new DeadLetterStorageError(lost);
       await handle.assertHeld();
@@ -166,12 +167,14 @@ export class IncrementalSync {
     };
     const sink = sync.sink(run);
     let blocked: Set<string> | undefined;
+    const blockedNow = async () => (blocked ??= await sync.blockedPatients(run));
     try {
       phase = 'reading';
       await readSource(
         reader,
         {
-          windows: { Patient: windowOf('Patient'), Observation: windowOf('Observation') },
+          windows: Object.fromEntries(types.map((t) => [t, windowOf(t)])),
+          types,
           pageSize: settings.pageSize,
           server,
           searchOnly: options.useExport === false,
@@ -188,9 +191,16 @@ export class IncrementalSync {
           observations: async (batch) => {
             this.checkLease(handle);
             phase = 'Observation';
-            blocked ??= await sync.blockedPatients(run);
             run.tally.read += batch.length;
-            await sync.mapObservationsInto(batch, run, sink, blocked);
+            await sync.mapObservationsInto(batch, run, sink, await blockedNow());
+            run.onProgress?.(run.tally);
+          },
+          resources: async (type, batch) => {
+            this.checkLease(handle);
+            phase = type;
+            run.tally.read += batch.length;
+            sync.notePresentOf(run, type, batch.flatMap((r) => (r.id ? [r.id] : [])));
+            await sync.mapDependentsInto(batch, run, sink, await blockedNow());
             run.onProgress?.(run.tally);
           },
           present: (ids) => sync.notePresent(run, ids),

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AhdsWriter } from '../ahds/writer';
 import type { Connector } from '../connector';
 import { contentHash } from '../fhir/canonical';
-import type { Observation, SyncedResource } from '../fhir/types';
+import type { SyncedResource } from '../fhir/types';
 import type { OpenEmrReader } from '../openemr/reader';
 import { readSource } from '../openemr/source';
 import type { Telemetry } from '../telemetry/telemetry';
 import { requireState, withLease, type LeasedOutcome } from './incremental';
-import { subjectPatientId, type RunContext, type SyncService, type Trigger } from './sync-service';
+import { carriedReferences, specOf } from './resource-types';
+import { referenceTarget, type RunContext, type SyncService, type Trigger } from './sync-service';
 import type { Tally } from './tally';
 
 export interface TypeReconcile {
@@ -36,7 +37,8 @@ export interface ReconcileSummary {
   deleteMode: 'report-only' | 'delete';
   /** How the source was read. */
   via: 'export' | 'search';
-  byType: Record<'Patient' | 'Observation', TypeReconcile>;
+  /** Per carried type (SYNC_RESOURCE_TYPES), in reference order. */
+  byType: Record<string, TypeReconcile>;
   written: { created: number; updated: number; unchanged: number; failed: number };
   deadLettered: number;
   durationMs: number;
@@ -62,7 +64,6 @@ export interface ReconcileDeps {
   log?: (message: string) => void;
 }
 
-const TYPES = ['Patient', 'Observation'] as const;
 
 /**
  * Compares the Patient and Observation id sets and content hashes of OpenEMR (mapped exactly as a
@@ -76,6 +77,7 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
   // The release first: one that cannot be read safely is refused before anything is compared.
   const server = await deps.reader.supportedRelease(true);
   const run = deps.sync.begin('reconcile', options.trigger, options.runId ?? randomUUID(), options.onProgress);
+  const TYPES = deps.sync.resourceTypes;
   const byType = Object.fromEntries(TYPES.map((t) => [t, { source: 0, target: 0, inSync: 0, missing: 0, stale: 0, deletedAtSource: 0, deleted: 0, unmappable: 0 }])) as ReconcileSummary['byType'];
 
   // 1. What AHDS holds, read first: anything written after this is never mistaken for a source delete.
@@ -91,22 +93,27 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
 
   // 2. The source, streamed, each resource compared as it comes (export or search: source.ts decides).
   const sink = deps.sync.sink(run);
-  const sourcePatients = new Set<string>();
+  // Ids met at the source so far, per type: types come in reference order, so a reference to a
+  // carried type is resolved against what was already read.
+  const sourceIds = new Map<string, Set<string>>(TYPES.map((t) => [t, new Set<string>()]));
   const blocked = await deps.sync.blockedPatients(run);
-  const notWritten = async (type: (typeof TYPES)[number], resource: SyncedResource, reason: string, stage: 'map' | 'read') => {
-    byType[type].unmappable++;
+  const notWritten = async (type: string, resource: SyncedResource, reason: string, stage: 'map' | 'read') => {
+    byType[type]!.unmappable++;
     await deps.sync.recordFailures(run, [{ resourceType: type, id: resource.id ?? '', stage, reason }]);
     target[type]!.delete(deps.sync.mapper.targetId(type, resource.id ?? ''));
   };
-  const consider = async (type: (typeof TYPES)[number], resource: SyncedResource) => {
-    byType[type].source++;
+  const consider = async (type: string, resource: SyncedResource) => {
+    byType[type]!.source++;
     run.tally.read++;
-    if (type === 'Observation') {
-      // Never write an Observation whose subject points at nothing (absent at the source or dead-lettered).
-      const patientId = subjectPatientId(resource as Observation);
-      if (patientId && blocked.has(patientId)) return notWritten(type, resource, `Not written because its Patient/${patientId} could not be written.`, 'read');
-      if (patientId && !sourcePatients.has(patientId)) return notWritten(type, resource, `Not written because OpenEMR has no Patient/${patientId} (the Observation's subject).`, 'read');
-    } else if (resource.id) sourcePatients.add(resource.id);
+    if (resource.id) sourceIds.get(type)!.add(resource.id);
+    // Never write a resource that points at nothing (absent at the source or dead-lettered).
+    for (const ref of carriedReferences(type, TYPES)) {
+      const id = referenceTarget(resource, ref.element, ref.type);
+      if (id === undefined) continue;
+      const isBlocked = ref.type === 'Patient' ? blocked.has(id) : run.tally.failedOf(ref.type).has(id) || (await deps.sync.blockedEarlier(run, ref.type)).has(id);
+      if (isBlocked) return notWritten(type, resource, `Not written because its ${ref.type}/${id} could not be written.`, 'read');
+      if (!sourceIds.get(ref.type)!.has(id)) return notWritten(type, resource, `Not written because OpenEMR has no ${ref.type}/${id} (the ${type}'s ${ref.element}).`, 'read');
+    }
     const outcome = deps.sync.mapper.map(resource);
     if (!outcome.ok) return notWritten(type, resource, outcome.reason, 'map');
     run.tally.unmapped.add(outcome.unmapped);
@@ -128,13 +135,16 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     const until = server.now + 366 * 86_400_000;
     read = await readSource(
       deps.reader,
-      { windows: { Patient: { until }, Observation: { until } }, pageSize: deps.pageSize, server, searchOnly: deps.useExport === false },
+      { windows: Object.fromEntries(TYPES.map((t) => [t, { until }])), types: TYPES, pageSize: deps.pageSize, server, searchOnly: deps.useExport === false },
       {
         patients: async (page) => {
           for (const p of page) await consider('Patient', p as SyncedResource);
         },
         observations: async (batch) => {
           for (const o of batch) await consider('Observation', o as SyncedResource);
+        },
+        resources: async (type, batch) => {
+          for (const r of batch) await consider(type, r);
         },
         typeDone: async (type) => {
           await sink.flush();
@@ -147,7 +157,7 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     await sink.flush().catch(() => undefined);
     throw error;
   }
-  const via: ReconcileSummary['via'] = read.via.Patient === 'export' && read.via.Observation === 'export' ? 'export' : 'search';
+  const via: ReconcileSummary['via'] = TYPES.filter((t) => specOf(t).read.connectorExports).every((t) => read.via[t] === 'export') ? 'export' : 'search';
 
   // 3. What is left in AHDS is gone from OpenEMR. Observations before Patients. Nothing is deleted on
   //    an answer that may be incomplete: a type not read to its end, or an empty source facing a
@@ -155,13 +165,14 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
   const withheld: string[] = [];
   for (const type of [...TYPES].reverse()) {
     const gone = [...target[type]!.keys()];
-    byType[type].deletedAtSource = gone.length;
+    const counts = byType[type]!;
+    counts.deletedAtSource = gone.length;
     if (deps.deleteMode !== 'delete' || gone.length === 0) continue;
     const doubt = !complete.has(type)
       ? `${type} was not read to its end`
-      : byType[type].source === 0
-        ? `OpenEMR answered no ${type} at all while AHDS holds ${byType[type].target}`
-        : type === 'Observation' && byType.Patient.source === 0
+      : counts.source === 0
+        ? `OpenEMR answered no ${type} at all while AHDS holds ${counts.target}`
+        : type !== 'Patient' && byType.Patient!.source === 0
           ? 'OpenEMR answered no Patient at all'
           : undefined;
     if (doubt) {
@@ -170,7 +181,7 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     }
     await deps.assertHeld?.();
     // In batch bundles of DELETE entries (soft deletes; FHIR Data Writer suffices), not one by one.
-    byType[type].deleted += await deps.writer.deleteAll(type, gone, { runId: run.runId });
+    counts.deleted += await deps.writer.deleteAll(type, gone, { runId: run.runId });
   }
 
   const summary = finishReconcile(deps, run, byType, via, options.trigger, started, withheld);
@@ -184,7 +195,7 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
     runId: run.runId,
     operation: 'reconcile',
     trigger,
-    status: written.failed === 0 ? 'ok' : written.created + written.updated + written.unchanged + byType.Patient.inSync + byType.Observation.inSync === 0 ? 'failed' : 'partial',
+    status: written.failed === 0 ? 'ok' : written.created + written.updated + written.unchanged + Object.values(byType).reduce((n, c) => n + c.inSync, 0) === 0 ? 'failed' : 'partial',
     deleteMode: deps.deleteMode,
     via,
     byType,
@@ -194,7 +205,7 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
     ...(withheld.length > 0 ? { deletesWithheld: withheld } : {}),
   };
   const flat: Record<string, number | string> = { runId: summary.runId, trigger, deleteMode: summary.deleteMode, status: summary.status, durationMs: summary.durationMs };
-  for (const type of TYPES) for (const [k, v] of Object.entries(byType[type])) flat[`${type}.${k}`] = v;
+  for (const [type, counts] of Object.entries(byType)) for (const [k, v] of Object.entries(counts)) flat[`${type}.${k}`] = v;
   for (const [k, v] of Object.entries(written)) flat[`written.${k}`] = v;
   deps.telemetry.reconcileCompleted(flat);
   deps.log?.(reconcileLine(summary));
@@ -203,11 +214,11 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
 
 /** One log line of counts (never ids or content). */
 export function reconcileLine(s: ReconcileSummary): string {
-  const part = (type: 'Patient' | 'Observation') => {
-    const c = s.byType[type];
+  const part = (type: string) => {
+    const c = s.byType[type]!;
     return `${type} source ${c.source}, target ${c.target}, in sync ${c.inSync}, missing ${c.missing}, stale ${c.stale}, deleted at source ${c.deletedAtSource}${s.deleteMode === 'delete' ? ` (deleted ${c.deleted})` : ' (report-only)'}, unmappable ${c.unmappable}`;
   };
-  return `Reconcile ${s.status} via ${s.via}: ${part('Patient')}; ${part('Observation')}; written ${s.written.created} created, ${s.written.updated} updated, ${s.written.failed} failed in ${s.durationMs} ms.${s.deletesWithheld ? ` ${s.deletesWithheld.join(' ')}` : ''}`;
+  return `Reconcile ${s.status} via ${s.via}: ${Object.keys(s.byType).map(part).join('; ')}; written ${s.written.created} created, ${s.written.updated} updated, ${s.written.failed} failed in ${s.durationMs} ms.${s.deletesWithheld ? ` ${s.deletesWithheld.join(' ')}` : ''}`;
 }
 
 /** Reconciliation of a connector under the shared sync lease (a second run is skipped, not doubled). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { UpstreamError } from '../http/errors';
 import type { ResourceKey } from '../fhir/types';
 import type { DeadLetter } from './dead-letters';
+import { RESOURCE_TYPES } from './resource-types';
 import { processWorkItem, WORK_ITEM_TYPE, workItemFromId, type WorkDeps } from './work-queue';
 
 export interface ReplayItem {
@@ -26,7 +27,8 @@ export function replayLine(s: ReplaySummary): string {
   return `Replay: attempted ${s.attempted}, replayed ${s.replayed}, still failing ${s.stillFailing}, deleted at source ${s.deletedAtSource}.`;
 }
 
-const ORDER: Record<string, number> = { Patient: 0, Observation: 1, [WORK_ITEM_TYPE]: 2 };
+/** Reference order (resource-types.ts): what is pointed at is replayed first; work items last. */
+const ORDER: Record<string, number> = { ...Object.fromEntries(RESOURCE_TYPES.map((t) => [t.type, t.rank])), [WORK_ITEM_TYPE]: 9 };
 const MAX_LISTED = 200;
 
 /**
@@ -44,7 +46,7 @@ export async function replayDeadLetters(deps: WorkDeps, options: { resourceType?
   } else {
     letters = await deps.deadLetters.list({ resourceType: options.resourceType, limit: options.limit ?? 1000 });
   }
-  letters.sort((a, b) => (ORDER[a.resourceType] ?? 3) - (ORDER[b.resourceType] ?? 3));
+  letters.sort((a, b) => (ORDER[a.resourceType] ?? 10) - (ORDER[b.resourceType] ?? 10));
   const summary: ReplaySummary = { runId, attempted: 0, replayed: 0, stillFailing: 0, deletedAtSource: 0, items: [] };
   const note = (item: ReplayItem) => {
     if (summary.items.length < MAX_LISTED) summary.items.push(item);
@@ -111,6 +113,11 @@ async function replayOne(deps: WorkDeps, letter: DeadLetter, runId: string): Pro
     if (!item) return { reason: 'Not a replayable work item (the queue message was not a work item); remove it after checking the sender.' };
     await processWorkItem(deps, item, runId, 'replay');
     return undefined;
+  }
+  if (deps.sync.resourceTypes.includes(letter.resourceType)) {
+    const s = await deps.sync.syncResource(letter.resourceType, letter.id, 'replay', runId);
+    const own = s.failures.find((f) => f.resourceType === letter.resourceType && f.id === letter.id) ?? s.failures[0];
+    return s.failed > 0 ? { status: own?.status, reason: own?.reason ?? 'failed' } : undefined;
   }
   return { reason: `The connector does not sync ${letter.resourceType}.` };
 }

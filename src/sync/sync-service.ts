@@ -4,6 +4,7 @@ import { referencedId } from '../fhir/references';
 import { byResourceType, type Observation, type Patient, type SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
+import { UpstreamError } from '../http/errors';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
 import type { UnmappedCodeEntry } from '../mapping/report';
 import { BatchSink } from './batch-sink';
@@ -11,6 +12,7 @@ import { ReadAhead, readAheadLimits } from './read-ahead';
 import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
+import { carriedReferences, orderedTypes, specOf } from './resource-types';
 
 export type Trigger = RunSummary['trigger'];
 
@@ -18,6 +20,8 @@ export interface SyncSettings {
   batchSize: number;
   readConcurrency: number;
   pageSize: number;
+  /** SYNC_RESOURCE_TYPES in reference order (default Patient, Observation). */
+  resourceTypes?: readonly string[];
 }
 
 export interface SyncDeps {
@@ -63,6 +67,11 @@ export interface RunContext {
   /** Patient ids OpenEMR was seen to hold in this run (read or asked), and those it does not hold. */
   presentPatients?: Set<string>;
   absentPatients?: Set<string>;
+  /** The same for the other referenced types (Encounter): seen at the source, or known absent. */
+  present?: Map<string, Set<string>>;
+  absent?: Map<string, Set<string>>;
+  /** Ids of referenced types (Encounter) dead-lettered before this run, loaded once when first needed. */
+  blockedEarlier?: Map<string, Promise<Set<string>>>;
   onProgress?: (tally: Tally) => void;
 }
 
@@ -81,6 +90,11 @@ export class SyncService {
 
   get mapper(): ResourceMapper {
     return this.deps.mapper;
+  }
+
+  /** The carried types in reference order (SYNC_RESOURCE_TYPES). */
+  get resourceTypes(): string[] {
+    return orderedTypes(this.deps.settings.resourceTypes ?? ['Patient', 'Observation']).map((t) => t.type);
   }
 
   begin(operation: string, trigger: Trigger, runId: string = randomUUID(), onProgress?: (tally: Tally) => void): RunContext {
@@ -168,6 +182,8 @@ export class SyncService {
       const failedIds = await current.failed;
       next = readPage();
       next.catch(() => undefined);
+      // The page's Encounters (and other carried types) are written before its Observations.
+      const between = await this.writeBetweenTypes(run, sink, page.map((p) => p.id!), failedIds, reads);
       for (const patient of page) {
         const patientId = patient.id!;
         const ofPatient = await observations.next();
@@ -176,7 +192,8 @@ export class SyncService {
           await this.fail(run, ofPatient.map((o) => blockedByPatient(o, patientId)));
           continue;
         }
-        for (const o of ofPatient) await this.mapInto(o, run, sink);
+        if (between) await this.mapDependentsInto(ofPatient, run, sink, failedIds);
+        else for (const o of ofPatient) await this.mapInto(o, run, sink);
       }
       run.onProgress?.(run.tally);
     }
@@ -256,25 +273,102 @@ export class SyncService {
    * hundred per request (`_id=a,b,...`).
    */
   async mapObservationsInto(observations: readonly Observation[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
+    await this.mapDependentsInto(observations, run, sink, blocked);
+  }
+
+  /**
+   * Maps resources that point at other carried resources (a subject Patient, an Encounter) into a
+   * sink. One whose target is blocked (failed or dead-lettered) or absent from OpenEMR is held back
+   * and dead-lettered saying why: never written with a reference that points at nothing. Targets
+   * not met in this run are looked up in OpenEMR, up to a hundred per request (`_id=a,b,...`).
+   * Patients are checked exactly as mapObservationsInto does (`blocked` are the Patient ids).
+   */
+  async mapDependentsInto(resources: readonly SyncedResource[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
     run.presentPatients ??= new Set();
     run.absentPatients ??= new Set();
-    const unknown = new Set<string>();
-    for (const o of observations) {
-      const patientId = subjectPatientId(o);
-      if (patientId && !blocked.has(patientId) && !run.presentPatients.has(patientId) && !run.absentPatients.has(patientId)) unknown.add(patientId);
-    }
-    if (unknown.size > 0) {
-      const present = await this.deps.reader.patientsPresent([...unknown]);
-      for (const id of unknown) (present.has(id) ? run.presentPatients : run.absentPatients).add(id);
+    run.present ??= new Map();
+    run.absent ??= new Map();
+    const carried = this.resourceTypes;
+    const seen = (type: string) => (type === 'Patient' ? run.presentPatients! : mapSet(run.present!, type));
+    const gone = (type: string) => (type === 'Patient' ? run.absentPatients! : mapSet(run.absent!, type));
+    const isBlocked = async (type: string, id: string) => (type === 'Patient' ? blocked.has(id) : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id));
+    const targets = resources.map((r) => carriedReferences(r.resourceType, carried).flatMap((ref) => {
+      const id = referenceTarget(r, ref.element, ref.type);
+      return id === undefined ? [] : [{ ...ref, id }];
+    }));
+    const unknown = new Map<string, Set<string>>();
+    for (const list of targets) for (const t of list) if (!(await isBlocked(t.type, t.id)) && !seen(t.type).has(t.id) && !gone(t.type).has(t.id)) mapSet(unknown, t.type).add(t.id);
+    for (const [type, ids] of unknown) {
+      const present = await this.deps.reader.present(type, [...ids]);
+      for (const id of ids) (present.has(id) ? seen(type) : gone(type)).add(id);
     }
     const held: FailureItem[] = [];
-    for (const o of observations) {
-      const patientId = subjectPatientId(o);
-      if (patientId && blocked.has(patientId)) held.push(blockedByPatient(o, patientId));
-      else if (patientId && run.absentPatients.has(patientId)) held.push(absentPatient(o, patientId));
-      else await this.mapInto(o, run, sink);
+    for (let i = 0; i < resources.length; i++) {
+      const r = resources[i]!;
+      let reason: FailureItem | undefined;
+      for (const t of targets[i]!) {
+        if (await isBlocked(t.type, t.id)) reason = { resourceType: r.resourceType, id: r.id ?? '', stage: 'write', reason: `Not written because its ${t.type}/${t.id} could not be written.` };
+        else if (gone(t.type).has(t.id)) reason = { resourceType: r.resourceType, id: r.id ?? '', stage: 'read', reason: `Not written because OpenEMR has no ${t.type}/${t.id} (the ${r.resourceType}'s ${t.element}).` };
+        if (reason) break;
+      }
+      if (reason) held.push(reason);
+      else await this.mapInto(r, run, sink);
     }
     await this.fail(run, held);
+  }
+
+  /** Ids of a referenced type dead-lettered before this run (loaded once per run and type). */
+  blockedEarlier(run: RunContext, type: string): Promise<Set<string>> {
+    run.blockedEarlier ??= new Map();
+    let ids = run.blockedEarlier.get(type);
+    if (!ids) {
+      ids = this.deps.deadLetters.list({ resourceType: type }).then((letters) => new Set(letters.map((d) => d.id)));
+      run.blockedEarlier.set(type, ids);
+    }
+    return ids;
+  }
+
+  /** Notes ids of a type OpenEMR was seen to hold in this run (an Encounter read is a valid target). */
+  notePresentOf(run: RunContext, type: string, ids: readonly string[]): void {
+    if (type === 'Patient') return this.notePresent(run, ids);
+    run.present ??= new Map();
+    const set = mapSet(run.present, type);
+    for (const id of ids) set.add(id);
+  }
+
+  /**
+   * Syncs one resource of a patient-scoped type (a replay, a single item): what it points at
+   * (its Patient, its Encounter) is read and written first, unchanged if current, so it never
+   * points at something the target does not hold; when one of those fails, it is held back saying why.
+   */
+  async syncResource(type: string, id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    const run = this.begin(`sync${type}`, trigger, runId);
+    const resource = await this.deps.reader.getResource(type, id);
+    run.tally.read++;
+    const refs = [...carriedReferences(type, this.resourceTypes)].sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
+    for (const { element, ...ref } of refs) {
+      const targetId = referenceTarget(resource, element, ref.type);
+      if (targetId === undefined) continue;
+      let target: SyncedResource;
+      try {
+        target = await this.deps.reader.getResource(ref.type, targetId);
+      } catch (error) {
+        if (!(error instanceof UpstreamError && error.missing)) throw error;
+        await this.fail(run, [{ resourceType: type, id, stage: 'read', reason: `Not written because OpenEMR has no ${ref.type}/${targetId} (the ${type}'s ${element}).` }]);
+        return this.finish(run);
+      }
+      run.tally.read++;
+      const [written] = await this.writeResources([target], run);
+      if (written?.outcome === 'failed') {
+        await this.fail(run, [{ resourceType: type, id, stage: 'write', reason: `Not written because its ${ref.type}/${targetId} could not be written.` }]);
+        return this.finish(run, `${ref.type}/${targetId} could not be written, so its ${type} was not.`);
+      }
+      this.notePresentOf(run, ref.type, [targetId]);
+    }
+    const sink = this.sink(run);
+    await this.mapDependentsInto([resource], run, sink, new Set());
+    await sink.flush();
+    return this.finish(run);
   }
 
   /** Deletes in the target a resource the source reports deleted (export deleted[]). */
@@ -301,8 +395,29 @@ export class SyncService {
       return;
     }
     const sink = this.sink(run);
-    for (const o of observations) await this.mapInto(o, run, sink);
+    const failed = new Set<string>();
+    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, new ReadSlots(this.deps.settings.readConcurrency))) await this.mapDependentsInto(observations, run, sink, failed);
+    else for (const o of observations) await this.mapInto(o, run, sink);
     await sink.flush();
+  }
+
+  /**
+   * The carried types that come between Patient and Observation in the reference order (Encounter,
+   * Condition): each read per Patient and written (flushed) before the next type and before the
+   * Observations. Answers whether there were any (then Observations are checked for their Encounter).
+   */
+  private async writeBetweenTypes(run: RunContext, sink: BatchSink, patientIds: readonly string[], failedPatients: ReadonlySet<string>, reads: ReadSlots): Promise<boolean> {
+    const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation');
+    for (const type of between) {
+      for (const patientId of patientIds) {
+        const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
+        run.tally.read += resources.length;
+        this.notePresentOf(run, type, resources.flatMap((r) => (r.id ? [r.id] : [])));
+        await this.mapDependentsInto(resources, run, sink, failedPatients);
+      }
+      await sink.flush();
+    }
+    return between.length > 0;
   }
 
   /** Tallies write results (carrying source ids) and dead-letters the failures. */
@@ -415,13 +530,17 @@ export function subjectPatientId(observation: Observation): string | undefined {
   return m?.[1] ?? referencedId(observation.subject?.reference, 'Patient');
 }
 
-function absentPatient(observation: Observation, patientId: string): FailureItem {
-  return {
-    resourceType: 'Observation',
-    id: observation.id ?? '',
-    stage: 'read',
-    reason: `Not written because OpenEMR has no Patient/${patientId} (the Observation's subject).`,
-  };
+/** The id a reference element of a resource names for `type`, whatever its length (see subjectPatientId). */
+export function referenceTarget(resource: SyncedResource, element: string, type: string): string | undefined {
+  const ref = (resource as unknown as Record<string, { reference?: string } | undefined>)[element]?.reference;
+  const m = new RegExp(`(?:^|/)${type}/([^/]+?)(?:/_history/[^/]+)?/?$`).exec(ref ?? '');
+  return m?.[1] ?? referencedId(ref, type);
+}
+
+function mapSet(map: Map<string, Set<string>>, key: string): Set<string> {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  return set;
 }
 
 function blockedByPatient(observation: Observation, patientId: string): FailureItem {

@@ -30,6 +30,8 @@ export class Tally {
   failureCount = 0;
   /** Patients that failed in this run: their Observations must wait. */
   readonly failedPatients = new Set<string>();
+  /** Ids that failed in this run, per type (what points at them must wait). */
+  private readonly failedIds = new Map<string, Set<string>>();
   /** Codings no map covered, counted. */
   readonly unmapped = new UnmappedCodeReport();
 
@@ -49,7 +51,15 @@ export class Tally {
   private keep(item: FailureItem): void {
     this.failureCount++;
     if (item.resourceType === 'Patient') this.failedPatients.add(item.id);
+    this.failedOf(item.resourceType).add(item.id);
     if (this.failures.length < KEPT_FAILURES) this.failures.push(item);
+  }
+
+  /** Ids of a type that failed in this run. */
+  failedOf(type: string): Set<string> {
+    let set = this.failedIds.get(type);
+    if (!set) this.failedIds.set(type, (set = new Set()));
+    return set;
   }
 
   total(outcome: keyof TypeCounts): number {

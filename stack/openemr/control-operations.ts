@@ -34,7 +34,7 @@ export interface OpenEmrStandInStore {
    * lastUpdated second (now, or `atEpochSeconds`), as `ADD last_updated … DEFAULT CURRENT_TIMESTAMP`
    * without a backfill leaves them. Returns how many of each it stamped.
    */
-  upgradeArtefact(opts?: { atEpochSeconds?: number }): Record<SupportedType, number>;
+  upgradeArtefact(opts?: { atEpochSeconds?: number }): Partial<Record<SupportedType, number>>;
   /** Adds the OpenEMR-shaped resources (openemr-shapes.ts); returns how many. */
   addOpenEmrShapes(): number;
   /** Changes an Observation without touching its lastUpdated (default change: status "corrected"). */

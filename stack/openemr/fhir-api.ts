@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BulkExports, EXPORT_ORDER, operationOutcome } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
 import { formatLocalNaive, parseFhirDate } from './fhir-dates';
-import { searchObservations, searchPatients } from './fhir-search';
+import { searchClinical, searchObservations, searchPatients } from './fhir-search';
 import { parsePhpQuery } from './php-query';
 import { ServeContext, servedJson } from './served-json';
 import { readBody } from '../http-body';
@@ -73,19 +73,23 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
 
   switch (route.name) {
     case 'GET /fhir/Patient':
+    case 'GET /fhir/Encounter':
+    case 'GET /fhir/Condition':
     case 'GET /fhir/Observation': {
-      const type: SupportedType = route.name === 'GET /fhir/Patient' ? 'Patient' : 'Observation';
+      const type = route.name.slice('GET /fhir/'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
       const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits, unstableTies: ctx.unstableTies };
-      const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : searchObservations(ctx.store, query, searchCtx);
+      const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : type === 'Observation' ? searchObservations(ctx.store, query, searchCtx) : searchClinical(ctx.store, type, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
     case 'GET /fhir/Patient/{id}':
+    case 'GET /fhir/Encounter/{id}':
+    case 'GET /fhir/Condition/{id}':
     case 'GET /fhir/Observation/{id}': {
-      const type: SupportedType = route.name === 'GET /fhir/Patient/{id}' ? 'Patient' : 'Observation';
+      const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'read')) return denied();
       const id = route.id as string;
       if (!UUID_SHAPE.test(id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);

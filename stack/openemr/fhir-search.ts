@@ -102,6 +102,18 @@ function checkNames(query: SearchQuery, allowed: readonly string[]): void {
   for (const name of query.keys()) if (!allowed.includes(name)) throw new InvalidSearch(`unsupported parameter ${name}`);
 }
 
+/** The `patient` parameter's ids (`Patient/<uuid>` or `<uuid>`, OR-ed); anything else is an invalid search. */
+function patientSet(value: PhpQueryValue | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  return new Set(
+    alternatives(value).map((ref) => {
+      const id = ref.startsWith('Patient/') ? ref.slice(8) : ref;
+      if (!UUID_SHAPE.test(id)) throw new InvalidSearch('patient must be a UUID');
+      return id;
+    }),
+  );
+}
+
 function idSet(value: PhpQueryValue | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   const ids = alternatives(value);
@@ -326,17 +338,7 @@ function runObservationSearch(store: ResourceStore, query: SearchQuery, off: num
   const predicates: Predicate[] = [];
   const ids = idSet(query.get('_id'));
   if (ids) predicates.push((rec) => ids.has(rec.id));
-  const patientValue = query.get('patient');
-  const patients =
-    patientValue === undefined
-      ? undefined
-      : new Set(
-          alternatives(patientValue).map((ref) => {
-            const id = ref.startsWith('Patient/') ? ref.slice(8) : ref;
-            if (!UUID_SHAPE.test(id)) throw new InvalidSearch('patient must be a UUID');
-            return id;
-          }),
-        );
+  const patients = patientSet(query.get('patient'));
   if (patients) predicates.push((rec) => rec.patientId !== undefined && patients.has(rec.patientId));
   predicates.push(...tokenPredicate(query.get('category'), (rec) => rec.categoryTokens ?? []));
   predicates.push(...tokenPredicate(query.get('code'), (rec) => rec.codeTokens ?? []));
@@ -390,4 +392,46 @@ function runObservationSearch(store: ResourceStore, query: SearchQuery, off: num
     const list = groups.get(k) as StoredRecord[];
     return best.rowOrdered ? list : list.sort(byRow).slice(0, perSubService);
   });
+}
+
+/**
+ * Search parameters of the single-service patient-scoped types, as their loadSearchParameters()
+ * lists them (royharden/openemr src/Services/FHIR/FhirEncounterService.php: _id, patient, date,
+ * _lastUpdated on `form_encounter.last_update`; FhirConditionService.php: patient, _id, _lastUpdated
+ * on `lists.last_updated_time`). Both got `_lastUpdated` in the commit that fixed openemr#7746 (with
+ * Observation's), so 7.0.2 answers it with an empty bundle like Observation (traits.observationLastUpdated).
+ */
+export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly string[]> = {
+  Encounter: ['_id', 'patient', 'date', '_lastUpdated'],
+  Condition: ['patient', '_id', '_lastUpdated'],
+};
+
+/** Encounter and Condition search: no paging of their own (the connector never asks for it). */
+export function searchClinical(store: ResourceStore, type: 'Encounter' | 'Condition', query: SearchQuery, ctx: SearchContext): StoredRecord[] {
+  try {
+    if (pagingEmpties(query, ctx.traits)) return [];
+    if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
+    checkNames(query, [...CLINICAL_SEARCH_PARAMS[type], ...PAGING_PARAMS]);
+    const table = store.table(type);
+    const predicates: Predicate[] = [];
+    const ids = idSet(query.get('_id'));
+    if (ids) predicates.push((rec) => ids.has(rec.id));
+    const patients = patientSet(query.get('patient'));
+    if (patients) predicates.push((rec) => rec.patientId !== undefined && patients.has(rec.patientId));
+    const date = dateGroup(query.get('date'), ctx.offsetMinutes);
+    if (date) predicates.push((rec) => rec.effective !== undefined && date.some((c) => matchesDate(c, rec.effective as number)));
+    const updated = dateGroup(query.get('_lastUpdated'), ctx.offsetMinutes);
+    predicates.push(...lastUpdatedPredicate(updated));
+    let candidates: Iterable<StoredRecord> = table.byId.values();
+    if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);
+    else if (patients) candidates = [...patients].flatMap((p) => [...(table.byPatient.get(p) ?? [])].flatMap((id) => table.byId.get(id) ?? []));
+    else if (updated) {
+      const w = windowOf(updated);
+      candidates = table.byTime.range(w.lo, w.hi);
+    }
+    return [...candidates].filter((rec) => predicates.every((p) => p(rec))).sort(byRow);
+  } catch (err) {
+    if (err instanceof InvalidSearch) return [];
+    throw err;
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * Loads a directory of Bulk FHIR NDJSON (`Patient.ndjson`, `Observation.ndjson`, also split names
- * like `Observation.000.ndjson`), one line at a time so a million-line file never sits in memory
+ * like `Observation.000.ndjson`; also Encounter and Condition), one line at a time so a million-line file never sits in memory
  * as one string. Patients go first so Observation subjects resolve to known Patients.
  */
 import fs from 'node:fs';
@@ -28,8 +28,9 @@ function filesFor(dir: string, type: SupportedType): string[] {
 export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const report: LoadReport = { dir, loaded: { Patient: 0, Observation: 0 }, skipped: 0, ms: 0 };
-  for (const type of ['Patient', 'Observation'] as const) {
+  const report: LoadReport = { dir, loaded: { Patient: 0, Observation: 0, Encounter: 0, Condition: 0 }, skipped: 0, ms: 0 };
+  // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
+  for (const type of ['Patient', 'Encounter', 'Condition', 'Observation'] as const) {
     for (const file of filesFor(dir, type)) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {

@@ -5,8 +5,33 @@
  * the source has none), so served JSON looks like the source.
  */
 
-export type SupportedType = 'Patient' | 'Observation';
-export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation'];
+export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition';
+export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation', 'Encounter', 'Condition'];
+/** Types whose rows belong to one patient (their subject), searched with `patient=`. */
+export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = ['Observation', 'Encounter', 'Condition'];
+
+/**
+ * Removes references OpenEMR could never serve: a conditional one (`Practitioner?identifier=…`, as
+ * Synthea writes for practitioners, locations and organizations) names no row. OpenEMR serves only
+ * `Type/uuid` of rows it holds (FhirEncounterService.php builds them with createRelativeReference),
+ * and the stand-in holds no Practitioner, Location or Organization: the element goes, as a NULL
+ * provider_uuid/facility_uuid leaves it out of OpenEMR's Encounter.
+ */
+export function dropConditionalReferences(node: unknown): unknown {
+  if (Array.isArray(node)) {
+    const out = node.map(dropConditionalReferences).filter((v) => v !== undefined);
+    return out.length ? out : undefined;
+  }
+  if (node === null || typeof node !== 'object') return node;
+  const obj = node as Record<string, unknown>;
+  if (typeof obj.reference === 'string' && obj.reference.includes('?')) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const w = dropConditionalReferences(v);
+    if (w !== undefined) out[k] = w;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
 
 export function isSupportedType(type: string): type is SupportedType {
   return (SUPPORTED_TYPES as readonly string[]).includes(type);

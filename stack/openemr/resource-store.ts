@@ -6,6 +6,7 @@
 import { formatLocalNaive, instantSeconds } from './fhir-dates';
 import {
   codingTokens,
+  dropConditionalReferences,
   FhirResource,
   isSupportedType,
   rewriteUrnReferences,
@@ -95,7 +96,7 @@ interface RowDate {
 }
 
 export class ResourceStore {
-  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable() };
+  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable(), Encounter: new TypeTable(), Condition: new TypeTable() };
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -232,6 +233,22 @@ export class ResourceStore {
     };
     const fromMeta = at(resource.meta?.lastUpdated);
     if (fromMeta) return fromMeta;
+    // form_encounter.last_update (FhirEncounterService.php): a visit's row last changes when it
+    // closes; lists.last_updated_time (FhirConditionService.php): a problem when it was recorded.
+    // Both are MySQL TIMESTAMPs, which hold nothing before 1970: an older row was written at the load.
+    const rowDates =
+      resource.resourceType === 'Encounter'
+        ? [(resource.period as { end?: unknown } | undefined)?.end, (resource.period as { start?: unknown } | undefined)?.start]
+        : resource.resourceType === 'Condition'
+          ? [resource.recordedDate, resource.onsetDateTime]
+          : [];
+    for (const candidate of rowDates) {
+      const seconds = instantSeconds(candidate, this.opts.zone.offsetNow());
+      if (seconds !== null) {
+        if (seconds > 0) return this.rowDate(seconds);
+        break;
+      }
+    }
     if (resource.resourceType === 'Observation') {
       // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
@@ -245,19 +262,21 @@ export class ResourceStore {
   }
 
   private checkType(type: string): SupportedType {
-    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient and Observation only, not ${type}`);
+    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient, Encounter, Condition and Observation only, not ${type}`);
     return type;
   }
 
   private store(resource: FhirResource, date: RowDate | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
-    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : undefined));
+    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined));
+    if (type !== 'Patient' && type !== 'Observation') resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];
     // A NULL-dated row is stored with the write time in meta; it is served with "now" instead.
     const text = (date ?? this.rowDate(this.opts.clock.nowSeconds())).text;
-    const rec = this.buildRecord(withServerMeta(stored, resource.id, text), date?.naive ?? null, table.seqFor(resource.id));
+    const rec = this.buildRecord(withServerMeta(stored, id, text), date?.naive ?? null, table.seqFor(id));
     const old = table.byId.get(rec.id);
     if (old) table.unindex(old);
     table.insert(rec, bulk);
@@ -284,6 +303,13 @@ export class ResourceStore {
   private buildRecord(resource: FhirResource, lastUpdated: number | null, seq: number): StoredRecord {
     const type = this.checkType(resource.resourceType);
     const rec: StoredRecord = { type, id: resource.id as string, lastUpdated, seq, json: JSON.stringify(resource) };
+    if (type === 'Encounter' || type === 'Condition') {
+      const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
+      if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
+      const period = resource.period as { start?: unknown } | undefined;
+      const eff = instantSeconds(period?.start, this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
+    }
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
       if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));

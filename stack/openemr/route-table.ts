@@ -12,6 +12,10 @@ export type RouteName =
   | 'GET /fhir/Patient/{id}'
   | 'GET /fhir/Observation'
   | 'GET /fhir/Observation/{id}'
+  | 'GET /fhir/Encounter'
+  | 'GET /fhir/Encounter/{id}'
+  | 'GET /fhir/Condition'
+  | 'GET /fhir/Condition/{id}'
   | 'GET /fhir/$export'
   | 'GET /fhir/Patient/$export'
   | 'GET /fhir/Group/{id}/$export'
@@ -55,5 +59,9 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
   if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
   if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
   if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
+  for (const type of ['Encounter', 'Condition'] as const) {
+    if (s.length === 1 && s[0] === type) return fhir(`GET /fhir/${type}`);
+    if (s.length === 2 && s[0] === type) return fhir(`GET /fhir/${type}/{id}`, s[1]);
+  }
   return { name: 'unmatched', fhir: true };
 }

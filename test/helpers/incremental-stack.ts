@@ -7,6 +7,7 @@ import { createResourceMapper } from '../../src/mapping';
 import type { ResourceMapper } from '../../src/mapping/contract';
 import { tableNames } from '../../src/state';
 import type { Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
 import { mappingOptions } from '../../src/connector';
 
 /** The connector settings a test uses against a stack: fast retries, a table prefix of its own. */
@@ -20,10 +21,10 @@ export function mapperFor(settings: Record<string, string>): ResourceMapper {
 }
 
 /** What AHDS should hold: every source resource the mapper accepts, by "Type/id" -> content hash. */
-export function expectedTarget(stack: Stack, mapper: ResourceMapper): { hashes: Map<string, string>; unmappable: string[] } {
+export function expectedTarget(stack: Stack, mapper: ResourceMapper, types: readonly SupportedType[] = ['Patient', 'Observation']): { hashes: Map<string, string>; unmappable: string[] } {
   const hashes = new Map<string, string>();
   const unmappable: string[] = [];
-  for (const type of ['Patient', 'Observation'] as const) {
+  for (const type of types) {
     for (const id of stack.openemr.store.ids(type)) {
       const outcome = mapper.map(stack.openemr.store.get(type, id) as unknown as SyncedResource);
       if (outcome.ok) hashes.set(`${type}/${outcome.resource.id}`, contentHash(outcome.resource as never));
@@ -33,17 +34,17 @@ export function expectedTarget(stack: Stack, mapper: ResourceMapper): { hashes: 
   return { hashes, unmappable };
 }
 
-export async function targetHashes(stack: Stack): Promise<Map<string, string>> {
+export async function targetHashes(stack: Stack, types: readonly string[] = ['Patient', 'Observation']): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const type of ['Patient', 'Observation']) {
+  for (const type of types) {
     for (const r of await stack.ahds.snapshot(type)) out.set(`${type}/${r.id}`, contentHash(r as never));
   }
   return out;
 }
 
 /** Differences between the mapped source and the target: empty when they are equal. */
-export async function targetDiff(stack: Stack, mapper: ResourceMapper): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
-  return diffHashes(expectedTarget(stack, mapper).hashes, await targetHashes(stack));
+export async function targetDiff(stack: Stack, mapper: ResourceMapper, types: readonly SupportedType[] = ['Patient', 'Observation']): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
+  return diffHashes(expectedTarget(stack, mapper, types).hashes, await targetHashes(stack, types));
 }
 
 /** What is missing, stale or extra in `actual` ("Type/id" -> content hash) against `expected`. */

@@ -223,11 +223,11 @@ describe('loading data', () => {
       fs.writeFileSync(path.join(dir, 'Patient.ndjson'), JSON.stringify(patient(1)) + '\n');
       const obs = [observation(1, 1, { issued: '2024-03-02T08:00:00.123Z' }), observation(2, 1)];
       fs.writeFileSync(path.join(dir, 'Observation.000.ndjson'), obs.map((o) => JSON.stringify(o)).join('\n') + '\n');
-      fs.writeFileSync(path.join(dir, 'Encounter.ndjson'), JSON.stringify({ resourceType: 'Encounter', id: uuid(9) }) + '\n');
+      fs.writeFileSync(path.join(dir, 'Flag.ndjson'), JSON.stringify({ resourceType: 'Flag', id: uuid(9) }) + '\n');
       fs.writeFileSync(path.join(dir, 'README.md'), 'not data');
       await withStandIn(
         async (s, token) => {
-          expect(s.loadReport?.loaded).toEqual({ Patient: 1, Observation: 2 });
+          expect(s.loadReport?.loaded).toEqual({ Patient: 1, Observation: 2, Encounter: 0, Condition: 0 });
           const first = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, token)).body;
           expect(first.meta.lastUpdated).toBe('2024-03-02T03:00:00-05:00'); // from issued
           expect(first.subject.reference).toBe(`Patient/${uuid(1, 'aaaaaaaa')}`);

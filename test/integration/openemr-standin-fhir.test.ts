@@ -32,8 +32,8 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 describe('data load', () => {
-  test('the default data directory loads all 20 Patients and 3,576 Observations', () => {
-    expect(openemr.loadReport?.loaded).toEqual({ Patient: 20, Observation: 3576 });
+  test('the default data directory loads all 20 Patients, 3,576 Observations, 968 Encounters and 23 Conditions', () => {
+    expect(openemr.loadReport?.loaded).toEqual({ Patient: 20, Observation: 3576, Encounter: 968, Condition: 23 });
     expect(openemr.store.count('Observation')).toBe(sourceObservations.length);
   });
 
@@ -91,7 +91,7 @@ describe('read', () => {
   });
 
   test('an unknown resource type returns 404 Route not found', async () => {
-    const res = await get('/Encounter');
+    const res = await get('/Flag');
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ error: 'An error occurred', message: 'Route not found', code: 0 });
   });

@@ -74,10 +74,10 @@ describe('token endpoint', () => {
   // league/oauth2-server AbstractGrant::validateScopes throws invalidScope for a scope the
   // ScopeRepository does not know (7.0.3 ScopeRepository.php:148-151, master :105-115).
   test('an unknown requested scope is 400 invalid_scope, not dropped', async () => {
-    const res = await postToken(openemr, assertionForm(await signAssertion(openemr), 'system/Patient.rs system/Encounter.rs'));
+    const res = await postToken(openemr, assertionForm(await signAssertion(openemr), 'system/Patient.rs system/Flag.rs'));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_scope');
-    expect(res.body.hint).toBe('Check the `system/Encounter.rs` scope');
+    expect(res.body.hint).toBe('Check the `system/Flag.rs` scope');
   });
 
   test('without a scope parameter the client gets all its registered scopes', async () => {

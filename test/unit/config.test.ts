@@ -78,6 +78,13 @@ describe('configuration', () => {
     expect(error.message).toBe('Setting RECONCILE_DELETE_MODE must be report-only or delete.');
   });
 
+  test('SYNC_RESOURCE_TYPES takes known types in any order, keeps them in reference order, and needs Patient', () => {
+    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Observation, Condition,Patient,Encounter' })).sync.resourceTypes).toEqual(['Patient', 'Encounter', 'Condition', 'Observation']);
+    expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe('Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation.');
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe('Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).');
+  });
+
   test('storage is required, by connection string or account name', () => {
     expect(configError(env({ AzureWebJobsStorage__accountName: undefined })).setting).toBe('AzureWebJobsStorage');
   });

