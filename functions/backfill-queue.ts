@@ -26,9 +26,16 @@ async function handleBackfillQueue(message: unknown, context: InvocationContext)
   }
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1) || 1;
   const tagged = untagWorkItem(message);
-  const outcome = await handleWorkMessage({ ...workDepsOf(connector), log: (m) => context.warn(m) }, tagged.item, dequeueCount, context.invocationId);
+  const outcome = await handleWorkMessage(
+    { ...workDepsOf(connector), log: (m) => context.warn(m) },
+    tagged.item,
+    dequeueCount,
+    context.invocationId,
+  );
   if (tagged.run && connector.state) {
-    await recordWorkItem(connector.state.runs, tagged.run, outcome).catch((error: unknown) => context.warn(`Run ${tagged.run!.id}: work item ${tagged.run!.n} not counted (${(error as Error)?.name ?? 'Error'}).`));
+    await recordWorkItem(connector.state.runs, tagged.run, outcome).catch((error: unknown) =>
+      context.warn(`Run ${tagged.run!.id}: work item ${tagged.run!.n} not counted (${(error as Error)?.name ?? 'Error'}).`),
+    );
   }
   if (outcome.outcome === 'dead-lettered') {
     context.warn(`Work item dead-lettered: ${outcome.reason}`);
@@ -49,11 +56,18 @@ async function handlePlanBackfill(request: HttpRequest, context: InvocationConte
   if (typeof since === 'object') return since;
   const until = instantParam(request, 'until');
   if (typeof until === 'object') return until;
-  if (since !== undefined && until !== undefined && Date.parse(since) >= Date.parse(until)) return outcomeResponse(400, 'invalid', 'since must be before until.');
+  if (since !== undefined && until !== undefined && Date.parse(since) >= Date.parse(until))
+    return outcomeResponse(400, 'invalid', 'since must be before until.');
   const windowDaysRaw = request.query.get('windowDays');
-  if (windowDaysRaw !== null && (!/^\d{1,5}$/.test(windowDaysRaw) || Number(windowDaysRaw) < 1)) return outcomeResponse(400, 'invalid', 'windowDays must be a whole number of days from 1 to 99999.');
+  if (windowDaysRaw !== null && (!/^\d{1,5}$/.test(windowDaysRaw) || Number(windowDaysRaw) < 1))
+    return outcomeResponse(400, 'invalid', 'windowDays must be a whole number of days from 1 to 99999.');
   const windowSeconds = windowDaysRaw === null ? undefined : Number(windowDaysRaw) * 86400;
-  return acceptRun(request, context, { operation: 'backfill', ...(since ? { since } : {}), ...(until ? { until } : {}), ...(windowSeconds ? { windowSeconds } : {}) });
+  return acceptRun(request, context, {
+    operation: 'backfill',
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+    ...(windowSeconds ? { windowSeconds } : {}),
+  });
 }
 
 export const backfillQueueHandler = inOperation(handleBackfillQueue);

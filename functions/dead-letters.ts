@@ -55,7 +55,10 @@ async function handleReplayOneDeadLetter(request: HttpRequest, context: Invocati
   }
   try {
     const connector = await getConnector();
-    const summary = await replayDeadLetters(workDepsOf(connector), { key: { resourceType: resourceType!, id }, runId: context.invocationId });
+    const summary = await replayDeadLetters(workDepsOf(connector), {
+      key: { resourceType: resourceType!, id },
+      runId: context.invocationId,
+    });
     if (summary.items[0]?.outcome === 'not-found') return outcomeResponse(404, 'not-found', `No dead letter for ${resourceType}/${id}.`);
     return jsonResponse(200, summary);
   } catch (error) {
@@ -70,5 +73,15 @@ export const replayDeadLettersHandler = inOperation(handleReplayDeadLetters);
 export const replayOneDeadLetterHandler = inOperation(handleReplayOneDeadLetter);
 
 httpRoute('listDeadLetters', { methods: ['GET'], authLevel: 'function', route: 'deadletters', handler: listDeadLettersHandler });
-httpRoute('replayDeadLetters', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay', handler: replayDeadLettersHandler });
-httpRoute('replayOneDeadLetter', { methods: ['POST'], authLevel: 'function', route: 'deadletters/replay/{resourceType}/{id}', handler: replayOneDeadLetterHandler });
+httpRoute('replayDeadLetters', {
+  methods: ['POST'],
+  authLevel: 'function',
+  route: 'deadletters/replay',
+  handler: replayDeadLettersHandler,
+});
+httpRoute('replayOneDeadLetter', {
+  methods: ['POST'],
+  authLevel: 'function',
+  route: 'deadletters/replay/{resourceType}/{id}',
+  handler: replayOneDeadLetterHandler,
+});

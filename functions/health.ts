@@ -26,7 +26,10 @@ async function handleHealth(_request: HttpRequest, context: InvocationContext): 
   const checks: HealthCheck[] = [];
   const answer = () => {
     const ok = checks.every((c) => c.ok);
-    return jsonResponse(ok ? 200 : 503, { status: ok ? 'ok' : checks[0]?.name === 'settings' && !checks[0].ok ? 'not-configured' : 'failing', checks });
+    return jsonResponse(ok ? 200 : 503, {
+      status: ok ? 'ok' : checks[0]?.name === 'settings' && !checks[0].ok ? 'not-configured' : 'failing',
+      checks,
+    });
   };
   try {
     loadConfig();
@@ -40,7 +43,12 @@ async function handleHealth(_request: HttpRequest, context: InvocationContext): 
   try {
     connector = await getConnector();
   } catch (error) {
-    checks.push({ name: 'settings', ok: false, message: runFailureMessage(error), ...(error instanceof ConfigError ? { setting: error.setting } : {}) });
+    checks.push({
+      name: 'settings',
+      ok: false,
+      message: runFailureMessage(error),
+      ...(error instanceof ConfigError ? { setting: error.setting } : {}),
+    });
     return answer();
   }
   const c = connector;
@@ -52,14 +60,20 @@ async function handleHealth(_request: HttpRequest, context: InvocationContext): 
       checks.push({ name, ok: false, message: runFailureMessage(error), ...(setting ? { setting } : {}) });
     }
   };
-  await attempt('storage', `Azure Storage answers (${c.state?.storage.where ?? 'not configured'}).`, async () => {
-    if (!c.state) throw new ConfigError('AzureWebJobsStorage', 'Setting AzureWebJobsStorage is required.');
-    await c.state.lease.peek('sync');
-  }, 'AzureWebJobsStorage');
+  await attempt(
+    'storage',
+    `Azure Storage answers (${c.state?.storage.where ?? 'not configured'}).`,
+    async () => {
+      if (!c.state) throw new ConfigError('AzureWebJobsStorage', 'Setting AzureWebJobsStorage is required.');
+      await c.state.lease.peek('sync');
+    },
+    'AzureWebJobsStorage',
+  );
   await attempt('openemr', 'OpenEMR answers its CapabilityStatement.', () => openEmrNow(c.reader), 'OPENEMR_BASE_URL');
   await attempt('openemr-token', 'OpenEMR issues a token to the client.', () => c.openemrAuth.getToken(), 'OPENEMR_CLIENT_ID');
   const ahds = await checkAhds(c.config, { credential: c.getCredential(), get: (path, params) => c.writer.http.get(path, { params }) });
-  for (const step of ahds.steps) checks.push({ name: step.step, ok: step.ok, message: step.message, ...(step.setting ? { setting: step.setting } : {}) });
+  for (const step of ahds.steps)
+    checks.push({ name: step.step, ok: step.ok, message: step.message, ...(step.setting ? { setting: step.setting } : {}) });
   for (const failed of checks.filter((x) => !x.ok)) context.warn(`Health: ${failed.name} failing: ${failed.message}`);
   return answer();
 }

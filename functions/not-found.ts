@@ -11,7 +11,9 @@ export async function handleNotFound(request: HttpRequest, _context: InvocationC
   const path = request.params.path ?? '';
   const allowed = allowedMethods(path);
   if (allowed.length > 0) {
-    return outcomeResponse(405, 'not-supported', `${request.method} is not allowed here; this endpoint takes ${allowed.join(' or ')}.`, { Allow: allowed.join(', ') });
+    return outcomeResponse(405, 'not-supported', `${request.method} is not allowed here; this endpoint takes ${allowed.join(' or ')}.`, {
+      Allow: allowed.join(', '),
+    });
   }
   return outcomeResponse(404, 'not-found', 'No endpoint serves this path (the README lists the endpoints under /api).');
 }

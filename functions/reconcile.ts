@@ -33,8 +33,14 @@ async function handleReconcileTimer(_timer: Timer, context: InvocationContext): 
  */
 async function handleReconcileHttp(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const mode = request.query.get('deleteMode');
-  if (mode !== null && mode !== 'report-only') return outcomeResponse(400, 'invalid', 'deleteMode may only be report-only here; deleting is chosen by RECONCILE_DELETE_MODE.');
-  return acceptRun(request, context, { operation: 'reconcile', ...(mode ? { deleteMode: 'report-only' as const } : {}) }, { needsLease: true });
+  if (mode !== null && mode !== 'report-only')
+    return outcomeResponse(400, 'invalid', 'deleteMode may only be report-only here; deleting is chosen by RECONCILE_DELETE_MODE.');
+  return acceptRun(
+    request,
+    context,
+    { operation: 'reconcile', ...(mode ? { deleteMode: 'report-only' as const } : {}) },
+    { needsLease: true },
+  );
 }
 
 export const reconcileTimerHandler = inOperation(handleReconcileTimer);

@@ -16,7 +16,8 @@ checkSettingsAtStartup();
  */
 async function handleRunStatus(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const runId = request.params.runId ?? '';
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId)) return outcomeResponse(400, 'invalid', 'runId must be 1-100 letters, digits, ".", "_" or "-" (as a 202 answer gave it).');
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(runId))
+    return outcomeResponse(400, 'invalid', 'runId must be 1-100 letters, digits, ".", "_" or "-" (as a 202 answer gave it).');
   try {
     const state = requireState(await getConnector());
     const status = await state.runs.get(runId);

@@ -5,7 +5,9 @@ import { httpRoute } from './shared/routes';
 checkSettingsAtStartup();
 
 /** POST /api/sync/patients/{id}/everything: the Patient first, then every Observation of it. */
-export const syncPatientEverythingHandler = syncByIdHandler('Patient', (sync, id, runId) => sync.syncPatientWithObservations(id, 'http', runId));
+export const syncPatientEverythingHandler = syncByIdHandler('Patient', (sync, id, runId) =>
+  sync.syncPatientWithObservations(id, 'http', runId),
+);
 
 httpRoute('syncPatientEverything', {
   methods: ['POST'],

@@ -29,7 +29,12 @@ async function handleSyncRun(request: HttpRequest, context: InvocationContext): 
   const full = fullRaw === 'true';
   if (since !== undefined && full) return outcomeResponse(400, 'invalid', 'Give since or full=true, not both.');
   if (full || since !== undefined || prefersAsync(request)) {
-    return acceptRun(request, context, { operation: 'sync', ...(full ? { full } : {}), ...(since !== undefined ? { since } : {}) }, { needsLease: true });
+    return acceptRun(
+      request,
+      context,
+      { operation: 'sync', ...(full ? { full } : {}), ...(since !== undefined ? { since } : {}) },
+      { needsLease: true },
+    );
   }
   const run = { runId: context.invocationId, trigger: 'http' as const, operation: 'incrementalSync', startedAt: Date.now() };
   let connector: Connector | undefined;

@@ -39,7 +39,11 @@ changes and an incremental run, then a byte-for-byte check of AHDS against the m
   --keep-running   leave the stack and the connector's endpoints up afterwards (Ctrl-C stops them)
   --help           this text`;
 
-const parsed = commandLine(process.argv.slice(2), { data: { type: 'string' }, out: { type: 'string' }, 'keep-running': { type: 'boolean', default: false } }, USAGE);
+const parsed = commandLine(
+  process.argv.slice(2),
+  { data: { type: 'string' }, out: { type: 'string' }, 'keep-running': { type: 'boolean', default: false } },
+  USAGE,
+);
 if (typeof parsed === 'number') process.exit(parsed);
 const args = parsed;
 
@@ -57,7 +61,9 @@ async function main(): Promise<number> {
     Object.assign(process.env, stack.env);
     const patients = stack.openemr.store.count('Patient');
     const observations = stack.openemr.store.count('Observation');
-    console.log(`Source: ${patients} Patients and ${observations} Observations${dataDir ? ` from ${dataDir}` : ' (synthetic sample data)'}.`);
+    console.log(
+      `Source: ${patients} Patients and ${observations} Observations${dataDir ? ` from ${dataDir}` : ' (synthetic sample data)'}.`,
+    );
 
     const passes: PassFigures[] = [];
     passes.push(await runPass('full sync', () => invokeFunction('syncRun', { query: { full: 'true' } })));
@@ -87,7 +93,14 @@ async function main(): Promise<number> {
       console.log(`  curl -s -X POST ${host.url}/sync/patients/${id}/everything`);
       console.log(`  curl -s -X POST "${host.url}/sync/run"`);
       console.log(`  curl -s ${host.url}/deadletters`);
-      process.on('SIGINT', () => void host.close().then(() => stack.close()).then(() => process.exit(0)));
+      process.on(
+        'SIGINT',
+        () =>
+          void host
+            .close()
+            .then(() => stack.close())
+            .then(() => process.exit(0)),
+      );
     }
     return differences.length > 0 || failedSecondPass ? 1 : 0;
   } finally {
@@ -95,7 +108,10 @@ async function main(): Promise<number> {
   }
 }
 
-async function invokeFunction(name: string, options: { query?: Record<string, string>; params?: Record<string, string> }): Promise<Record<string, unknown>> {
+async function invokeFunction(
+  name: string,
+  options: { query?: Record<string, string>; params?: Record<string, string> },
+): Promise<Record<string, unknown>> {
   const fn = loadFunctionRegistrations().http.find((f) => f.name === name);
   if (!fn) throw new Error(`No HTTP function named ${name} is registered.`);
   const url = new URL(`http://127.0.0.1/api/${fn.route}`);
@@ -117,7 +133,12 @@ async function followRun(runId: string): Promise<Record<string, unknown>> {
   const queue = new QueueClient(process.env.AzureWebJobsStorage!, resolveQueueName(String(worker.options.queueName)));
   await drainQueue(queue, worker.options.handler as QueueHandler, { functionName: worker.name });
   const status = http.find((f) => f.name === 'runStatus')!;
-  const answer = await invokeHttpHandler(status.handler, { functionName: 'runStatus', method: 'GET', url: `http://127.0.0.1/api/runs/${runId}`, params: { runId } });
+  const answer = await invokeHttpHandler(status.handler, {
+    functionName: 'runStatus',
+    method: 'GET',
+    url: `http://127.0.0.1/api/runs/${runId}`,
+    params: { runId },
+  });
   const run = JSON.parse(answer.body) as { state?: string; result?: Record<string, unknown>; error?: { message?: string } };
   if (!run.result) throw new Error(`run ${runId} ended ${run.state ?? 'unknown'}: ${run.error?.message ?? 'no result'}`);
   return run.result;
@@ -181,7 +202,8 @@ async function verify(stack: Stack): Promise<string[]> {
       if (!outcome.ok) continue; // dead-lettered by design, reported by the sync itself
       const stored = target.get(mapper.targetId(type, id));
       if (!stored) problems.push(`${type}/${id} is missing in AHDS`);
-      else if (canonicalJson(withoutServerMeta(stored as never)) !== canonicalJson(withoutServerMeta(outcome.resource as never))) problems.push(`${type}/${id} differs in AHDS`);
+      else if (canonicalJson(withoutServerMeta(stored as never)) !== canonicalJson(withoutServerMeta(outcome.resource as never)))
+        problems.push(`${type}/${id} differs in AHDS`);
     }
   }
   return problems;

@@ -26,7 +26,14 @@ the way that release accepts and prints what the OpenEMR administrator and you d
 async function main(): Promise<void> {
   const parsed = commandLine(
     process.argv.slice(2),
-    { 'base-url': { type: 'string' }, site: { type: 'string', default: 'default' }, name: { type: 'string' }, contact: { type: 'string' }, scopes: { type: 'string' }, out: { type: 'string', default: '.openemr-client' } },
+    {
+      'base-url': { type: 'string' },
+      site: { type: 'string', default: 'default' },
+      name: { type: 'string' },
+      contact: { type: 'string' },
+      scopes: { type: 'string' },
+      out: { type: 'string', default: '.openemr-client' },
+    },
     USAGE,
   );
   if (typeof parsed === 'number') process.exit(parsed);
@@ -36,7 +43,13 @@ async function main(): Promise<void> {
     console.error('--base-url is required (or OPENEMR_BASE_URL). Run with --help for the options.');
     process.exit(64);
   }
-  const result = await registerOpenEmrClient({ baseUrl, site: values.site, clientName: values.name, contact: values.contact, scopes: values.scopes });
+  const result = await registerOpenEmrClient({
+    baseUrl,
+    site: values.site,
+    clientName: values.name,
+    contact: values.contact,
+    scopes: values.scopes,
+  });
   const dir = path.resolve(values.out!);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyFile = path.join(dir, 'private-key.pem');

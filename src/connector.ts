@@ -52,7 +52,17 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
   const state = overrides.state === undefined ? createStateStores(config, getCredential) : (overrides.state ?? undefined);
   const deadLetters = overrides.deadLetters ?? state?.deadLetters ?? new MemoryDeadLetterStore();
   // One budget of bundles in flight for the whole app, in the same storage (none without storage).
-  const budget = state && config.ahds.appMaxBundles > 0 ? new TableBundleBudget(() => state.storage.table(`${config.sync.tablePrefix}budget`), config.ahds.appMaxBundles, config.ahds.bundleTimeoutMs + 30_000, Date.now, Math.random, (message) => console.warn(message)) : undefined;
+  const budget =
+    state && config.ahds.appMaxBundles > 0
+      ? new TableBundleBudget(
+          () => state.storage.table(`${config.sync.tablePrefix}budget`),
+          config.ahds.appMaxBundles,
+          config.ahds.bundleTimeoutMs + 30_000,
+          Date.now,
+          Math.random,
+          (message) => console.warn(message),
+        )
+      : undefined;
   const { writer } = await createTargetWriter(config, telemetry, getCredential, { budget });
   const sync = new SyncService({
     reader,
@@ -60,13 +70,20 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
     mapper,
     telemetry,
     deadLetters,
-    settings: { batchSize: config.ahds.batchSize, readConcurrency: config.openemr.readConcurrency, pageSize: config.openemr.pageSize, resourceTypes: config.sync.resourceTypes },
+    settings: {
+      batchSize: config.ahds.batchSize,
+      readConcurrency: config.openemr.readConcurrency,
+      pageSize: config.openemr.pageSize,
+      resourceTypes: config.sync.resourceTypes,
+    },
   });
   return { config, telemetry, reader, writer, mapper, deadLetters, sync, openemrAuth, state, getCredential };
 }
 
 /** The mapping stage's options from the settings (terminology, references, privacy). */
-export function mappingOptions(config: Pick<Config, 'mapping' | 'privacy'> & { sync?: Pick<Config['sync'], 'resourceTypes'> }): MappingOptions {
+export function mappingOptions(
+  config: Pick<Config, 'mapping' | 'privacy'> & { sync?: Pick<Config['sync'], 'resourceTypes'> },
+): MappingOptions {
   return {
     ...(config.sync?.resourceTypes ? { carriedTypes: config.sync.resourceTypes } : {}),
     conceptMapFiles: config.mapping.conceptMapFiles,

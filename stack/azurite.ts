@@ -30,9 +30,18 @@ export async function startAzurite(): Promise<AzuriteHandle> {
       '--disableTelemetry',
       // Port 0: the system picks free ports and Azurite says which, so no other process can take
       // a port between choosing and binding it.
-      '--blobHost', '127.0.0.1', '--blobPort', '0',
-      '--queueHost', '127.0.0.1', '--queuePort', '0',
-      '--tableHost', '127.0.0.1', '--tablePort', '0',
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      '0',
+      '--queueHost',
+      '127.0.0.1',
+      '--queuePort',
+      '0',
+      '--tableHost',
+      '127.0.0.1',
+      '--tablePort',
+      '0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

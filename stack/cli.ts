@@ -75,7 +75,10 @@ function writeLocalSettings(stack: Stack): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const keyFile = path.join(dir, 'openemr-client-key.pem');
   writePrivateFile(keyFile, stack.openemr.client.privateKeyPem);
-  writePrivateFile(path.join(dir, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env } }, null, 2));
+  writePrivateFile(
+    path.join(dir, 'local.settings.json'),
+    JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env } }, null, 2),
+  );
   return keyFile;
 }
 

@@ -36,9 +36,7 @@ export interface FaultProfile {
   exemptPaths?: RegExp[];
 }
 
-export type InjectedFault =
-  | { kind: 'status'; status: 429 | 500 | 503 | 408 }
-  | { kind: 'reset' };
+export type InjectedFault = { kind: 'status'; status: 429 | 500 | 503 | 408 } | { kind: 'reset' };
 
 /** mulberry32: tiny, fast, good enough for reproducible test faults. */
 export function seededRandom(seed: number): () => number {

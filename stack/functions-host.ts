@@ -1,7 +1,15 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { app, HttpRequest, HttpResponse, InvocationContext, type HttpFunctionOptions, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import {
+  app,
+  HttpRequest,
+  HttpResponse,
+  InvocationContext,
+  type HttpFunctionOptions,
+  type HttpHandler,
+  type HttpResponseInit,
+} from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { readBody } from './http-body';
 import { matchRoute } from '../functions/shared/routes';
@@ -43,7 +51,12 @@ export function loadFunctionRegistrations(functionsDir = path.resolve(__dirname,
   const original = { http: app.http, timer: app.timer, storageQueue: app.storageQueue };
   const mutableApp = app as unknown as Record<string, unknown>;
   mutableApp.http = (name: string, options: HttpFunctionOptions) => {
-    regs.http.push({ name, methods: (options.methods ?? ['GET', 'POST']).map(String), route: options.route ?? name, handler: options.handler });
+    regs.http.push({
+      name,
+      methods: (options.methods ?? ['GET', 'POST']).map(String),
+      route: options.route ?? name,
+      handler: options.handler,
+    });
   };
   mutableApp.timer = (name: string, options: Record<string, unknown>) => regs.other.push({ name, kind: 'timer', options });
   mutableApp.storageQueue = (name: string, options: Record<string, unknown>) => regs.other.push({ name, kind: 'storageQueue', options });
@@ -65,8 +78,17 @@ export function loadFunctionRegistrations(functionsDir = path.resolve(__dirname,
 export const MAX_URL_BYTES = 4096;
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-function outcomeWire(status: number, code: IssueCode, diagnostics: string, headers: Record<string, string> = {}): { status: number; headers: Record<string, string>; body: string } {
-  return { status, headers: { 'content-type': 'application/fhir+json', ...headers }, body: JSON.stringify(operationOutcome(code, diagnostics), null, 2) };
+function outcomeWire(
+  status: number,
+  code: IssueCode,
+  diagnostics: string,
+  headers: Record<string, string> = {},
+): { status: number; headers: Record<string, string>; body: string } {
+  return {
+    status,
+    headers: { 'content-type': 'application/fhir+json', ...headers },
+    body: JSON.stringify(operationOutcome(code, diagnostics), null, 2),
+  };
 }
 
 /** True when a raw path holds a "." or ".." segment (also percent-encoded), which would otherwise be resolved away. */
@@ -78,7 +100,9 @@ function hasDotSegment(rawPath: string): boolean {
 }
 
 /** Serves the captured HTTP functions under /api on 127.0.0.1, and runs the queue-triggered ones when storage is set. */
-export async function startFunctionsHost(options: { port?: number; log?: (line: string) => void; queues?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
+export async function startFunctionsHost(
+  options: { port?: number; log?: (line: string) => void; queues?: boolean } = {},
+): Promise<{ url: string; close(): Promise<void> }> {
   const { http: all, other } = loadFunctionRegistrations();
   // Literal routes before the catch-all, as the host orders them.
   const functions = [...all.filter((f) => !f.route.includes('{*')), ...all.filter((f) => f.route.includes('{*'))];
@@ -125,7 +149,11 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
   const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     serve(req, res).catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
-      const answer = outcomeWire(500, 'exception', `The local host failed to serve the request (${error instanceof Error ? error.name : 'Error'}).`);
+      const answer = outcomeWire(
+        500,
+        'exception',
+        `The local host failed to serve the request (${error instanceof Error ? error.name : 'Error'}).`,
+      );
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
     });
@@ -134,13 +162,23 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return void socket.destroy();
     const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    const answer = tooLarge ? outcomeWire(431, 'too-long', 'The request headers are too large.') : outcomeWire(400, 'invalid', 'The request is not valid HTTP.');
-    socket.end(`HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status]}\r\ncontent-type: application/fhir+json\r\ncontent-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`);
+    const answer = tooLarge
+      ? outcomeWire(431, 'too-long', 'The request headers are too large.')
+      : outcomeWire(400, 'invalid', 'The request is not valid HTTP.');
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${http.STATUS_CODES[answer.status]}\r\ncontent-type: application/fhir+json\r\ncontent-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n${answer.body}`,
+    );
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   const storage = process.env.AzureWebJobsStorage?.trim();
-  const queues = storage && options.queues !== false ? startQueueWorkers(other.filter((o) => o.kind === 'storageQueue'), { connectionString: storage, log: options.log }) : undefined;
+  const queues =
+    storage && options.queues !== false
+      ? startQueueWorkers(
+          other.filter((o) => o.kind === 'storageQueue'),
+          { connectionString: storage, log: options.log },
+        )
+      : undefined;
   return {
     url: `http://127.0.0.1:${port}/api`,
     close: async () => {
@@ -151,7 +189,9 @@ export async function startFunctionsHost(options: { port?: number; log?: (line: 
 }
 
 /** A handler's answer as status, headers and body text, whichever form the handler returned. */
-export async function toWire(answer: HttpResponseInit | HttpResponse): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+export async function toWire(
+  answer: HttpResponseInit | HttpResponse,
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   if (answer instanceof HttpResponse) {
     return { status: answer.status, headers: Object.fromEntries(answer.headers.entries()), body: await answer.text() };
   }
@@ -181,7 +221,10 @@ export interface Invocation {
  * Calls an HTTP handler as the Functions host would: a real HttpRequest and InvocationContext in,
  * the answer as status, headers and text out. The local host, the demo and the tests all use it.
  */
-export async function invokeHttpHandler(handler: HttpHandler, call: Invocation): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+export async function invokeHttpHandler(
+  handler: HttpHandler,
+  call: Invocation,
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   const request = new HttpRequest({
     method: call.method,
     url: call.url,

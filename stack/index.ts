@@ -58,7 +58,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const hapi = options.target === 'hapi' ? await startHapiServer(options.hapi) : undefined;
     if (hapi) started.push(hapi);
     const env = connectorSettings({
-      openemr: { baseUrl: openemr.baseUrl, site: openemr.site, clientId: openemr.client.clientId, privateKeyPem: openemr.client.privateKeyPem },
+      openemr: {
+        baseUrl: openemr.baseUrl,
+        site: openemr.site,
+        clientId: openemr.client.clientId,
+        privateKeyPem: openemr.client.privateKeyPem,
+      },
       ahds,
       entra,
       storageConnectionString: azurite?.connectionString,
@@ -83,7 +88,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
 /** Settings that point the connector at a HAPI FHIR server on loopback (no auth there: TARGET_AUTH=none). */
 export function hapiTargetSettings(hapi: { fhirUrl: string }): Record<string, string> {
-  return { TARGET_KIND: 'fhir', TARGET_FHIR_URL: hapi.fhirUrl, TARGET_AUTH: 'none', MAPPING_UNCARRIED_REFERENCES: 'drop', MAPPING_PROFILE_CLAIMS: 'drop' };
+  return {
+    TARGET_KIND: 'fhir',
+    TARGET_FHIR_URL: hapi.fhirUrl,
+    TARGET_AUTH: 'none',
+    MAPPING_UNCARRIED_REFERENCES: 'drop',
+    MAPPING_PROFILE_CLAIMS: 'drop',
+  };
 }
 
 /** Without storage nothing may touch it: an unroutable account makes any attempt loud. */

@@ -17,7 +17,10 @@ const VISIBILITY_SECONDS = 60;
 
 /** A queue name from a binding expression such as %SYNC_QUEUE_NAME% (the setting, else its default). */
 export function resolveQueueName(expression: string, env: NodeJS.ProcessEnv = process.env): string {
-  return expression.replace(/%([^%]+)%/g, (_m, name: string) => env[name]?.trim() || SETTINGS.find((s) => s.name === name)?.default || name);
+  return expression.replace(
+    /%([^%]+)%/g,
+    (_m, name: string) => env[name]?.trim() || SETTINGS.find((s) => s.name === name)?.default || name,
+  );
 }
 
 /** The message as the host hands it to a Node handler: JSON parsed when it is JSON, else the text. */
@@ -31,21 +34,30 @@ export function decodeHostMessage(messageText: string): unknown {
 }
 
 /** Delivers one received message to the handler; true when it succeeded (and was deleted). */
-export async function deliver(queue: QueueClient, m: DequeuedMessageItem, handler: QueueHandler, options: { functionName: string; retryAfterSeconds?: number; log?: (line: string) => void }): Promise<boolean> {
+export async function deliver(
+  queue: QueueClient,
+  m: DequeuedMessageItem,
+  handler: QueueHandler,
+  options: { functionName: string; retryAfterSeconds?: number; log?: (line: string) => void },
+): Promise<boolean> {
   const context = new InvocationContext({
     invocationId: `q-${m.messageId}-${m.dequeueCount}`,
     functionName: options.functionName,
     triggerMetadata: { dequeueCount: m.dequeueCount, id: m.messageId },
-    logHandler: (level, ...args) => options.log?.(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
+    logHandler: (level, ...args) =>
+      options.log?.(`${level}: ${args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`),
   });
   let popReceipt = m.popReceipt;
   // Keeps the message hidden while a long handler (a full sync) works.
-  const renew = setInterval(() => {
-    queue
-      .updateMessage(m.messageId, popReceipt, undefined, VISIBILITY_SECONDS)
-      .then((r) => (popReceipt = r.popReceipt ?? popReceipt))
-      .catch(() => undefined);
-  }, (VISIBILITY_SECONDS / 3) * 1000);
+  const renew = setInterval(
+    () => {
+      queue
+        .updateMessage(m.messageId, popReceipt, undefined, VISIBILITY_SECONDS)
+        .then((r) => (popReceipt = r.popReceipt ?? popReceipt))
+        .catch(() => undefined);
+    },
+    (VISIBILITY_SECONDS / 3) * 1000,
+  );
   try {
     await handler(decodeHostMessage(m.messageText), context);
     clearInterval(renew);
@@ -54,10 +66,14 @@ export async function deliver(queue: QueueClient, m: DequeuedMessageItem, handle
   } catch (error) {
     clearInterval(renew);
     if (m.dequeueCount >= MAX_DEQUEUE_COUNT) {
-      options.log?.(`${options.functionName}: message ${m.messageId} failed on delivery ${m.dequeueCount}; removed (the host would move it to the poison queue).`);
+      options.log?.(
+        `${options.functionName}: message ${m.messageId} failed on delivery ${m.dequeueCount}; removed (the host would move it to the poison queue).`,
+      );
       await queue.deleteMessage(m.messageId, popReceipt).catch(() => undefined);
     } else {
-      options.log?.(`${options.functionName}: delivery ${m.dequeueCount} failed (${(error as Error)?.name ?? 'Error'}); it will be delivered again.`);
+      options.log?.(
+        `${options.functionName}: delivery ${m.dequeueCount} failed (${(error as Error)?.name ?? 'Error'}); it will be delivered again.`,
+      );
       await queue.updateMessage(m.messageId, popReceipt, undefined, options.retryAfterSeconds ?? 1).catch(() => undefined);
     }
     return false;
@@ -69,7 +85,11 @@ export async function deliver(queue: QueueClient, m: DequeuedMessageItem, handle
  * backfill run does): for the demo and the tests. A failed message is made visible again after
  * `retryAfterSeconds` (default at once). Answers how many handler calls succeeded and failed.
  */
-export async function drainQueue(queue: QueueClient, handler: QueueHandler, options: { maxRounds?: number; retryAfterSeconds?: number; functionName?: string } = {}): Promise<{ handled: number; failedCalls: number }> {
+export async function drainQueue(
+  queue: QueueClient,
+  handler: QueueHandler,
+  options: { maxRounds?: number; retryAfterSeconds?: number; functionName?: string } = {},
+): Promise<{ handled: number; failedCalls: number }> {
   let handled = 0;
   let failedCalls = 0;
   for (let round = 0; round < (options.maxRounds ?? 200); round++) {
@@ -77,7 +97,13 @@ export async function drainQueue(queue: QueueClient, handler: QueueHandler, opti
     if (receivedMessageItems.length === 0) break;
     await Promise.all(
       receivedMessageItems.map(async (m) => {
-        if (await deliver(queue, m, handler, { functionName: options.functionName ?? 'backfillQueue', retryAfterSeconds: options.retryAfterSeconds ?? 0 })) handled++;
+        if (
+          await deliver(queue, m, handler, {
+            functionName: options.functionName ?? 'backfillQueue',
+            retryAfterSeconds: options.retryAfterSeconds ?? 0,
+          })
+        )
+          handled++;
         else failedCalls++;
       }),
     );
@@ -102,7 +128,8 @@ export function startQueueWorkers(
     while (!closed) {
       let items: DequeuedMessageItem[] = [];
       try {
-        items = (await queue.receiveMessages({ numberOfMessages: options.batchSize ?? 4, visibilityTimeout: VISIBILITY_SECONDS })).receivedMessageItems;
+        items = (await queue.receiveMessages({ numberOfMessages: options.batchSize ?? 4, visibilityTimeout: VISIBILITY_SECONDS }))
+          .receivedMessageItems;
       } catch {
         items = [];
       }

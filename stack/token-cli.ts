@@ -22,7 +22,10 @@ async function main(): Promise<number> {
     process.stderr.write('--side must be openemr or ahds. Run with --help for the options.\n');
     return 64;
   }
-  const { env } = readSettings({ env: process.env, cwd: process.cwd() }, args.settings ?? path.join(findRepoRoot(), '.stack', 'local.settings.json'));
+  const { env } = readSettings(
+    { env: process.env, cwd: process.cwd() },
+    args.settings ?? path.join(findRepoRoot(), '.stack', 'local.settings.json'),
+  );
   const config = loadConfig(env);
   let credential: ReturnType<typeof createAzureCredential> | undefined;
   const getCredential = () => (credential ??= createAzureCredential(config.azureAuth));

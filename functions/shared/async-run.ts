@@ -24,7 +24,12 @@ export function acceptedResponse(request: HttpRequest, status: RunStatus): HttpR
  * Accepts a long run: 409 at once when a run holding the sync lease would make it a skip (sync
  * and reconcile share it), else the run is recorded and queued and the answer is 202.
  */
-export async function acceptRun(request: HttpRequest, context: InvocationContext, body: RunRequestBody, options: { needsLease?: boolean } = {}): Promise<HttpResponseInit> {
+export async function acceptRun(
+  request: HttpRequest,
+  context: InvocationContext,
+  body: RunRequestBody,
+  options: { needsLease?: boolean } = {},
+): Promise<HttpResponseInit> {
   try {
     const connector = await getConnector();
     const state = requireState(connector);

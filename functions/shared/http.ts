@@ -8,7 +8,12 @@ import { INSTANT_EXAMPLE, parseInstant } from '../../src/config/instant';
 
 const FHIR_JSON = 'application/fhir+json';
 
-export function outcomeResponse(status: number, code: IssueCode, diagnostics: string, headers: Record<string, string> = {}): HttpResponseInit {
+export function outcomeResponse(
+  status: number,
+  code: IssueCode,
+  diagnostics: string,
+  headers: Record<string, string> = {},
+): HttpResponseInit {
   return { status, jsonBody: operationOutcome(code, diagnostics), headers: { 'Content-Type': FHIR_JSON, ...headers } };
 }
 
@@ -36,9 +41,18 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
     }
     context.warn(`${side} failed: ${error.message}`);
     if (error.isOutage) {
-      return outcomeResponse(503, error.code === 'Throttled' ? 'throttled' : 'transient', `${side} is unavailable: ${error.message} Try again later.`, { 'Retry-After': '30' });
+      return outcomeResponse(
+        503,
+        error.code === 'Throttled' ? 'throttled' : 'transient',
+        `${side} is unavailable: ${error.message} Try again later.`,
+        { 'Retry-After': '30' },
+      );
     }
-    return outcomeResponse(502, error.code === 'AuthenticationFailed' || error.code === 'Forbidden' ? 'security' : 'exception', `${side} refused the request: ${error.message}`);
+    return outcomeResponse(
+      502,
+      error.code === 'AuthenticationFailed' || error.code === 'Forbidden' ? 'security' : 'exception',
+      `${side} refused the request: ${error.message}`,
+    );
   }
   if (error instanceof ConfigError) {
     context.error(error.message);
@@ -61,7 +75,11 @@ export function notConfigured(error: ConfigError): string {
 export function instantParam(request: HttpRequest, name: string): string | undefined | HttpResponseInit {
   const value = request.query.get(name) ?? undefined;
   if (value !== undefined && parseInstant(value) === undefined) {
-    return outcomeResponse(400, 'invalid', `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as ${INSTANT_EXAMPLE}, a real calendar day, nothing after it.`);
+    return outcomeResponse(
+      400,
+      'invalid',
+      `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as ${INSTANT_EXAMPLE}, a real calendar day, nothing after it.`,
+    );
   }
   return value;
 }
@@ -92,12 +110,23 @@ const LISTED_ISSUES = 20;
  * failed: an OperationOutcome with one issue for the run and one per failed resource (type, id,
  * stage and reason; never content), the whole summary in an extension.
  */
-export function summaryResponse(summary: { status: 'ok' | 'partial' | 'failed'; message?: string; failures?: Array<{ resourceType: string; id: string; stage: string; status?: number; reason: string }> }): HttpResponseInit {
+export function summaryResponse(summary: {
+  status: 'ok' | 'partial' | 'failed';
+  message?: string;
+  failures?: Array<{ resourceType: string; id: string; stage: string; status?: number; reason: string }>;
+}): HttpResponseInit {
   if (summary.status !== 'failed') return jsonResponse(200, summary);
   const failures = summary.failures ?? [];
-  const outcome = operationOutcome('processing', summary.message ?? `Nothing was written: ${failures.length} resource(s) failed (listed as issues; each is dead-lettered).`);
+  const outcome = operationOutcome(
+    'processing',
+    summary.message ?? `Nothing was written: ${failures.length} resource(s) failed (listed as issues; each is dead-lettered).`,
+  );
   for (const f of failures.slice(0, LISTED_ISSUES)) {
-    outcome.issue.push({ severity: 'error', code: 'processing', diagnostics: `${f.resourceType}/${f.id} (${f.stage}${f.status ? `, ${f.status}` : ''}): ${f.reason}` });
+    outcome.issue.push({
+      severity: 'error',
+      code: 'processing',
+      diagnostics: `${f.resourceType}/${f.id} (${f.stage}${f.status ? `, ${f.status}` : ''}): ${f.reason}`,
+    });
   }
   return {
     status: 422,

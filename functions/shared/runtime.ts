@@ -23,7 +23,8 @@ export function getConnector(): Promise<Connector> {
 
 async function build(): Promise<Connector> {
   const config = loadConfig();
-  const base = overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: cloudRoleOf(config) });
+  const base =
+    overrides.telemetry ?? createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: cloudRoleOf(config) });
   return createConnector(config, { ...overrides, telemetry: new OperationScopedTelemetry(base) });
 }
 

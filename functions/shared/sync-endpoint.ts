@@ -7,7 +7,10 @@ import { getConnector, inOperation } from './runtime';
  * The shape every "sync one thing by id" endpoint shares: check the id, run the core operation
  * with the invocation id as run id, answer the summary or a mapped error.
  */
-export function syncByIdHandler(type: 'Patient' | 'Observation', run: (sync: SyncService, id: string, runId: string) => Promise<SyncSummary>) {
+export function syncByIdHandler(
+  type: 'Patient' | 'Observation',
+  run: (sync: SyncService, id: string, runId: string) => Promise<SyncSummary>,
+) {
   return inOperation(handle);
 
   async function handle(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {

@@ -116,7 +116,9 @@ async function main(): Promise<void> {
     }),
   );
 
-  log(`bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`);
+  log(
+    `bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`,
+  );
   const templates = loadTemplates();
   const plan: BenchDataPlan = { patients, observations, seed };
   const planned = planOf(templates, plan);
@@ -139,7 +141,10 @@ async function main(): Promise<void> {
     const raws: RawResult[] = [];
     const ends: RawLevel[] = [];
     const syncs: SyncRound[] = [];
-    const levels = String(opts['raw-levels']).split(',').map(Number).filter((n) => n > 0);
+    const levels = String(opts['raw-levels'])
+      .split(',')
+      .map(Number)
+      .filter((n) => n > 0);
     const slices = opts['skip-raw'] ? undefined : rawSlices(templates, planned, config, levels.length, Math.floor(num('raw-sample')));
     for (let round = 1; round <= rounds; round++) {
       if (rounds > 1) log(`-- round ${round} of ${rounds}`);
@@ -155,8 +160,17 @@ async function main(): Promise<void> {
     const bRate = median(syncs.map((r) => r.rate));
     const rawRate = raws.length ? median(raws.map((r) => r.best.rate)) : 0;
     // The best level of the round nearest the median, so the concurrency shown goes with the rate shown.
-    const nearest = raws.reduce<RawResult | undefined>((a, r) => (!a || Math.abs(r.best.rate - rawRate) < Math.abs(a.best.rate - rawRate) ? r : a), undefined);
-    const raw = nearest ? { best: { rate: rawRate, concurrency: nearest.best.concurrency }, levels: raws[0]!.levels, rounds: raws.map((r) => Math.round(r.best.rate)) } : undefined;
+    const nearest = raws.reduce<RawResult | undefined>(
+      (a, r) => (!a || Math.abs(r.best.rate - rawRate) < Math.abs(a.best.rate - rawRate) ? r : a),
+      undefined,
+    );
+    const raw = nearest
+      ? {
+          best: { rate: rawRate, concurrency: nearest.best.concurrency },
+          levels: raws[0]!.levels,
+          rounds: raws.map((r) => Math.round(r.best.rate)),
+        }
+      : undefined;
     const endRate = ends.length ? median(ends.map((e) => e.rate)) : undefined;
     const peakRssKb = Math.max(...syncs.map((r) => r.run.maxRssKb));
     const cpuMsPerResource = median(syncs.map((r) => r.cpuMsPerResource));
@@ -164,8 +178,12 @@ async function main(): Promise<void> {
       log(`(b) per round: ${syncs.map((r) => fmt(r.rate)).join(', ')} resources/s; median ${fmt(bRate)}`);
       if (raw) {
         log(`(c) per round (best level): ${raw.rounds.map((r) => fmt(r)).join(', ')} resources/s; median ${fmt(raw.best.rate)}`);
-        log(`b / c per round: ${syncs.map((r, i) => fmt(r.rate / raws[i]!.best.rate, 2)).join(', ')}; of the medians ${fmt(bRate / raw.best.rate, 2)}`);
-        log(`(c) after (b) per round: ${ends.map((e) => fmt(e.rate)).join(', ')} resources/s; b / c after (b): ${syncs.map((r, i) => fmt(r.rate / ends[i]!.rate, 2)).join(', ')}`);
+        log(
+          `b / c per round: ${syncs.map((r, i) => fmt(r.rate / raws[i]!.best.rate, 2)).join(', ')}; of the medians ${fmt(bRate / raw.best.rate, 2)}`,
+        );
+        log(
+          `(c) after (b) per round: ${ends.map((e) => fmt(e.rate)).join(', ')} resources/s; b / c after (b): ${syncs.map((r, i) => fmt(r.rate / ends[i]!.rate, 2)).join(', ')}`,
+        );
       }
     }
 
@@ -188,12 +206,16 @@ async function main(): Promise<void> {
         read: inc.read,
         wallMs: inc.wallMs,
       };
-      log(`incremental run with no changes (window since ${since}): read ${inc.read}, OpenEMR requests ${incremental.openemrRequests} (${JSON.stringify(incStats.byRoute)}), AHDS requests ${incremental.ahdsRequests}, Entra token requests ${incremental.tokenRequests}`);
+      log(
+        `incremental run with no changes (window since ${since}): read ${inc.read}, OpenEMR requests ${incremental.openemrRequests} (${JSON.stringify(incStats.byRoute)}), AHDS requests ${incremental.ahdsRequests}, Entra token requests ${incremental.tokenRequests}`,
+      );
     }
 
     // Correctness: the AHDS stand-in holds every generated resource.
     const verified = await stack.ahds.call<VerifyResult>('verify', plan);
-    log(`verify: AHDS stand-in holds ${fmt(verified.found)} of ${fmt(verified.expected)} generated resources${verified.missing.length ? `; missing e.g. ${verified.missing.slice(0, 3).join(', ')}` : ''}`);
+    log(
+      `verify: AHDS stand-in holds ${fmt(verified.found)} of ${fmt(verified.expected)} generated resources${verified.missing.length ? `; missing e.g. ${verified.missing.slice(0, 3).join(', ')}` : ''}`,
+    );
 
     const result = {
       observations,
@@ -201,7 +223,12 @@ async function main(): Promise<void> {
       resources: observations + patients,
       cpus: { count: cores, placement: placement.mode, ahds: placement.ahds ?? null, rest: placement.rest ?? null },
       latency: { openemrMs: profile.openemr.latencyMs, ahdsMs: profile.ahds.latencyMs, entryMs: profile.ahds.perEntryLatencyMs },
-      settings: { batchSize: config.ahds.batchSize, maxConcurrency: config.ahds.maxConcurrency, initialConcurrency: config.ahds.initialConcurrency, readConcurrency: config.openemr.readConcurrency },
+      settings: {
+        batchSize: config.ahds.batchSize,
+        maxConcurrency: config.ahds.maxConcurrency,
+        initialConcurrency: config.ahds.initialConcurrency,
+        readConcurrency: config.openemr.readConcurrency,
+      },
       naive: naive && { resources: naive.resources, rate: round(naive.rate, 1) },
       rounds,
       connector: {
@@ -219,10 +246,20 @@ async function main(): Promise<void> {
         heapCapMb: Math.floor(num('connector-heap-mb')) || null,
         status: syncs.find((r) => r.run.status !== 'ok')?.run.status ?? 'ok',
         failed: syncs.reduce((n, r) => n + r.run.failed, 0),
-        mbPerSecond: { toAhds: round(median(syncs.map((r) => r.bytesPerSecond.toAhds)) / 1048576, 1), fromAhds: round(median(syncs.map((r) => r.bytesPerSecond.fromAhds)) / 1048576, 1) },
+        mbPerSecond: {
+          toAhds: round(median(syncs.map((r) => r.bytesPerSecond.toAhds)) / 1048576, 1),
+          fromAhds: round(median(syncs.map((r) => r.bytesPerSecond.fromAhds)) / 1048576, 1),
+        },
       },
       overDriven,
-      raw: raw && { rate: Math.round(raw.best.rate), concurrency: raw.best.concurrency, rounds: raw.rounds, bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)), levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })), afterB: endRate === undefined ? null : { rate: Math.round(endRate), rounds: ends.map((e) => Math.round(e.rate)) } },
+      raw: raw && {
+        rate: Math.round(raw.best.rate),
+        concurrency: raw.best.concurrency,
+        rounds: raw.rounds,
+        bOverCPerRound: syncs.map((r, i) => round(r.rate / raws[i]!.best.rate, 2)),
+        levels: raw.levels.map((l) => ({ concurrency: l.concurrency, rate: Math.round(l.rate) })),
+        afterB: endRate === undefined ? null : { rate: Math.round(endRate), rounds: ends.map((e) => Math.round(e.rate)) },
+      },
       ratios: {
         bOverA: naive ? round(bRate / naive.rate, 1) : null,
         bOverC: raw ? round(bRate / raw.best.rate, 2) : null,
@@ -252,7 +289,12 @@ interface SyncRound {
 }
 
 /** (b): one full sync by the connector in a child process, into `target`, with what it cost. */
-async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsReady>, env: Record<string, string>, cores: number): Promise<SyncRound> {
+async function connectorRound(
+  stack: BenchStack,
+  target: StandInProcess<AhdsReady>,
+  env: Record<string, string>,
+  cores: number,
+): Promise<SyncRound> {
   await stack.openemr.call('resetStats');
   await target.call('resetStats');
   log('(b) connector full sync in a child process ...');
@@ -261,10 +303,13 @@ async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsRead
   const entryRates: number[] = [];
   let lastEntries = 0;
   const rateTimer = setInterval(() => {
-    void target.call<AhdsStats>('stats').then((s) => {
-      entryRates.push(s.entries - lastEntries);
-      lastEntries = s.entries;
-    }, () => undefined);
+    void target.call<AhdsStats>('stats').then(
+      (s) => {
+        entryRates.push(s.entries - lastEntries);
+        lastEntries = s.entries;
+      },
+      () => undefined,
+    );
   }, 1000);
   const run = await runConnector(env).finally(() => clearInterval(rateTimer));
   const seconds = (performance.now() - t) / 1000;
@@ -277,9 +322,15 @@ async function connectorRound(stack: BenchStack, target: StandInProcess<AhdsRead
   const rate = written / (run.wallMs / 1000);
   const oStats = await stack.openemr.call<RequestStatsSnapshot>('stats');
   const aStats = await target.call<AhdsStats>('stats');
-  log(`(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(seconds, 1)} s): ${fmt(rate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`);
-  log(`    bytes: to AHDS ${fmt(aStats.bytesIn / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesIn / 1048576)} MB), from AHDS ${fmt(aStats.bytesOut / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesOut / 1048576)} MB): full answers`);
-  log(`    CPU during (b): AHDS stand-in ${fmt(ahdsCpuMs / 1000, 1)} s (${fmt((ahdsCpuMs / 1000 / seconds) * 100)}% of a CPU), OpenEMR stand-in ${fmt(openemrCpuMs / 1000, 1)} s, connector ${fmt(cpuMs / 1000, 1)} s (${fmt((cpuMs / 1000 / seconds) * 100)}% of a CPU); host ${fmt(hostBusy * 100)}% busy (${cores} CPUs)`);
+  log(
+    `(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(seconds, 1)} s): ${fmt(rate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`,
+  );
+  log(
+    `    bytes: to AHDS ${fmt(aStats.bytesIn / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesIn / 1048576)} MB), from AHDS ${fmt(aStats.bytesOut / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesOut / 1048576)} MB): full answers`,
+  );
+  log(
+    `    CPU during (b): AHDS stand-in ${fmt(ahdsCpuMs / 1000, 1)} s (${fmt((ahdsCpuMs / 1000 / seconds) * 100)}% of a CPU), OpenEMR stand-in ${fmt(openemrCpuMs / 1000, 1)} s, connector ${fmt(cpuMs / 1000, 1)} s (${fmt((cpuMs / 1000 / seconds) * 100)}% of a CPU); host ${fmt(hostBusy * 100)}% busy (${cores} CPUs)`,
+  );
   if (run.failures.length) log(`    failures: ${JSON.stringify(run.failures)}`);
   log(`    RSS profile (MB, every ${run.sampleMs} ms or coarser): ${summariseProfile(run.rssSamplesMb)}`);
   log(`    adaptive limit: ${summariseProfile(run.limitSamples)}`);
@@ -308,8 +359,10 @@ function round(n: number, digits: number): number {
   return Math.round(n * f) / f;
 }
 
-
-async function standInsCpu(stack: BenchStack, ahdsProcess: StandInProcess<AhdsReady>): Promise<{ ahds: number; openemr: number; bench: number }> {
+async function standInsCpu(
+  stack: BenchStack,
+  ahdsProcess: StandInProcess<AhdsReady>,
+): Promise<{ ahds: number; openemr: number; bench: number }> {
   const [ahds, openemr] = await Promise.all([ahdsProcess.cpuMs(), stack.openemr.cpuMs()]);
   const u = process.cpuUsage();
   return { ahds, openemr, bench: (u.user + u.system) / 1000 };
@@ -334,16 +387,29 @@ interface BenchStack {
  * stand-in runs in a process of its own (stand-in-process.ts), the AHDS one on CPUs of its own when
  * the placement is split, and there is no Azurite (a full sync keeps no state).
  */
-async function startBenchStack(plan: BenchDataPlan, profile: { openemr: FaultProfile; ahds: FaultProfile }, placement: CpuPlacement): Promise<BenchStack> {
+async function startBenchStack(
+  plan: BenchDataPlan,
+  profile: { openemr: FaultProfile; ahds: FaultProfile },
+  placement: CpuPlacement,
+): Promise<BenchStack> {
   const freshAhds = (): Promise<StandInProcess<AhdsReady>> =>
-    startStandInProcess<AhdsReady>({ role: 'ahds', faults: profile.ahds }, { heapMb: 1024 + plan.observations * 0.01, cpus: placement.ahds });
+    startStandInProcess<AhdsReady>(
+      { role: 'ahds', faults: profile.ahds },
+      { heapMb: 1024 + plan.observations * 0.01, cpus: placement.ahds },
+    );
   const [openemr, ahds] = await Promise.all([
-    startStandInProcess<OpenEmrReady>({ role: 'openemr', data: plan, faults: profile.openemr }, { heapMb: 512 + plan.observations * 0.006, cpus: placement.rest }),
+    startStandInProcess<OpenEmrReady>(
+      { role: 'openemr', data: plan, faults: profile.openemr },
+      { heapMb: 512 + plan.observations * 0.006, cpus: placement.rest },
+    ),
     freshAhds(),
   ]);
   const ready = openemr.ready;
-  log(`loaded OpenEMR stand-in (own process): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`);
-  const envFor = (target: StandInProcess<AhdsReady>): Record<string, string> => connectorSettings({ openemr: ready, ahds: target.ready, entra: target.ready.entra });
+  log(
+    `loaded OpenEMR stand-in (own process): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`,
+  );
+  const envFor = (target: StandInProcess<AhdsReady>): Record<string, string> =>
+    connectorSettings({ openemr: ready, ahds: target.ready, entra: target.ready.entra });
   return {
     openemr,
     ahds,
@@ -359,7 +425,13 @@ async function startBenchStack(plan: BenchDataPlan, profile: { openemr: FaultPro
 
 // ------------------------------------------------------------------------------------------- (a)
 
-async function naiveLoop(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], tuning: Record<string, string>, sample: number) {
+async function naiveLoop(
+  stack: BenchStack,
+  templates: Templates,
+  planned: GeneratedPatient[],
+  tuning: Record<string, string>,
+  sample: number,
+) {
   // A fresh AHDS stand-in, so (b) starts from an empty service.
   const ahds = await stack.freshAhds();
   try {
@@ -399,7 +471,12 @@ async function naiveLoop(stack: BenchStack, templates: Templates, planned: Gener
 function runConnector(env: Record<string, string>): Promise<ConnectorRunReport> {
   return new Promise((resolve, reject) => {
     const heapMb = Math.floor(num('connector-heap-mb'));
-    const nodeArgs = [...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []), ...String(opts['connector-node-args'] ?? '').split(/\s+/).filter(Boolean)];
+    const nodeArgs = [
+      ...(heapMb > 0 ? [`--max-old-space-size=${heapMb}`] : []),
+      ...String(opts['connector-node-args'] ?? '')
+        .split(/\s+/)
+        .filter(Boolean),
+    ];
     const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'connector-run.js')], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -449,9 +526,18 @@ interface RawSlices {
  * The data of (c), built once for every round: the same resources, mapped by the connector's own
  * mapper, pre-serialised into bundles as the writer builds them, one slice per concurrency level.
  */
-function rawSlices(templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, levels: number, perLevel: number): RawSlices {
+function rawSlices(
+  templates: Templates,
+  planned: GeneratedPatient[],
+  config: ReturnType<typeof loadConfig>,
+  levels: number,
+  perLevel: number,
+): RawSlices {
   const mapper = createResourceMapper(mappingOptions(config));
-  const total = Math.min(perLevel * levels, planned.reduce((n, p) => n + 1 + p.observations, 0));
+  const total = Math.min(
+    perLevel * levels,
+    planned.reduce((n, p) => n + 1 + p.observations, 0),
+  );
   const slice = Math.floor(total / levels);
   log(`(c) raw limit: building ${fmt(slice * levels)} mapped resources into ${config.ahds.batchSize}-entry bundles ...`);
   const mapped: SyncedResource[] = [];
@@ -485,10 +571,14 @@ async function rawLimit(stack: BenchStack, slices: RawSlices, levels: number[]):
       const level = await postAll(ahds.ready.fhirUrl, token, slices.bodies[i]!, levels[i]!);
       const cpuMs = (await ahds.cpuMs()) - cpu0;
       const stats = await ahds.call<AhdsStats>('stats');
-      const ok = Object.entries(stats.byEntryStatus).filter(([s]) => s.startsWith('2')).reduce((n, [, c]) => n + c, 0);
+      const ok = Object.entries(stats.byEntryStatus)
+        .filter(([s]) => s.startsWith('2'))
+        .reduce((n, [, c]) => n + c, 0);
       const rate = resources / level.seconds;
       result.push({ concurrency: levels[i]!, resources, seconds: level.seconds, rate });
-      log(`(c) concurrency ${String(levels[i]).padStart(3)}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU (${ok === stats.entries ? 'all entries 2xx' : `entries ${JSON.stringify(stats.byEntryStatus)}`})`);
+      log(
+        `(c) concurrency ${String(levels[i]).padStart(3)}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU (${ok === stats.entries ? 'all entries 2xx' : `entries ${JSON.stringify(stats.byEntryStatus)}`})`,
+      );
       await ahds.call('resetStats');
     }
     const best = result.reduce((a, b) => (b.rate > a.rate ? b : a));
@@ -512,7 +602,9 @@ async function rawAtEnd(target: StandInProcess<AhdsReady>, slices: RawSlices, co
   const level = await postAll(target.ready.fhirUrl, token, slices.endBodies, concurrency);
   const cpuMs = (await target.cpuMs()) - cpu0;
   const rate = resources / level.seconds;
-  log(`(c) again after (b), into the stand-in holding ${fmt(held)} resources, concurrency ${concurrency}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU`);
+  log(
+    `(c) again after (b), into the stand-in holding ${fmt(held)} resources, concurrency ${concurrency}: ${fmt(resources)} resources in ${fmt(level.seconds, 1)} s: ${fmt(rate)} resources/s; AHDS stand-in ${fmt((cpuMs / 1000 / level.seconds) * 100)}% of a CPU`,
+  );
   return { concurrency, resources, seconds: level.seconds, rate };
 }
 
@@ -520,7 +612,12 @@ async function rawAtEnd(target: StandInProcess<AhdsReady>, slices: RawSlices, co
  * Posts pre-serialised bundles with `concurrency` requests in flight on keep-alive connections. A
  * bundle answered 429 (an over-driven stand-in) is posted again after the wait the answer asks.
  */
-async function postAll(fhirUrl: string, token: string, bodies: string[], concurrency: number): Promise<{ seconds: number; throttled: number }> {
+async function postAll(
+  fhirUrl: string,
+  token: string,
+  bodies: string[],
+  concurrency: number,
+): Promise<{ seconds: number; throttled: number }> {
   let throttled = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const url = new URL(fhirUrl);
@@ -573,7 +670,15 @@ interface OverDriven {
   ceiling: number;
   fixed: Array<{ concurrency: number; rate: number; throttledPct: number }>;
   best: { concurrency: number; rate: number };
-  connector: { rate: number; throttledPct: number; bundles: number; limitMin: number; limitMax: number; limitFinal: number; mbPerSecond: { toAhds: number; fromAhds: number } };
+  connector: {
+    rate: number;
+    throttledPct: number;
+    bundles: number;
+    limitMin: number;
+    limitMax: number;
+    limitFinal: number;
+    mbPerSecond: { toAhds: number; fromAhds: number };
+  };
   ratio: number;
 }
 
@@ -582,12 +687,30 @@ interface OverDriven {
  * ceiling. Fixed concurrencies (a client that honours the asked wait) against the connector's own
  * writer and adaptive limiter, each writing its own slice of mapped resources as creates.
  */
-async function overDrivenCase(stack: BenchStack, templates: Templates, planned: GeneratedPatient[], config: ReturnType<typeof loadConfig>, tuning: Record<string, string>): Promise<OverDriven> {
+async function overDrivenCase(
+  stack: BenchStack,
+  templates: Templates,
+  planned: GeneratedPatient[],
+  config: ReturnType<typeof loadConfig>,
+  tuning: Record<string, string>,
+): Promise<OverDriven> {
   const capacity = Math.max(1, Math.floor(num('capacity')));
-  const levels = String(opts['over-levels']).split(',').map(Number).filter((n) => n > 0);
+  const levels = String(opts['over-levels'])
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0);
   const batchSize = Math.min(500, Math.max(1, Math.floor(num('over-batch'))));
-  const slices = rawSlices(templates, planned, { ...config, ahds: { ...config.ahds, batchSize } }, levels.length + 1, Math.floor(num('over-sample')));
-  const capped = await startStandInProcess<AhdsReady>({ role: 'ahds', faults: stack.ahdsProfile, capacity }, { heapMb: 1024, cpus: stack.placement.ahds });
+  const slices = rawSlices(
+    templates,
+    planned,
+    { ...config, ahds: { ...config.ahds, batchSize } },
+    levels.length + 1,
+    Math.floor(num('over-sample')),
+  );
+  const capped = await startStandInProcess<AhdsReady>(
+    { role: 'ahds', faults: stack.ahdsProfile, capacity },
+    { heapMb: 1024, cpus: stack.placement.ahds },
+  );
   try {
     const token = await capped.call<string>('issueToken');
     const fixed: OverDriven['fixed'] = [];
@@ -597,11 +720,15 @@ async function overDrivenCase(stack: BenchStack, templates: Templates, planned: 
       const bundles = slices.bodies[i]!.length + level.throttled;
       const rate = slices.resources[i]! / level.seconds;
       fixed.push({ concurrency: levels[i]!, rate, throttledPct: (100 * level.throttled) / bundles });
-      log(`(d) fixed concurrency ${String(levels[i]).padStart(3)} against capacity ${capacity}: ${fmt(rate)} resources/s; ${fmt((100 * level.throttled) / bundles, 1)}% of bundle requests answered 429`);
+      log(
+        `(d) fixed concurrency ${String(levels[i]).padStart(3)} against capacity ${capacity}: ${fmt(rate)} resources/s; ${fmt((100 * level.throttled) / bundles, 1)}% of bundle requests answered 429`,
+      );
     }
     const best = fixed.reduce((a, b) => (b.rate > a.rate ? b : a));
     // No storage in the bench: this process's limiter alone faces the capped stand-in.
-    const connector = await createConnector(loadConfig({ ...stack.envFor(capped), ...tuning, AHDS_BATCH_SIZE: String(batchSize) }), { state: null });
+    const connector = await createConnector(loadConfig({ ...stack.envFor(capped), ...tuning, AHDS_BATCH_SIZE: String(batchSize) }), {
+      state: null,
+    });
     const writer = connector.writer;
     const part = slices.parts[levels.length]!;
     await capped.call('resetStats');
@@ -633,7 +760,9 @@ async function overDrivenCase(stack: BenchStack, templates: Templates, planned: 
       },
       ratio: round(rate / best.rate, 2),
     };
-    log(`(d) connector (ceiling ${config.ahds.maxConcurrency}) against capacity ${capacity}: ${fmt(rate)} resources/s = ${fmt(result.ratio, 2)} of the best fixed (${fmt(best.rate)} at ${best.concurrency}); ${fmt(throttledPct, 2)}% of ${fmt(bundles)} bundle requests answered 429; limit ${summariseProfile(limits)}; bytes to AHDS ${fmt(result.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(result.connector.mbPerSecond.fromAhds, 1)} MB/s`);
+    log(
+      `(d) connector (ceiling ${config.ahds.maxConcurrency}) against capacity ${capacity}: ${fmt(rate)} resources/s = ${fmt(result.ratio, 2)} of the best fixed (${fmt(best.rate)} at ${best.concurrency}); ${fmt(throttledPct, 2)}% of ${fmt(bundles)} bundle requests answered 429; limit ${summariseProfile(limits)}; bytes to AHDS ${fmt(result.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(result.connector.mbPerSecond.fromAhds, 1)} MB/s`,
+    );
     return result;
   } finally {
     await capped.close();
@@ -645,21 +774,39 @@ async function overDrivenCase(stack: BenchStack, templates: Templates, planned: 
 function printTable(r: {
   resources: number;
   naive?: { resources: number; rate: number };
-  connector: { rate: number; seconds: number; peakRssMb: number; cpuMsPerResource: number; limiterPeak: number; mbPerSecond: { toAhds: number; fromAhds: number } };
+  connector: {
+    rate: number;
+    seconds: number;
+    peakRssMb: number;
+    cpuMsPerResource: number;
+    limiterPeak: number;
+    mbPerSecond: { toAhds: number; fromAhds: number };
+  };
   overDriven?: OverDriven;
   raw?: { rate: number; concurrency: number; afterB: { rate: number } | null };
   ratios: { bOverA: number | null; bOverC: number | null; bOverCAfterB: number | null };
 }): void {
   const rows: Array<[string, string]> = [
     ['(a) naive loop', r.naive ? `${fmt(r.naive.rate, 1)} resources/s (${r.naive.resources} resources)` : 'skipped'],
-    ['(b) connector full sync', `${fmt(r.connector.rate)} resources/s (${fmt(r.resources)} resources in ${fmt(r.connector.seconds, 1)} s, limiter peak ${r.connector.limiterPeak})`],
+    [
+      '(b) connector full sync',
+      `${fmt(r.connector.rate)} resources/s (${fmt(r.resources)} resources in ${fmt(r.connector.seconds, 1)} s, limiter peak ${r.connector.limiterPeak})`,
+    ],
     ['(c) raw AHDS stand-in limit', r.raw ? `${fmt(r.raw.rate)} resources/s (concurrency ${r.raw.concurrency})` : 'skipped'],
     ['b / a', r.ratios.bOverA === null ? '-' : `${fmt(r.ratios.bOverA, 1)}x (target >= 30x)`],
     ['(c) again after (b)', r.raw?.afterB ? `${fmt(r.raw.afterB.rate)} resources/s (into the stand-in (b) filled)` : '-'],
     ['b / c', r.ratios.bOverC === null ? '-' : `${fmt(r.ratios.bOverC, 2)} (target >= 0.8)`],
     ['b / c after (b)', r.ratios.bOverCAfterB === null ? '-' : fmt(r.ratios.bOverCAfterB, 2)],
-    ['bytes (b), both ways', `to AHDS ${fmt(r.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(r.connector.mbPerSecond.fromAhds, 1)} MB/s`],
-    ['(d) over-driven', r.overDriven ? `connector ${fmt(r.overDriven.connector.rate)} resources/s vs best fixed ${fmt(r.overDriven.best.rate)} (concurrency ${r.overDriven.best.concurrency}, capacity ${r.overDriven.capacity}): ${fmt(r.overDriven.ratio, 2)} (target >= 0.9), ${fmt(r.overDriven.connector.throttledPct, 2)}% bundles throttled (target < 2%)` : 'skipped'],
+    [
+      'bytes (b), both ways',
+      `to AHDS ${fmt(r.connector.mbPerSecond.toAhds, 1)} MB/s, from AHDS ${fmt(r.connector.mbPerSecond.fromAhds, 1)} MB/s`,
+    ],
+    [
+      '(d) over-driven',
+      r.overDriven
+        ? `connector ${fmt(r.overDriven.connector.rate)} resources/s vs best fixed ${fmt(r.overDriven.best.rate)} (concurrency ${r.overDriven.best.concurrency}, capacity ${r.overDriven.capacity}): ${fmt(r.overDriven.ratio, 2)} (target >= 0.9), ${fmt(r.overDriven.connector.throttledPct, 2)}% bundles throttled (target < 2%)`
+        : 'skipped',
+    ],
     ['connector peak RSS', `${fmt(r.connector.peakRssMb)} MB`],
     ['connector CPU per resource', `${fmt(r.connector.cpuMsPerResource, 3)} ms`],
   ];

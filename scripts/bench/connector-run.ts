@@ -45,7 +45,10 @@ async function main(): Promise<void> {
   const timer = setInterval(() => {
     sample();
     limits.push(connector.writer.limiter.limit);
-    if (process.env.BENCH_TRACE) process.stderr.write(`limit ${connector.writer.limiter.limit} inFlight ${connector.writer.limiter.inFlight} rss ${Math.round(process.memoryUsage().rss / 1048576)}\n`);
+    if (process.env.BENCH_TRACE)
+      process.stderr.write(
+        `limit ${connector.writer.limiter.limit} inFlight ${connector.writer.limiter.inFlight} rss ${Math.round(process.memoryUsage().rss / 1048576)}\n`,
+      );
     if (limits.length >= 600) for (let i = limits.length - 1; i > 0; i -= 2) limits.splice(i, 1);
   }, sampleMs);
   timer.unref();

@@ -41,7 +41,13 @@ export async function openemrLoadBench(log: (line: string) => void, options: { p
         meta: { lastUpdated: new Date(i < 450 ? base : base + i * 60_000).toISOString() },
       })) as never,
     );
-    const settings = { ...stack.env, SYNC_TABLE_PREFIX: 'load', SYNC_LAG_SECONDS: '0', SYNC_OVERLAP_SECONDS: '300', RETRY_BASE_DELAY_MS: '20' };
+    const settings = {
+      ...stack.env,
+      SYNC_TABLE_PREFIX: 'load',
+      SYNC_LAG_SECONDS: '0',
+      SYNC_OVERLAP_SECONDS: '300',
+      RETRY_BASE_DELAY_MS: '20',
+    };
     const connector = await createConnector(loadConfig(settings), { deadLetters: new MemoryDeadLetterStore() });
     const measure = async (scenario: string, changed: number, run: (c: Connector) => Promise<unknown>) => {
       stack.openemr.resetStats();
@@ -63,22 +69,41 @@ export async function openemrLoadBench(log: (line: string) => void, options: { p
     }
     store.advanceClock(10);
     // Patients edited over 100 seconds, ten a second.
-    store.ids('Patient').slice(0, 1000).forEach((id, i) => {
-      if (i % 10 === 0) store.advanceClock(1);
-      store.put({ ...store.get('Patient', id)!, gender: 'unknown' } as never);
-    });
+    store
+      .ids('Patient')
+      .slice(0, 1000)
+      .forEach((id, i) => {
+        if (i % 10 === 0) store.advanceClock(1);
+        store.put({ ...store.get('Patient', id)!, gender: 'unknown' } as never);
+      });
     await measure('1000 Patients changed', 1000, incremental);
-    const deps = (c: Connector) => ({ sync: c.sync, reader: c.reader, writer: c.writer, telemetry: c.telemetry, pageSize: 200, deleteMode: 'report-only' as const });
+    const deps = (c: Connector) => ({
+      sync: c.sync,
+      reader: c.reader,
+      writer: c.writer,
+      telemetry: c.telemetry,
+      pageSize: 200,
+      deleteMode: 'report-only' as const,
+    });
     await measure('reconcile ($export)', 0, (c) => reconcile(deps(c), { trigger: 'reconcile' }));
-    const searchOnly = await createConnector(loadConfig({ ...settings, OPENEMR_EXPORT: 'false' }), { deadLetters: new MemoryDeadLetterStore() });
+    const searchOnly = await createConnector(loadConfig({ ...settings, OPENEMR_EXPORT: 'false' }), {
+      deadLetters: new MemoryDeadLetterStore(),
+    });
     stack.openemr.resetStats();
     await reconcile(deps(searchOnly), { trigger: 'reconcile' });
     const stats = stack.openemr.stats();
     rows.push({ scenario: 'reconcile (search, export off)', changed: 0, openemrRequests: stats.requests, byRoute: stats.byRoute });
 
-    log(`OpenEMR load per run (${store.count('Patient')} Patients, ${store.count('Observation')} Observations; requests counted at the stand-in, token requests included):`);
+    log(
+      `OpenEMR load per run (${store.count('Patient')} Patients, ${store.count('Observation')} Observations; requests counted at the stand-in, token requests included):`,
+    );
     log(`  ${'run'.padEnd(32)} ${'changed'.padStart(8)} ${'requests'.padStart(9)}  by route`);
-    for (const r of rows) log(`  ${r.scenario.padEnd(32)} ${String(r.changed).padStart(8)} ${String(r.openemrRequests).padStart(9)}  ${Object.entries(r.byRoute).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const r of rows)
+      log(
+        `  ${r.scenario.padEnd(32)} ${String(r.changed).padStart(8)} ${String(r.openemrRequests).padStart(9)}  ${Object.entries(r.byRoute)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
     return rows;
   } finally {
     await stack.close();

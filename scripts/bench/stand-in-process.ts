@@ -15,8 +15,8 @@ import { startEntraStandIn } from '../../stack/entra';
 import { startOpenEmrStandIn } from '../../stack/openemr';
 import { allResources, loadTemplates, observationsOf, planOf, type BenchDataPlan } from './data';
 
-
-export type StandInSpec = { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile; capacity?: number };
+export type StandInSpec =
+  { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile; capacity?: number };
 
 export interface OpenEmrReady {
   baseUrl: string;
@@ -48,7 +48,9 @@ function send(message: StandInMessage): void {
   process.send?.(message);
 }
 
-async function startOpenEmr(spec: Extract<StandInSpec, { role: 'openemr' }>): Promise<{ ready: OpenEmrReady; ops: Record<string, Handler>; close(): Promise<void> }> {
+async function startOpenEmr(
+  spec: Extract<StandInSpec, { role: 'openemr' }>,
+): Promise<{ ready: OpenEmrReady; ops: Record<string, Handler>; close(): Promise<void> }> {
   const t = performance.now();
   const openemr = await startOpenEmrStandIn({ dataDir: null, faults: spec.faults });
   const templates = loadTemplates();
@@ -77,7 +79,9 @@ async function startOpenEmr(spec: Extract<StandInSpec, { role: 'openemr' }>): Pr
   };
 }
 
-async function startAhds(spec: Extract<StandInSpec, { role: 'ahds' }>): Promise<{ ready: AhdsReady; ops: Record<string, Handler>; close(): Promise<void> }> {
+async function startAhds(
+  spec: Extract<StandInSpec, { role: 'ahds' }>,
+): Promise<{ ready: AhdsReady; ops: Record<string, Handler>; close(): Promise<void> }> {
   const entra = await startEntraStandIn();
   const ahds = await startAhdsStandIn({ entra, faults: spec.faults, capacity: spec.capacity });
   return {

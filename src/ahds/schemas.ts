@@ -24,5 +24,7 @@ export const searchsetSchema = z.looseObject({
   resourceType: z.literal('Bundle'),
   total: z.number().optional(),
   link: z.array(z.object({ relation: z.string(), url: z.string() })).optional(),
-  entry: z.array(z.looseObject({ resource: storedResourceSchema.optional(), search: z.looseObject({ mode: z.string().optional() }).optional() })).optional(),
+  entry: z
+    .array(z.looseObject({ resource: storedResourceSchema.optional(), search: z.looseObject({ mode: z.string().optional() }).optional() }))
+    .optional(),
 });

@@ -41,7 +41,9 @@ export class TableBundleBudget implements BundleBudget {
       return await this.take();
     } catch (error) {
       this.unavailableUntil = this.now() + UNAVAILABLE_PAUSE_MS;
-      this.onUnavailable(`The app-wide bundle budget (Table storage) could not be read (${statusOf(error) ?? (error as Error)?.name ?? 'error'}); each process keeps its own limit for a minute.`);
+      this.onUnavailable(
+        `The app-wide bundle budget (Table storage) could not be read (${statusOf(error) ?? (error as Error)?.name ?? 'error'}); each process keeps its own limit for a minute.`,
+      );
       return () => undefined;
     }
   }
@@ -61,7 +63,12 @@ export class TableBundleBudget implements BundleBudget {
       for (let k = 0; k < this.slots; k++) {
         const rowKey = slotKey((start + k) % this.slots);
         if (held.has(rowKey)) continue;
-        const slot: SlotEntity = { partitionKey: PARTITION, rowKey, owner: this.owner, expiresAt: new Date(this.now() + this.holdMs).toISOString() };
+        const slot: SlotEntity = {
+          partitionKey: PARTITION,
+          rowKey,
+          owner: this.owner,
+          expiresAt: new Date(this.now() + this.holdMs).toISOString(),
+        };
         try {
           const etag = expired.has(rowKey) ? expired.get(rowKey)! : undefined;
           const answer = etag ? await client.updateEntity(slot, 'Replace', { etag }) : await client.createEntity(slot);

@@ -19,10 +19,21 @@ const capabilitySchema = z.looseObject({
 export async function checkTarget(http: AxiosInstance, types: readonly string[], name = 'AHDS FHIR service'): Promise<void> {
   const response = await http.get('/metadata');
   const parsed = capabilitySchema.safeParse(response.data);
-  if (!parsed.success) throw new UpstreamError('ahds', 'InvalidResponse', `${name} answered /metadata with something that is not a CapabilityStatement.`, response.status);
+  if (!parsed.success)
+    throw new UpstreamError(
+      'ahds',
+      'InvalidResponse',
+      `${name} answered /metadata with something that is not a CapabilityStatement.`,
+      response.status,
+    );
   const version = parsed.data.fhirVersion;
   if (version !== undefined && !/^4\.0(\.\d+)?$/.test(version)) {
-    throw new UpstreamError('ahds', 'InvalidResponse', `${name} speaks FHIR ${version.slice(0, 20)}, not R4 (4.0.x): point AHDS_FHIR_URL at an R4 service.`, response.status);
+    throw new UpstreamError(
+      'ahds',
+      'InvalidResponse',
+      `${name} speaks FHIR ${version.slice(0, 20)}, not R4 (4.0.x): point AHDS_FHIR_URL at an R4 service.`,
+      response.status,
+    );
   }
   const policies = new Map((parsed.data.rest ?? []).flatMap((r) => r.resource ?? []).map((r) => [r.type, r.versioning]));
   const strict = types.filter((t) => policies.get(t) === 'versioned-update');

@@ -130,7 +130,8 @@ export class AhdsWriter {
   readonly http: AxiosInstance;
   readonly limiter: AdaptiveLimiter;
   readonly clock = new ServerClock();
-  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>> & Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>;
+  private readonly o: Required<Omit<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>> &
+    Pick<WriterOptions, 'auditHeader' | 'budget' | 'telemetry' | 'checkTypes' | 'fullUrlBase'>;
   private targetChecked?: Promise<void>;
   private readonly versions = new Map<string, string>();
 
@@ -166,8 +167,22 @@ export class AhdsWriter {
         const stored = storedResourceSchema.safeParse(response.data);
         const meta = stored.success ? stored.data.meta : undefined;
         const versionId = meta?.versionId ?? versionFromEtag(response.headers.etag);
-        const outcome = this.classify(response.status, { resourceType, id, versionId, lastUpdated: meta?.lastUpdated ?? response.headers['last-modified'], sentAt });
-        return { resourceType, id, outcome, status: response.status, attempts: attemptsOf(response.config), versionId, requestId: requestIdOf(response.headers) };
+        const outcome = this.classify(response.status, {
+          resourceType,
+          id,
+          versionId,
+          lastUpdated: meta?.lastUpdated ?? response.headers['last-modified'],
+          sentAt,
+        });
+        return {
+          resourceType,
+          id,
+          outcome,
+          status: response.status,
+          attempts: attemptsOf(response.config),
+          versionId,
+          requestId: requestIdOf(response.headers),
+        };
       } catch (error) {
         if (!(error instanceof UpstreamError)) throw error;
         if (error.code === 'Conflict' && conflicts < this.o.conflictRetries) {
@@ -176,7 +191,15 @@ export class AhdsWriter {
         }
         if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
         if (!error.isOutage && error.statusCode !== 401) {
-          return { resourceType, id, outcome: 'failed', status: error.statusCode, reason: withRequestId(error.message, error.requestId), attempts: error.attempts + conflicts, requestId: error.requestId };
+          return {
+            resourceType,
+            id,
+            outcome: 'failed',
+            status: error.statusCode,
+            reason: withRequestId(error.message, error.requestId),
+            attempts: error.attempts + conflicts,
+            requestId: error.requestId,
+          };
         }
         throw error;
       }
@@ -201,7 +224,10 @@ export class AhdsWriter {
         if (earlier !== undefined) after.add(earlier);
         bundleOf.set(key, i);
       }
-      written[i] = after.size === 0 ? this.writeBatch(batch, context) : Promise.all([...after].map((j) => written[j])).then(() => this.writeBatch(batch, context));
+      written[i] =
+        after.size === 0
+          ? this.writeBatch(batch, context)
+          : Promise.all([...after].map((j) => written[j])).then(() => this.writeBatch(batch, context));
     });
     const results = await Promise.all(written);
     return results.flat();
@@ -222,7 +248,10 @@ export class AhdsWriter {
     let waitMs = 0;
     while (pending.length > 0) {
       if (waitMs > 0) await sleep(waitMs);
-      const answer = await this.send(pending.map((p) => p.resource), context);
+      const answer = await this.send(
+        pending.map((p) => p.resource),
+        context,
+      );
       if (answer.kind === 'whole') {
         const { error } = answer;
         if ((error.statusCode === 400 && !error.message.includes('exceeded the configured limit')) || error.statusCode === 422) {
@@ -231,13 +260,25 @@ export class AhdsWriter {
           // Halves are written on their own until each refused bundle is one resource.
           if (pending.length === 1) {
             const p = pending[0]!;
-            results.set(p.index, failed(p.resource, error.statusCode, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId));
+            results.set(
+              p.index,
+              failed(p.resource, error.statusCode, withRequestId(error.message, error.requestId), p.tries + 1, error.requestId),
+            );
             break;
           }
           const mid = Math.ceil(pending.length / 2);
           const halves = [pending.slice(0, mid), pending.slice(mid)];
-          const answers = await Promise.all(halves.map((half) => this.writeBatch(half.map((p) => p.resource), context)));
-          halves.forEach((half, h) => half.forEach((p, i) => results.set(p.index, { ...answers[h]![i]!, attempts: answers[h]![i]!.attempts + p.tries + 1 })));
+          const answers = await Promise.all(
+            halves.map((half) =>
+              this.writeBatch(
+                half.map((p) => p.resource),
+                context,
+              ),
+            ),
+          );
+          halves.forEach((half, h) =>
+            half.forEach((p, i) => results.set(p.index, { ...answers[h]![i]!, attempts: answers[h]![i]!.attempts + p.tries + 1 })),
+          );
           break;
         }
         if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
@@ -267,7 +308,17 @@ export class AhdsWriter {
       // Every entry refused: the identity has no write role (yet); hundreds of dead letters would hide that.
       if (forbiddenCount === answer.results.length) throw forbiddenOutage(answer.results[0]?.requestId);
       const throttled = answer.results.some((r) => r.status === 429);
-      waitMs = again.length === 0 ? 0 : Math.min(this.o.maxServerWaitMs, Math.max(answer.waitMs ?? 0, throttled ? Math.min(ENTRY_THROTTLE_FLOOR_MS, this.o.retry.maxDelayMs) : 0, backoffMs(Math.max(...again.map((p) => p.tries)), this.o.retry, this.o.random)));
+      waitMs =
+        again.length === 0
+          ? 0
+          : Math.min(
+              this.o.maxServerWaitMs,
+              Math.max(
+                answer.waitMs ?? 0,
+                throttled ? Math.min(ENTRY_THROTTLE_FLOOR_MS, this.o.retry.maxDelayMs) : 0,
+                backoffMs(Math.max(...again.map((p) => p.tries)), this.o.retry, this.o.random),
+              ),
+            );
       pending = again;
     }
     return resources.map((_, i) => results.get(i)!);
@@ -298,7 +349,8 @@ export class AhdsWriter {
         if (congested) this.limiter.onThrottle(epoch);
         // No HTTP answer: unless the connection was never made, the request may have reached the
         // server and still be running there.
-        const ambiguous = error.statusCode === undefined && (error.code === 'Timeout' || (error.code === 'Network' && !NEVER_SENT.test(error.message)));
+        const ambiguous =
+          error.statusCode === undefined && (error.code === 'Timeout' || (error.code === 'Network' && !NEVER_SENT.test(error.message)));
         return { kind: 'whole', error, sentAt, ambiguous, epoch };
       } finally {
         release?.();
@@ -326,7 +378,12 @@ export class AhdsWriter {
     const parsed = batchResponseSchema.safeParse(response.data);
     // An invalid processing-logic header makes AHDS append one warning entry: extra entries are ignored.
     if (!parsed.success || parsed.data.entry.length < resources.length) {
-      const error = new UpstreamError('ahds', 'InvalidResponse', withRequestId('AHDS FHIR service answered a batch with a bundle that does not match the request.', requestId), response.status);
+      const error = new UpstreamError(
+        'ahds',
+        'InvalidResponse',
+        withRequestId('AHDS FHIR service answered a batch with a bundle that does not match the request.', requestId),
+        response.status,
+      );
       error.requestId = requestId;
       throw error;
     }
@@ -344,7 +401,11 @@ export class AhdsWriter {
         return { ...base, outcome: status === 200 && saysNoChange(entry.response.outcome) ? ('unchanged' as const) : outcome };
       }
       const detail = safeDetail(entry.response.outcome);
-      return { ...base, outcome: 'failed' as const, reason: withRequestId(`AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.`, requestId) };
+      return {
+        ...base,
+        outcome: 'failed' as const,
+        reason: withRequestId(`AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.`, requestId),
+      };
     });
   }
 
@@ -353,7 +414,10 @@ export class AhdsWriter {
    * resource, or when the stored version was stamped before this request reached the server (by the
    * server's clock, see ServerClock); otherwise updated. A 200 of version 1 was never an update.
    */
-  private classify(status: number, at: { resourceType: string; id: string; versionId?: string; lastUpdated?: string; sentAt: number }): WriteOutcome {
+  private classify(
+    status: number,
+    at: { resourceType: string; id: string; versionId?: string; lastUpdated?: string; sentAt: number },
+  ): WriteOutcome {
     const key = `${at.resourceType}/${at.id}`;
     const known = this.versions.get(key);
     if (at.versionId) this.remember(key, at.versionId);
@@ -370,7 +434,9 @@ export class AhdsWriter {
   }
 
   private auditHeaders(context: WriteContext): Record<string, string> {
-    return this.o.auditHeader && context.runId && /^[A-Za-z0-9._:-]{1,64}$/.test(context.runId) ? { [this.o.auditHeader]: context.runId } : {};
+    return this.o.auditHeader && context.runId && /^[A-Za-z0-9._:-]{1,64}$/.test(context.runId)
+      ? { [this.o.auditHeader]: context.runId }
+      : {};
   }
 
   /** Current version of a stored resource, or undefined (verification and reconciliation). */
@@ -394,8 +460,16 @@ export class AhdsWriter {
     while (url) {
       const response = await this.http.get(url);
       const parsed = searchsetSchema.safeParse(response.data);
-      if (!parsed.success) throw new UpstreamError('ahds', 'InvalidResponse', `AHDS answered a ${resourceType} search with something that is not a Bundle.`, response.status);
-      yield (parsed.data.entry ?? []).flatMap((e) => (e.resource?.resourceType === resourceType && (e.search?.mode ?? 'match') === 'match' ? [e.resource as Record<string, unknown>] : []));
+      if (!parsed.success)
+        throw new UpstreamError(
+          'ahds',
+          'InvalidResponse',
+          `AHDS answered a ${resourceType} search with something that is not a Bundle.`,
+          response.status,
+        );
+      yield (parsed.data.entry ?? []).flatMap((e) =>
+        e.resource?.resourceType === resourceType && (e.search?.mode ?? 'match') === 'match' ? [e.resource as Record<string, unknown>] : [],
+      );
       url = parsed.data.link?.find((l) => l.relation === 'next')?.url;
     }
   }
@@ -418,8 +492,15 @@ export class AhdsWriter {
         this.limiter.run(async () => {
           const release = await this.o.budget?.acquire();
           try {
-            const body = canonicalJson({ resourceType: 'Bundle', type: 'batch', entry: chunk.map((id) => ({ request: { method: 'DELETE', url: `${resourceType}/${id}` } })) });
-            const response = await this.http.post('/', body, { headers: { 'Content-Type': FHIR_JSON, ...this.o.bundleHeaders, ...this.auditHeaders(context) }, timeout: this.o.bundleTimeoutMs });
+            const body = canonicalJson({
+              resourceType: 'Bundle',
+              type: 'batch',
+              entry: chunk.map((id) => ({ request: { method: 'DELETE', url: `${resourceType}/${id}` } })),
+            });
+            const response = await this.http.post('/', body, {
+              headers: { 'Content-Type': FHIR_JSON, ...this.o.bundleHeaders, ...this.auditHeaders(context) },
+              timeout: this.o.bundleTimeoutMs,
+            });
             const parsed = batchResponseSchema.safeParse(response.data);
             const statuses = parsed.success ? parsed.data.entry.map((e) => Number.parseInt(e.response.status, 10)) : [];
             for (let i = 0; i < chunk.length; i++) {
@@ -441,7 +522,13 @@ export class AhdsWriter {
 }
 
 /** The AHDS writer the connector uses, with its HTTP client built from the settings. */
-export function createAhdsWriter(settings: Config['ahds'], httpSettings: Config['http'], auth: TokenSource, telemetry: Telemetry, extra: Partial<WriterOptions> = {}): AhdsWriter {
+export function createAhdsWriter(
+  settings: Config['ahds'],
+  httpSettings: Config['http'],
+  auth: TokenSource,
+  telemetry: Telemetry,
+  extra: Partial<WriterOptions> = {},
+): AhdsWriter {
   const retry = { ...httpSettings.retry, maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS };
   const http = createHttpClient({
     side: 'ahds',
@@ -496,7 +583,10 @@ function forbiddenOutage(requestId: string | undefined): UpstreamError {
   const error = new UpstreamError(
     'ahds',
     'Forbidden',
-    withRequestId('AHDS FHIR service refused every write of a bundle (403): give the connector\'s identity the FHIR Data Writer role on the service (a new role assignment takes a few minutes to apply).', requestId),
+    withRequestId(
+      "AHDS FHIR service refused every write of a bundle (403): give the connector's identity the FHIR Data Writer role on the service (a new role assignment takes a few minutes to apply).",
+      requestId,
+    ),
     403,
   );
   error.requestId = requestId;

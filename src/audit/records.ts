@@ -50,7 +50,10 @@ function hashId(prefix: string, ...parts: string[]): string {
  * logical reference (identifier: the source FHIR base and Type/id), policy = what was in force. Its id
  * is a hash of all of that, so the same content under the same policy is the same Provenance.
  */
-export function provenanceFor(resource: WrittenResource, options: { sourceFhirBase: string; policy: AuditPolicy }): Record<string, unknown> {
+export function provenanceFor(
+  resource: WrittenResource,
+  options: { sourceFhirBase: string; policy: AuditPolicy },
+): Record<string, unknown> {
   const ref = `${resource.resourceType}/${resource.id}`;
   const policy = policyUris(options.policy);
   return {
@@ -62,11 +65,17 @@ export function provenanceFor(resource: WrittenResource, options: { sourceFhirBa
     activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE', display: 'revise' }] },
     agent: [
       {
-        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] },
+        type: {
+          coding: [
+            { system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' },
+          ],
+        },
         who: { display: CONNECTOR_NAME },
       },
       {
-        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }] },
+        type: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }],
+        },
         who: { identifier: { system: 'urn:ietf:rfc:3986', value: options.sourceFhirBase }, display: 'OpenEMR' },
       },
     ],
@@ -108,8 +117,15 @@ export function auditEventForRun(run: RunRecord, options: { sourceFhirBase: stri
       type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
     },
     entity: [
-      { what: { identifier: { system: 'urn:ietf:rfc:3986', value: options.sourceFhirBase } }, type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' } },
-      ...written.map((reference) => ({ what: { reference }, type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' } })),
+      {
+        what: { identifier: { system: 'urn:ietf:rfc:3986', value: options.sourceFhirBase } },
+        type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+        role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' },
+      },
+      ...written.map((reference) => ({
+        what: { reference },
+        type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+      })),
     ],
   };
 }

@@ -1,7 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O & { help: { type: 'boolean'; short: 'h' } }; strict: true; allowPositionals: false }>>['values'];
+type Values<O extends Options> = ReturnType<
+  typeof parseArgs<{ options: O & { help: { type: 'boolean'; short: 'h' } }; strict: true; allowPositionals: false }>
+>['values'];
 
 export interface ScriptIo {
   stdout: { write(text: string): unknown };
@@ -23,7 +25,12 @@ export function optionError(error: unknown): string {
 export function commandLine<O extends Options>(argv: string[], options: O, usage: string, io: ScriptIo = process): Values<O> | number {
   let values: Values<O>;
   try {
-    values = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Values<O>;
+    values = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values as Values<O>;
   } catch (error) {
     io.stderr.write(`${optionError(error)} Run with --help for the options.\n`);
     return 64;

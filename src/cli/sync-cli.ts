@@ -97,7 +97,8 @@ export class ProgressReporter {
     const failed = tally.total('failed');
     const seconds = Math.max(0.001, (now - this.startedAt) / 1000);
     const rate = (written + failed) / seconds;
-    const eta = fraction && fraction > 0 && fraction < 1 ? formatSeconds((seconds * (1 - fraction)) / fraction) : fraction === 1 ? '0s' : undefined;
+    const eta =
+      fraction && fraction > 0 && fraction < 1 ? formatSeconds((seconds * (1 - fraction)) / fraction) : fraction === 1 ? '0s' : undefined;
     const bar = fraction === undefined ? '' : `[${'#'.repeat(Math.floor(fraction * 20)).padEnd(20, '-')}] ${Math.floor(fraction * 100)}% `;
     const of = this.total ? ` of ~${this.total}` : '';
     return `${bar}${phase}: read ${tally.read}${of}, written ${written} (created ${tally.total('created')}, updated ${tally.total('updated')}, unchanged ${tally.total('unchanged')}), failed ${failed}, ${rate.toFixed(0)}/s${eta ? `, ETA ${eta}` : ''}`;
@@ -145,7 +146,10 @@ const OPTIONS = {
 } as const;
 
 /** The CLI; answers the exit code. */
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() },
+): Promise<number> {
   const parsed = commandLine(argv, OPTIONS, USAGE, io);
   if (typeof parsed === 'number') return parsed;
   const args = parsed;
@@ -167,13 +171,19 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (from) print(`Settings from ${from} (environment wins).`);
     const config = loadConfig(env);
     // One operation for the whole CLI run: its run id, so every call it makes is found under it.
-    const base = createTelemetry({ connectionString: config.telemetry.connectionString, cloudRole: config.telemetry.cloudRole ?? 'openemr-ahds-sync-cli' });
+    const base = createTelemetry({
+      connectionString: config.telemetry.connectionString,
+      cloudRole: config.telemetry.cloudRole ?? 'openemr-ahds-sync-cli',
+    });
     connector = await createConnector(config, { telemetry: new OperationScopedTelemetry(base) });
     const built = connector;
     return await runInOperation(runId, async () => {
       // The AHDS side first (one token, one count): a wrong URL, secret or role is said as such
       // before anything runs, even when a run would find nothing new and never call AHDS.
-      const check = await checkAhds(config, { credential: built.getCredential(), get: (p, params) => built.writer.http.get(p, { params }) });
+      const check = await checkAhds(config, {
+        credential: built.getCredential(),
+        get: (p, params) => built.writer.http.get(p, { params }),
+      });
       if (!check.ok) {
         const failed = check.steps.find((s) => !s.ok)!;
         io.stderr.write(`AHDS check failed (${failed.setting}): ${failed.message}\n`);
@@ -184,7 +194,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   } catch (error) {
     const message = runFailureMessage(error);
     // Only an outage passes by itself; a refusal (credentials, a wrong URL, a role) needs a fix first.
-    const hint = error instanceof UpstreamError && error.isOutage && !classifyRunError(error) ? ' Nothing was advanced; run again when it is back.' : '';
+    const hint =
+      error instanceof UpstreamError && error.isOutage && !classifyRunError(error)
+        ? ' Nothing was advanced; run again when it is back.'
+        : '';
     io.stderr.write(`\n${message}${hint}\n`);
     return 1;
   } finally {
@@ -196,7 +209,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const operation = args.replay ? 'replay' : args.reconcile ? 'reconcile' : 'incrementalSync';
     const startedAt = Date.now();
     const unfinished = (status: 'failed' | 'skipped', error?: unknown) =>
-      reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: connector.state?.watermarks }, { runId, trigger: 'cli', operation, status, error, startedAt }).catch(() => undefined);
+      reportUnfinishedRun(
+        { telemetry: connector.telemetry, watermarks: connector.state?.watermarks },
+        { runId, trigger: 'cli', operation, status, error, startedAt },
+      ).catch(() => undefined);
     try {
       const code = await runMode(connector);
       if (code === 3) await unfinished('skipped');
@@ -225,7 +241,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       return summary.stillFailing > 0 ? 2 : 0;
     }
     if (args.reconcile) {
-      const outcome = await runReconcile(connector, { trigger: 'cli', runId, onProgress: (t) => progress.update(t, 'reconcile'), log: () => undefined });
+      const outcome = await runReconcile(connector, {
+        trigger: 'cli',
+        runId,
+        onProgress: (t) => progress.update(t, 'reconcile'),
+        log: () => undefined,
+      });
       progress.done();
       if (outcome.skipped) {
         print(outcome.skip.message);
@@ -234,7 +255,13 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       print(args.json ? JSON.stringify(outcome.value, null, 2) : reconcileLine(outcome.value));
       return outcome.value.status === 'ok' ? 0 : outcome.value.status === 'partial' ? 2 : 1;
     }
-    const outcome = await incrementalSync(connector, {}, log).run({ trigger: 'cli', full: args.full, since: args.since, runId, onProgress: onRunProgress });
+    const outcome = await incrementalSync(connector, {}, log).run({
+      trigger: 'cli',
+      full: args.full,
+      since: args.since,
+      runId,
+      onProgress: onRunProgress,
+    });
     progress.done();
     if (outcome.skipped) {
       print(outcome.skip.message);
@@ -243,7 +270,12 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     const s = outcome.value;
     print(args.json ? JSON.stringify(s, null, 2) : runLine(s));
     if (!args.json && s.failures.length > 0) {
-      print(`Dead-lettered (first ${Math.min(10, s.failures.length)}): ${s.failures.slice(0, 10).map((f) => `${f.resourceType}/${f.id} [${f.stage}${f.status ? ` ${f.status}` : ''}]`).join(', ')}; list them with GET /api/deadletters, replay with --replay.`);
+      print(
+        `Dead-lettered (first ${Math.min(10, s.failures.length)}): ${s.failures
+          .slice(0, 10)
+          .map((f) => `${f.resourceType}/${f.id} [${f.stage}${f.status ? ` ${f.status}` : ''}]`)
+          .join(', ')}; list them with GET /api/deadletters, replay with --replay.`,
+      );
     }
     return s.status === 'ok' ? 0 : s.status === 'partial' ? 2 : 1;
   }

@@ -155,7 +155,10 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
         'cannot be used: OpenEMR accepts only a signed JWT assertion (SMART Backend Services) for client_credentials, so set OPENEMR_PRIVATE_KEY to the RSA private key registered with the client (npm run openemr:register makes one)',
       );
     }
-    fail('OPENEMR_PRIVATE_KEY', 'is required (or OPENEMR_PRIVATE_KEY_SECRET_URI): the RSA private key that signs the client assertion, as PEM or JWK JSON');
+    fail(
+      'OPENEMR_PRIVATE_KEY',
+      'is required (or OPENEMR_PRIVATE_KEY_SECRET_URI): the RSA private key that signs the client assertion, as PEM or JWK JSON',
+    );
   }
   if (s.OPENEMR_PRIVATE_KEY) checkPrivateKey(s.OPENEMR_PRIVATE_KEY);
 
@@ -169,7 +172,10 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
     fail('AHDS_INITIAL_CONCURRENCY', `must not exceed AHDS_MAX_CONCURRENCY (${s.AHDS_MAX_CONCURRENCY})`);
   }
   if (!s.AzureWebJobsStorage && !s.AzureWebJobsStorage__accountName) {
-    fail('AzureWebJobsStorage', 'is required (or AzureWebJobsStorage__accountName for an identity-based connection): the connector keeps watermarks, leases and dead letters in Azure Storage');
+    fail(
+      'AzureWebJobsStorage',
+      'is required (or AzureWebJobsStorage__accountName for an identity-based connection): the connector keeps watermarks, leases and dead letters in Azure Storage',
+    );
   }
   const deidOn = s.DEID_MODE === 'on';
   if (deidOn && (!s.DEID_KEY || s.DEID_KEY.length < 32)) {
@@ -266,7 +272,10 @@ function checkPrivateKey(value: string): void {
       : createPrivateKey(trimmed.replace(/\\n/g, '\n'));
     if (key.asymmetricKeyType !== 'rsa') throw new Error('not RSA');
   } catch {
-    fail('OPENEMR_PRIVATE_KEY', 'must be an RSA private key as PEM (PKCS#8 or PKCS#1) or JWK JSON (RS384 is the only algorithm OpenEMR accepts)');
+    fail(
+      'OPENEMR_PRIVATE_KEY',
+      'must be an RSA private key as PEM (PKCS#8 or PKCS#1) or JWK JSON (RS384 is the only algorithm OpenEMR accepts)',
+    );
   }
 }
 

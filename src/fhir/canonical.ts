@@ -32,7 +32,9 @@ function compareKeys(a: string, b: string): number {
 
 /** Content hash of a resource without its meta.versionId/lastUpdated (which the server owns). */
 export function contentHash(resource: object): string {
-  return createHash('sha256').update(canonicalJson(withoutServerMeta(resource))).digest('base64url');
+  return createHash('sha256')
+    .update(canonicalJson(withoutServerMeta(resource)))
+    .digest('base64url');
 }
 
 /** The resource as a FHIR server compares it: meta.versionId and lastUpdated removed, an empty meta dropped. */

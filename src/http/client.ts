@@ -68,7 +68,8 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
       return response;
     },
     (error: unknown) => {
-      if (error instanceof AxiosError && error.config) recordDependency(error.config as Config, error.response?.status ?? error.code ?? 'network', requestIdOf(error.response?.headers));
+      if (error instanceof AxiosError && error.config)
+        recordDependency(error.config as Config, error.response?.status ?? error.code ?? 'network', requestIdOf(error.response?.headers));
       return Promise.reject(error);
     },
   );
@@ -137,10 +138,14 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
 /** "/Patient/abc?x=1" -> "/Patient/{id}": groups dependencies and keeps ids and queries out of names. */
 function pathTemplate(url: string): string {
   const path = url.replace(/^https?:\/\/[^/]+/, '').split('?')[0] ?? '';
-  return path
-    .split('/')
-    .map((seg, i, all) => (i > 0 && /^[A-Z][A-Za-z]+$/.test(all[i - 1] ?? '') && seg && !seg.startsWith('$') && !seg.startsWith('_') ? '{id}' : seg))
-    .join('/') || '/';
+  return (
+    path
+      .split('/')
+      .map((seg, i, all) =>
+        i > 0 && /^[A-Z][A-Za-z]+$/.test(all[i - 1] ?? '') && seg && !seg.startsWith('$') && !seg.startsWith('_') ? '{id}' : seg,
+      )
+      .join('/') || '/'
+  );
 }
 
 /** The server's correlation id of an answer (AHDS and fhir-server send X-Request-Id), when it is a plain token. */
@@ -173,7 +178,13 @@ function convert(side: Side, error: unknown): UpstreamError {
     const status = error.response?.status;
     if (status === undefined) {
       const cause = isNetworkErrorCode(error.code, error.message) ? (error.code ?? 'network error') : (error.code ?? 'request failed');
-      return new UpstreamError(side, cause === 'ECONNABORTED' || cause === 'ETIMEDOUT' ? 'Timeout' : 'Network', `${name} could not be reached (${cause}) after ${attempts} attempt(s).`, undefined, attempts);
+      return new UpstreamError(
+        side,
+        cause === 'ECONNABORTED' || cause === 'ETIMEDOUT' ? 'Timeout' : 'Network',
+        `${name} could not be reached (${cause}) after ${attempts} attempt(s).`,
+        undefined,
+        attempts,
+      );
     }
     const code = codeForStatus(status);
     const detail = safeDetail(error.response?.data);

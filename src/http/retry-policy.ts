@@ -51,7 +51,11 @@ export function serverRetryAfterMs(headers: Record<string, unknown> | undefined,
 }
 
 /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^(retry-1))]. */
-export function backoffMs(retry: number, settings: Pick<RetrySettings, 'baseDelayMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
+export function backoffMs(
+  retry: number,
+  settings: Pick<RetrySettings, 'baseDelayMs' | 'maxDelayMs'>,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** Math.max(0, retry - 1));
   return Math.floor(random() * ceiling);
 }

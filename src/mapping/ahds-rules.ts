@@ -40,10 +40,12 @@ export function ahdsContentIssues(resource: Record<string, unknown>): AhdsIssue[
   const info = typeInfo(type);
   if (!info) return [];
   const issues: AhdsIssue[] = [];
-  if (resource.id !== undefined && !isValidFhirId(resource.id)) issues.push({ stage: 'content', expression: `${type}.id`, message: 'Invalid id format.' });
+  if (resource.id !== undefined && !isValidFhirId(resource.id))
+    issues.push({ stage: 'content', expression: `${type}.id`, message: 'Invalid id format.' });
   for (const [name, element] of info.required) {
     const present = info.namesOf.get(name)!.some((n) => resource[n] !== undefined && resource[n] !== null);
-    if (!present) issues.push({ stage: 'content', expression: `${type}.${name}`, message: 'Element with minimum cardinality 1 cannot be null.' });
+    if (!present)
+      issues.push({ stage: 'content', expression: `${type}.${name}`, message: 'Element with minimum cardinality 1 cannot be null.' });
     void element;
   }
   for (const [key, value] of Object.entries(resource)) {
@@ -51,7 +53,8 @@ export function ahdsContentIssues(resource: Record<string, unknown>): AhdsIssue[
     if (!prop || !isPrimitiveType(prop.typeCode) || key === 'id') continue;
     const regex = FHIR_FORMATS[prop.typeCode] ?? validationRegexes[prop.typeCode];
     for (const item of Array.isArray(value) ? value : [value]) {
-      if (typeof item === 'string' && regex && !regex.test(item)) issues.push({ stage: 'content', expression: `${type}.${key}`, message: `Invalid ${prop.typeCode} format.` });
+      if (typeof item === 'string' && regex && !regex.test(item))
+        issues.push({ stage: 'content', expression: `${type}.${key}`, message: `Invalid ${prop.typeCode} format.` });
     }
   }
   return issues;
@@ -76,7 +79,11 @@ export function ahdsRefusals(resource: unknown): AhdsIssue[] {
   if (!isObject(resource) || !typeInfo(String(resource.resourceType))) return parse;
   const r = resource;
   const div = isObject(r.text) ? r.text.div : undefined;
-  return [...parse, ...ahdsContentIssues(r), ...(typeof div === 'string' ? narrativeIssues(div, `${String(r.resourceType)}.text.div`) : [])];
+  return [
+    ...parse,
+    ...ahdsContentIssues(r),
+    ...(typeof div === 'string' ? narrativeIssues(div, `${String(r.resourceType)}.text.div`) : []),
+  ];
 }
 
 // ------------------------------------------------------------------------------------ parse
@@ -151,7 +158,8 @@ function walk(obj: Record<string, unknown>, type: string, path: string, issues: 
     if (key.startsWith('_')) {
       // A primitive's id and extensions; only next to a primitive element.
       const prop = info.properties.get(key.slice(1));
-      if (!prop || !isPrimitiveType(prop.typeCode)) issues.push({ stage: 'parse', expression: `${path}.…`, message: 'Encountered an unknown element.' });
+      if (!prop || !isPrimitiveType(prop.typeCode))
+        issues.push({ stage: 'parse', expression: `${path}.…`, message: 'Encountered an unknown element.' });
       continue;
     }
     const prop = info.properties.get(key);
@@ -167,7 +175,11 @@ function walk(obj: Record<string, unknown>, type: string, path: string, issues: 
       continue;
     }
     if (Array.isArray(value) !== prop.isArray) {
-      issues.push({ stage: 'parse', expression: where, message: prop.isArray ? 'Expected a list of values.' : 'Expected a single value, found a list.' });
+      issues.push({
+        stage: 'parse',
+        expression: where,
+        message: prop.isArray ? 'Expected a list of values.' : 'Expected a single value, found a list.',
+      });
       continue;
     }
     const items = Array.isArray(value) ? value : [value];
@@ -185,7 +197,8 @@ function walk(obj: Record<string, unknown>, type: string, path: string, issues: 
       }
       if (prop.typeCode === 'Resource') {
         const inner = item.resourceType;
-        if (typeof inner !== 'string' || !typeInfo(inner)?.isResource) issues.push({ stage: 'parse', expression: at, message: 'The contained resource type is unknown.' });
+        if (typeof inner !== 'string' || !typeInfo(inner)?.isResource)
+          issues.push({ stage: 'parse', expression: at, message: 'The contained resource type is unknown.' });
         else walk(item, inner, at, issues, true);
         return;
       }
@@ -201,16 +214,26 @@ function isObject(v: unknown): v is Record<string, unknown> {
 // -------------------------------------------------------------------------------- narrative
 
 /** NarrativeHtmlSanitizer.AllowedElements (FHIR Narrative.div). */
-const ALLOWED_ELEMENTS = new Set('a abbr acronym b big blockquote br caption cite code col colgroup dd dfn div dl dt em h1 h2 h3 h4 h5 h6 hr i img li ol p pre q samp small span strong sub sup table tbody td tfoot th thead tr tt ul var'.split(' '));
+const ALLOWED_ELEMENTS = new Set(
+  'a abbr acronym b big blockquote br caption cite code col colgroup dd dfn div dl dt em h1 h2 h3 h4 h5 h6 hr i img li ol p pre q samp small span strong sub sup table tbody td tfoot th thead tr tt ul var'.split(
+    ' ',
+  ),
+);
 /** NarrativeHtmlSanitizer.AllowedAttributes. */
 const ALLOWED_ATTRIBUTES = new Set(
-  'abbr accesskey align alt axis bgcolor border cellhalign cellpadding cellspacing cellvalign char charoff charset cite class colspan compact coords dir frame headers height href hreflang hspace id lang longdesc name nowrap rel rev rowspan rules scope shape span src start style summary tabindex title type valign value vspace width xml:lang xmlns'.split(' '),
+  'abbr accesskey align alt axis bgcolor border cellhalign cellpadding cellspacing cellvalign char charoff charset cite class colspan compact coords dir frame headers height href hreflang hspace id lang longdesc name nowrap rel rev rowspan rules scope shape span src start style summary tabindex title type valign value vspace width xml:lang xmlns'.split(
+    ' ',
+  ),
 );
 const ALLOWED_SRC = ['#', 'data:', 'http:', 'https:'];
 const DANGEROUS_HREF = ['javascript:', 'vbscript:', 'data:', 'livescript:', 'file:', 'blob:', 'ftp:', 'ms-its:', 'mhtml:', 'jar:'];
 const VOID = new Set(['br', 'hr', 'img', 'col', 'area', 'base', 'embed', 'input', 'link', 'meta', 'source', 'track', 'wbr', 'param']);
 
-const TOKEN = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<(\/?)([A-Za-z][A-Za-z0-9:_-]*)((?:\s+[^\s=>/"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*)\s*(\/?)>/g;
+const TOKEN =
+  /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<(\/?)([A-Za-z][A-Za-z0-9:_-]*)((?:\s+[^\s=>/"']+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*)\s*(\/?)>/g;
+/** Browsers ignore leading control characters and spaces in attribute values (javascript: hides behind them). */
+// eslint-disable-next-line no-control-regex
+const LEADING_CONTROLS = /^[\x00-\x20]+/;
 const ATTRIBUTE = /([^\s=>/"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?/g;
 
 /**
@@ -248,9 +271,10 @@ export function narrativeIssues(html: string, expression = 'text.div'): AhdsIssu
     }
     for (const a of attrs.matchAll(ATTRIBUTE)) {
       const attr = a[1]!.toLowerCase();
-      // Leading control characters and spaces are ignored by browsers in attribute values (javascript: hides behind them).
-      // eslint-disable-next-line no-control-regex
-      const value = (a[2] ?? '').replace(/^["']|["']$/g, '').replace(/^[\x00-\x20]+/, '').toLowerCase();
+      const value = (a[2] ?? '')
+        .replace(/^["']|["']$/g, '')
+        .replace(LEADING_CONTROLS, '')
+        .toLowerCase();
       const illegal = `Illegal attribute name '${attr.slice(0, 20)}' on element '${name.slice(0, 20)}'.`;
       if (!ALLOWED_ATTRIBUTES.has(attr)) issues.push(issue(illegal));
       else if (attr === 'src' && !ALLOWED_SRC.some((s) => value.startsWith(s))) issues.push(issue(illegal));
@@ -262,7 +286,8 @@ export function narrativeIssues(html: string, expression = 'text.div'): AhdsIssu
   if (tail.includes('<')) return [issue('Error while parsing XHTML: a tag could not be read.')];
   if (tail.trim()) textOutside = true;
   if (stack.length) return [issue('Error while parsing XHTML: an element is not closed.')];
-  if (topLevel !== 1 || textOutside || !/^\s*<div[\s>/]/i.test(html)) return [issue('XHTML content should be contained within a single <div> element.')];
+  if (topLevel !== 1 || textOutside || !/^\s*<div[\s>/]/i.test(html))
+    return [issue('XHTML content should be contained within a single <div> element.')];
   if (!innerContent) return [issue('The div element must not be empty or only whitespace.')];
   return issues;
 }

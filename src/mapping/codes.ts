@@ -106,4 +106,13 @@ export function isStandardSystem(system: string): boolean {
 }
 
 /** Observation.status's required value set (observation-status). */
-export const OBSERVATION_STATUSES: ReadonlySet<string> = new Set(['registered', 'preliminary', 'final', 'amended', 'corrected', 'cancelled', 'entered-in-error', 'unknown']);
+export const OBSERVATION_STATUSES: ReadonlySet<string> = new Set([
+  'registered',
+  'preliminary',
+  'final',
+  'amended',
+  'corrected',
+  'cancelled',
+  'entered-in-error',
+  'unknown',
+]);

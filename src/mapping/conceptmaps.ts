@@ -109,7 +109,9 @@ export function readConceptMap(file: string): ConceptMapJson {
     g.element.forEach((e, ei) =>
       (e.target ?? []).forEach((t, ti) => {
         if (t.code && USABLE.has(t.equivalence) && !check(t.code)) {
-          throw new Error(`ConceptMap file ${file}: group[${gi}].element[${ei}].target[${ti}].code is not a valid ${g.target} code (${t.code})`);
+          throw new Error(
+            `ConceptMap file ${file}: group[${gi}].element[${ei}].target[${ti}].code is not a valid ${g.target} code (${t.code})`,
+          );
         }
       }),
     );
@@ -139,7 +141,9 @@ function indexConceptMaps(maps: ConceptMapJson[]): ConceptMapIndex {
         for (const t of element.target ?? []) {
           if (!t.code || !USABLE.has(t.equivalence)) continue;
           if (entry.targets.some((x) => x.system === group.target && x.code === t.code)) continue;
-          entry.targets.push(t.display ? { system: group.target, code: t.code, display: t.display } : { system: group.target, code: t.code });
+          entry.targets.push(
+            t.display ? { system: group.target, code: t.code, display: t.display } : { system: group.target, code: t.code },
+          );
         }
       }
     }

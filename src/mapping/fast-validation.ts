@@ -129,7 +129,9 @@ function compile(type: string): CompiledType | null {
 }
 
 function compileConstraints(constraints: InternalSchemaElement['constraints']): Invariant[] {
-  return (constraints ?? []).filter((c) => c.severity === 'error' && !SKIPPED_CONSTRAINTS.has(c.key)).map((c) => parseFhirPath(c.expression));
+  return (constraints ?? [])
+    .filter((c) => c.severity === 'error' && !SKIPPED_CONSTRAINTS.has(c.key))
+    .map((c) => parseFhirPath(c.expression));
 }
 
 const ucum: TypedValue = { type: 'string', value: UCUM };
@@ -172,7 +174,12 @@ function propertyPasses(value: unknown, property: CompiledProperty, resource: Ty
     if (element.constraints.length > 0 && !constraintsHold(element.constraints, { type: typeCode, value: item }, resource)) return false;
     if (primitive) {
       if (!primitivePasses(item, typeCode)) return false;
-    } else if (typeof item !== 'object' || Array.isArray(item) || isEmpty(item) || !objectPasses(item as Record<string, unknown>, nested!, resource, false)) {
+    } else if (
+      typeof item !== 'object' ||
+      Array.isArray(item) ||
+      isEmpty(item) ||
+      !objectPasses(item as Record<string, unknown>, nested!, resource, false)
+    ) {
       return false;
     }
   }

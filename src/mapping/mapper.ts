@@ -49,7 +49,10 @@ const DEID_EXTENSION_URLS = new Set([
   'http://hl7.org/fhir/StructureDefinition/patient-nationality',
   'http://hl7.org/fhir/StructureDefinition/patient-citizenship',
 ]);
-const DEID_EXTENSION_PREFIXES = ['http://hl7.org/fhir/StructureDefinition/humanname-', 'http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-'];
+const DEID_EXTENSION_PREFIXES = [
+  'http://hl7.org/fhir/StructureDefinition/humanname-',
+  'http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-',
+];
 const DEID_VALUE_TYPES = ['valueHumanName', 'valueAddress', 'valueContactPoint', 'valueIdentifier', 'valueAttachment'];
 /** Patient elements that identify the person, removed in de-identification mode. */
 const DEID_PATIENT_DROP = ['text', 'identifier', 'name', 'telecom', 'address', 'photo', 'contact', 'contained'];
@@ -113,7 +116,11 @@ class Mapper implements ResourceMapper {
     try {
       const unmapped: UnmappedCoding[] = [];
       const mapped =
-        type === 'Patient' ? this.mapPatient(resource as Patient) : type === 'Observation' ? this.mapObservation(resource as Observation, unmapped) : this.mapClinical(resource, spec, unmapped);
+        type === 'Patient'
+          ? this.mapPatient(resource as Patient)
+          : type === 'Observation'
+            ? this.mapObservation(resource as Observation, unmapped)
+            : this.mapClinical(resource, spec, unmapped);
       const out = withSafeNarrative(mapped);
       const failure = validationFailure(out, this.options.validation);
       if (failure) return { ok: false, reason: failure };
@@ -339,7 +346,6 @@ class Mapper implements ResourceMapper {
     return out as unknown as SyncedResource;
   }
 }
-
 
 /** Reports each unmapped coding once per resource. */
 function reporter(unmapped: UnmappedCoding[]): (c: UnmappedCoding) => void {

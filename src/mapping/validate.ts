@@ -52,13 +52,15 @@ export function validationFailure(resource: Resource, mode: ValidationMode = 'ah
   // A contained resource of another type needs its definition: index them all, once, when one comes.
   ensureDefinitionsIndexed(containsOtherTypes(r) ? 'all' : 'connector');
   // What AHDS refuses; its messages name paths and rules only.
-  for (const issue of ahdsRefusals(resource)) problems.push(issue.expression ? `${safePath(issue.expression)}: ${safeText(issue.message)}` : safeText(issue.message));
+  for (const issue of ahdsRefusals(resource))
+    problems.push(issue.expression ? `${safePath(issue.expression)}: ${safeText(issue.message)}` : safeText(issue.message));
   // What the fast check passes, Medplum passes too, and it holds no second form of a choice element.
   if (mode === 'strict' && problems.length === 0 && !passesFastCheck(resource)) {
     // Medplum accepts two forms of one choice element (valueString and valueQuantity); FHIR servers do not.
     for (const [path, element] of CHOICE_ELEMENTS[resource.resourceType] ?? []) {
       for (const [where, obj] of path === '' ? [[resource.resourceType, r] as const] : componentsOf(r, resource.resourceType, path)) {
-        if (Object.keys(obj).filter((k) => element.test(k)).length > 1) problems.push(`${where}.${element.source.slice(1, element.source.indexOf('['))}[x]: More than one choice type`);
+        if (Object.keys(obj).filter((k) => element.test(k)).length > 1)
+          problems.push(`${where}.${element.source.slice(1, element.source.indexOf('['))}[x]: More than one choice type`);
       }
     }
     try {

@@ -32,9 +32,7 @@ export async function importSigningKey(value: string): Promise<KeyLike> {
 }
 
 export async function signClientAssertion(claims: AssertionClaims, key: KeyLike, keyId?: string): Promise<string> {
-  return new SignJWT({ ...claims })
-    .setProtectedHeader({ alg: ASSERTION_ALG, typ: 'JWT', ...(keyId ? { kid: keyId } : {}) })
-    .sign(key);
+  return new SignJWT({ ...claims }).setProtectedHeader({ alg: ASSERTION_ALG, typ: 'JWT', ...(keyId ? { kid: keyId } : {}) }).sign(key);
 }
 
 /**

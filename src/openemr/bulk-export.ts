@@ -87,19 +87,27 @@ export class BulkExportClient {
       });
     } catch (error) {
       if (error instanceof UpstreamError) {
-        throw new ExportUnavailableError(`OpenEMR did not complete the bulk export kick-off (${error.statusCode ?? error.code}).`, error.statusCode);
+        throw new ExportUnavailableError(
+          `OpenEMR did not complete the bulk export kick-off (${error.statusCode ?? error.code}).`,
+          error.statusCode,
+        );
       }
       throw error;
     }
     const location = header(kickOff.headers, 'content-location');
-    if (kickOff.status !== 202 || !location) throw new ExportUnavailableError(`OpenEMR did not accept a bulk export (${kickOff.status}).`, kickOff.status);
+    if (kickOff.status !== 202 || !location)
+      throw new ExportUnavailableError(`OpenEMR did not accept a bulk export (${kickOff.status}).`, kickOff.status);
     const status = this.onBase(location);
-    if (!status.onBase) throw new ExportUnavailableError('OpenEMR named an export status URL outside its FHIR base; the token is not sent there.');
+    if (!status.onBase)
+      throw new ExportUnavailableError('OpenEMR named an export status URL outside its FHIR base; the token is not sent there.');
     const statusUrl = status.path;
     try {
       const deadline = Date.now() + (options.maxWaitMs ?? 30 * 60_000);
       for (;;) {
-        const answer = await this.reader.http.get(statusUrl, { headers: { Accept: FHIR_JSON }, validateStatus: (s) => s === 200 || s === 202 || s === 429 });
+        const answer = await this.reader.http.get(statusUrl, {
+          headers: { Accept: FHIR_JSON },
+          validateStatus: (s) => s === 200 || s === 202 || s === 429,
+        });
         if (answer.status === 200) return this.manifest(statusUrl, answer.data, options.types);
         if (Date.now() > deadline) throw new ExportUnavailableError('OpenEMR bulk export did not finish in time.', answer.status);
         const asked = serverRetryAfterMs(answer.headers as Record<string, unknown>);
@@ -107,26 +115,34 @@ export class BulkExportClient {
       }
     } catch (error) {
       await this.end(statusUrl);
-      if (error instanceof UpstreamError) throw new ExportUnavailableError(`OpenEMR bulk export status failed (${error.statusCode ?? error.code}).`, error.statusCode);
+      if (error instanceof UpstreamError)
+        throw new ExportUnavailableError(`OpenEMR bulk export status failed (${error.statusCode ?? error.code}).`, error.statusCode);
       throw error;
     }
   }
 
   private manifest(statusUrl: string, body: unknown, types: readonly ExportedType[]): ExportManifest {
     const parsed = bulkStatusSchema.safeParse(body);
-    if (!parsed.success) throw new ExportUnavailableError('OpenEMR answered the export status with something that is not a bulk data manifest.');
+    if (!parsed.success)
+      throw new ExportUnavailableError('OpenEMR answered the export status with something that is not a bulk data manifest.');
     const status = parsed.data;
     if (status.error.length > 0) {
       const failed = [...new Set(status.error.map((e) => e.type ?? 'OperationOutcome'))].join(', ');
-      throw new ExportUnavailableError(`OpenEMR's bulk export reported ${status.error.length} error file(s) (${failed}): OpenEMR stops an export after 2 minutes and lists the unfinished types there.`);
+      throw new ExportUnavailableError(
+        `OpenEMR's bulk export reported ${status.error.length} error file(s) (${failed}): OpenEMR stops an export after 2 minutes and lists the unfinished types there.`,
+      );
     }
     const missing = types.filter((t) => !status.output.some((o) => o.type === t));
     if (missing.length > 0) throw new ExportUnavailableError(`OpenEMR's bulk export has no output for ${missing.join(', ')}.`);
     const requiresAccessToken = status.requiresAccessToken ?? true;
     const file = (o: { type?: string; url: string }): ExportFile => {
       const target = this.onBase(o.url);
-      if (!target.onBase && requiresAccessToken) throw new ExportUnavailableError('OpenEMR named an export file outside its FHIR base that needs the access token; the token is not sent there.');
-      if (!target.onBase && !secureOrLoopback(target.url)) throw new ExportUnavailableError('OpenEMR named an export file on plain http outside its FHIR base; it is not fetched.');
+      if (!target.onBase && requiresAccessToken)
+        throw new ExportUnavailableError(
+          'OpenEMR named an export file outside its FHIR base that needs the access token; the token is not sent there.',
+        );
+      if (!target.onBase && !secureOrLoopback(target.url))
+        throw new ExportUnavailableError('OpenEMR named an export file on plain http outside its FHIR base; it is not fetched.');
       return { type: o.type ?? '', target };
     };
     const outputs = status.output.filter((o) => (types as readonly string[]).includes(o.type)).map(file);
@@ -160,7 +176,9 @@ export class BulkExportClient {
   async *resources(file: ExportFile): AsyncGenerator<Record<string, unknown>> {
     const signal = AbortSignal.timeout(this.reader.settings.exportDownloadTimeoutMs);
     const config = { responseType: 'stream' as const, timeout: 0, signal, headers: { Accept: 'application/fhir+ndjson' } };
-    const response = file.target.onBase ? await this.reader.http.get(file.target.path, config) : await this.plainHttp.get(file.target.url, config);
+    const response = file.target.onBase
+      ? await this.reader.http.get(file.target.path, config)
+      : await this.plainHttp.get(file.target.url, config);
     const lines = createInterface({ input: response.data as Readable, crlfDelay: Infinity });
     try {
       for await (const line of lines) {
@@ -170,16 +188,31 @@ export class BulkExportClient {
         try {
           resource = JSON.parse(text);
         } catch {
-          throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR bulk export output holds a line that is not JSON.', response.status);
+          throw new UpstreamError(
+            'openemr',
+            'InvalidResponse',
+            'OpenEMR bulk export output holds a line that is not JSON.',
+            response.status,
+          );
         }
         // A line that is not a resource makes the file unusable (and the export incomplete).
         const parsed = singleResourceSchema.safeParse(resource);
-        if (!parsed.success) throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR bulk export output holds a line that is not a FHIR resource.', response.status);
+        if (!parsed.success)
+          throw new UpstreamError(
+            'openemr',
+            'InvalidResponse',
+            'OpenEMR bulk export output holds a line that is not a FHIR resource.',
+            response.status,
+          );
         yield parsed.data as Record<string, unknown>;
       }
     } catch (error) {
       if (error instanceof UpstreamError) throw error;
-      throw new UpstreamError('openemr', signal.aborted ? 'Timeout' : 'Network', `OpenEMR bulk export download broke off (${signal.aborted ? 'took longer than OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS' : ((error as Error)?.name ?? 'Error')}).`);
+      throw new UpstreamError(
+        'openemr',
+        signal.aborted ? 'Timeout' : 'Network',
+        `OpenEMR bulk export download broke off (${signal.aborted ? 'took longer than OPENEMR_EXPORT_DOWNLOAD_TIMEOUT_MS' : ((error as Error)?.name ?? 'Error')}).`,
+      );
     } finally {
       lines.close();
       (response.data as Readable).destroy?.();
@@ -191,7 +224,8 @@ export class BulkExportClient {
     for (const file of manifest.deleted) {
       for await (const line of this.resources(file)) {
         const bundle = deletedBundleSchema.safeParse(line);
-        if (!bundle.success) throw new UpstreamError('openemr', 'InvalidResponse', 'An export deleted[] file holds a line that is not a Bundle.');
+        if (!bundle.success)
+          throw new UpstreamError('openemr', 'InvalidResponse', 'An export deleted[] file holds a line that is not a Bundle.');
         for (const e of bundle.data.entry) {
           const m = /^([A-Z][A-Za-z]+)\/([^/?]+)$/.exec(e.request?.url ?? '');
           if (e.request?.method === 'DELETE' && m) yield { type: m[1]!, id: decodeURIComponent(m[2]!) };

@@ -13,7 +13,10 @@ export async function resolvePrivateKey(settings: Config['openemr'], credential:
   const uri = new URL(settings.privateKeySecretUri!);
   const [, kind, name, version] = uri.pathname.split('/');
   if (kind !== 'secrets' || !name) {
-    throw new ConfigError('OPENEMR_PRIVATE_KEY_SECRET_URI', 'Setting OPENEMR_PRIVATE_KEY_SECRET_URI must be a Key Vault secret URI such as https://<vault>.vault.azure.net/secrets/<name>.');
+    throw new ConfigError(
+      'OPENEMR_PRIVATE_KEY_SECRET_URI',
+      'Setting OPENEMR_PRIVATE_KEY_SECRET_URI must be a Key Vault secret URI such as https://<vault>.vault.azure.net/secrets/<name>.',
+    );
   }
   const client = new SecretClient(uri.origin, credential());
   try {

@@ -37,7 +37,11 @@ export async function* patientsInWindow(
     const page = await reader.patientPage({ ...(cursor !== undefined ? { since: iso(cursor) } : {}), count });
     const seconds = page.map(lastUpdatedSecond);
     if (seconds.some((s) => s === undefined)) {
-      throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR answered a sorted Patient page with a Patient that has no meta.lastUpdated, so the page cannot be continued.');
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        'OpenEMR answered a sorted Patient page with a Patient that has no meta.lastUpdated, so the page cannot be continued.',
+      );
     }
     // Out of window at the lower end cannot happen on OpenEMR (ge); guard against a server that ignores it.
     const inWindow = page.filter((_, i) => cursor === undefined || seconds[i]! >= cursor);

@@ -129,7 +129,13 @@ export class OpenEmrReader {
   private async fetchServerInfo(): Promise<ServerInfo> {
     const answer = await this.publicHttp.get('/metadata');
     const parsed = capabilityStatementSchema.safeParse(answer.data);
-    if (!parsed.success) throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR answered /metadata with something that is not a CapabilityStatement: check OPENEMR_BASE_URL and OPENEMR_SITE.', answer.status);
+    if (!parsed.success)
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        'OpenEMR answered /metadata with something that is not a CapabilityStatement: check OPENEMR_BASE_URL and OPENEMR_SITE.',
+        answer.status,
+      );
     const headerDate = Date.parse(String((answer.headers as Record<string, unknown>)?.date ?? ''));
     const reference = Number.isNaN(headerDate) ? Date.now() : headerDate;
     // A full instant with an offset (other servers) is preferred when it agrees with the header.
@@ -168,7 +174,9 @@ export class OpenEmrReader {
 
   /** Every resource of a patient-scoped type (Observation, Encounter, Condition) of one patient, `ge` since when given, in one answer. */
   ofPatient(type: string, patientId: string, since?: string): Promise<SyncedResource[]> {
-    return this.search(type, { patient: patientId, ...(since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) }) as Promise<SyncedResource[]>;
+    return this.search(type, { patient: patientId, ...(since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) }) as Promise<
+      SyncedResource[]
+    >;
   }
 
   /** Every resource of a type with lastUpdated >= since, in one answer (`_lastUpdated=ge`, no paging). */
@@ -243,12 +251,18 @@ export class OpenEmrReader {
 
   async search(type: string, params: SearchParams): Promise<Array<{ resourceType: string; id?: string }>> {
     for (const [key, value] of Object.entries(params)) {
-      if (typeof value !== 'string') throw new Error(`search parameter ${key} must have one value: OpenEMR (PHP) keeps only the last of repeated keys`);
+      if (typeof value !== 'string')
+        throw new Error(`search parameter ${key} must have one value: OpenEMR (PHP) keeps only the last of repeated keys`);
     }
     const response = await this.http.get(`/${type}`, { params });
     const parsed = searchBundleSchema.safeParse(response.data);
     if (!parsed.success) {
-      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} search with something that is not a FHIR Bundle.`, response.status);
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        `OpenEMR answered a ${type} search with something that is not a FHIR Bundle.`,
+        response.status,
+      );
     }
     const resources = (parsed.data.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : []));
     // OpenEMR's Observation search fans out to sub-services; keep only what was asked for.
@@ -260,18 +274,30 @@ export class OpenEmrReader {
    * is switched off: "Route not found") says nothing about the resource and must not pass for it.
    */
   private async read(type: string, id: string): Promise<unknown> {
-    const response = await this.http.get(`/${type}/${encodeURIComponent(id)}`, { validateStatus: (s) => (s >= 200 && s < 300) || s === 404 });
+    const response = await this.http.get(`/${type}/${encodeURIComponent(id)}`, {
+      validateStatus: (s) => (s >= 200 && s < 300) || s === 404,
+    });
     if (response.status === 404) {
       if (Array.isArray(response.data) && response.data.length === 0) {
         const error = new UpstreamError('openemr', 'NotFound', `OpenEMR has no ${type}/${id}.`, 404);
         error.missing = `${type}/${id}`;
         throw error;
       }
-      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered 404 for its ${type} read route: check OPENEMR_BASE_URL and OPENEMR_SITE, and that the FHIR API is enabled.`, 404);
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        `OpenEMR answered 404 for its ${type} read route: check OPENEMR_BASE_URL and OPENEMR_SITE, and that the FHIR API is enabled.`,
+        404,
+      );
     }
     const parsed = singleResourceSchema.safeParse(response.data);
     if (!parsed.success || parsed.data.resourceType !== type) {
-      throw new UpstreamError('openemr', 'InvalidResponse', `OpenEMR answered a ${type} read with something that is not a ${type}.`, response.status);
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        `OpenEMR answered a ${type} read with something that is not a ${type}.`,
+        response.status,
+      );
     }
     return parsed.data;
   }

@@ -5,9 +5,11 @@ import { ASSERTION_ALG, publicKeyThumbprint } from './assertion';
 import { diagnoseOpenEmrAnswer } from './auth-diagnosis';
 
 /** SMART v1 scopes: every OpenEMR release knows them (with system scopes enabled). */
-export const V1_REGISTRATION_SCOPES = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
+export const V1_REGISTRATION_SCOPES =
+  'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 /** 7.0.4+ also knows the SMART v2 `.rs` scopes, so OPENEMR_SCOPES may use either. */
-export const DEFAULT_REGISTRATION_SCOPES = 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+export const DEFAULT_REGISTRATION_SCOPES =
+  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
 
 export interface RegistrationResult {
   clientId: string;
@@ -51,13 +53,25 @@ export function acceptsPrivateKeyJwt(softwareVersion: string | undefined): boole
  * client disabled; an administrator enables it afterwards. OpenEMR's answer also carries a
  * client_secret, which this client never uses and which is not kept.
  */
-export async function registerOpenEmrClient(options: { baseUrl: string; site?: string; clientName?: string; scopes?: string; contact?: string }): Promise<RegistrationResult> {
+export async function registerOpenEmrClient(options: {
+  baseUrl: string;
+  site?: string;
+  clientName?: string;
+  scopes?: string;
+  contact?: string;
+}): Promise<RegistrationResult> {
   const site = options.site ?? 'default';
   const root = options.baseUrl.replace(/\/+$/, '');
   const metadataUrl = `${root}/apis/${site}/fhir/metadata`;
   const metadata = await axios.get(metadataUrl, { headers: { Accept: 'application/json' }, validateStatus: () => true, timeout: 30_000 });
-  const settingProblem = diagnoseOpenEmrAnswer({ status: metadata.status, body: metadata.data }, { url: metadataUrl, site, scopesSetting: '--scopes' });
-  if (settingProblem) throw new Error(settingProblem.replace('OPENEMR_SITE', '--site (OPENEMR_SITE)').replace('OPENEMR_BASE_URL', '--base-url (OPENEMR_BASE_URL)'));
+  const settingProblem = diagnoseOpenEmrAnswer(
+    { status: metadata.status, body: metadata.data },
+    { url: metadataUrl, site, scopesSetting: '--scopes' },
+  );
+  if (settingProblem)
+    throw new Error(
+      settingProblem.replace('OPENEMR_SITE', '--site (OPENEMR_SITE)').replace('OPENEMR_BASE_URL', '--base-url (OPENEMR_BASE_URL)'),
+    );
   const softwareVersion = metadata.status === 200 ? metadataAnswer.safeParse(metadata.data).data?.software?.version : undefined;
   const modern = acceptsPrivateKeyJwt(softwareVersion);
   const scopes = options.scopes ?? (modern ? DEFAULT_REGISTRATION_SCOPES : V1_REGISTRATION_SCOPES);
@@ -83,9 +97,17 @@ export async function registerOpenEmrClient(options: { baseUrl: string; site?: s
   );
   if (response.status >= 300) {
     const sentence = diagnoseOpenEmrAnswer({ status: response.status, body: response.data }, { url, site, scopesSetting: '--scopes' });
-    if (sentence) throw new Error(sentence.replace('OPENEMR_SITE', '--site (OPENEMR_SITE)').replace('OPENEMR_BASE_URL', '--base-url (OPENEMR_BASE_URL)'));
-    const detail = typeof response.data === 'object' && response.data && 'error' in response.data ? ` (${String((response.data as { error: unknown }).error)})` : '';
-    throw new Error(`OpenEMR${softwareVersion ? ` ${softwareVersion}` : ''} refused the registration with ${response.status}${detail} at ${url}.`);
+    if (sentence)
+      throw new Error(
+        sentence.replace('OPENEMR_SITE', '--site (OPENEMR_SITE)').replace('OPENEMR_BASE_URL', '--base-url (OPENEMR_BASE_URL)'),
+      );
+    const detail =
+      typeof response.data === 'object' && response.data && 'error' in response.data
+        ? ` (${String((response.data as { error: unknown }).error)})`
+        : '';
+    throw new Error(
+      `OpenEMR${softwareVersion ? ` ${softwareVersion}` : ''} refused the registration with ${response.status}${detail} at ${url}.`,
+    );
   }
   const parsed = registrationAnswer.safeParse(response.data);
   if (!parsed.success) throw new Error(`OpenEMR answered the registration without a client_id at ${url}.`);

@@ -78,9 +78,15 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
   const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
   const until = Math.max(...types.map((t) => windows[t]!.until));
   const gap = lowest === undefined ? Infinity : until - lowest;
-  const useExport = !options.searchOnly && reader.settings.exportEnabled && options.server.release.exportSince && gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
+  const useExport =
+    !options.searchOnly &&
+    reader.settings.exportEnabled &&
+    options.server.release.exportSince &&
+    gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
   // Types the connector takes from an export; the others are read by search between them, in reference order.
-  const exportedTypes = types.filter((t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t));
+  const exportedTypes = types.filter(
+    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
+  );
 
   let remaining: SourceType[] = useExport ? [...exportedTypes] : [];
   let exportAbandoned: string | undefined;
@@ -130,7 +136,9 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
       visitor.log?.(`${exportAbandoned} Reading ${remaining.join(' and ')} with searches instead.`);
     }
     // What the export did not finish, and the searched types after it, in reference order.
-    for (const type of types) if (remaining.includes(type as SourceType) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type as SourceType))) await search(type);
+    for (const type of types)
+      if (remaining.includes(type as SourceType) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type as SourceType)))
+        await search(type);
   } else {
     for (const type of types) await search(type);
   }
@@ -141,9 +149,14 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
 async function searchType(reader: OpenEmrReader, options: SourceReadOptions, visitor: SourceVisitor, type: string): Promise<void> {
   const window = options.windows[type]!;
   if (window.since !== undefined && window.since >= window.until) return;
-  const hand = (batch: SyncedResource[]) => (type === 'Observation' ? visitor.observations(batch as Observation[]) : visitor.resources!(type, batch));
+  const hand = (batch: SyncedResource[]) =>
+    type === 'Observation' ? visitor.observations(batch as Observation[]) : visitor.resources!(type, batch);
   if (type === 'Patient') {
-    for await (const page of reader.patients(options.pageSize, { ...(window.since !== undefined ? { since: iso(window.since) } : {}), until: iso(window.until) })) await visitor.patients(page);
+    for await (const page of reader.patients(options.pageSize, {
+      ...(window.since !== undefined ? { since: iso(window.since) } : {}),
+      until: iso(window.until),
+    }))
+      await visitor.patients(page);
   } else if (window.since !== undefined && window.until - window.since <= reader.settings.observationSpanSeconds * 1000) {
     await hand(await reader.updatedSince(type, iso(window.since)));
   } else {
@@ -153,7 +166,12 @@ async function searchType(reader: OpenEmrReader, options: SourceReadOptions, vis
     const slots = new ReadSlots(reader.connection.readConcurrency);
     for await (const page of reader.patients(options.pageSize)) {
       const ids = page.flatMap((p) => (p.id ? [p.id] : []));
-      const ahead = new ReadAhead(ids, (id) => reader.ofPatient(type, id, since), slots, readAheadLimits(reader.connection.readConcurrency));
+      const ahead = new ReadAhead(
+        ids,
+        (id) => reader.ofPatient(type, id, since),
+        slots,
+        readAheadLimits(reader.connection.readConcurrency),
+      );
       for (const id of ids) {
         const ofPatient = await ahead.next();
         visitor.present?.([id]);
@@ -177,7 +195,11 @@ async function* fileFailures<T>(source: AsyncGenerator<T>): AsyncGenerator<T> {
   try {
     yield* source;
   } catch (error) {
-    if (error instanceof UpstreamError && error.side === 'openemr') throw new ExportUnavailableError(`An OpenEMR bulk export file could not be read (${error.statusCode ?? error.code}).`, error.statusCode);
+    if (error instanceof UpstreamError && error.side === 'openemr')
+      throw new ExportUnavailableError(
+        `An OpenEMR bulk export file could not be read (${error.statusCode ?? error.code}).`,
+        error.statusCode,
+      );
     throw error;
   }
 }

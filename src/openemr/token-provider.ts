@@ -92,7 +92,9 @@ export class SmartBackendTokenProvider implements TokenSource {
     this.refuseOnSettings(response, url);
     const parsed = smartConfigurationSchema.safeParse(response.data);
     if (response.status !== 200 || !parsed.success) {
-      this.warn(`OpenEMR's ${url} answered ${response.status} without a token_endpoint: the client assertion's audience is ${this.settings.tokenUrl}, built from OPENEMR_BASE_URL.`);
+      this.warn(
+        `OpenEMR's ${url} answered ${response.status} without a token_endpoint: the client assertion's audience is ${this.settings.tokenUrl}, built from OPENEMR_BASE_URL.`,
+      );
       return this.settings.tokenUrl;
     }
     const discovered = parsed.data.token_endpoint;
@@ -105,7 +107,10 @@ export class SmartBackendTokenProvider implements TokenSource {
   }
 
   private async signingKey(): Promise<{ key: KeyLike; kid: string }> {
-    this.key ??= Promise.all([importSigningKey(this.settings.privateKey), signingKeyId(this.settings.privateKey, this.settings.keyId)]).then(([key, kid]) => ({ key, kid }));
+    this.key ??= Promise.all([
+      importSigningKey(this.settings.privateKey),
+      signingKeyId(this.settings.privateKey, this.settings.keyId),
+    ]).then(([key, kid]) => ({ key, kid }));
     return this.key;
   }
 
@@ -130,7 +135,12 @@ export class SmartBackendTokenProvider implements TokenSource {
     if (response.status !== 200) throw this.describeRefusal(response, audience);
     const parsed = tokenResponseSchema.safeParse(response.data);
     if (!parsed.success) {
-      throw new UpstreamError('openemr', 'InvalidResponse', 'OpenEMR token endpoint answered without a usable access token.', response.status);
+      throw new UpstreamError(
+        'openemr',
+        'InvalidResponse',
+        'OpenEMR token endpoint answered without a usable access token.',
+        response.status,
+      );
     }
     const missing = missingRequiredScopes(this.settings.scopes, parsed.data.scope);
     if (missing.length > 0) {
@@ -144,7 +154,10 @@ export class SmartBackendTokenProvider implements TokenSource {
 
   /** A 4xx that names a wrong setting (site, base URL, switched-off API, unknown scope) stops here with that sentence. */
   private refuseOnSettings(response: AxiosResponse, url: string): void {
-    const sentence = diagnoseOpenEmrAnswer({ status: response.status, body: response.data }, { url, site: this.settings.site, scopesSetting: 'OPENEMR_SCOPES' });
+    const sentence = diagnoseOpenEmrAnswer(
+      { status: response.status, body: response.data },
+      { url, site: this.settings.site, scopesSetting: 'OPENEMR_SCOPES' },
+    );
     if (!sentence) return;
     this.telemetry.authFailure('openemr', `${response.status} ${errorCode(response.data) ?? 'refused'} at ${url}`);
     // Not 'NotFound': nothing is missing at the source, a setting is wrong (the functions answer 502).
@@ -156,7 +169,10 @@ export class SmartBackendTokenProvider implements TokenSource {
     const detail = errorCode(response.data);
     this.telemetry.authFailure('openemr', `token request refused (${response.status}${detail ? ` ${detail}` : ''})`);
     if (response.status === 400 || response.status === 401) {
-      const audienceHint = response.status === 400 && detail === 'invalid_client' ? `, and that ${audience} is the token URL OpenEMR expects as the assertion's audience` : '';
+      const audienceHint =
+        response.status === 400 && detail === 'invalid_client'
+          ? `, and that ${audience} is the token URL OpenEMR expects as the assertion's audience`
+          : '';
       return new UpstreamError(
         'openemr',
         'AuthenticationFailed',
@@ -166,7 +182,14 @@ export class SmartBackendTokenProvider implements TokenSource {
         detail,
       );
     }
-    return new UpstreamError('openemr', 'BadRequest', `OpenEMR refused the token request with ${response.status}${detail ? ` (${detail})` : ''}.`, response.status, 1, detail);
+    return new UpstreamError(
+      'openemr',
+      'BadRequest',
+      `OpenEMR refused the token request with ${response.status}${detail ? ` (${detail})` : ''}.`,
+      response.status,
+      1,
+      detail,
+    );
   }
 }
 

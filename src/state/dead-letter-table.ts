@@ -86,9 +86,15 @@ export class TableDeadLetterStore implements DeadLetterStore {
  * time. A Patient that fails takes its Observations with it: one request for a hundred dead
  * letters, not a hundred; a bundle's recovered letters go the same way.
  */
-async function inTransactions<T extends { resourceType: string }>(client: TableClient, items: readonly T[], action: (item: T) => TransactionAction): Promise<void> {
+async function inTransactions<T extends { resourceType: string }>(
+  client: TableClient,
+  items: readonly T[],
+  action: (item: T) => TransactionAction,
+): Promise<void> {
   const transactions = [...byResourceType(items).values()].flatMap((list) =>
-    Array.from({ length: Math.ceil(list.length / TRANSACTION_ROWS) }, (_, i) => list.slice(i * TRANSACTION_ROWS, (i + 1) * TRANSACTION_ROWS)),
+    Array.from({ length: Math.ceil(list.length / TRANSACTION_ROWS) }, (_, i) =>
+      list.slice(i * TRANSACTION_ROWS, (i + 1) * TRANSACTION_ROWS),
+    ),
   );
   const worker = async () => {
     for (let next = transactions.shift(); next; next = transactions.shift()) await client.submitTransaction(next.map(action));
@@ -101,7 +107,13 @@ function partitionFilter(resourceType: string): string {
 }
 
 function toEntity({ resourceType, id, status, reason, ...rest }: DeadLetter): DeadLetterEntity {
-  return { partitionKey: resourceType, rowKey: safeKey(id), ...rest, ...(status !== undefined ? { status } : {}), reason: reason.slice(0, MAX_REASON) };
+  return {
+    partitionKey: resourceType,
+    rowKey: safeKey(id),
+    ...rest,
+    ...(status !== undefined ? { status } : {}),
+    reason: reason.slice(0, MAX_REASON),
+  };
 }
 
 function fromEntity(e: DeadLetterEntity): DeadLetter {

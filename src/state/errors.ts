@@ -20,7 +20,11 @@ export function classifyRunError(error: unknown): { status: number; code: 'confl
   if (error instanceof DeadLetterStorageError) return { status: 503, code: 'transient', message: `${error.message} Try again later.` };
   const e = error as { name?: string; statusCode?: number; code?: string } | undefined;
   if (e?.name === 'RestError') {
-    return { status: 503, code: 'transient', message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.` };
+    return {
+      status: 503,
+      code: 'transient',
+      message: `Azure Storage (watermarks, lease, dead letters) is unavailable${e.statusCode ? ` (${e.statusCode})` : e.code ? ` (${e.code})` : ''}; nothing was advanced. Try again later.`,
+    };
   }
   return undefined;
 }

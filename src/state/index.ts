@@ -30,7 +30,13 @@ export interface StateStores {
 }
 
 export function tableNames(prefix: string): StateStores['tableNames'] {
-  return { watermarks: `${prefix}watermarks`, leases: `${prefix}leases`, deadLetters: `${prefix}deadletters`, unmapped: `${prefix}unmapped`, runs: `${prefix}runs` };
+  return {
+    watermarks: `${prefix}watermarks`,
+    leases: `${prefix}leases`,
+    deadLetters: `${prefix}deadletters`,
+    unmapped: `${prefix}unmapped`,
+    runs: `${prefix}runs`,
+  };
 }
 
 /** The state stores, or undefined when no storage is configured. Nothing is contacted until used. */
@@ -46,7 +52,10 @@ export function createStateStores(
     storage,
     watermarks: new TableWatermarkStore(() => storage.table(names.watermarks)),
     lease: new TableLeaseManager(() => storage.table(names.leases), config.sync.leaseSeconds, options.now),
-    deadLetters: new GuardedDeadLetterStore(options.deadLetters ?? new TableDeadLetterStore(() => storage.table(names.deadLetters)), options.warn),
+    deadLetters: new GuardedDeadLetterStore(
+      options.deadLetters ?? new TableDeadLetterStore(() => storage.table(names.deadLetters)),
+      options.warn,
+    ),
     unmapped: new TableUnmappedCodeStore(() => storage.table(names.unmapped), options.now),
     runs: new TableRunStatusStore(() => storage.table(names.runs)),
     tableNames: names,

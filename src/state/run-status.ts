@@ -94,7 +94,8 @@ export function compactJson(value: unknown): string {
 
 function fromRow(row: Record<string, unknown>): RunStatus {
   const status: Record<string, unknown> = {};
-  for (const key of ['runId', 'kind', 'state', 'requestedAt', 'startedAt', 'finishedAt']) if (row[key] !== undefined) status[key] = row[key];
+  for (const key of ['runId', 'kind', 'state', 'requestedAt', 'startedAt', 'finishedAt'])
+    if (row[key] !== undefined) status[key] = row[key];
   for (const key of JSON_FIELDS) if (typeof row[key] === 'string') status[key] = JSON.parse(row[key] as string);
   return status as unknown as RunStatus;
 }
@@ -142,7 +143,14 @@ export class TableRunStatusStore implements RunStatusStore {
       const pk = safeKey(runId).replace(/'/g, "''");
       for await (const row of client.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${pk}'` } })) {
         if (row.rowKey === RUN_ROW) run = fromRow(row);
-        else records.push({ outcome: row.outcome as WorkItemRecord['outcome'], read: Number(row.read), written: Number(row.written), failed: Number(row.failed), at: String(row.at) });
+        else
+          records.push({
+            outcome: row.outcome as WorkItemRecord['outcome'],
+            read: Number(row.read),
+            written: Number(row.written),
+            failed: Number(row.failed),
+            at: String(row.at),
+          });
       }
     } catch (error) {
       if (statusOf(error) === 404) return undefined;

@@ -41,7 +41,9 @@ export function createStorageAccess(storage: Config['storage'], getCredential: (
       ? TableClient.fromConnectionString(connectionString, name, TABLE_OPTIONS(isLoopback(connectionString)))
       : new TableClient(`https://${accountName}.table.core.windows.net`, name, getCredential(), TABLE_OPTIONS(false));
   const makeQueue = (name: string): QueueClient =>
-    connectionString ? new QueueClient(connectionString, name) : new QueueClient(`https://${accountName}.queue.core.windows.net/${name}`, getCredential());
+    connectionString
+      ? new QueueClient(connectionString, name)
+      : new QueueClient(`https://${accountName}.queue.core.windows.net/${name}`, getCredential());
   const once = <T>(cache: Map<string, Promise<T>>, name: string, create: () => Promise<T>): Promise<T> => {
     let p = cache.get(name);
     if (!p) {

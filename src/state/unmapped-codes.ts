@@ -21,7 +21,11 @@ type Entries = Parameters<UnmappedCodeStore['add']>[0];
  * Adds a run's unmapped-code counts (all of them, not a summary's top 50) to the store. Best
  * effort: a run is not failed for its report, but the loss is logged.
  */
-export async function addRunCounts(store: UnmappedCodeStore | undefined, counts: { size: number; entries(): Entries }, log?: (message: string) => void): Promise<void> {
+export async function addRunCounts(
+  store: UnmappedCodeStore | undefined,
+  counts: { size: number; entries(): Entries },
+  log?: (message: string) => void,
+): Promise<void> {
   if (!store || counts.size === 0) return;
   try {
     await store.add(counts.entries());

@@ -41,6 +41,16 @@ export class TableWatermarkStore implements WatermarkStore {
     const client = await this.table();
     const current = await this.get(mark.resourceType);
     if (current && Date.parse(current.until) >= Date.parse(mark.until)) return;
-    await client.upsertEntity({ partitionKey: PARTITION, rowKey: mark.resourceType, until: mark.until, runId: mark.runId, via: mark.via, updatedAt: mark.updatedAt }, 'Replace');
+    await client.upsertEntity(
+      {
+        partitionKey: PARTITION,
+        rowKey: mark.resourceType,
+        until: mark.until,
+        runId: mark.runId,
+        via: mark.via,
+        updatedAt: mark.updatedAt,
+      },
+      'Replace',
+    );
   }
 }

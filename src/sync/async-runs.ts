@@ -26,11 +26,40 @@ import { workDepsOf, type QueueOutcome, type WorkItem } from './work-queue';
 const instant = z.string().refine((v) => parseInstant(v) !== undefined, 'must be an ISO 8601 instant');
 
 export const runMessageSchema = z.discriminatedUnion('operation', [
-  z.object({ kind: z.literal('run'), runId: z.string().min(1).max(100), operation: z.literal('sync'), full: z.boolean().optional(), since: instant.optional() }).strict(),
-  z.object({ kind: z.literal('run'), runId: z.string().min(1).max(100), operation: z.literal('reconcile'), deleteMode: z.literal('report-only').optional() }).strict(),
-  z.object({ kind: z.literal('run'), runId: z.string().min(1).max(100), operation: z.literal('replay'), resourceType: z.string().optional() }).strict(),
   z
-    .object({ kind: z.literal('run'), runId: z.string().min(1).max(100), operation: z.literal('backfill'), since: instant.optional(), until: instant.optional(), windowSeconds: z.number().int().positive().optional() })
+    .object({
+      kind: z.literal('run'),
+      runId: z.string().min(1).max(100),
+      operation: z.literal('sync'),
+      full: z.boolean().optional(),
+      since: instant.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('run'),
+      runId: z.string().min(1).max(100),
+      operation: z.literal('reconcile'),
+      deleteMode: z.literal('report-only').optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('run'),
+      runId: z.string().min(1).max(100),
+      operation: z.literal('replay'),
+      resourceType: z.string().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('run'),
+      runId: z.string().min(1).max(100),
+      operation: z.literal('backfill'),
+      since: instant.optional(),
+      until: instant.optional(),
+      windowSeconds: z.number().int().positive().optional(),
+    })
     .strict(),
 ]);
 
@@ -70,17 +99,30 @@ export function untagWorkItem(message: unknown): TaggedWorkItem | { item: unknow
   const value = decodeQueueMessage(message);
   if (!value || typeof value !== 'object' || Array.isArray(value)) return { item: message };
   const { run, ...item } = value as { run?: unknown };
-  const tag = z.object({ id: z.string().min(1).max(100), n: z.number().int().nonnegative() }).strict().safeParse(run);
+  const tag = z
+    .object({ id: z.string().min(1).max(100), n: z.number().int().nonnegative() })
+    .strict()
+    .safeParse(run);
   return tag.success ? { item: item as WorkItem, run: tag.data } : { item: run === undefined ? value : message };
 }
 
 const KIND_OF: Record<RunMessage['operation'], RunKind> = { sync: 'sync', reconcile: 'reconcile', replay: 'replay', backfill: 'backfill' };
 
 /** Records the run as queued and puts its message on the queue; answers the run's status row. */
-export async function requestRun(deps: { runs: RunStatusStore; queue: QueueClient }, body: RunRequestBody, runId: string = randomUUID()): Promise<RunStatus> {
+export async function requestRun(
+  deps: { runs: RunStatusStore; queue: QueueClient },
+  body: RunRequestBody,
+  runId: string = randomUUID(),
+): Promise<RunStatus> {
   const message = { kind: 'run', runId, ...body } as RunMessage;
   const { kind: _k, runId: _r, operation, ...request } = message as RunMessage & Record<string, unknown>;
-  const status: RunStatus = { runId, kind: KIND_OF[operation], state: 'queued', request: request as RunStatus['request'], requestedAt: new Date().toISOString() };
+  const status: RunStatus = {
+    runId,
+    kind: KIND_OF[operation],
+    state: 'queued',
+    request: request as RunStatus['request'],
+    requestedAt: new Date().toISOString(),
+  };
   await deps.runs.create(status);
   await deps.queue.sendMessage(Buffer.from(JSON.stringify(message), 'utf8').toString('base64'));
   return status;
@@ -106,7 +148,13 @@ function progressWriter(runs: RunStatusStore, runId: string, now: () => number =
 
 function viewOf(tally: Tally, phase?: string, fraction?: number): Omit<RunProgressView, 'updatedAt'> {
   const written = tally.total('created') + tally.total('updated') + tally.total('unchanged');
-  return { ...(phase ? { phase } : {}), read: tally.read, written, failed: tally.total('failed'), ...(fraction !== undefined ? { fraction } : {}) };
+  return {
+    ...(phase ? { phase } : {}),
+    read: tally.read,
+    written,
+    failed: tally.total('failed'),
+    ...(fraction !== undefined ? { fraction } : {}),
+  };
 }
 
 const FINAL_OF: Record<'ok' | 'partial' | 'failed', RunState> = { ok: 'succeeded', partial: 'partial', failed: 'failed' };
@@ -116,7 +164,11 @@ const FINAL_OF: Record<'ok' | 'partial' | 'failed', RunState> = { ok: 'succeeded
  * recorded (with its class and a one-line reason) and its run event emitted; it is not thrown,
  * so the queue does not run a full sync five times: the caller reads "failed" and asks again.
  */
-export async function executeRun(connector: Connector, message: RunMessage, log: (line: string) => void = () => undefined): Promise<RunStatus | undefined> {
+export async function executeRun(
+  connector: Connector,
+  message: RunMessage,
+  log: (line: string) => void = () => undefined,
+): Promise<RunStatus | undefined> {
   const state = requireState(connector);
   const { runs } = state;
   const startedAt = Date.now();
@@ -130,7 +182,10 @@ export async function executeRun(connector: Connector, message: RunMessage, log:
   };
   const leased = async <T extends { status: 'ok' | 'partial' | 'failed' }>(outcome: LeasedOutcome<T>) => {
     if (outcome.skipped) {
-      await reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: state.watermarks }, { runId: message.runId, trigger: 'http', operation: message.operation, status: 'skipped', startedAt });
+      await reportUnfinishedRun(
+        { telemetry: connector.telemetry, watermarks: state.watermarks },
+        { runId: message.runId, trigger: 'http', operation: message.operation, status: 'skipped', startedAt },
+      );
       return finish({ state: 'skipped', error: { failureClass: 'lease-held', message: outcome.skip.message } });
     }
     return finish({ state: FINAL_OF[outcome.value.status], result: outcome.value });
@@ -167,7 +222,12 @@ export async function executeRun(connector: Connector, message: RunMessage, log:
       case 'backfill': {
         const until = message.until ?? iso(floorSecond((await openEmrNow(connector.reader)) - connector.config.sync.lagSeconds * 1000));
         progress.write({ phase: 'planning', read: 0, written: 0, failed: 0 }, true);
-        const plan = await planBackfill(connector.reader, { since: message.since, until, pageSize: connector.config.openemr.pageSize, windowSeconds: message.windowSeconds });
+        const plan = await planBackfill(connector.reader, {
+          since: message.since,
+          until,
+          pageSize: connector.config.openemr.pageSize,
+          windowSeconds: message.windowSeconds,
+        });
         const queue = await state.storage.queue(state.queueName);
         const { items, ...counts } = plan;
         await progress.settle();
@@ -178,14 +238,19 @@ export async function executeRun(connector: Connector, message: RunMessage, log:
           progress: { phase: 'enqueued', read: 0, written: 0, failed: 0, updatedAt: new Date().toISOString() },
         });
         await enqueueTagged(queue, items, message.runId);
-        log(`Backfill ${message.runId} planned: ${plan.patientWindows} Patient window(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`);
+        log(
+          `Backfill ${message.runId} planned: ${plan.patientWindows} Patient window(s), ${plan.observationWindows} Observation window(s), ${plan.probes} probe(s).`,
+        );
         break;
       }
     }
   } catch (error) {
     const line = runFailureMessage(error);
     log(`Run ${message.runId} (${message.operation}) failed: ${line}`);
-    await reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: state.watermarks }, { runId: message.runId, trigger: 'http', operation: message.operation, status: 'failed', error, startedAt });
+    await reportUnfinishedRun(
+      { telemetry: connector.telemetry, watermarks: state.watermarks },
+      { runId: message.runId, trigger: 'http', operation: message.operation, status: 'failed', error, startedAt },
+    );
     await finish({ state: 'failed', error: { failureClass: failureClassOf(error), message: line } });
   }
   return runs.get(message.runId);
@@ -211,5 +276,11 @@ export async function recordWorkItem(runs: RunStatusStore, tag: { id: string; n:
     return;
   }
   const s = outcome.summary;
-  await runs.recordItem(tag.id, tag.n, { outcome: 'done', read: s.read, written: s.created + s.updated + s.unchanged, failed: s.failed, at });
+  await runs.recordItem(tag.id, tag.n, {
+    outcome: 'done',
+    read: s.read,
+    written: s.created + s.updated + s.unchanged,
+    failed: s.failed,
+    at,
+  });
 }

@@ -59,7 +59,11 @@ export class BatchSink {
     }
     // writeBatch settles only once no copy of this bundle can still run on the server (see
     // AhdsWriter.writeBatch), so a later version waiting on it can never be overtaken.
-    const write = () => this.writer.writeBatch(batch.map((b) => b.resource), this.context);
+    const write = () =>
+      this.writer.writeBatch(
+        batch.map((b) => b.resource),
+        this.context,
+      );
     const task: Promise<void> = (earlier.size === 0 ? write() : Promise.all(earlier).then(write))
       .then((results) => this.onResults(results.map((r, i) => ({ ...r, id: batch[i]!.sourceId }))))
       .catch((error: unknown) => {

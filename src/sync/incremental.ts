@@ -199,7 +199,11 @@ export class IncrementalSync {
             this.checkLease(handle);
             phase = type;
             run.tally.read += batch.length;
-            sync.notePresentOf(run, type, batch.flatMap((r) => (r.id ? [r.id] : [])));
+            sync.notePresentOf(
+              run,
+              type,
+              batch.flatMap((r) => (r.id ? [r.id] : [])),
+            );
             await sync.mapDependentsInto(batch, run, sink, await blockedNow());
             run.onProgress?.(run.tally);
           },
@@ -223,8 +227,14 @@ export class IncrementalSync {
       await addRunCounts(this.deps.unmapped, run.tally.unmapped, this.deps.log);
     }
     const lagSeconds = Math.max(0, (serverNow + (Date.now() - serverNowAt) - upper) / 1000);
-    const deletedNote = run.tally.deleted > 0 ? `${run.tally.deleted} resource(s) deleted in the target: the export listed them in deleted[].` : undefined;
-    const summary = sync.finish(run, deletedNote, { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) }, lagSeconds) as IncrementalSummary;
+    const deletedNote =
+      run.tally.deleted > 0 ? `${run.tally.deleted} resource(s) deleted in the target: the export listed them in deleted[].` : undefined;
+    const summary = sync.finish(
+      run,
+      deletedNote,
+      { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) },
+      lagSeconds,
+    ) as IncrementalSummary;
     summary.windows = windows;
     await this.reportPendingDeadLetters();
     return summary;
@@ -244,7 +254,6 @@ export class IncrementalSync {
     if (handle.lost) throw new LeaseLostError(handle.name);
   }
 }
-
 
 /** The incremental run of a connector; it needs the state stores (storage settings). */
 export function incrementalSync(connector: Connector, options: IncrementalOptions = {}, log?: (message: string) => void): IncrementalSync {
@@ -269,7 +278,8 @@ export function incrementalSync(connector: Connector, options: IncrementalOption
 }
 
 export function requireState(connector: Connector): StateStores {
-  if (!connector.state) throw new Error('Incremental sync needs Azure Storage: set AzureWebJobsStorage or AzureWebJobsStorage__accountName.');
+  if (!connector.state)
+    throw new Error('Incremental sync needs Azure Storage: set AzureWebJobsStorage or AzureWebJobsStorage__accountName.');
   return connector.state;
 }
 

@@ -65,13 +65,15 @@ export class ReadAhead<T> {
         if (this.waiting + onTheWay * (this.receivedResources / this.received) >= maxWaiting) return;
       }
       const id = this.ids[this.answers.length]!;
-      const answer = this.slots.run(() => this.read(id)).then((list) => {
-        this.waiting += list.length;
-        this.received++;
-        this.receivedResources += list.length;
-        this.fill();
-        return list;
-      });
+      const answer = this.slots
+        .run(() => this.read(id))
+        .then((list) => {
+          this.waiting += list.length;
+          this.received++;
+          this.receivedResources += list.length;
+          this.fill();
+          return list;
+        });
       answer.catch(() => undefined); // surfaced when taken
       this.answers.push(answer);
     }

@@ -64,7 +64,6 @@ export interface ReconcileDeps {
   log?: (message: string) => void;
 }
 
-
 /**
  * Compares the Patient and Observation id sets and content hashes of OpenEMR (mapped exactly as a
  * sync maps them) and AHDS (server meta removed), and repairs: writes what is missing or stale;
@@ -72,13 +71,18 @@ export interface ReconcileDeps {
  * delete mode says so. This is what finds lab corrections, whose lastUpdated does not move.
  * Memory: one hash per AHDS resource; the source is streamed.
  */
-export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger; runId?: string; onProgress?: (tally: Tally) => void } = { trigger: 'reconcile' }): Promise<ReconcileSummary> {
+export async function reconcile(
+  deps: ReconcileDeps,
+  options: { trigger: Trigger; runId?: string; onProgress?: (tally: Tally) => void } = { trigger: 'reconcile' },
+): Promise<ReconcileSummary> {
   const started = Date.now();
   // The release first: one that cannot be read safely is refused before anything is compared.
   const server = await deps.reader.supportedRelease(true);
   const run = deps.sync.begin('reconcile', options.trigger, options.runId ?? randomUUID(), options.onProgress);
   const TYPES = deps.sync.resourceTypes;
-  const byType = Object.fromEntries(TYPES.map((t) => [t, { source: 0, target: 0, inSync: 0, missing: 0, stale: 0, deletedAtSource: 0, deleted: 0, unmappable: 0 }])) as ReconcileSummary['byType'];
+  const byType = Object.fromEntries(
+    TYPES.map((t) => [t, { source: 0, target: 0, inSync: 0, missing: 0, stale: 0, deletedAtSource: 0, deleted: 0, unmappable: 0 }]),
+  ) as ReconcileSummary['byType'];
 
   // 1. What AHDS holds, read first: anything written after this is never mistaken for a source delete.
   const target: Record<string, Map<string, string>> = {};
@@ -110,9 +114,13 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     for (const ref of carriedReferences(type, TYPES)) {
       const id = referenceTarget(resource, ref.element, ref.type);
       if (id === undefined) continue;
-      const isBlocked = ref.type === 'Patient' ? blocked.has(id) : run.tally.failedOf(ref.type).has(id) || (await deps.sync.blockedEarlier(run, ref.type)).has(id);
+      const isBlocked =
+        ref.type === 'Patient'
+          ? blocked.has(id)
+          : run.tally.failedOf(ref.type).has(id) || (await deps.sync.blockedEarlier(run, ref.type)).has(id);
       if (isBlocked) return notWritten(type, resource, `Not written because its ${ref.type}/${id} could not be written.`, 'read');
-      if (!sourceIds.get(ref.type)!.has(id)) return notWritten(type, resource, `Not written because OpenEMR has no ${ref.type}/${id} (the ${type}'s ${ref.element}).`, 'read');
+      if (!sourceIds.get(ref.type)!.has(id))
+        return notWritten(type, resource, `Not written because OpenEMR has no ${ref.type}/${id} (the ${type}'s ${ref.element}).`, 'read');
     }
     const outcome = deps.sync.mapper.map(resource);
     if (!outcome.ok) return notWritten(type, resource, outcome.reason, 'map');
@@ -135,7 +143,13 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     const until = server.now + 366 * 86_400_000;
     read = await readSource(
       deps.reader,
-      { windows: Object.fromEntries(TYPES.map((t) => [t, { until }])), types: TYPES, pageSize: deps.pageSize, server, searchOnly: deps.useExport === false },
+      {
+        windows: Object.fromEntries(TYPES.map((t) => [t, { until }])),
+        types: TYPES,
+        pageSize: deps.pageSize,
+        server,
+        searchOnly: deps.useExport === false,
+      },
       {
         patients: async (page) => {
           for (const p of page) await consider('Patient', p as SyncedResource);
@@ -157,7 +171,9 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
     await sink.flush().catch(() => undefined);
     throw error;
   }
-  const via: ReconcileSummary['via'] = TYPES.filter((t) => specOf(t).read.connectorExports).every((t) => read.via[t] === 'export') ? 'export' : 'search';
+  const via: ReconcileSummary['via'] = TYPES.filter((t) => specOf(t).read.connectorExports).every((t) => read.via[t] === 'export')
+    ? 'export'
+    : 'search';
 
   // 3. What is left in AHDS is gone from OpenEMR. Observations before Patients. Nothing is deleted on
   //    an answer that may be incomplete: a type not read to its end, or an empty source facing a
@@ -188,14 +204,27 @@ export async function reconcile(deps: ReconcileDeps, options: { trigger: Trigger
   return summary;
 }
 
-function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: ReconcileSummary['byType'], via: ReconcileSummary['via'], trigger: Trigger, started: number, withheld: string[]): ReconcileSummary {
+function finishReconcile(
+  deps: ReconcileDeps,
+  run: RunContext,
+  byType: ReconcileSummary['byType'],
+  via: ReconcileSummary['via'],
+  trigger: Trigger,
+  started: number,
+  withheld: string[],
+): ReconcileSummary {
   const t = run.tally;
   const written = { created: t.total('created'), updated: t.total('updated'), unchanged: t.total('unchanged'), failed: t.total('failed') };
   const summary: ReconcileSummary = {
     runId: run.runId,
     operation: 'reconcile',
     trigger,
-    status: written.failed === 0 ? 'ok' : written.created + written.updated + written.unchanged + Object.values(byType).reduce((n, c) => n + c.inSync, 0) === 0 ? 'failed' : 'partial',
+    status:
+      written.failed === 0
+        ? 'ok'
+        : written.created + written.updated + written.unchanged + Object.values(byType).reduce((n, c) => n + c.inSync, 0) === 0
+          ? 'failed'
+          : 'partial',
     deleteMode: deps.deleteMode,
     via,
     byType,
@@ -204,7 +233,13 @@ function finishReconcile(deps: ReconcileDeps, run: RunContext, byType: Reconcile
     durationMs: Date.now() - started,
     ...(withheld.length > 0 ? { deletesWithheld: withheld } : {}),
   };
-  const flat: Record<string, number | string> = { runId: summary.runId, trigger, deleteMode: summary.deleteMode, status: summary.status, durationMs: summary.durationMs };
+  const flat: Record<string, number | string> = {
+    runId: summary.runId,
+    trigger,
+    deleteMode: summary.deleteMode,
+    status: summary.status,
+    durationMs: summary.durationMs,
+  };
   for (const [type, counts] of Object.entries(byType)) for (const [k, v] of Object.entries(counts)) flat[`${type}.${k}`] = v;
   for (const [k, v] of Object.entries(written)) flat[`written.${k}`] = v;
   deps.telemetry.reconcileCompleted(flat);
@@ -224,7 +259,13 @@ export function reconcileLine(s: ReconcileSummary): string {
 /** Reconciliation of a connector under the shared sync lease (a second run is skipped, not doubled). */
 export async function runReconcile(
   connector: Connector,
-  options: { trigger: Trigger; runId?: string; onProgress?: (tally: Tally) => void; deleteMode?: 'report-only' | 'delete'; log?: (message: string) => void },
+  options: {
+    trigger: Trigger;
+    runId?: string;
+    onProgress?: (tally: Tally) => void;
+    deleteMode?: 'report-only' | 'delete';
+    log?: (message: string) => void;
+  },
 ): Promise<LeasedOutcome<ReconcileSummary>> {
   const state = requireState(connector);
   const runId = options.runId ?? randomUUID();

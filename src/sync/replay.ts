@@ -37,7 +37,10 @@ const MAX_LISTED = 200;
  * replay succeeds, and also when the source no longer has the resource (404: "deleted at source").
  * An outage stops the replay and throws; what was replayed so far stays replayed.
  */
-export async function replayDeadLetters(deps: WorkDeps, options: { resourceType?: string; key?: ResourceKey; limit?: number; runId?: string } = {}): Promise<ReplaySummary> {
+export async function replayDeadLetters(
+  deps: WorkDeps,
+  options: { resourceType?: string; key?: ResourceKey; limit?: number; runId?: string } = {},
+): Promise<ReplaySummary> {
   const runId = options.runId ?? randomUUID();
   let letters: DeadLetter[];
   if (options.key) {
@@ -110,7 +113,8 @@ async function replayOne(deps: WorkDeps, letter: DeadLetter, runId: string): Pro
   }
   if (letter.resourceType === WORK_ITEM_TYPE) {
     const item = workItemFromId(letter.id);
-    if (!item) return { reason: 'Not a replayable work item (the queue message was not a work item); remove it after checking the sender.' };
+    if (!item)
+      return { reason: 'Not a replayable work item (the queue message was not a work item); remove it after checking the sender.' };
     await processWorkItem(deps, item, runId, 'replay');
     return undefined;
   }

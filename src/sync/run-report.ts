@@ -36,7 +36,11 @@ export async function freshnessByType(watermarks: WatermarkStore, now: number = 
  * Emits the freshness gauge per type and answers the lag (the stalest type), or undefined when no
  * watermark can be read (none yet, or storage down).
  */
-export async function reportFreshness(telemetry: Telemetry, watermarks: WatermarkStore | undefined, now: number = Date.now()): Promise<number | undefined> {
+export async function reportFreshness(
+  telemetry: Telemetry,
+  watermarks: WatermarkStore | undefined,
+  now: number = Date.now(),
+): Promise<number | undefined> {
   if (!watermarks) return undefined;
   let byType: Record<string, number>;
   try {
@@ -50,7 +54,11 @@ export async function reportFreshness(telemetry: Telemetry, watermarks: Watermar
 }
 
 /** The run event of a failed or skipped run, with status, failure class and the lag from the watermarks. */
-export async function reportUnfinishedRun(deps: { telemetry: Telemetry; watermarks?: WatermarkStore }, run: UnfinishedRun, now: number = Date.now()): Promise<void> {
+export async function reportUnfinishedRun(
+  deps: { telemetry: Telemetry; watermarks?: WatermarkStore },
+  run: UnfinishedRun,
+  now: number = Date.now(),
+): Promise<void> {
   const lagSeconds = await reportFreshness(deps.telemetry, deps.watermarks, now);
   deps.telemetry.runCompleted({
     runId: run.runId,

@@ -116,7 +116,9 @@ export class SyncService {
     run.tally.read++;
     const patientId = subjectPatientId(observation);
     if (!patientId) {
-      await this.fail(run, [{ resourceType: 'Observation', id, stage: 'map', reason: 'Observation.subject does not reference a Patient.' }]);
+      await this.fail(run, [
+        { resourceType: 'Observation', id, stage: 'map', reason: 'Observation.subject does not reference a Patient.' },
+      ]);
       return this.finish(run);
     }
     const patient = await this.deps.reader.getPatient(patientId);
@@ -136,7 +138,10 @@ export class SyncService {
     run.tally.read += 1 + observations.length;
     await this.writePatientThenObservations(run, patient, observations);
     const patientFailed = run.tally.failedPatients.has(id);
-    return this.finish(run, patientFailed ? `Patient/${id} could not be written, so its ${observations.length} Observation(s) were not.` : undefined);
+    return this.finish(
+      run,
+      patientFailed ? `Patient/${id} could not be written, so its ${observations.length} Observation(s) were not.` : undefined,
+    );
   }
 
   /**
@@ -166,7 +171,9 @@ export class SyncService {
       if (step.done) return undefined;
       const page = step.value;
       run.tally.read += page.length;
-      const failed = this.writeResources(page, run).then((results) => new Set(page.filter((_, i) => results[i]?.outcome === 'failed').map((p) => p.id!)));
+      const failed = this.writeResources(page, run).then(
+        (results) => new Set(page.filter((_, i) => results[i]?.outcome === 'failed').map((p) => p.id!)),
+      );
       failed.catch(() => undefined); // surfaced when awaited
       return { page, failed };
     };
@@ -183,13 +190,22 @@ export class SyncService {
       next = readPage();
       next.catch(() => undefined);
       // The page's Encounters (and other carried types) are written before its Observations.
-      const between = await this.writeBetweenTypes(run, sink, page.map((p) => p.id!), failedIds, reads);
+      const between = await this.writeBetweenTypes(
+        run,
+        sink,
+        page.map((p) => p.id!),
+        failedIds,
+        reads,
+      );
       for (const patient of page) {
         const patientId = patient.id!;
         const ofPatient = await observations.next();
         run.tally.read += ofPatient.length;
         if (failedIds.has(patientId)) {
-          await this.fail(run, ofPatient.map((o) => blockedByPatient(o, patientId)));
+          await this.fail(
+            run,
+            ofPatient.map((o) => blockedByPatient(o, patientId)),
+          );
           continue;
         }
         if (between) await this.mapDependentsInto(ofPatient, run, sink, failedIds);
@@ -214,9 +230,15 @@ export class SyncService {
         positions.push(i);
       } else failures.push({ resourceType: resource.resourceType, id: resource.id ?? '', stage: 'map', reason: outcome.reason });
     });
-    this.notePresent(run, resources.filter((r) => r.resourceType === 'Patient' && r.id).map((r) => r.id!));
+    this.notePresent(
+      run,
+      resources.filter((r) => r.resourceType === 'Patient' && r.id).map((r) => r.id!),
+    );
     await this.fail(run, failures);
-    const written = (await this.deps.writer.writeAll(mapped, { runId: run.runId })).map((r, j) => ({ ...r, id: resources[positions[j]!]!.id ?? r.id }));
+    const written = (await this.deps.writer.writeAll(mapped, { runId: run.runId })).map((r, j) => ({
+      ...r,
+      id: resources[positions[j]!]!.id ?? r.id,
+    }));
     await this.recordWrites(run, written);
     // A resource that failed mapping answers 'failed' too: its dependants must not be written.
     const answer: WriteResult[] = resources.map((r) => ({ resourceType: r.resourceType, id: r.id ?? '', outcome: 'failed', attempts: 0 }));
@@ -226,10 +248,15 @@ export class SyncService {
 
   /** A sink whose results are tallied and dead-lettered under the run. */
   sink(run: RunContext): BatchSink {
-    return new BatchSink(this.deps.writer, this.deps.settings.batchSize, async (results) => {
-      await this.recordWrites(run, results);
-      run.onProgress?.(run.tally);
-    }, { runId: run.runId });
+    return new BatchSink(
+      this.deps.writer,
+      this.deps.settings.batchSize,
+      async (results) => {
+        await this.recordWrites(run, results);
+        run.onProgress?.(run.tally);
+      },
+      { runId: run.runId },
+    );
   }
 
   /** Maps one resource into a sink; a mapping failure is dead-lettered and the stream flows on. */
@@ -272,7 +299,12 @@ export class SyncService {
    * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, up to a
    * hundred per request (`_id=a,b,...`).
    */
-  async mapObservationsInto(observations: readonly Observation[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
+  async mapObservationsInto(
+    observations: readonly Observation[],
+    run: RunContext,
+    sink: BatchSink,
+    blocked: ReadonlySet<string>,
+  ): Promise<void> {
     await this.mapDependentsInto(observations, run, sink, blocked);
   }
 
@@ -283,7 +315,12 @@ export class SyncService {
    * not met in this run are looked up in OpenEMR, up to a hundred per request (`_id=a,b,...`).
    * Patients are checked exactly as mapObservationsInto does (`blocked` are the Patient ids).
    */
-  async mapDependentsInto(resources: readonly SyncedResource[], run: RunContext, sink: BatchSink, blocked: ReadonlySet<string>): Promise<void> {
+  async mapDependentsInto(
+    resources: readonly SyncedResource[],
+    run: RunContext,
+    sink: BatchSink,
+    blocked: ReadonlySet<string>,
+  ): Promise<void> {
     run.presentPatients ??= new Set();
     run.absentPatients ??= new Set();
     run.present ??= new Map();
@@ -291,13 +328,18 @@ export class SyncService {
     const carried = this.resourceTypes;
     const seen = (type: string) => (type === 'Patient' ? run.presentPatients! : mapSet(run.present!, type));
     const gone = (type: string) => (type === 'Patient' ? run.absentPatients! : mapSet(run.absent!, type));
-    const isBlocked = async (type: string, id: string) => (type === 'Patient' ? blocked.has(id) : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id));
-    const targets = resources.map((r) => carriedReferences(r.resourceType, carried).flatMap((ref) => {
-      const id = referenceTarget(r, ref.element, ref.type);
-      return id === undefined ? [] : [{ ...ref, id }];
-    }));
+    const isBlocked = async (type: string, id: string) =>
+      type === 'Patient' ? blocked.has(id) : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id);
+    const targets = resources.map((r) =>
+      carriedReferences(r.resourceType, carried).flatMap((ref) => {
+        const id = referenceTarget(r, ref.element, ref.type);
+        return id === undefined ? [] : [{ ...ref, id }];
+      }),
+    );
     const unknown = new Map<string, Set<string>>();
-    for (const list of targets) for (const t of list) if (!(await isBlocked(t.type, t.id)) && !seen(t.type).has(t.id) && !gone(t.type).has(t.id)) mapSet(unknown, t.type).add(t.id);
+    for (const list of targets)
+      for (const t of list)
+        if (!(await isBlocked(t.type, t.id)) && !seen(t.type).has(t.id) && !gone(t.type).has(t.id)) mapSet(unknown, t.type).add(t.id);
     for (const [type, ids] of unknown) {
       const present = await this.deps.reader.present(type, [...ids]);
       for (const id of ids) (present.has(id) ? seen(type) : gone(type)).add(id);
@@ -307,8 +349,20 @@ export class SyncService {
       const r = resources[i]!;
       let reason: FailureItem | undefined;
       for (const t of targets[i]!) {
-        if (await isBlocked(t.type, t.id)) reason = { resourceType: r.resourceType, id: r.id ?? '', stage: 'write', reason: `Not written because its ${t.type}/${t.id} could not be written.` };
-        else if (gone(t.type).has(t.id)) reason = { resourceType: r.resourceType, id: r.id ?? '', stage: 'read', reason: `Not written because OpenEMR has no ${t.type}/${t.id} (the ${r.resourceType}'s ${t.element}).` };
+        if (await isBlocked(t.type, t.id))
+          reason = {
+            resourceType: r.resourceType,
+            id: r.id ?? '',
+            stage: 'write',
+            reason: `Not written because its ${t.type}/${t.id} could not be written.`,
+          };
+        else if (gone(t.type).has(t.id))
+          reason = {
+            resourceType: r.resourceType,
+            id: r.id ?? '',
+            stage: 'read',
+            reason: `Not written because OpenEMR has no ${t.type}/${t.id} (the ${r.resourceType}'s ${t.element}).`,
+          };
         if (reason) break;
       }
       if (reason) held.push(reason);
@@ -354,13 +408,22 @@ export class SyncService {
         target = await this.deps.reader.getResource(ref.type, targetId);
       } catch (error) {
         if (!(error instanceof UpstreamError && error.missing)) throw error;
-        await this.fail(run, [{ resourceType: type, id, stage: 'read', reason: `Not written because OpenEMR has no ${ref.type}/${targetId} (the ${type}'s ${element}).` }]);
+        await this.fail(run, [
+          {
+            resourceType: type,
+            id,
+            stage: 'read',
+            reason: `Not written because OpenEMR has no ${ref.type}/${targetId} (the ${type}'s ${element}).`,
+          },
+        ]);
         return this.finish(run);
       }
       run.tally.read++;
       const [written] = await this.writeResources([target], run);
       if (written?.outcome === 'failed') {
-        await this.fail(run, [{ resourceType: type, id, stage: 'write', reason: `Not written because its ${ref.type}/${targetId} could not be written.` }]);
+        await this.fail(run, [
+          { resourceType: type, id, stage: 'write', reason: `Not written because its ${ref.type}/${targetId} could not be written.` },
+        ]);
         return this.finish(run, `${ref.type}/${targetId} could not be written, so its ${type} was not.`);
       }
       this.notePresentOf(run, ref.type, [targetId]);
@@ -391,12 +454,16 @@ export class SyncService {
   private async writePatientThenObservations(run: RunContext, patient: Patient, observations: Observation[]): Promise<void> {
     const [result] = await this.writeResources([patient], run);
     if (result?.outcome === 'failed') {
-      await this.fail(run, observations.map((o) => blockedByPatient(o, patient.id!)));
+      await this.fail(
+        run,
+        observations.map((o) => blockedByPatient(o, patient.id!)),
+      );
       return;
     }
     const sink = this.sink(run);
     const failed = new Set<string>();
-    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, new ReadSlots(this.deps.settings.readConcurrency))) await this.mapDependentsInto(observations, run, sink, failed);
+    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, new ReadSlots(this.deps.settings.readConcurrency)))
+      await this.mapDependentsInto(observations, run, sink, failed);
     else for (const o of observations) await this.mapInto(o, run, sink);
     await sink.flush();
   }
@@ -406,13 +473,23 @@ export class SyncService {
    * Condition): each read per Patient and written (flushed) before the next type and before the
    * Observations. Answers whether there were any (then Observations are checked for their Encounter).
    */
-  private async writeBetweenTypes(run: RunContext, sink: BatchSink, patientIds: readonly string[], failedPatients: ReadonlySet<string>, reads: ReadSlots): Promise<boolean> {
+  private async writeBetweenTypes(
+    run: RunContext,
+    sink: BatchSink,
+    patientIds: readonly string[],
+    failedPatients: ReadonlySet<string>,
+    reads: ReadSlots,
+  ): Promise<boolean> {
     const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation');
     for (const type of between) {
       for (const patientId of patientIds) {
         const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
         run.tally.read += resources.length;
-        this.notePresentOf(run, type, resources.flatMap((r) => (r.id ? [r.id] : [])));
+        this.notePresentOf(
+          run,
+          type,
+          resources.flatMap((r) => (r.id ? [r.id] : [])),
+        );
         await this.mapDependentsInto(resources, run, sink, failedPatients);
       }
       await sink.flush();
@@ -427,10 +504,20 @@ export class SyncService {
     if (failed.length > 0) {
       await this.deadLetter(
         run,
-        failed.map((r) => ({ resourceType: r.resourceType, id: r.id, stage: 'write' as const, status: r.status, reason: r.reason ?? 'write failed', attempts: r.attempts })),
+        failed.map((r) => ({
+          resourceType: r.resourceType,
+          id: r.id,
+          stage: 'write' as const,
+          status: r.status,
+          reason: r.reason ?? 'write failed',
+          attempts: r.attempts,
+        })),
       );
     }
-    await this.clearRecovered(run, results.filter((r) => r.outcome !== 'failed'));
+    await this.clearRecovered(
+      run,
+      results.filter((r) => r.outcome !== 'failed'),
+    );
   }
 
   /**
@@ -461,7 +548,10 @@ export class SyncService {
   private async fail(run: RunContext, items: FailureItem[]): Promise<void> {
     if (items.length === 0) return;
     for (const item of items) run.tally.addFailure(item);
-    await this.deadLetter(run, items.map((i) => ({ ...i, attempts: 1 })));
+    await this.deadLetter(
+      run,
+      items.map((i) => ({ ...i, attempts: 1 })),
+    );
   }
 
   private async deadLetter(run: RunContext, items: Array<FailureItem & { attempts: number }>): Promise<void> {
@@ -516,7 +606,8 @@ export class SyncService {
       byType: summary.byType,
       unmappedCodes: t.unmapped.size,
     });
-    if (t.unmapped.size > 0) this.deps.telemetry.unmappedCodes(t.unmapped.entries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
+    if (t.unmapped.size > 0)
+      this.deps.telemetry.unmappedCodes(t.unmapped.entries().map((u) => ({ system: u.system, code: u.code, count: u.count })));
     return summary;
   }
 }

@@ -39,7 +39,8 @@ export class Tally {
     for (const r of results) {
       const counts = (this.byType[r.resourceType] ??= { created: 0, updated: 0, unchanged: 0, failed: 0 });
       counts[r.outcome]++;
-      if (r.outcome === 'failed') this.keep({ resourceType: r.resourceType, id: r.id, stage: 'write', status: r.status, reason: r.reason ?? 'write failed' });
+      if (r.outcome === 'failed')
+        this.keep({ resourceType: r.resourceType, id: r.id, stage: 'write', status: r.status, reason: r.reason ?? 'write failed' });
     }
   }
 

@@ -96,7 +96,13 @@ export function workDepsOf(connector: {
   config: { openemr: { pageSize: number } };
   state?: { unmapped: UnmappedCodeStore };
 }): WorkDeps {
-  return { sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters, pageSize: connector.config.openemr.pageSize, unmapped: connector.state?.unmapped };
+  return {
+    sync: connector.sync,
+    reader: connector.reader,
+    deadLetters: connector.deadLetters,
+    pageSize: connector.config.openemr.pageSize,
+    unmapped: connector.state?.unmapped,
+  };
 }
 
 /**
@@ -105,18 +111,31 @@ export function workDepsOf(connector: {
  * item (planned by earlier versions) is read the only way OpenEMR can: `_lastUpdated=ge<since>`,
  * with the upper bound applied here.
  */
-export async function processWorkItem(deps: WorkDeps, item: WorkItem, runId: string = randomUUID(), trigger: Trigger = 'queue'): Promise<SyncSummary> {
+export async function processWorkItem(
+  deps: WorkDeps,
+  item: WorkItem,
+  runId: string = randomUUID(),
+  trigger: Trigger = 'queue',
+): Promise<SyncSummary> {
   await deps.reader.supportedRelease();
   const window = { since: item.since, until: item.until };
   if (item.kind === 'patients') {
-    return deps.sync.fullSync({ trigger, window, runId, operation: `workItem:${item.kind}`, beforeFinish: (tally) => addRunCounts(deps.unmapped, tally.unmapped, deps.log) });
+    return deps.sync.fullSync({
+      trigger,
+      window,
+      runId,
+      operation: `workItem:${item.kind}`,
+      beforeFinish: (tally) => addRunCounts(deps.unmapped, tally.unmapped, deps.log),
+    });
   }
   const run = deps.sync.begin(`workItem:${item.kind}`, trigger, runId);
   const sink = deps.sync.sink(run);
   const blocked = await deps.sync.blockedPatients(run);
   const until = Date.parse(item.until);
   try {
-    const observations = (await deps.reader.observationsSince(item.since)).filter((o: Observation) => !(Date.parse(o.meta?.lastUpdated ?? '') >= until));
+    const observations = (await deps.reader.observationsSince(item.since)).filter(
+      (o: Observation) => !(Date.parse(o.meta?.lastUpdated ?? '') >= until),
+    );
     run.tally.read += observations.length;
     await deps.sync.mapObservationsInto(observations, run, sink, blocked);
     await sink.flush();
@@ -136,13 +155,32 @@ export type QueueOutcome = { outcome: 'done'; summary: SyncSummary } | { outcome
  * a dead letter, which lists and replays like any other. A message that is not a work item at all
  * is dead-lettered at once (under a hash of its text, never the text).
  */
-export async function handleWorkMessage(deps: WorkDeps, message: unknown, dequeueCount: number, runId: string = randomUUID()): Promise<QueueOutcome> {
+export async function handleWorkMessage(
+  deps: WorkDeps,
+  message: unknown,
+  dequeueCount: number,
+  runId: string = randomUUID(),
+): Promise<QueueOutcome> {
   const item = parseWorkItem(message);
   const at = new Date().toISOString();
   if (!item) {
-    const digest = createHash('sha256').update(typeof message === 'string' ? message : JSON.stringify(message ?? null)).digest('base64url').slice(0, 32);
+    const digest = createHash('sha256')
+      .update(typeof message === 'string' ? message : JSON.stringify(message ?? null))
+      .digest('base64url')
+      .slice(0, 32);
     const reason = 'Queue message is not a work item (expected {"kind":"patients",...} or {"kind":"observations",...}).';
-    await deps.deadLetters.record([{ resourceType: WORK_ITEM_TYPE, id: `invalid-${digest}`, stage: 'read', reason, attempts: dequeueCount, at, runId, operation: 'workItem' }]);
+    await deps.deadLetters.record([
+      {
+        resourceType: WORK_ITEM_TYPE,
+        id: `invalid-${digest}`,
+        stage: 'read',
+        reason,
+        attempts: dequeueCount,
+        at,
+        runId,
+        operation: 'workItem',
+      },
+    ]);
     return { outcome: 'dead-lettered', reason };
   }
   try {
@@ -150,8 +188,20 @@ export async function handleWorkMessage(deps: WorkDeps, message: unknown, dequeu
   } catch (error) {
     if (dequeueCount < MAX_DEQUEUE_COUNT) throw error;
     const status = error instanceof UpstreamError ? error.statusCode : undefined;
-    const reason = `Work item failed on delivery ${dequeueCount} of ${MAX_DEQUEUE_COUNT}: ${error instanceof UpstreamError ? error.message : (error as Error)?.name ?? 'Error'}`;
-    await deps.deadLetters.record([{ resourceType: WORK_ITEM_TYPE, id: workItemId(item), stage: 'read', ...(status !== undefined ? { status } : {}), reason, attempts: dequeueCount, at, runId, operation: `workItem:${item.kind}` }]);
+    const reason = `Work item failed on delivery ${dequeueCount} of ${MAX_DEQUEUE_COUNT}: ${error instanceof UpstreamError ? error.message : ((error as Error)?.name ?? 'Error')}`;
+    await deps.deadLetters.record([
+      {
+        resourceType: WORK_ITEM_TYPE,
+        id: workItemId(item),
+        stage: 'read',
+        ...(status !== undefined ? { status } : {}),
+        reason,
+        attempts: dequeueCount,
+        at,
+        runId,
+        operation: `workItem:${item.kind}`,
+      },
+    ]);
     return { outcome: 'dead-lettered', reason };
   }
 }

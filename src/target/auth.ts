@@ -60,7 +60,11 @@ export class OAuthTokenSource implements TokenSource {
       this.tokenUrl = smartConfiguration.parse(res.data).token_endpoint;
       return this.tokenUrl;
     } catch {
-      throw new UpstreamError('ahds', 'Failed', 'The target has no usable /.well-known/smart-configuration token_endpoint: set TARGET_TOKEN_URL.');
+      throw new UpstreamError(
+        'ahds',
+        'Failed',
+        'The target has no usable /.well-known/smart-configuration token_endpoint: set TARGET_TOKEN_URL.',
+      );
     }
   }
 
@@ -82,10 +86,16 @@ export class OAuthTokenSource implements TokenSource {
     } catch (error) {
       const status = axios.isAxiosError(error) ? error.response?.status : undefined;
       // The answer's body may quote what was sent: only the status is kept.
-      throw new UpstreamError('ahds', status === 400 || status === 401 ? 'AuthenticationFailed' : 'Failed', `The target's token endpoint refused the client_credentials request${status ? ` (${status})` : ''}.`, status);
+      throw new UpstreamError(
+        'ahds',
+        status === 400 || status === 401 ? 'AuthenticationFailed' : 'Failed',
+        `The target's token endpoint refused the client_credentials request${status ? ` (${status})` : ''}.`,
+        status,
+      );
     }
     const parsed = tokenAnswer.safeParse(data);
-    if (!parsed.success) throw new UpstreamError('ahds', 'InvalidResponse', "The target's token endpoint answered without an access_token.");
+    if (!parsed.success)
+      throw new UpstreamError('ahds', 'InvalidResponse', "The target's token endpoint answered without an access_token.");
     const now = this.options.now?.() ?? Date.now();
     this.cached = { token: parsed.data.access_token, expiresAt: now + (parsed.data.expires_in ?? 300) * 1000 };
     return parsed.data.access_token;

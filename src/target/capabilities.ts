@@ -14,7 +14,10 @@ export interface TargetCapabilities {
   batch: boolean;
   transaction: boolean;
   /** Per type the sync writes: can PUT create (client-assigned ids), update, delete; versioning policy. */
-  types: Record<string, { updateCreate?: boolean; update: boolean; delete: boolean; versioning?: 'no-version' | 'versioned' | 'versioned-update' }>;
+  types: Record<
+    string,
+    { updateCreate?: boolean; update: boolean; delete: boolean; versioning?: 'no-version' | 'versioned' | 'versioned-update' }
+  >;
 }
 
 const capabilitySchema = z.object({
@@ -44,9 +47,15 @@ const capabilitySchema = z.object({
 /** Parses a CapabilityStatement; throws UpstreamError (InvalidResponse) for anything else or not R4. */
 export function parseCapabilities(body: unknown): TargetCapabilities {
   const parsed = capabilitySchema.safeParse(body);
-  if (!parsed.success) throw new UpstreamError('ahds', 'InvalidResponse', 'The target answered /metadata with something that is not a CapabilityStatement.');
+  if (!parsed.success)
+    throw new UpstreamError('ahds', 'InvalidResponse', 'The target answered /metadata with something that is not a CapabilityStatement.');
   const cs = parsed.data;
-  if (!cs.fhirVersion.startsWith('4.0')) throw new UpstreamError('ahds', 'InvalidResponse', `The target speaks FHIR ${cs.fhirVersion.replace(/[^0-9.]/g, '').slice(0, 12)}; the connector writes R4 (4.0.x).`);
+  if (!cs.fhirVersion.startsWith('4.0'))
+    throw new UpstreamError(
+      'ahds',
+      'InvalidResponse',
+      `The target speaks FHIR ${cs.fhirVersion.replace(/[^0-9.]/g, '').slice(0, 12)}; the connector writes R4 (4.0.x).`,
+    );
   const server = cs.rest.find((r) => r.mode === 'server') ?? cs.rest[0]!;
   const system = new Set((server.interaction ?? []).map((i) => i.code));
   const types: TargetCapabilities['types'] = {};
@@ -77,7 +86,8 @@ export interface WritePlan {
 export function planWrites(caps: TargetCapabilities, setting: 'auto' | 'batch' | 'single'): WritePlan {
   if (setting !== 'auto') return { bundles: setting, reason: `TARGET_BUNDLES=${setting}` };
   if (caps.batch) return { bundles: 'batch', reason: 'the CapabilityStatement lists batch' };
-  if (/hapi/i.test(caps.software?.name ?? '')) return { bundles: 'batch', reason: 'HAPI FHIR accepts batch bundles (it lists only transaction)' };
+  if (/hapi/i.test(caps.software?.name ?? ''))
+    return { bundles: 'batch', reason: 'HAPI FHIR accepts batch bundles (it lists only transaction)' };
   return { bundles: 'single', reason: 'the CapabilityStatement lists no batch interaction' };
 }
 

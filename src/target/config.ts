@@ -12,7 +12,15 @@ export interface TargetConfig {
     | { mode: 'entra' }
     | { mode: 'none' }
     | { mode: 'client-secret'; tokenUrl?: string; clientId: string; clientSecret: string; scopes: string }
-    | { mode: 'smart-backend'; tokenUrl?: string; clientId: string; privateKey: string; keyId: string; algorithm: 'RS384' | 'ES384'; scopes: string };
+    | {
+        mode: 'smart-backend';
+        tokenUrl?: string;
+        clientId: string;
+        privateKey: string;
+        keyId: string;
+        algorithm: 'RS384' | 'ES384';
+        scopes: string;
+      };
   bundles: 'auto' | 'batch' | 'single';
 }
 
@@ -40,7 +48,10 @@ export function buildTargetConfig(s: RawSettings, fail: (setting: string, messag
     case 'entra':
     case 'none':
       if (mode === 'none' && !isPrivateHost(fhirUrl)) {
-        fail('TARGET_AUTH', 'cannot be none for a public address: an unauthenticated target is allowed only on loopback and private networks');
+        fail(
+          'TARGET_AUTH',
+          'cannot be none for a public address: an unauthenticated target is allowed only on loopback and private networks',
+        );
       }
       return { kind, fhirUrl, auth: { mode }, bundles };
     case 'client-secret': {
@@ -51,9 +62,18 @@ export function buildTargetConfig(s: RawSettings, fail: (setting: string, messag
     case 'smart-backend': {
       const clientId = s.TARGET_CLIENT_ID ?? fail('TARGET_CLIENT_ID', 'is required when TARGET_AUTH is smart-backend');
       const privateKey = s.TARGET_PRIVATE_KEY ?? fail('TARGET_PRIVATE_KEY', 'is required when TARGET_AUTH is smart-backend');
-      const keyId = s.TARGET_KEY_ID ?? fail('TARGET_KEY_ID', 'is required when TARGET_AUTH is smart-backend: the kid of the key in the JWKS the target knows');
-      const algorithm = assertionAlgorithm(privateKey) ?? fail('TARGET_PRIVATE_KEY', 'must be an RSA or EC P-384 private key as PEM or JWK JSON (RS384 or ES384)');
-      return { kind, fhirUrl, auth: { mode, tokenUrl: s.TARGET_TOKEN_URL, clientId, privateKey, keyId, algorithm, scopes: s.TARGET_SCOPES }, bundles };
+      const keyId =
+        s.TARGET_KEY_ID ??
+        fail('TARGET_KEY_ID', 'is required when TARGET_AUTH is smart-backend: the kid of the key in the JWKS the target knows');
+      const algorithm =
+        assertionAlgorithm(privateKey) ??
+        fail('TARGET_PRIVATE_KEY', 'must be an RSA or EC P-384 private key as PEM or JWK JSON (RS384 or ES384)');
+      return {
+        kind,
+        fhirUrl,
+        auth: { mode, tokenUrl: s.TARGET_TOKEN_URL, clientId, privateKey, keyId, algorithm, scopes: s.TARGET_SCOPES },
+        bundles,
+      };
     }
   }
 }

@@ -46,7 +46,11 @@ export interface TargetWriter {
 }
 
 /** The bearer tokens TARGET_AUTH asks for; undefined for none (after the loud warning). */
-export function targetTokenSource(config: Config, getCredential: () => TokenCredential, warn: (line: string) => void = console.warn): TokenSource | undefined {
+export function targetTokenSource(
+  config: Config,
+  getCredential: () => TokenCredential,
+  warn: (line: string) => void = console.warn,
+): TokenSource | undefined {
   const { target } = config;
   switch (target.auth.mode) {
     case 'entra':
@@ -72,7 +76,8 @@ export async function createTargetWriter(
   options: { budget?: BundleBudget; warn?: (line: string) => void } = {},
 ): Promise<TargetWriter> {
   const auth = targetTokenSource(config, getCredential, options.warn);
-  if (config.target.kind === 'ahds') return { writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry, { budget: options.budget }) };
+  if (config.target.kind === 'ahds')
+    return { writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry, { budget: options.budget }) };
   const http = createHttpClient({
     side: 'ahds',
     baseURL: config.target.fhirUrl,
@@ -86,7 +91,8 @@ export async function createTargetWriter(
   });
   const capabilities = await fetchCapabilities(http);
   const missing = missingCapabilities(capabilities, WRITTEN_TYPES);
-  if (missing.length > 0) throw new UpstreamError('ahds', 'Failed', `The target FHIR server cannot take what the connector writes: ${missing.join('; ')}.`);
+  if (missing.length > 0)
+    throw new UpstreamError('ahds', 'Failed', `The target FHIR server cannot take what the connector writes: ${missing.join('; ')}.`);
   const plan = planWrites(capabilities, config.target.bundles);
   const writer = new FhirTargetWriter({
     http,

@@ -22,7 +22,9 @@ interface OtelApi {
     with<T>(ctx: unknown, fn: () => T): T;
     setGlobalContextManager(manager: unknown): boolean;
   };
-  trace: { setSpanContext(ctx: unknown, spanContext: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean }): unknown };
+  trace: {
+    setSpanContext(ctx: unknown, spanContext: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean }): unknown;
+  };
   ROOT_CONTEXT: unknown;
 }
 
@@ -85,7 +87,16 @@ export class AppInsightsTelemetry implements Telemetry {
     const window = s.windowStart || s.windowEnd ? `${s.windowStart ?? ''}/${s.windowEnd ?? ''}` : undefined;
     this.event(
       EVENTS.syncRun,
-      { runId: s.runId, trigger: s.trigger, operation: s.operation, status: runStatusOf(s), failureClass: s.failureClass, window, windowStart: s.windowStart, windowEnd: s.windowEnd },
+      {
+        runId: s.runId,
+        trigger: s.trigger,
+        operation: s.operation,
+        status: runStatusOf(s),
+        failureClass: s.failureClass,
+        window,
+        windowStart: s.windowStart,
+        windowEnd: s.windowEnd,
+      },
       {
         read: s.read,
         created: s.created,
@@ -124,7 +135,11 @@ export class AppInsightsTelemetry implements Telemetry {
     const name = stripQuery(call.name);
     const method = HTTP_METHOD.exec(name)?.[1]?.toUpperCase() ?? 'HTTP';
     const resultCode = typeof call.resultCode === 'number' ? call.resultCode : scrubString(String(call.resultCode), 64);
-    const properties = scrubProperties({ side: call.side, ...(call.requestId ? { requestId: call.requestId } : {}), ...this.operationProperty() });
+    const properties = scrubProperties({
+      side: call.side,
+      ...(call.requestId ? { requestId: call.requestId } : {}),
+      ...this.operationProperty(),
+    });
     this.inOperation(() =>
       this.shared.client.trackDependency({
         dependencyTypeName: 'HTTP',
@@ -209,7 +224,12 @@ export class AppInsightsTelemetry implements Telemetry {
     const op = this.operation;
     if (!op) return this.guard(track);
     const { otel } = this.shared;
-    const ctx = otel.trace.setSpanContext(otel.ROOT_CONTEXT, { traceId: op.traceId, spanId: op.spanId, traceFlags: SAMPLED, isRemote: true });
+    const ctx = otel.trace.setSpanContext(otel.ROOT_CONTEXT, {
+      traceId: op.traceId,
+      spanId: op.spanId,
+      traceFlags: SAMPLED,
+      isRemote: true,
+    });
     this.guard(() => otel.context.with(ctx, track));
   }
 

@@ -24,14 +24,7 @@
 import crypto from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type {
-  Bundle,
-  BundleEntry,
-  CapabilityStatement,
-  OperationOutcome,
-  OperationOutcomeIssue,
-  Resource,
-} from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, CapabilityStatement, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import { getResourceTypes } from '@medplum/core';
 import { FaultInjector, type FaultProfile } from '../faults';
 import { startEntraStandIn, type AccessTokenClaims, type EntraStandIn } from '../entra';
@@ -42,7 +35,6 @@ import { SearchError, searchType } from './search';
 import { VersionedStore } from './store';
 import { readBody } from '../http-body';
 import { ConcurrencyCap, THROTTLED_BODY } from './throttle';
-
 
 export interface AhdsStandInOptions {
   /**
@@ -152,8 +144,7 @@ interface OpResult {
 }
 
 type Prepared =
-  | { kind: 'done'; result: OpResult }
-  | { kind: 'write'; precondition?: () => OpResult | undefined; commit: () => Promise<OpResult> };
+  { kind: 'done'; result: OpResult } | { kind: 'write'; precondition?: () => OpResult | undefined; commit: () => Promise<OpResult> };
 
 interface RequestContext {
   correlationId: string;
@@ -193,9 +184,7 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
   ensureDefinitions();
   const faults = new FaultInjector(opts.faults ?? {});
   const ownEntra = !opts.entra;
-  const entra =
-    opts.entra ??
-    (await startEntraStandIn({ faults: opts.entraFaults, tokenLifetimeSeconds: opts.tokenLifetimeSeconds }));
+  const entra = opts.entra ?? (await startEntraStandIn({ faults: opts.entraFaults, tokenLifetimeSeconds: opts.tokenLifetimeSeconds }));
   // FaultProfile.tokenLifetimeSeconds of this server shortens the tokens the Entra stand-in issues.
   const unlinkLifetime = entra.useTokenLifetimeFrom(() => faults.current.tokenLifetimeSeconds);
   const requireAuth = opts.requireAuth ?? true;
@@ -324,7 +313,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         }
         return undefined;
       }
-      if (!head || head.deleted) return fail(ctx, 404, 'not-found', `Resource type '${type}' with id '${id}' and version '${ifMatch}' couldn't be found.`);
+      if (!head || head.deleted)
+        return fail(ctx, 404, 'not-found', `Resource type '${type}' with id '${id}' and version '${ifMatch}' couldn't be found.`);
       if (String(head.version) !== ifMatch) return fail(ctx, 412, 'conflict', `The supplied version '${ifMatch}' did not match.`);
       return undefined;
     };
@@ -378,9 +368,15 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
 
   async function vreadOp(ctx: RequestContext, type: string, id: string, version: string): Promise<OpResult> {
     const v = await store.readVersion(type, id, Number(version));
-    if (v === undefined) return fail(ctx, 404, 'not-found', `Resource type '${type}' with id '${id}' and version '${version}' couldn't be found.`);
-    if (v === 'deleted') return fail(ctx, 410, 'deleted', `Resource type '${type}' with id '${id}' and version '${version}' has been deleted.`);
-    return { status: 200, body: v, headers: { etag: `W/"${version}"`, 'last-modified': new Date(v.meta?.lastUpdated ?? Date.now()).toUTCString() } };
+    if (v === undefined)
+      return fail(ctx, 404, 'not-found', `Resource type '${type}' with id '${id}' and version '${version}' couldn't be found.`);
+    if (v === 'deleted')
+      return fail(ctx, 410, 'deleted', `Resource type '${type}' with id '${id}' and version '${version}' has been deleted.`);
+    return {
+      status: 200,
+      body: v,
+      headers: { etag: `W/"${version}"`, 'last-modified': new Date(v.meta?.lastUpdated ?? Date.now()).toUTCString() },
+    };
   }
 
   async function historyOp(ctx: RequestContext, type: string, id: string): Promise<OpResult> {
@@ -392,7 +388,12 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       if (r === 'deleted') {
         entry.push({ request: { method: 'DELETE', url: `${type}/${id}` }, response: { status: '204', etag: `W/"${v}"` } });
       } else if (r) {
-        entry.push({ fullUrl: `${fhirUrl}/${type}/${id}`, resource: r, request: { method: 'PUT', url: `${type}/${id}` }, response: { status: v === 1 ? '201' : '200', etag: `W/"${v}"`, lastModified: r.meta?.lastUpdated } });
+        entry.push({
+          fullUrl: `${fhirUrl}/${type}/${id}`,
+          resource: r,
+          request: { method: 'PUT', url: `${type}/${id}` },
+          response: { status: v === 1 ? '201' : '200', etag: `W/"${v}"`, lastModified: r.meta?.lastUpdated },
+        });
       }
     }
     const bundle: Bundle = {
@@ -479,7 +480,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
     if (r.headers?.etag) response.etag = r.headers.etag;
     // Parsed back from the RFC 1123 Last-Modified header (BundleHandler, FhirResultExtensions):
     // whole seconds, written +00:00. entry.resource.meta.lastUpdated keeps the milliseconds.
-    if (r.headers?.['last-modified']) response.lastModified = new Date(r.headers['last-modified']).toISOString().replace(/\.\d{3}Z$/, '+00:00');
+    if (r.headers?.['last-modified'])
+      response.lastModified = new Date(r.headers['last-modified']).toISOString().replace(/\.\d{3}Z$/, '+00:00');
     const entry: BundleEntry = { response };
     if (r.status >= 400) response.outcome = r.body as OperationOutcome | undefined;
     else if (r.body) entry.resource = r.body;
@@ -515,7 +517,12 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       const queue = writing.get(key);
       if (!queue || queue[0] === ctx.seq) return undefined;
       if (Date.now() >= deadline) {
-        return fail(ctx, 412, 'conflict', 'One or more resources were attempted to be updated concurrently with the same version. Please retry the request.');
+        return fail(
+          ctx,
+          412,
+          'conflict',
+          'One or more resources were attempted to be updated concurrently with the same version. Please retry the request.',
+        );
       }
       await sleep(Math.max(1, Math.min(conflictWaitMs / 30, deadline - Date.now())));
     }
@@ -566,7 +573,13 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       }
       for (let i = 0; i < entries.length; i++) {
         if (faults.throttleEntry() && faults.throttleEntry()) {
-          return fail(ctx, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.', faults.retryAfterHeaders());
+          return fail(
+            ctx,
+            429,
+            'throttled',
+            'The maximum number of concurrent API calls on this instance was reached.',
+            faults.retryAfterHeaders(),
+          );
         }
       }
       const prepared: Prepared[] = [];
@@ -692,7 +705,10 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
             })),
             versioning: versioningOf(type),
             updateCreate: true,
-            searchParam: [{ name: '_lastUpdated', type: 'date' }, { name: '_id', type: 'token' }],
+            searchParam: [
+              { name: '_lastUpdated', type: 'date' },
+              { name: '_id', type: 'token' },
+            ],
           })),
           interaction: [{ code: 'batch' }, { code: 'transaction' }],
         },
@@ -729,7 +745,11 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       stats.capacityThrottled++;
       stats.byStatus['429'] = (stats.byStatus['429'] ?? 0) + 1;
       req.resume();
-      res.writeHead(429, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(THROTTLED_BODY), ...cap.retryHeaders() });
+      res.writeHead(429, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(THROTTLED_BODY),
+        ...cap.retryHeaders(),
+      });
       res.end(THROTTLED_BODY);
       return;
     }
@@ -753,9 +773,17 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
       const bundle = isBundlePost && !badJson && (body as Resource | undefined)?.resourceType === 'Bundle' ? (body as Bundle) : undefined;
       const entryCount = bundle ? Math.min(bundle.entry?.length ?? 0, maxEntries) : 0;
       // Claimed before the latency: a slow request holds its resources while a copy of it arrives.
-      const keys = bundle ? (bundle.entry ?? []).map((e) => (e.request?.method === 'GET' ? undefined : entryTarget(e)?.key)) : method === 'PUT' || method === 'DELETE' ? [path.replace(/^\/+/, '').split('/').slice(0, 2).join('/')] : [];
+      const keys = bundle
+        ? (bundle.entry ?? []).map((e) => (e.request?.method === 'GET' ? undefined : entryTarget(e)?.key))
+        : method === 'PUT' || method === 'DELETE'
+          ? [path.replace(/^\/+/, '').split('/').slice(0, 2).join('/')]
+          : [];
       const releaseKeys = claim(base, keys);
-      const merging = bundle?.type === 'batch' && String(req.headers['x-bundle-processing-logic'] ?? '').trim().toLowerCase() === 'parallel';
+      const merging =
+        bundle?.type === 'batch' &&
+        String(req.headers['x-bundle-processing-logic'] ?? '')
+          .trim()
+          .toLowerCase() === 'parallel';
       const mergeSeq = base.seq!;
       base.mergeThrottled = merging && activeMerges.size >= mergeCapacity;
       if (merging) activeMerges.add(mergeSeq);
@@ -783,7 +811,13 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         const st = fault.status;
         const r =
           st === 429
-            ? fail(base, 429, 'throttled', 'The maximum number of concurrent API calls on this instance was reached.', faults.retryAfterHeaders())
+            ? fail(
+                base,
+                429,
+                'throttled',
+                'The maximum number of concurrent API calls on this instance was reached.',
+                faults.retryAfterHeaders(),
+              )
             : st === 503
               ? fail(base, 503, 'transient', 'The service is temporarily unavailable. Please retry.', faults.retryAfterHeaders())
               : st === 408
@@ -835,7 +869,14 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
           return;
         }
         // The bundle is parsed as a whole: a parse error in any entry refuses all of it.
-        const parseIssues = (bundle.entry ?? []).flatMap((e, i) => (e.resource ? (parseErrors(e.resource as Resource) ?? []).map((issue) => ({ ...issue, diagnostics: `Bundle.entry[${i}].resource: ${issue.diagnostics}` })) : []));
+        const parseIssues = (bundle.entry ?? []).flatMap((e, i) =>
+          e.resource
+            ? (parseErrors(e.resource as Resource) ?? []).map((issue) => ({
+                ...issue,
+                diagnostics: `Bundle.entry[${i}].resource: ${issue.diagnostics}`,
+              }))
+            : [],
+        );
         if (parseIssues.length) {
           const [first, ...rest] = parseIssues;
           send(res, ctx, { status: 400, body: outcome(ctx.correlationId, 'invalid', first!.diagnostics ?? 'Invalid bundle', rest) });
@@ -847,7 +888,23 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
         const r = await processBundle(ctx, bundle, value === 'parallel' ? 'parallel' : 'sequential');
         if (!valid && r.status === 200) {
           // BundleHandler.AddFinalOperationOutcomesIfApplicable: one more entry than asked for.
-          const extra: BundleEntry = { response: { status: '405', outcome: { resourceType: 'OperationOutcome', id: ctx.correlationId, issue: [{ severity: 'warning', code: 'invalid', diagnostics: 'The bundle processing logic provided was invalid. The bundle was processed using the default processing logic.' }] } } };
+          const extra: BundleEntry = {
+            response: {
+              status: '405',
+              outcome: {
+                resourceType: 'OperationOutcome',
+                id: ctx.correlationId,
+                issue: [
+                  {
+                    severity: 'warning',
+                    code: 'invalid',
+                    diagnostics:
+                      'The bundle processing logic provided was invalid. The bundle was processed using the default processing logic.',
+                  },
+                ],
+              },
+            },
+          };
           (r.body as Bundle).entry = [...((r.body as Bundle).entry ?? []), extra];
         }
         send(res, ctx, r);
@@ -867,7 +924,8 @@ export async function startAhdsStandIn(opts: AhdsStandInOptions = {}): Promise<A
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const ctx = { correlationId: crypto.randomUUID() };
-      if (!res.headersSent) send(res, ctx, fail({ ...ctx, principal: { canWrite: false } }, 500, 'exception', String((err as Error)?.message ?? err)));
+      if (!res.headersSent)
+        send(res, ctx, fail({ ...ctx, principal: { canWrite: false } }, 500, 'exception', String((err as Error)?.message ?? err)));
       else res.destroy();
     });
   });

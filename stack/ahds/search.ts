@@ -27,13 +27,11 @@ interface Range {
 /** Start (inclusive) and end (exclusive) in ms of a FHIR date/dateTime/instant at its precision. */
 export function parseDateRange(raw: string): Range {
   const value = raw.replace(/ /g, '+'); // an unencoded "+" in a query string arrives as a space
-  const m =
-    /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(value);
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(value);
   if (!m) throw new SearchError(`The date value '${raw}' is not valid.`);
   const [, y, mo, d, h, mi, s, frac, tz] = m;
   const offsetMs = !tz || tz === 'Z' ? 0 : (tz[0] === '-' ? -1 : 1) * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(4, 6))) * 60000;
-  const utc = (yy: number, mm = 0, dd = 1, hh = 0, mn = 0, ss = 0, ms = 0): number =>
-    Date.UTC(yy, mm, dd, hh, mn, ss, ms) - offsetMs;
+  const utc = (yy: number, mm = 0, dd = 1, hh = 0, mn = 0, ss = 0, ms = 0): number => Date.UTC(yy, mm, dd, hh, mn, ss, ms) - offsetMs;
   const Y = Number(y);
   if (mo === undefined) return { start: utc(Y), end: utc(Y + 1) };
   const M = Number(mo) - 1;
@@ -75,12 +73,7 @@ function decodeToken(ct: string): Token {
 
 const CONTROL = new Set(['_count', '_sort', '_summary', '_total', '_elements', '_format', '_pretty', 'ct', '_id', '_lastUpdated']);
 
-export async function searchType(
-  store: VersionedStore,
-  fhirUrl: string,
-  type: string,
-  params: URLSearchParams,
-): Promise<Bundle> {
+export async function searchType(store: VersionedStore, fhirUrl: string, type: string, params: URLSearchParams): Promise<Bundle> {
   const warnings: OperationOutcomeIssue[] = [];
 
   // _lastUpdated
@@ -129,7 +122,8 @@ export async function searchType(
     const first = sort.split(',')[0].trim();
     if (first === '_lastUpdated') descending = false;
     else if (first === '-_lastUpdated') descending = true;
-    else warnings.push({ severity: 'warning', code: 'not-supported', diagnostics: `Sorting by the '${first}' parameter is not supported.` });
+    else
+      warnings.push({ severity: 'warning', code: 'not-supported', diagnostics: `Sorting by the '${first}' parameter is not supported.` });
   }
 
   // _count, _summary, _total
@@ -140,11 +134,20 @@ export async function searchType(
     if (!Number.isInteger(n) || n < 0) throw new SearchError(`The '_count' parameter value '${countRaw}' is not valid.`);
     count = Math.min(n, MAX_COUNT);
     // fhir-server SearchOptionsFactory: a _count above the maximum is clamped, and says so.
-    if (n > MAX_COUNT) warnings.push({ severity: 'information', code: 'informational', diagnostics: `The '_count' parameter exceeds limit configured for server. Resetting to ${MAX_COUNT}.` });
+    if (n > MAX_COUNT)
+      warnings.push({
+        severity: 'information',
+        code: 'informational',
+        diagnostics: `The '_count' parameter exceeds limit configured for server. Resetting to ${MAX_COUNT}.`,
+      });
   }
   const summaryCount = params.get('_summary') === 'count';
   const wantTotal = summaryCount || params.get('_total') === 'accurate';
-  const elements = params.get('_elements')?.split(',').map((e) => e.trim()).filter(Boolean);
+  const elements = params
+    .get('_elements')
+    ?.split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
 
   // _id
   const idParams = params.getAll('_id');
@@ -156,7 +159,12 @@ export async function searchType(
     if (CONTROL.has(key)) continue;
     const code = key.split(':')[0];
     if (getSearchParameter(type, code)) (generic[key] ??= []).push(value);
-    else warnings.push({ severity: 'warning', code: 'not-supported', diagnostics: `The search parameter '${key}' is not supported for resource type '${type}'.` });
+    else
+      warnings.push({
+        severity: 'warning',
+        code: 'not-supported',
+        diagnostics: `The search parameter '${key}' is not supported for resource type '${type}'.`,
+      });
   }
   let genericRequest: SearchRequest | undefined;
   if (Object.keys(generic).length) {

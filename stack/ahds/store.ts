@@ -182,7 +182,11 @@ export class VersionedStore {
     let hi = opts.toMs === undefined ? log.length : lowerBound(log, (x) => x.ms < opts.toMs!);
     if (opts.afterSeq !== undefined) {
       const at = lowerBound(log, (x) => x.seq <= opts.afterSeq!); // first seq > afterSeq
-      if (opts.descending) hi = Math.min(hi, lowerBound(log, (x) => x.seq < opts.afterSeq!));
+      if (opts.descending)
+        hi = Math.min(
+          hi,
+          lowerBound(log, (x) => x.seq < opts.afterSeq!),
+        );
       else lo = Math.max(lo, at);
     }
     if (opts.descending) {

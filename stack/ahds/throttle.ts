@@ -15,7 +15,9 @@ const SAMPLE_PERIOD_MS = 500;
 /** The middleware's body (Api Resources.TooManyConcurrentRequests), application/json, no id. */
 export const THROTTLED_BODY = JSON.stringify({
   resourceType: 'OperationOutcome',
-  issue: [{ severity: 'error', code: 'throttled', diagnostics: 'The maximum number of concurrent API calls on this instance was reached.' }],
+  issue: [
+    { severity: 'error', code: 'throttled', diagnostics: 'The maximum number of concurrent API calls on this instance was reached.' },
+  ],
 });
 
 export class ConcurrencyCap {
@@ -71,7 +73,7 @@ export class ConcurrencyCap {
       this.rejected = 0;
       this.periodStart += SAMPLE_PERIOD_MS;
       // Idle for long: the remaining periods only decay to the floor.
-      if (now - this.periodStart > 200 * SAMPLE_PERIOD_MS) this.periodStart = now - (now - this.periodStart) % SAMPLE_PERIOD_MS;
+      if (now - this.periodStart > 200 * SAMPLE_PERIOD_MS) this.periodStart = now - ((now - this.periodStart) % SAMPLE_PERIOD_MS);
     }
   }
 }

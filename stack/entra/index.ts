@@ -121,7 +121,10 @@ function aadError(
 ): void {
   const traceId = crypto.randomUUID();
   const correlationId = crypto.randomUUID();
-  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const timestamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   const body = {
     error,
     error_description: `AADSTS${code}: ${message} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
@@ -310,21 +313,11 @@ export async function startEntraStandIn(opts: EntraStandInOptions = {}): Promise
     }
     const client = byId.get(clientId);
     if (!client) {
-      fail(
-        400,
-        'unauthorized_client',
-        700016,
-        `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`,
-      );
+      fail(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
       return;
     }
     if (!clientSecret) {
-      fail(
-        401,
-        'invalid_client',
-        7000218,
-        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-      );
+      fail(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
       return;
     }
     const a = Buffer.from(clientSecret);

@@ -102,7 +102,11 @@ export async function buildHapiServer(options: { log?: (line: string) => void } 
       result = await runMaven([], log);
     }
     if (result.code !== 0) {
-      const errors = result.output.split('\n').filter((l) => l.includes('ERROR')).slice(0, 5).join('\n');
+      const errors = result.output
+        .split('\n')
+        .filter((l) => l.includes('ERROR'))
+        .slice(0, 5)
+        .join('\n');
       throw new Error(`Maven could not build stack/hapi (exit ${result.code}):\n${errors || result.output.slice(-2000)}`);
     }
     const classpath = cachedClasspath();
@@ -204,7 +208,10 @@ export async function startHapiServer(options: HapiServerOptions = {}): Promise<
       child.kill('SIGKILL');
       reject(error);
     };
-    const timer = setTimeout(() => fail(new Error(`HAPI FHIR did not start within ${timeoutMs / 1000} s: ${output.slice(-1500)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`HAPI FHIR did not start within ${timeoutMs / 1000} s: ${output.slice(-1500)}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       if (output.length > 100_000) output = output.slice(-50_000);

@@ -139,17 +139,30 @@ export class BulkExports {
         // ExportStreamWriter::append threw: this type's file is an OperationOutcome, later ones fail at once.
         elapsedMs = timeBudgetMs;
         shutdown = true;
-        const binaryId = this.addBinary({ type: 'OperationOutcome', lines: [JSON.stringify(operationOutcome(EXPORT_TIMEOUT_TEXT))], expiresAt });
+        const binaryId = this.addBinary({
+          type: 'OperationOutcome',
+          lines: [JSON.stringify(operationOutcome(EXPORT_TIMEOUT_TEXT))],
+          expiresAt,
+        });
         job.errors.push({ binaryId });
         continue;
       }
       elapsedMs += cost;
-      const binaryId = this.addBinary({ type, lines: records.map((r) => servedJson(r, opts.serve)), expiresAt, fail: faults.failFiles?.[type] });
+      const binaryId = this.addBinary({
+        type,
+        lines: records.map((r) => servedJson(r, opts.serve)),
+        expiresAt,
+        fail: faults.failFiles?.[type],
+      });
       job.outputs.push({ type, binaryId });
     }
     if (faults.deleted && faults.deleted.length > 0) {
       const lines = faults.deleted.map((d) =>
-        JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${d.resourceType}/${d.id}` } }] }),
+        JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [{ request: { method: 'DELETE', url: `${d.resourceType}/${d.id}` } }],
+        }),
       );
       job.deletedBinaryId = this.addBinary({ type: 'Bundle', lines, expiresAt });
     }
@@ -200,6 +213,8 @@ export class BulkExports {
 
   private phpDateTime(epochSeconds: number, offsetMinutes: number): PhpDateTime {
     const date = `${formatLocalNaive(epochSeconds, offsetMinutes).replace('T', ' ')}.000000`;
-    return this.timeZoneName ? { date, timezone_type: 3, timezone: this.timeZoneName } : { date, timezone_type: 1, timezone: formatUtcOffset(offsetMinutes) };
+    return this.timeZoneName
+      ? { date, timezone_type: 3, timezone: this.timeZoneName }
+      : { date, timezone_type: 1, timezone: formatUtcOffset(offsetMinutes) };
   }
 }

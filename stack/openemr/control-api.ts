@@ -37,7 +37,8 @@ export async function handleControl(
         const now = ops.advanceClock(seconds);
         return sendJson(res, 200, { now, epochMs: ops.now() });
       }
-      if (method === 'GET') return sendJson(res, 200, { now: formatLocalInstant(Math.floor(ops.now() / 1000), zone.offsetNow()), epochMs: ops.now() });
+      if (method === 'GET')
+        return sendJson(res, 200, { now: formatLocalInstant(Math.floor(ops.now() / 1000), zone.offsetNow()), epochMs: ops.now() });
     }
     if (first === 'clients' && second && (third === 'enable' || third === 'disable') && method === 'POST') {
       const ok = third === 'enable' ? ops.enableClient(second) : ops.disableClient(second);
@@ -58,7 +59,8 @@ export async function handleControl(
       ops.configureExport(((await readJson(req)) ?? {}) as Parameters<OpenEmrStandInStore['configureExport']>[0]);
       return sendJson(res, 200, { ok: true });
     }
-    if (first === 'openemr-shapes' && segments.length === 1 && method === 'POST') return sendJson(res, 200, { added: ops.addOpenEmrShapes() });
+    if (first === 'openemr-shapes' && segments.length === 1 && method === 'POST')
+      return sendJson(res, 200, { added: ops.addOpenEmrShapes() });
     if (first === 'upgrade-artefact' && segments.length === 1 && method === 'POST') {
       const body = ((await readJson(req)) ?? {}) as { at?: unknown };
       return sendJson(res, 200, ops.upgradeArtefact(body.at === undefined ? {} : { atEpochSeconds: instantParam(String(body.at), zone) }));
@@ -71,14 +73,16 @@ export async function handleControl(
       if (method === 'PUT') {
         const body = (await readJson(req)) as FhirResource | undefined;
         if (!body || typeof body !== 'object') return sendJson(res, 400, { error: 'body must be a resource' });
-        if (body.resourceType !== undefined && body.resourceType !== first) return sendJson(res, 400, { error: `resourceType must be ${first}` });
+        if (body.resourceType !== undefined && body.resourceType !== first)
+          return sendJson(res, 400, { error: `resourceType must be ${first}` });
         // ?lastUpdated=<dateTime> back-dates the row's date column; ?lastUpdated=null leaves it NULL.
         const raw = new URL(req.url ?? '/', 'http://control').searchParams.get('lastUpdated');
         const lastUpdated = raw === null ? undefined : raw === 'null' ? null : instantParam(raw, zone);
         const { resource, created } = ops.put({ ...body, resourceType: first, id: second }, { lastUpdated });
         return sendJson(res, created ? 201 : 200, resource);
       }
-      if (method === 'DELETE') return ops.delete(first, second) ? sendJson(res, 200, { deleted: `${first}/${second}` }) : sendJson(res, 404, []);
+      if (method === 'DELETE')
+        return ops.delete(first, second) ? sendJson(res, 200, { deleted: `${first}/${second}` }) : sendJson(res, 404, []);
       if (method === 'GET') {
         const found = ops.get(first, second);
         return found ? sendJson(res, 200, found) : sendJson(res, 404, []);

@@ -73,7 +73,8 @@ export function createControlOperations(deps: {
   };
   return {
     put(resource, opts) {
-      if (opts?.lastUpdated === null && resource.resourceType !== 'Observation') throw new Error('only lab and form rows (Observations) have a nullable date column');
+      if (opts?.lastUpdated === null && resource.resourceType !== 'Observation')
+        throw new Error('only lab and form rows (Observations) have a nullable date column');
       const { record, created } = store.put(resource, opts);
       return { resource: JSON.parse(record.json) as FhirResource, created };
     },

@@ -59,14 +59,24 @@ export function smartConfiguration(e: Endpoints): Record<string, unknown> {
     grant_types_supported: ['authorization_code', 'client_credentials'],
     token_endpoint_auth_methods_supported: ['private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['RS384'],
-    capabilities: ['client-confidential-asymmetric', 'permission-v1', ...(e.scopes.some((s) => s.endsWith('.rs')) ? ['permission-v2'] : [])],
+    capabilities: [
+      'client-confidential-asymmetric',
+      'permission-v1',
+      ...(e.scopes.some((s) => s.endsWith('.rs')) ? ['permission-v2'] : []),
+    ],
   };
 }
 
 export function capabilityStatement(e: Endpoints, date: string, softwareVersion: string): Record<string, unknown> {
   const param = (name: string) => ({
     name,
-    type: ['_lastUpdated', 'birthdate', 'date'].includes(name) ? 'date' : ['patient', 'generalPractitioner'].includes(name) ? 'reference' : ['name', 'family', 'given', 'address', 'address-city', 'address-postalcode', 'address-state'].includes(name) ? 'string' : 'token',
+    type: ['_lastUpdated', 'birthdate', 'date'].includes(name)
+      ? 'date'
+      : ['patient', 'generalPractitioner'].includes(name)
+        ? 'reference'
+        : ['name', 'family', 'given', 'address', 'address-city', 'address-postalcode', 'address-state'].includes(name)
+          ? 'string'
+          : 'token',
   });
   return {
     resourceType: 'CapabilityStatement',

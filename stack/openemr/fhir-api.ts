@@ -36,7 +36,13 @@ export interface FhirApiContext {
 
 const JSON_TYPE = 'application/json';
 
-export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, url: URL, route: RouteMatch, ctx: FhirApiContext): Promise<void> {
+export async function handleFhirApi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  route: RouteMatch,
+  ctx: FhirApiContext,
+): Promise<void> {
   switch (route.name) {
     case 'POST /oauth2/token': {
       const answer = await ctx.oauth.token(new URLSearchParams(await readBody(req)));
@@ -58,7 +64,15 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       return sendJson(res, 200, smartConfiguration(ctx.endpoints));
     case 'GET /fhir/metadata':
       // Date-only: FhirMetaDataRestController.php:73 `date("Y-m-d", time())`.
-      return sendJson(res, 200, capabilityStatement(ctx.endpoints, formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()).slice(0, 10), ctx.traits.softwareVersion));
+      return sendJson(
+        res,
+        200,
+        capabilityStatement(
+          ctx.endpoints,
+          formatLocalNaive(ctx.clock.nowSeconds(), ctx.zone.offsetNow()).slice(0, 10),
+          ctx.traits.softwareVersion,
+        ),
+      );
     default:
       break;
   }
@@ -81,7 +95,12 @@ export async function handleFhirApi(req: IncomingMessage, res: ServerResponse, u
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
       const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits, unstableTies: ctx.unstableTies };
-      const records = type === 'Patient' ? searchPatients(ctx.store, query, searchCtx) : type === 'Observation' ? searchObservations(ctx.store, query, searchCtx) : searchClinical(ctx.store, type, query, searchCtx);
+      const records =
+        type === 'Patient'
+          ? searchPatients(ctx.store, query, searchCtx)
+          : type === 'Observation'
+            ? searchObservations(ctx.store, query, searchCtx)
+            : searchClinical(ctx.store, type, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
@@ -143,9 +162,21 @@ function bundleJson(records: StoredRecord[], selfUrl: string, ctx: FhirApiContex
 const EXPORT_ACCEPT = 'application/fhir+json';
 const EXPORT_PREFER = 'respond-async';
 
-async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: RouteMatch, token: AccessToken, ctx: FhirApiContext): Promise<void> {
-  const specific = route.name === 'GET /fhir/Patient/$export' ? 'system/Patient.$export' : route.name === 'GET /fhir/Group/{id}/$export' ? 'system/Group.$export' : undefined;
-  if (!token.scopes.has('system/*.$export') && !(specific && token.scopes.has(specific))) return sendJson(res, 401, kernelError('Unauthorized'));
+async function kickOffExport(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: RouteMatch,
+  token: AccessToken,
+  ctx: FhirApiContext,
+): Promise<void> {
+  const specific =
+    route.name === 'GET /fhir/Patient/$export'
+      ? 'system/Patient.$export'
+      : route.name === 'GET /fhir/Group/{id}/$export'
+        ? 'system/Group.$export'
+        : undefined;
+  if (!token.scopes.has('system/*.$export') && !(specific && token.scopes.has(specific)))
+    return sendJson(res, 401, kernelError('Unauthorized'));
   const params = parsePhpQuery(rawQuery(req));
   const sinceRaw = params.get('_since');
   let since = -Infinity;
@@ -156,7 +187,12 @@ async function kickOffExport(req: IncomingMessage, res: ServerResponse, route: R
     // malformed one is an uncaught exception too.
     const offset = ctx.zone.offsetNow();
     const parsed = ctx.traits.exportSince && typeof sinceRaw === 'string' ? parseFhirDate(sinceRaw, offset) : null;
-    if (!parsed) return sendJson(res, 500, kernelError(ctx.traits.exportSince ? 'Invalid date format for _since parameter' : 'An internal server error occurred'));
+    if (!parsed)
+      return sendJson(
+        res,
+        500,
+        kernelError(ctx.traits.exportSince ? 'Invalid date format for _since parameter' : 'An internal server error occurred'),
+      );
     // Compared with local wall-clock rows after conversion with today's offset, as searches are.
     since = parsed.lo + offset * 60;
   }

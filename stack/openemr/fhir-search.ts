@@ -11,14 +11,7 @@
  *   Observation service has no _lastUpdated.
  * Candidates come from the narrowest index (ids, patient, lastUpdated window) before filtering.
  */
-import {
-  conditionWindow,
-  DateCondition,
-  DateInterval,
-  matchesDate,
-  parseDateCondition,
-  parseFhirDate,
-} from './fhir-dates';
+import { conditionWindow, DateCondition, DateInterval, matchesDate, parseDateCondition, parseFhirDate } from './fhir-dates';
 import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
 import { UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
@@ -30,14 +23,39 @@ class InvalidSearch extends Error {}
 export const MAX_COUNT = 200;
 
 export const PATIENT_SEARCH_PARAMS = [
-  '_id', 'identifier', 'name', 'birthdate', 'gender', 'address', 'address-city', 'address-postalcode',
-  'address-state', 'email', 'family', 'given', 'phone', 'telecom', '_lastUpdated', 'generalPractitioner',
+  '_id',
+  'identifier',
+  'name',
+  'birthdate',
+  'gender',
+  'address',
+  'address-city',
+  'address-postalcode',
+  'address-state',
+  'email',
+  'family',
+  'given',
+  'phone',
+  'telecom',
+  '_lastUpdated',
+  'generalPractitioner',
 ] as const;
 export const OBSERVATION_SEARCH_PARAMS = ['patient', 'code', 'category', 'date', '_id', '_lastUpdated'] as const;
 const PAGING_PARAMS = ['_count', '_offset', '_sort'];
 
 /** Order in which OpenEMR's Observation sub-services are asked; others follow alphabetically. */
-const SUB_SERVICE_ORDER = ['vital-signs', 'laboratory', 'social-history', 'survey', 'sdoh', 'exam', 'procedure', 'imaging', 'therapy', 'activity'];
+const SUB_SERVICE_ORDER = [
+  'vital-signs',
+  'laboratory',
+  'social-history',
+  'survey',
+  'sdoh',
+  'exam',
+  'procedure',
+  'imaging',
+  'therapy',
+  'activity',
+];
 
 /** The query after PHP parsing: one value per key. */
 export type SearchQuery = Map<string, PhpQueryValue>;
@@ -254,7 +272,10 @@ function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number,
     // ORDER BY the mapped columns and nothing else: ties keep row order (no id tie-break), or, with
     // unstableTies, an order that depends on the LIMIT window.
     const window = offset + count;
-    const ties = unstableTies && !unsorted && Number.isFinite(count) ? (a: StoredRecord, b: StoredRecord) => tieRank(a.seq, window) - tieRank(b.seq, window) || byRow(a, b) : byRow;
+    const ties =
+      unstableTies && !unsorted && Number.isFinite(count)
+        ? (a: StoredRecord, b: StoredRecord) => tieRank(a.seq, window) - tieRank(b.seq, window) || byRow(a, b)
+        : byRow;
     matches.sort((a, b) => {
       for (const { key, descending } of orders) {
         const d = compareKeys(key(a), key(b));
@@ -272,7 +293,8 @@ function patientContentPredicates(query: SearchQuery, off: number): Predicate[] 
   const strings = (values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string').map((s) => s.toLowerCase());
   type P = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const extractors: Record<string, (p: P) => string[]> = {
-    name: (p) => strings((p.name ?? []).flatMap((n: P) => [n.text, n.family, ...(n.given ?? []), ...(n.prefix ?? []), ...(n.suffix ?? [])])),
+    name: (p) =>
+      strings((p.name ?? []).flatMap((n: P) => [n.text, n.family, ...(n.given ?? []), ...(n.prefix ?? []), ...(n.suffix ?? [])])),
     family: (p) => strings((p.name ?? []).map((n: P) => n.family)),
     given: (p) => strings((p.name ?? []).flatMap((n: P) => n.given ?? [])),
     address: (p) => strings((p.address ?? []).flatMap((a: P) => [...(a.line ?? []), a.city, a.state, a.postalCode, a.country, a.text])),
@@ -351,7 +373,11 @@ function runObservationSearch(store: ResourceStore, query: SearchQuery, off: num
   offsetOf(query);
 
   // Start from whichever index yields the fewest candidates (generators: nothing is copied).
-  let best: { size: number; rowOrdered: boolean; get: () => Iterable<StoredRecord> } = { size: table.byId.size, rowOrdered: true, get: () => table.byId.values() };
+  let best: { size: number; rowOrdered: boolean; get: () => Iterable<StoredRecord> } = {
+    size: table.byId.size,
+    rowOrdered: true,
+    get: () => table.byId.values(),
+  };
   if (ids) {
     const list = [...ids];
     if (list.length < best.size) best = { size: list.length, rowOrdered: false, get: () => recordsById(table.byId, list) };
@@ -407,7 +433,12 @@ export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly 
 };
 
 /** Encounter and Condition search: no paging of their own (the connector never asks for it). */
-export function searchClinical(store: ResourceStore, type: 'Encounter' | 'Condition', query: SearchQuery, ctx: SearchContext): StoredRecord[] {
+export function searchClinical(
+  store: ResourceStore,
+  type: 'Encounter' | 'Condition',
+  query: SearchQuery,
+  ctx: SearchContext,
+): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
     if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
@@ -424,7 +455,8 @@ export function searchClinical(store: ResourceStore, type: 'Encounter' | 'Condit
     predicates.push(...lastUpdatedPredicate(updated));
     let candidates: Iterable<StoredRecord> = table.byId.values();
     if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);
-    else if (patients) candidates = [...patients].flatMap((p) => [...(table.byPatient.get(p) ?? [])].flatMap((id) => table.byId.get(id) ?? []));
+    else if (patients)
+      candidates = [...patients].flatMap((p) => [...(table.byPatient.get(p) ?? [])].flatMap((id) => table.byId.get(id) ?? []));
     else if (updated) {
       const w = windowOf(updated);
       candidates = table.byTime.range(w.lo, w.hi);

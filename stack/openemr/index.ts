@@ -142,12 +142,16 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const faults = new FaultInjector(options.faults ?? {});
   const stats = new RequestStats();
   const store = new ResourceStore({ clock, zone, loadEpochNaive: loadEpoch.lo });
-  const bulkExports = new BulkExports(store, {
-    pendingPolls: options.exportPendingPolls ?? 0,
-    timeBudgetMs: options.exportTimeBudgetMs ?? 120_000,
-    msPerResource: options.exportMsPerResource ?? 0,
-    faults: {},
-  }, zone.name);
+  const bulkExports = new BulkExports(
+    store,
+    {
+      pendingPolls: options.exportPendingPolls ?? 0,
+      timeBudgetMs: options.exportTimeBudgetMs ?? 120_000,
+      msPerResource: options.exportMsPerResource ?? 0,
+      faults: {},
+    },
+    zone.name,
+  );
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
   const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
@@ -197,7 +201,10 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     const url = new URL(req.url ?? '/', baseUrl);
     let segments: string[];
     try {
-      segments = url.pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
+      segments = url.pathname
+        .split('/')
+        .filter((s) => s !== '')
+        .map(decodeURIComponent);
     } catch {
       segments = ['?'];
     }
@@ -237,8 +244,15 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   const publicJwk: JWK = { ...(await exportJWK(publicKey)), alg: 'RS384', use: 'sig', kid };
   const privateJwk: JWK = { ...(await exportJWK(privateKey)), alg: 'RS384', use: 'sig', kid };
   // The release's own scopes only: a 7.0.3 client cannot hold the v2 `.rs` scopes.
-  const clientScopes = DEFAULT_CLIENT_SCOPES.split(' ').filter((sc) => endpoints.scopes.includes(sc)).join(' ');
-  const defaultClient = oauth.registerClient({ jwks: { keys: [publicJwk] }, scopes: clientScopes, enabled: true, clientName: 'stand-in default client' });
+  const clientScopes = DEFAULT_CLIENT_SCOPES.split(' ')
+    .filter((sc) => endpoints.scopes.includes(sc))
+    .join(' ');
+  const defaultClient = oauth.registerClient({
+    jwks: { keys: [publicJwk] },
+    scopes: clientScopes,
+    enabled: true,
+    clientName: 'stand-in default client',
+  });
 
   return {
     baseUrl,

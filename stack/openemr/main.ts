@@ -8,7 +8,8 @@ import { isOpenEmrVersion, OPENEMR_VERSIONS, startOpenEmrStandIn } from './index
 
 async function main(): Promise<void> {
   const version = process.env.OPENEMR_STANDIN_VERSION;
-  if (version !== undefined && !isOpenEmrVersion(version)) throw new Error(`OPENEMR_STANDIN_VERSION must be one of ${OPENEMR_VERSIONS.join(', ')}`);
+  if (version !== undefined && !isOpenEmrVersion(version))
+    throw new Error(`OPENEMR_STANDIN_VERSION must be one of ${OPENEMR_VERSIONS.join(', ')}`);
   const standIn = await startOpenEmrStandIn({
     port: Number(process.env.OPENEMR_STANDIN_PORT ?? 0),
     dataDir: process.argv[2],
@@ -28,7 +29,9 @@ async function main(): Promise<void> {
       },
       null,
       2,
-    ) + '\n' + standIn.client.privateKeyPem,
+    ) +
+      '\n' +
+      standIn.client.privateKeyPem,
   );
   const stop = () => void standIn.close().then(() => process.exit(0));
   process.on('SIGINT', stop);

@@ -107,11 +107,21 @@ export class OAuthServer {
     }
     const unknown = splitScopes(requestedScope).find((sc) => !this.opts.knownScopes.has(sc));
     if (unknown) return bad(400, 'invalid_scope', `Check the \`${unknown}\` scope`);
-    const methods = this.opts.registrationPrivateKeyJwt ? ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] : ['client_secret_basic', 'client_secret_post'];
+    const methods = this.opts.registrationPrivateKeyJwt
+      ? ['client_secret_basic', 'client_secret_post', 'private_key_jwt']
+      : ['client_secret_basic', 'client_secret_post'];
     if (req.token_endpoint_auth_method !== undefined && !methods.includes(String(req.token_endpoint_auth_method))) {
-      return { status: 400, body: oauthError('invalid_client_metadata', undefined, `Unsupported token_endpoint_auth_method value : ${String(req.token_endpoint_auth_method)}`) };
+      return {
+        status: 400,
+        body: oauthError(
+          'invalid_client_metadata',
+          undefined,
+          `Unsupported token_endpoint_auth_method value : ${String(req.token_endpoint_auth_method)}`,
+        ),
+      };
     }
-    if (!Array.isArray(req.redirect_uris)) return { status: 400, body: oauthError('invalid_redirect_uri', undefined, 'redirect_uris is invalid') };
+    if (!Array.isArray(req.redirect_uris))
+      return { status: 400, body: oauthError('invalid_redirect_uri', undefined, 'redirect_uris is invalid') };
     if (req.token_endpoint_auth_method === 'private_key_jwt' && !hasJwks && !jwksUri) {
       return { status: 400, body: oauthError('invalid_client_metadata', undefined, 'jwks or jwks_uri is required for private_key_jwt') };
     }
@@ -137,7 +147,8 @@ export class OAuthServer {
       application_type: typeof req.application_type === 'string' ? req.application_type : 'private',
       client_name: client.clientName,
       redirect_uris: Array.isArray(req.redirect_uris) ? req.redirect_uris : [],
-      token_endpoint_auth_method: typeof req.token_endpoint_auth_method === 'string' ? req.token_endpoint_auth_method : 'client_secret_post',
+      token_endpoint_auth_method:
+        typeof req.token_endpoint_auth_method === 'string' ? req.token_endpoint_auth_method : 'client_secret_post',
       scope: client.scopes.join(' '),
     };
     if (jwksUri) answer.jwks_uri = jwksUri;
@@ -160,7 +171,7 @@ export class OAuthServer {
     } catch {
       return bad(401, 'invalid_client');
     }
-    const clientId = typeof claims.iss === 'string' ? claims.iss : form.get('client_id') ?? '';
+    const clientId = typeof claims.iss === 'string' ? claims.iss : (form.get('client_id') ?? '');
     const client = this.clients.get(clientId);
     if (!client || !client.enabled) return bad(401, 'invalid_client');
     const key = await this.keyFor(client);
@@ -183,7 +194,11 @@ export class OAuthServer {
     const granted = [...new Set(requested.filter((s) => client.scopes.includes(s)))];
     const lifetime = this.opts.tokenLifetimeSeconds();
     const accessToken = randomBytes(48).toString('base64url');
-    this.tokens.set(accessToken, { clientId: client.clientId, scopes: new Set(granted), expiresAtMs: this.opts.clock.nowMs() + lifetime * 1000 });
+    this.tokens.set(accessToken, {
+      clientId: client.clientId,
+      scopes: new Set(granted),
+      expiresAtMs: this.opts.clock.nowMs() + lifetime * 1000,
+    });
     return { status: 200, body: { token_type: 'Bearer', expires_in: lifetime, access_token: accessToken, scope: granted.join(' ') } };
   }
 

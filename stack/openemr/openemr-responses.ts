@@ -9,7 +9,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   sendText(res, status, typeof body === 'string' ? body : JSON.stringify(body), 'application/json', headers);
 }
 
-export function sendText(res: ServerResponse, status: number, text: string, contentType: string, headers: Record<string, string> = {}): void {
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  contentType: string,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)), ...headers });
   res.end(text);
 }
@@ -20,7 +26,9 @@ export function kernelError(message: string): { error: string; message: string; 
 
 export const ROUTE_NOT_FOUND = kernelError('Route not found');
 /** SiteSetupListener.php:110: a path whose site does not exist; 400 through ExceptionHandlerListener. */
-export const API_SITE_ERROR = kernelError('OpenEMR Error: api site error, so forced exit.  Please ensure that the site is set up correctly in the OpenEMR configuration.');
+export const API_SITE_ERROR = kernelError(
+  'OpenEMR Error: api site error, so forced exit.  Please ensure that the site is set up correctly in the OpenEMR configuration.',
+);
 /** OAuth2AuthorizationListener.php:108: rest_api, rest_fhir_api and rest_portal_api all off; 404. */
 export const API_DISABLED = kernelError('OpenEMR Error: API is disabled');
 

@@ -31,9 +31,13 @@ export const SHAPED_IDS = {
 const UCUM = 'http://unitsofmeasure.org';
 const LOINC = 'http://loinc.org';
 const subject = { reference: `Patient/${SHAPED_PATIENT_ID}`, type: 'Patient' };
-const category = (code: string, display: string) => [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code, display }] }];
+const category = (code: string, display: string) => [
+  { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code, display }] },
+];
 const loinc = (code: string, display: string) => ({ coding: [{ system: LOINC, code, display }] });
-const dataAbsentUnknown = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'unknown', display: 'Unknown' }] };
+const dataAbsentUnknown = {
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'unknown', display: 'Unknown' }],
+};
 const VITALS_PROFILE = { profile: ['http://hl7.org/fhir/StructureDefinition/vitalsigns'] };
 const LAB_PROFILE = { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab'] };
 const formDate = '2024-03-01T10:00:00-05:00';
@@ -67,8 +71,18 @@ export function openEmrShapedResources(): Array<{ resource: FhirResource; lastUp
     resourceType: 'Patient',
     text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"> <p>Ann & Bo Smith</p></div>' },
     identifier: [
-      { use: 'official', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PT' }] }, system: 'http://terminology.hl7.org/CodeSystem/v2-0203', value: 'e0e0-1' },
-      { use: 'official', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] }, system: 'http://hl7.org/fhir/sid/us-ssn', value: '999-00-0001' },
+      {
+        use: 'official',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PT' }] },
+        system: 'http://terminology.hl7.org/CodeSystem/v2-0203',
+        value: 'e0e0-1',
+      },
+      {
+        use: 'official',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] },
+        system: 'http://hl7.org/fhir/sid/us-ssn',
+        value: '999-00-0001',
+      },
     ],
     active: true,
     name: [{ use: 'official', family: 'Smith', given: ['Ann & Bo'] }],
@@ -86,7 +100,9 @@ export function openEmrShapedResources(): Array<{ resource: FhirResource; lastUp
     vital(SHAPED_IDS.vitalsPanel, loinc('85353-1', 'Vital signs, weight, height, head circumference, oxygen saturation and BMI panel'), {
       hasMember: members.map(([id, display]) => ({ reference: `Observation/${id}`, type: 'Observation', display })),
     }),
-    vital(SHAPED_IDS.weight, loinc('29463-7', 'Body weight'), { valueQuantity: { value: 146, unit: 'lb_av', system: UCUM, code: '[lb_av]' } }),
+    vital(SHAPED_IDS.weight, loinc('29463-7', 'Body weight'), {
+      valueQuantity: { value: 146, unit: 'lb_av', system: UCUM, code: '[lb_av]' },
+    }),
     vital(SHAPED_IDS.height, loinc('8302-2', 'Body height'), { valueQuantity: { value: 65, unit: 'in_i', system: UCUM, code: '[in_i]' } }),
     vital(SHAPED_IDS.bloodPressure, loinc('85354-9', 'Blood pressure systolic and diastolic'), {
       component: [

@@ -96,7 +96,12 @@ interface RowDate {
 }
 
 export class ResourceStore {
-  private readonly tables: Record<SupportedType, TypeTable> = { Patient: new TypeTable(), Observation: new TypeTable(), Encounter: new TypeTable(), Condition: new TypeTable() };
+  private readonly tables: Record<SupportedType, TypeTable> = {
+    Patient: new TypeTable(),
+    Observation: new TypeTable(),
+    Encounter: new TypeTable(),
+    Condition: new TypeTable(),
+  };
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -269,8 +274,11 @@ export class ResourceStore {
   private store(resource: FhirResource, date: RowDate | null, bulk: boolean): StoredRecord {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
-    rewriteUrnReferences(resource, (id) => (this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined));
-    if (type !== 'Patient' && type !== 'Observation') resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    rewriteUrnReferences(resource, (id) =>
+      this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined,
+    );
+    if (type !== 'Patient' && type !== 'Observation')
+      resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
     const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];

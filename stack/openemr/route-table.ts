@@ -38,13 +38,15 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
     const rest = segments.slice(2).join('/');
     if (method === 'POST' && rest === 'token') return { name: 'POST /oauth2/token', fhir: false };
     if (method === 'POST' && rest === 'registration') return { name: 'POST /oauth2/registration', fhir: false };
-    if (method === 'GET' && rest === '.well-known/openid-configuration') return { name: 'GET /oauth2/.well-known/openid-configuration', fhir: false };
+    if (method === 'GET' && rest === '.well-known/openid-configuration')
+      return { name: 'GET /oauth2/.well-known/openid-configuration', fhir: false };
     return unmatched;
   }
   if (segments[0] !== 'apis' || segments[1] !== site || segments[2] !== 'fhir') return unmatched;
   const s = segments.slice(3);
   const fhir = (name: RouteName, id?: string): RouteMatch => ({ name, id, fhir: true });
-  if (method === 'GET' && s.length === 2 && s[0] === '.well-known' && s[1] === 'smart-configuration') return { name: 'GET /fhir/.well-known/smart-configuration', fhir: false };
+  if (method === 'GET' && s.length === 2 && s[0] === '.well-known' && s[1] === 'smart-configuration')
+    return { name: 'GET /fhir/.well-known/smart-configuration', fhir: false };
   if (method === 'GET' && s.length === 1 && s[0] === 'metadata') return { name: 'GET /fhir/metadata', fhir: false };
   if (s.length === 1 && s[0] === '$bulkdata-status') {
     if (method === 'GET') return fhir('GET /fhir/$bulkdata-status');

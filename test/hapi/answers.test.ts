@@ -18,19 +18,33 @@ const JSON_HEADERS = { 'content-type': 'application/fhir+json', accept: 'applica
 
 let settings: NodeJS.ProcessEnv;
 const newWriter = (): Promise<TargetWriter> =>
-  createTargetWriter(loadConfig(settings), new NoopTelemetry(), () => {
-    throw new Error('no Entra credential for a HAPI target');
-  }, { warn: () => undefined });
+  createTargetWriter(
+    loadConfig(settings),
+    new NoopTelemetry(),
+    () => {
+      throw new Error('no Entra credential for a HAPI target');
+    },
+    { warn: () => undefined },
+  );
 
 beforeAll(async () => {
   hapi = await startHapiServer({ log: (l) => console.log(l) });
   const { pem } = await makeRsaKey();
-  settings = minimalSettings(pem, { AHDS_FHIR_URL: undefined, TARGET_KIND: 'fhir', TARGET_FHIR_URL: hapi.fhirUrl, TARGET_AUTH: 'none', AHDS_BATCH_SIZE: '50', RETRY_BASE_DELAY_MS: '10', RETRY_MAX_DELAY_MS: '200' });
+  settings = minimalSettings(pem, {
+    AHDS_FHIR_URL: undefined,
+    TARGET_KIND: 'fhir',
+    TARGET_FHIR_URL: hapi.fhirUrl,
+    TARGET_AUTH: 'none',
+    AHDS_BATCH_SIZE: '50',
+    RETRY_BASE_DELAY_MS: '10',
+    RETRY_MAX_DELAY_MS: '200',
+  });
   target = await newWriter();
 }, 900_000);
 afterAll(async () => hapi?.close());
 
-const patient = (id: string, extra: Record<string, unknown> = {}): SyncedResource => ({ resourceType: 'Patient', id, gender: 'female', birthDate: '1970-01-01', ...extra }) as unknown as SyncedResource;
+const patient = (id: string, extra: Record<string, unknown> = {}): SyncedResource =>
+  ({ resourceType: 'Patient', id, gender: 'female', birthDate: '1970-01-01', ...extra }) as unknown as SyncedResource;
 const observation = (id: string, subject: string, value = 70): SyncedResource =>
   ({
     resourceType: 'Observation',
@@ -43,31 +57,58 @@ const observation = (id: string, subject: string, value = 70): SyncedResource =>
     valueQuantity: { value, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
   }) as unknown as SyncedResource;
 
-async function fhir(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${hapi.fhirUrl}${path}`, { method, headers: { ...JSON_HEADERS, ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+async function fhir(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(`${hapi.fhirUrl}${path}`, {
+    method,
+    headers: { ...JSON_HEADERS, ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
 test('HAPI lists transaction but not batch in its CapabilityStatement, leaves updateCreate out, and versions with versioned-update: the writer plans batch bundles', () => {
-  expect(target.capabilities).toMatchObject({ fhirVersion: '4.0.1', batch: false, transaction: true, software: { name: 'HAPI FHIR Server' } });
+  expect(target.capabilities).toMatchObject({
+    fhirVersion: '4.0.1',
+    batch: false,
+    transaction: true,
+    software: { name: 'HAPI FHIR Server' },
+  });
   expect(target.capabilities!.types.Patient).toMatchObject({ update: true, delete: true, versioning: 'versioned-update' });
   expect(target.plan).toEqual({ bundles: 'batch', reason: 'HAPI FHIR accepts batch bundles (it lists only transaction)' });
 });
 
 test('a batch bundle of PUTs is answered batch-response, entry by entry: 201 created, then 200 with the same version for identical content (unchanged), 200 with version 2 for a change', async () => {
   const first = await target.writer.writeBatch([patient('pin-b1'), patient('pin-b2')]);
-  expect(first.map((r) => [r.outcome, r.status, r.versionId])).toEqual([['created', 201, '1'], ['created', 201, '1']]);
+  expect(first.map((r) => [r.outcome, r.status, r.versionId])).toEqual([
+    ['created', 201, '1'],
+    ['created', 201, '1'],
+  ]);
   const again = await target.writer.writeBatch([patient('pin-b1'), patient('pin-b2', { gender: 'male' })]);
-  expect(again.map((r) => [r.outcome, r.status, r.versionId])).toEqual([['unchanged', 200, '1'], ['updated', 200, '2']]);
+  expect(again.map((r) => [r.outcome, r.status, r.versionId])).toEqual([
+    ['unchanged', 200, '1'],
+    ['updated', 200, '2'],
+  ]);
   // A writer that never saw these versions (a new process): HAPI's SUCCESSFUL_UPDATE_NO_CHANGE says unchanged.
   const fresh = await newWriter();
   const third = await fresh.writer.writeBatch([patient('pin-b1'), patient('pin-b2', { gender: 'male' })]);
-  expect(third.map((r) => [r.outcome, r.status, r.versionId])).toEqual([['unchanged', 200, '1'], ['unchanged', 200, '2']]);
+  expect(third.map((r) => [r.outcome, r.status, r.versionId])).toEqual([
+    ['unchanged', 200, '1'],
+    ['unchanged', 200, '2'],
+  ]);
 });
 
 test('one entry HAPI refuses in a batch fails alone: a reference to a Patient it does not hold is answered per entry, the others are written', async () => {
-  const results = await target.writer.writeBatch([patient('pin-r1'), observation('pin-r-obs1', 'pin-r1'), observation('pin-r-obs2', 'pin-nobody')]);
+  const results = await target.writer.writeBatch([
+    patient('pin-r1'),
+    observation('pin-r-obs1', 'pin-r1'),
+    observation('pin-r-obs2', 'pin-nobody'),
+  ]);
   expect(results.map((r) => r.outcome)).toEqual(['created', 'created', 'failed']);
   expect(results[2]!.status).toBe(400);
   expect((await fhir('GET', '/Observation/pin-r-obs2')).status).toBe(404);
@@ -75,7 +116,11 @@ test('one entry HAPI refuses in a batch fails alone: a reference to a Patient it
 
 test('HL7 validator rejects a whole batch (422) for one invalid entry; the writer halves the bundle until only that resource fails', async () => {
   const bad = patient('pin-v-bad', { gender: 'bogus' });
-  const raw = await fhir('POST', '', { resourceType: 'Bundle', type: 'batch', entry: [patient('pin-v0'), bad].map((resource) => ({ resource, request: { method: 'PUT', url: `Patient/${resource.id}` } })) });
+  const raw = await fhir('POST', '', {
+    resourceType: 'Bundle',
+    type: 'batch',
+    entry: [patient('pin-v0'), bad].map((resource) => ({ resource, request: { method: 'PUT', url: `Patient/${resource.id}` } })),
+  });
   expect(raw.status).toBe(422);
   expect(raw.json.resourceType).toBe('OperationOutcome');
   expect((await fhir('GET', '/Patient/pin-v0')).status).toBe(404);
@@ -89,8 +134,14 @@ test('HL7 validator rejects a whole batch (422) for one invalid entry; the write
 });
 
 test('conflicts: a stale If-Match is 409 (HAPI answers a version conflict so, not 412); a conditional update matching several resources is 412; deleting a Patient that Observations reference is 409', async () => {
-  await target.writer.writeBatch([patient('pin-c1', { gender: 'other' }), patient('pin-c2', { gender: 'other' }), observation('pin-c-obs', 'pin-c1')]);
-  const stale = await fhir('PUT', '/Patient/pin-c1', patient('pin-c1', { gender: 'other', birthDate: '1971-01-01' }), { 'if-match': 'W/"7"' });
+  await target.writer.writeBatch([
+    patient('pin-c1', { gender: 'other' }),
+    patient('pin-c2', { gender: 'other' }),
+    observation('pin-c-obs', 'pin-c1'),
+  ]);
+  const stale = await fhir('PUT', '/Patient/pin-c1', patient('pin-c1', { gender: 'other', birthDate: '1971-01-01' }), {
+    'if-match': 'W/"7"',
+  });
   expect(stale.status).toBe(409);
   expect(stale.json.resourceType).toBe('OperationOutcome');
   const ambiguous = await fhir('PUT', '/Patient?gender=other', { resourceType: 'Patient', gender: 'other' });
@@ -142,9 +193,28 @@ test('deletes: 200 then 410 Gone on read; deleting again is 200; a PUT brings it
 test('the audit records (src/audit) pass HL7 validator, a re-sent Provenance keeps its version, and both questions are answered by search', async () => {
   await hapi.resetValidationReport();
   await target.writer.writeBatch([patient('pin-a1')]);
-  const policy = { conceptMaps: ['http://example.org/fhir/ConceptMap/local-to-loinc|1'], deid: false, uncarriedReferences: 'drop' as const, profileClaims: 'drop' as const, localCodeSystem: 'urn:openemr:local-code' };
-  const prov = provenanceFor({ resourceType: 'Patient', id: 'pin-a1', contentHash: 'abc', sourceLastUpdated: '2026-01-01T00:00:00Z' }, { sourceFhirBase: 'https://emr.example.org/apis/default/fhir', policy }) as unknown as SyncedResource;
-  const run = auditEventForRun({ runId: 'run-pin', trigger: 'http', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-01-01T00:00:05Z', status: 'ok', written: ['Patient/pin-a1'] }, { sourceFhirBase: 'https://emr.example.org/apis/default/fhir' }) as unknown as SyncedResource;
+  const policy = {
+    conceptMaps: ['http://example.org/fhir/ConceptMap/local-to-loinc|1'],
+    deid: false,
+    uncarriedReferences: 'drop' as const,
+    profileClaims: 'drop' as const,
+    localCodeSystem: 'urn:openemr:local-code',
+  };
+  const prov = provenanceFor(
+    { resourceType: 'Patient', id: 'pin-a1', contentHash: 'abc', sourceLastUpdated: '2026-01-01T00:00:00Z' },
+    { sourceFhirBase: 'https://emr.example.org/apis/default/fhir', policy },
+  ) as unknown as SyncedResource;
+  const run = auditEventForRun(
+    {
+      runId: 'run-pin',
+      trigger: 'http',
+      startedAt: '2026-01-01T00:00:00Z',
+      endedAt: '2026-01-01T00:00:05Z',
+      status: 'ok',
+      written: ['Patient/pin-a1'],
+    },
+    { sourceFhirBase: 'https://emr.example.org/apis/default/fhir' },
+  ) as unknown as SyncedResource;
   const first = await target.writer.writeBatch([prov, run]);
   expect(first.map((r) => r.status)).toEqual([201, 201]);
   const again = await target.writer.writeBatch([prov]);

@@ -9,5 +9,7 @@ export default async function globalSetup(): Promise<void> {
   const java = javaToolchain();
   if (!java.ok) throw new Error(`npm run test:hapi needs Java 17+ and Maven on PATH: ${java.summary}`);
   const build = await buildHapiServer({ log: (line) => console.log(line) });
-  console.log(`\nHAPI FHIR server (stack/hapi): ${java.summary}; build ${build.how}${build.how === 'cached' ? '' : ` in ${(build.durationMs / 1000).toFixed(1)} s`}`);
+  console.log(
+    `\nHAPI FHIR server (stack/hapi): ${java.summary}; build ${build.how}${build.how === 'cached' ? '' : ` in ${(build.durationMs / 1000).toFixed(1)} s`}`,
+  );
 }

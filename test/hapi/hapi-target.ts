@@ -11,7 +11,10 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
   while (url) {
     const res = await fetch(url, { headers: { accept: 'application/fhir+json', 'cache-control': 'no-cache' } });
     if (!res.ok) throw new Error(`HAPI search ${type} answered ${res.status}`);
-    const bundle = (await res.json()) as { entry?: Array<{ resource: Record<string, any> }>; link?: Array<{ relation: string; url: string }> };
+    const bundle = (await res.json()) as {
+      entry?: Array<{ resource: Record<string, any> }>;
+      link?: Array<{ relation: string; url: string }>;
+    };
     for (const e of bundle.entry ?? []) out.push(e.resource);
     url = bundle.link?.find((l) => l.relation === 'next')?.url;
   }
@@ -19,9 +22,13 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
 }
 
 /** Differences between the mapped source and HAPI's content: empty when they are equal. */
-export async function hapiDiff(stack: Stack, mapper: ResourceMapper): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
+export async function hapiDiff(
+  stack: Stack,
+  mapper: ResourceMapper,
+): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
   const { hashes, unmappable } = expectedTarget(stack, mapper);
   const actual = new Map<string, string>();
-  for (const type of ['Patient', 'Observation']) for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
+  for (const type of ['Patient', 'Observation'])
+    for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
   return { ...diffHashes(hashes, actual), unmappable: unmappable.length };
 }

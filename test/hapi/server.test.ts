@@ -14,7 +14,11 @@ describe('HAPI FHIR server (stack/hapi)', () => {
   it('answers /metadata with an R4 CapabilityStatement from HAPI FHIR', async () => {
     const res = await fetch(`${hapi.fhirUrl}/metadata`, { headers: json });
     expect(res.status).toBe(200);
-    const cs = (await res.json()) as { fhirVersion: string; software: { name: string }; rest: Array<{ resource: Array<{ type: string }> }> };
+    const cs = (await res.json()) as {
+      fhirVersion: string;
+      software: { name: string };
+      rest: Array<{ resource: Array<{ type: string }> }>;
+    };
     expect(cs.fhirVersion).toBe('4.0.1');
     expect(cs.software.name).toBe('HAPI FHIR Server');
     expect(cs.rest[0]!.resource.map((r) => r.type)).toEqual(expect.arrayContaining(['Patient', 'Observation', 'Provenance', 'AuditEvent']));

@@ -29,7 +29,13 @@ const diff = async () => hapiDiff(stack, mapperFor({ ...stack.env, ...settings }
 beforeAll(async () => {
   stack = await startStack({ azurite: true, target: 'hapi', hapi: { log: (l) => console.log(l) } });
   // Four bundles of 100 at a time: HAPI validates each entry with HL7's validator on two shared cores.
-  settings = { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '100', AHDS_MAX_CONCURRENCY: '4' };
+  settings = {
+    SYNC_TABLE_PREFIX: PREFIX,
+    OPENEMR_SCOPES: EXPORT_SCOPES,
+    SYNC_LAG_SECONDS: '5',
+    AHDS_BATCH_SIZE: '100',
+    AHDS_MAX_CONCURRENCY: '4',
+  };
   useStack(stack, settings);
 }, 900_000);
 afterAll(() => stack?.close());
@@ -45,7 +51,9 @@ test('a full sync writes every Patient and Observation of the sample data, each 
   expect(d).toEqual({ missing: [], stale: [], extra: [], unmappable: d.unmappable });
   expect(answer.json.byType.Observation.created).toBe(observations - d.unmappable);
   const report = await stack.hapi!.validationReport();
-  console.log(`HAPI validator on the full sync: ${report.requests} requests judged\n${report.issues.map((i) => `${i.severity}\t${i.count}\t${i.messageId}\t${i.path}\t${i.example}`).join('\n')}`);
+  console.log(
+    `HAPI validator on the full sync: ${report.requests} requests judged\n${report.issues.map((i) => `${i.severity}\t${i.count}\t${i.messageId}\t${i.path}\t${i.example}`).join('\n')}`,
+  );
   expect(report.requests).toBeGreaterThan(0);
   expect(report.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal')).toEqual([]);
 });
@@ -67,7 +75,12 @@ test('edits at the source arrive by the incremental run: a changed Patient is ve
   store.put({ ...patient, name: [{ use: 'official', family: 'Changedname', given: ['Ann'] }] } as never);
   const template = store.get('Observation', store.ids('Observation')[0]!) as Record<string, any>;
   const newId = randomUUID();
-  store.put({ ...template, id: newId, subject: { reference: `Patient/${second}` }, valueQuantity: { value: 42, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } } as never);
+  store.put({
+    ...template,
+    id: newId,
+    subject: { reference: `Patient/${second}` },
+    valueQuantity: { value: 42, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+  } as never);
   store.advanceClock(10);
   const answer = await run();
   expect(answer.json).toMatchObject({ status: 'ok', failed: 0 });
@@ -76,7 +89,7 @@ test('edits at the source arrive by the incremental run: a changed Patient is ve
   const stored = (await (await fetch(`${stack.hapi!.fhirUrl}/Patient/${first}`)).json()) as Record<string, any>;
   expect(stored.meta.versionId).toBe('2');
   expect(stored.name[0].family).toBe('Changedname');
-  expect((await diff())).toMatchObject({ missing: [], stale: [], extra: [] });
+  expect(await diff()).toMatchObject({ missing: [], stale: [], extra: [] });
 });
 
 test('reconcile deletes in HAPI what OpenEMR deleted (RECONCILE_DELETE_MODE=delete): HAPI then answers 410, and target = source', async () => {

@@ -16,10 +16,7 @@ export interface AhdsTestClient {
   bundle(type: 'batch' | 'transaction', entries: BundleEntry[], headers?: Record<string, string>): Promise<AhdsResponse<Bundle>>;
 }
 
-export async function tokenFor(
-  ahds: AhdsStandIn,
-  client: { clientId: string; clientSecret: string } = ahds.entra,
-): Promise<string> {
+export async function tokenFor(ahds: AhdsStandIn, client: { clientId: string; clientSecret: string } = ahds.entra): Promise<string> {
   const credential = new ClientSecretCredential(ahds.entra.tenantId, client.clientId, client.clientSecret, {
     authorityHost: ahds.entra.authorityHost,
     disableInstanceDiscovery: true,

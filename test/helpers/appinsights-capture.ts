@@ -104,7 +104,9 @@ export async function startIngestionCapture(): Promise<IngestionCapture> {
         };
         const timer = setTimeout(() => {
           cleanup();
-          const seen = envelopes.map((e) => `${e.name}:${e.data?.baseData?.name ?? e.data?.baseData?.metrics?.map((m: any) => m.name).join(',')}`);
+          const seen = envelopes.map(
+            (e) => `${e.name}:${e.data?.baseData?.name ?? e.data?.baseData?.metrics?.map((m: any) => m.name).join(',')}`,
+          );
           reject(new Error(`waitFor: condition not met within ${timeoutMs} ms; received ${envelopes.length} envelopes: ${seen.join(' ')}`));
         }, timeoutMs);
         const wake = () => {

@@ -13,7 +13,14 @@ export async function main(): Promise<number> {
   const env = process.env;
   const retry = { maxAttempts: 6, baseDelayMs: 5, maxDelayMs: 50, maxTotalMs: 60_000 };
   const telemetry = new NoopTelemetry();
-  const http = createHttpClient({ side: 'ahds', baseURL: env.BUDGET_FHIR_URL!, timeoutMs: 30_000, retry, telemetry, dependencyName: 'AHDS FHIR' });
+  const http = createHttpClient({
+    side: 'ahds',
+    baseURL: env.BUDGET_FHIR_URL!,
+    timeoutMs: 30_000,
+    retry,
+    telemetry,
+    dependencyName: 'AHDS FHIR',
+  });
   const table = TableClient.fromConnectionString(env.BUDGET_STORAGE!, env.BUDGET_TABLE!, { allowInsecureConnection: true });
   await table.createTable();
   const budget = new TableBundleBudget(async () => table, Number(env.BUDGET_SLOTS), 60_000);

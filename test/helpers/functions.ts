@@ -13,7 +13,12 @@ export const capturedLogs: string[] = [];
 /** Points the function runtime at a stack: its settings into process.env, a fresh connector. */
 export function useStack(stack: Stack, settings: Record<string, string> = {}, overrides: ConnectorOverrides = {}): void {
   clearConnectorSettings(process.env);
-  Object.assign(process.env, stack.env, { RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', AHDS_SERVER_TIME_LIMIT_MS: '300', ...settings });
+  Object.assign(process.env, stack.env, {
+    RETRY_BASE_DELAY_MS: '20',
+    RETRY_MAX_DELAY_MS: '1500',
+    AHDS_SERVER_TIME_LIMIT_MS: '300',
+    ...settings,
+  });
   // A stack without Azurite has no storage: its connector keeps dead letters in memory.
   resetConnector(stack.azurite ? overrides : { state: null, ...overrides });
 }
@@ -26,7 +31,10 @@ export interface Answer {
   json: any;
 }
 
-export async function invoke(handler: HttpHandler, options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string }): Promise<Answer> {
+export async function invoke(
+  handler: HttpHandler,
+  options: { method?: string; url: string; params?: Record<string, string>; query?: Record<string, string>; body?: string },
+): Promise<Answer> {
   const url = new URL(`http://localhost:7071/api/${options.url}`);
   for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
   const wire = await invokeHttpHandler(handler, {
@@ -72,7 +80,11 @@ export function runSummaryOf(body: any): any {
  * Follows a 202 answer to its end as the Functions host would: the work queue drained by the
  * queue-triggered function, then the run's status read through GET /api/runs/{runId}.
  */
-export async function completeRun(stack: Stack, accepted: Answer, queueName = process.env.SYNC_QUEUE_NAME || 'fhirsync-work'): Promise<any> {
+export async function completeRun(
+  stack: Stack,
+  accepted: Answer,
+  queueName = process.env.SYNC_QUEUE_NAME || 'fhirsync-work',
+): Promise<any> {
   expect(accepted.status).toBe(202);
   const { backfillQueueHandler } = await import('../../functions/backfill-queue');
   const { runStatusHandler } = await import('../../functions/runs');

@@ -15,7 +15,9 @@ export default function globalTeardown(): void {
     .join('\n');
   const findings = scanForLeaks(text);
   if (findings.length > 0) {
-    throw new Error(`Privacy scan of everything logged during the suite found ${findings.length} leak(s):\n${findings.slice(0, 20).join('\n')}`);
+    throw new Error(
+      `Privacy scan of everything logged during the suite found ${findings.length} leak(s):\n${findings.slice(0, 20).join('\n')}`,
+    );
   }
   console.log(`Privacy scan: ${text.split('\n').length} logged lines, no private key, token or patient data.`);
 }

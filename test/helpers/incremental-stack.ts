@@ -21,7 +21,11 @@ export function mapperFor(settings: Record<string, string>): ResourceMapper {
 }
 
 /** What AHDS should hold: every source resource the mapper accepts, by "Type/id" -> content hash. */
-export function expectedTarget(stack: Stack, mapper: ResourceMapper, types: readonly SupportedType[] = ['Patient', 'Observation']): { hashes: Map<string, string>; unmappable: string[] } {
+export function expectedTarget(
+  stack: Stack,
+  mapper: ResourceMapper,
+  types: readonly SupportedType[] = ['Patient', 'Observation'],
+): { hashes: Map<string, string>; unmappable: string[] } {
   const hashes = new Map<string, string>();
   const unmappable: string[] = [];
   for (const type of types) {
@@ -43,12 +47,19 @@ export async function targetHashes(stack: Stack, types: readonly string[] = ['Pa
 }
 
 /** Differences between the mapped source and the target: empty when they are equal. */
-export async function targetDiff(stack: Stack, mapper: ResourceMapper, types: readonly SupportedType[] = ['Patient', 'Observation']): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
+export async function targetDiff(
+  stack: Stack,
+  mapper: ResourceMapper,
+  types: readonly SupportedType[] = ['Patient', 'Observation'],
+): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
   return diffHashes(expectedTarget(stack, mapper, types).hashes, await targetHashes(stack, types));
 }
 
 /** What is missing, stale or extra in `actual` ("Type/id" -> content hash) against `expected`. */
-export function diffHashes(expected: Map<string, string>, actual: Map<string, string>): { missing: string[]; stale: string[]; extra: string[] } {
+export function diffHashes(
+  expected: Map<string, string>,
+  actual: Map<string, string>,
+): { missing: string[]; stale: string[]; extra: string[] } {
   const missing: string[] = [];
   const stale: string[] = [];
   for (const [key, hash] of expected) {
@@ -65,7 +76,11 @@ export function table(stack: Stack, prefix: string, which: keyof ReturnType<type
 }
 
 /** Every entity of a table, as plain objects (for privacy scans and assertions). */
-export async function tableRows(stack: Stack, prefix: string, which: keyof ReturnType<typeof tableNames>): Promise<Array<Record<string, unknown>>> {
+export async function tableRows(
+  stack: Stack,
+  prefix: string,
+  which: keyof ReturnType<typeof tableNames>,
+): Promise<Array<Record<string, unknown>>> {
   const client = table(stack, prefix, which);
   const rows: Array<Record<string, unknown>> = [];
   try {
@@ -81,7 +96,17 @@ export async function expireLease(stack: Stack, prefix: string, name = 'sync'): 
   const client = table(stack, prefix, 'leases');
   try {
     const row = await client.getEntity<Record<string, unknown>>('lease', name);
-    await client.updateEntity({ partitionKey: 'lease', rowKey: name, owner: row.owner, expiresAt: new Date(Date.now() - 1000).toISOString(), acquiredAt: row.acquiredAt }, 'Replace', { etag: row.etag });
+    await client.updateEntity(
+      {
+        partitionKey: 'lease',
+        rowKey: name,
+        owner: row.owner,
+        expiresAt: new Date(Date.now() - 1000).toISOString(),
+        acquiredAt: row.acquiredAt,
+      },
+      'Replace',
+      { etag: row.etag },
+    );
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   }

@@ -48,7 +48,11 @@ export interface OpenEmrProxy {
 }
 
 export async function startOpenEmrProxy(standIn: OpenEmrStandIn, standInConfig: Config): Promise<OpenEmrProxy> {
-  const tokens = new SmartBackendTokenProvider({ ...standInConfig.openemr, privateKey: standIn.client.privateKeyPem }, standInConfig.http, new NoopTelemetry());
+  const tokens = new SmartBackendTokenProvider(
+    { ...standInConfig.openemr, privateKey: standIn.client.privateKeyPem },
+    standInConfig.http,
+    new NoopTelemetry(),
+  );
   const target = new URL(standIn.baseUrl);
   const requests: RecordedRequest[] = [];
   const proxy: OpenEmrProxy = {
@@ -95,10 +99,15 @@ export async function startOpenEmrProxy(standIn: OpenEmrStandIn, standInConfig: 
       res.end(file);
       return;
     }
-    if (/\/fhir\/\$export/.test(path) && hooks.kickoffStatus) return json(hooks.kickoffStatus, { error: 'An error occurred', message: 'injected', code: 0 });
+    if (/\/fhir\/\$export/.test(path) && hooks.kickoffStatus)
+      return json(hooks.kickoffStatus, { error: 'An error occurred', message: 'injected', code: 0 });
     if (req.method === 'GET' && /\/fhir\/\$bulkdata-status/.test(path) && hooks.polls && polls < hooks.polls.length) {
       const answer = hooks.polls[polls++]!;
-      return json(answer.status, answer.status === 202 ? undefined : { error: 'An error occurred', message: 'busy', code: 0 }, answer.headers);
+      return json(
+        answer.status,
+        answer.status === 202 ? undefined : { error: 'An error occurred', message: 'busy', code: 0 },
+        answer.headers,
+      );
     }
     const binary = /\/fhir\/Binary\/([^/?]+)/.exec(path)?.[1];
     const fate = binary ? (hooks.binary?.(binary) ?? 'serve') : 'serve';
@@ -107,31 +116,35 @@ export async function startOpenEmrProxy(standIn: OpenEmrStandIn, standInConfig: 
       res.end();
       return;
     }
-    if (req.method === 'GET' && hooks.emptySearch?.test(path)) return json(200, { resourceType: 'Bundle', type: 'collection', total: 0, link: [{ relation: 'self', url: path }] });
+    if (req.method === 'GET' && hooks.emptySearch?.test(path))
+      return json(200, { resourceType: 'Bundle', type: 'collection', total: 0, link: [{ relation: 'self', url: path }] });
 
-    const upstream = http.request({ host: target.hostname, port: target.port, method: req.method, path, headers: { ...req.headers, host: target.host } }, (up) => {
-      const isStatus = req.method === 'GET' && /\/fhir\/\$bulkdata-status/.test(path) && up.statusCode === 200 && hooks.status;
-      if (!isStatus && fate !== 'cut') {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      up.on('data', (c: Buffer) => chunks.push(c));
-      up.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (fate === 'cut') {
-          // A few whole lines, then the connection drops in the middle of the next one.
-          const lines = text.split('\n');
-          res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
-          res.write(lines.slice(0, 3).join('\n') + '\n' + (lines[3] ?? '').slice(0, 20));
-          setTimeout(() => res.destroy(), 20);
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path, headers: { ...req.headers, host: target.host } },
+      (up) => {
+        const isStatus = req.method === 'GET' && /\/fhir\/\$bulkdata-status/.test(path) && up.statusCode === 200 && hooks.status;
+        if (!isStatus && fate !== 'cut') {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
           return;
         }
-        const body = hooks.status!(JSON.parse(text), proxy.url);
-        json(200, body);
-      });
-    });
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (fate === 'cut') {
+            // A few whole lines, then the connection drops in the middle of the next one.
+            const lines = text.split('\n');
+            res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
+            res.write(lines.slice(0, 3).join('\n') + '\n' + (lines[3] ?? '').slice(0, 20));
+            setTimeout(() => res.destroy(), 20);
+            return;
+          }
+          const body = hooks.status!(JSON.parse(text), proxy.url);
+          json(200, body);
+        });
+      },
+    );
     upstream.on('error', () => json(502, { error: 'bad gateway' }));
     req.pipe(upstream);
   });

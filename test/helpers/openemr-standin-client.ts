@@ -23,12 +23,22 @@ export interface AssertionOptions {
 export async function signAssertion(standIn: OpenEmrStandIn, opts: AssertionOptions = {}): Promise<string> {
   const clientId = opts.clientId ?? standIn.client.clientId;
   const now = Math.floor(standIn.store.now() / 1000);
-  const claims: JWTPayload = { iss: clientId, sub: clientId, aud: standIn.audience, jti: randomUUID(), iat: now, exp: now + 300, ...opts.claims };
+  const claims: JWTPayload = {
+    iss: clientId,
+    sub: clientId,
+    aud: standIn.audience,
+    jti: randomUUID(),
+    iat: now,
+    exp: now + 300,
+    ...opts.claims,
+  };
   for (const name of opts.omit ?? []) delete claims[name];
-  return new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'RS384', typ: 'JWT', ...(opts.kid ? { kid: opts.kid } : {}) }).sign(opts.key ?? standIn.client.privateKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: opts.alg ?? 'RS384', typ: 'JWT', ...(opts.kid ? { kid: opts.kid } : {}) })
+    .sign(opts.key ?? standIn.client.privateKey);
 }
 
-export interface HttpAnswer<T = any> {  
+export interface HttpAnswer<T = any> {
   status: number;
   headers: Headers;
   text: string;
@@ -67,7 +77,12 @@ export async function getAccessToken(standIn: OpenEmrStandIn, scope?: string, op
 }
 
 /** GET relative to the FHIR base (or an absolute URL). */
-export async function fhirGet(standIn: OpenEmrStandIn, pathOrUrl: string, token?: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+export async function fhirGet(
+  standIn: OpenEmrStandIn,
+  pathOrUrl: string,
+  token?: string,
+  headers: Record<string, string> = {},
+): Promise<HttpAnswer> {
   const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${standIn.fhirBaseUrl}${pathOrUrl}`;
   const res = await fetch(url, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
   return answer(res);

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultDataDir } from '../../stack/openemr/repo-paths';
 
-
 /**
  * Strings that must never appear in logs, telemetry, errors or dead letters: every name, birth
  * date, SSN and street line of the sample patients, plus the shapes of secrets.

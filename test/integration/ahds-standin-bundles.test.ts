@@ -128,7 +128,10 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     const seed = findSeed(10, 0.3, (p) => p.stopAt === 10 && p.retriedOk >= 2);
     ahds.faults.configure({ seed, batchThrottleRate: 0.3, retryAfterMs: 5 });
     const hitsBefore = ahds.faults.injected.batchThrottle ?? 0;
-    const res = await c.bundle('batch', Array.from({ length: 10 }, (_, i) => putEntry(patient(`rt-${i}`))));
+    const res = await c.bundle(
+      'batch',
+      Array.from({ length: 10 }, (_, i) => putEntry(patient(`rt-${i}`))),
+    );
     expect(statuses(res.body)).toEqual(Array(10).fill('201'));
     expect(ahds.faults.injected.batchThrottle - hitsBefore).toBeGreaterThanOrEqual(2);
   });
@@ -322,7 +325,10 @@ describe('AHDS FHIR stand-in: bundles and faults', () => {
     expect(res.status).toBe(200);
     expect(res.body.total).toBeGreaterThanOrEqual(1200);
     expect(res.body.entry).toHaveLength(1001);
-    expect(res.body.entry[0]).toMatchObject({ search: { mode: 'outcome' }, resource: { resourceType: 'OperationOutcome', issue: [{ severity: 'information' }] } });
+    expect(res.body.entry[0]).toMatchObject({
+      search: { mode: 'outcome' },
+      resource: { resourceType: 'OperationOutcome', issue: [{ severity: 'information' }] },
+    });
     expect(typeof res.body.entry[0].resource.id).toBe('string');
     expect(res.body.entry.slice(1).every((e: any) => e.resource.resourceType === 'Observation')).toBe(true);
     expect(res.body.link.some((l: any) => l.relation === 'next')).toBe(true);
@@ -337,11 +343,17 @@ describe('AHDS FHIR stand-in: bundle time limit', () => {
     const ahds = await startAhdsStandIn({ bundleTimeLimitMs: 230, faults: { perEntryLatencyMs: 50 } });
     try {
       const c = await ahdsClient(ahds);
-      const res = await c.bundle('batch', Array.from({ length: 10 }, (_, i) => putEntry(patient(`tl-${i}`))));
+      const res = await c.bundle(
+        'batch',
+        Array.from({ length: 10 }, (_, i) => putEntry(patient(`tl-${i}`))),
+      );
       expect(res.status).toBe(408);
       expect((res.body as any).issue[0].code).toBe('too-long');
       expect(ahds.versionCount('Patient', 'tl-0')).toBe(0);
-      const fits = await c.bundle('batch', Array.from({ length: 4 }, (_, i) => putEntry(patient(`tl-${i}`))));
+      const fits = await c.bundle(
+        'batch',
+        Array.from({ length: 4 }, (_, i) => putEntry(patient(`tl-${i}`))),
+      );
       expect(statuses(fits.body)).toEqual(Array(4).fill('201'));
     } finally {
       await ahds.close();

@@ -54,7 +54,11 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
     while (!(pattern(seed).slice(0, 4).includes(true) && pattern(seed).filter(Boolean).length <= 4)) seed++;
     const throttled = pattern(seed);
     ahds.faults.configure({ seed, batchThrottleRate: 0.4, retryAfterMs: 5 });
-    const res = await c.bundle('batch', Array.from({ length: n }, (_, i) => putEntry(patient(`pt-${i}`))), PARALLEL);
+    const res = await c.bundle(
+      'batch',
+      Array.from({ length: n }, (_, i) => putEntry(patient(`pt-${i}`))),
+      PARALLEL,
+    );
     expect(res.status).toBe(200);
     expect(statuses(res.body)).toEqual(throttled.map((t) => (t ? '429' : '201')));
   });
@@ -80,12 +84,20 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
   // FhirJsonInputFormatter.cs + ValidateModelStateAttribute.cs (PR #3129): a parse error anywhere
   // (unknown element, wrong JSON type) refuses the whole bundle with 400; nothing is stored.
   test('a parse error in one entry refuses the whole bundle with 400', async () => {
-    const entries: BundleEntry[] = [putEntry(patient('wb-1')), { resource: { ...patient('wb-2'), favouriteColour: 'blue' } as any, request: { method: 'PUT', url: 'Patient/wb-2' } }, putEntry(patient('wb-3'))];
+    const entries: BundleEntry[] = [
+      putEntry(patient('wb-1')),
+      { resource: { ...patient('wb-2'), favouriteColour: 'blue' } as any, request: { method: 'PUT', url: 'Patient/wb-2' } },
+      putEntry(patient('wb-3')),
+    ];
     const res = await c.bundle('batch', entries, PARALLEL);
     expect(res.status).toBe(400);
     expect((res.body as any).issue[0].diagnostics).toContain('Bundle.entry[1]');
     expect(ahds.versionCount('Patient', 'wb-1')).toBe(0);
-    const wrongType = await c.bundle('batch', [putEntry(patient('wb-4')), putEntry({ ...patient('wb-5'), active: 'yes' } as any)], PARALLEL);
+    const wrongType = await c.bundle(
+      'batch',
+      [putEntry(patient('wb-4')), putEntry({ ...patient('wb-5'), active: 'yes' } as any)],
+      PARALLEL,
+    );
     expect(wrongType.status).toBe(400);
   });
 
@@ -101,7 +113,9 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
   // BundleHandler.AddFinalOperationOutcomesIfApplicable: an invalid processing-logic value is
   // processed with the default (sequential) logic and answers one extra 405 warning entry.
   test('an invalid processing-logic header adds a trailing 405 entry', async () => {
-    const res = await c.bundle('batch', [putEntry(patient('ip-1')), putEntry(patient('ip-1', 'Later'))], { 'x-bundle-processing-logic': 'paralel' });
+    const res = await c.bundle('batch', [putEntry(patient('ip-1')), putEntry(patient('ip-1', 'Later'))], {
+      'x-bundle-processing-logic': 'paralel',
+    });
     expect(statuses(res.body)).toEqual(['201', '200', '405']);
     expect((res.body.entry![2].response!.outcome as any).issue[0].severity).toBe('warning');
   });
@@ -172,7 +186,7 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
 
   // ResourceContentValidator.cs (DotNetAttributeValidation, recurse: false): only the resource's own
   // elements are checked (cardinality, primitive formats). Nested problems and invariants pass.
-  test('validation is AHDS\'s: top-level cardinality and formats only, nested problems are stored', async () => {
+  test("validation is AHDS's: top-level cardinality and formats only, nested problems are stored", async () => {
     const nestedMissing = { ...observation('av-1', 'p'), component: [{ valueQuantity: { value: 1 } }] } as any; // component.code is 1..1
     expect((await c.put(nestedMissing)).status).toBe(201);
     const nestedFormat = { ...observation('av-2', 'p'), effectiveDateTime: undefined, effectivePeriod: { start: 'yesterday' } } as any;
@@ -182,13 +196,17 @@ describe('AHDS stand-in fidelity to fhir-server', () => {
     const topFormat = await c.put({ ...patient('av-4'), birthDate: '03/02/1980' } as any);
     expect(topFormat.status).toBe(400);
     const { status: _s, ...noStatus } = observation('av-5', 'p') as any;
-    expect((await c.put(noStatus)).body.issue[0].diagnostics).toBe('Element with minimum cardinality 1 cannot be null. At Observation.status.');
+    expect((await c.put(noStatus)).body.issue[0].diagnostics).toBe(
+      'Element with minimum cardinality 1 cannot be null. At Observation.status.',
+    );
   });
 
   // NarrativeHtmlSanitizer.cs: disallowed elements, attributes and href schemes in text.div are 400.
   test('the narrative sanitizer refuses scripts, event handlers and javascript: links', async () => {
     const withDiv = (id: string, div: string) => ({ ...patient(id), text: { status: 'generated', div } }) as any;
-    const ok = await c.put(withDiv('nv-0', '<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Smith</b></p><a href="https://example.org">x</a></div>'));
+    const ok = await c.put(
+      withDiv('nv-0', '<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Smith</b></p><a href="https://example.org">x</a></div>'),
+    );
     expect(ok.status).toBe(201);
     for (const [i, div] of [
       '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>',

@@ -148,7 +148,13 @@ describe('AHDS FHIR stand-in: auth, single-resource interactions and search', ()
 
   test('PUT with the same content in a different key order creates no new version', async () => {
     await c.put(patient('p-order'));
-    const reordered = { birthDate: '1980-02-03', gender: 'female', name: [{ given: ['Ann'], family: 'Smith' }], id: 'p-order', resourceType: 'Patient' };
+    const reordered = {
+      birthDate: '1980-02-03',
+      gender: 'female',
+      name: [{ given: ['Ann'], family: 'Smith' }],
+      id: 'p-order',
+      resourceType: 'Patient',
+    };
     const res = await c.put(reordered as any);
     expect(res.status).toBe(200);
     expect(res.body.meta.versionId).toBe('1');
@@ -156,7 +162,10 @@ describe('AHDS FHIR stand-in: auth, single-resource interactions and search', ()
 
   test('the server sets meta.versionId and meta.lastUpdated, overwriting client values', async () => {
     const before = Date.now();
-    const res = await c.put({ ...patient('p-meta'), meta: { versionId: 'abc', lastUpdated: '1999-01-01T00:00:00Z', source: 'openemr' } } as any);
+    const res = await c.put({
+      ...patient('p-meta'),
+      meta: { versionId: 'abc', lastUpdated: '1999-01-01T00:00:00Z', source: 'openemr' },
+    } as any);
     expect(res.status).toBe(201);
     expect(res.body.meta.versionId).toBe('1');
     expect(Date.parse(res.body.meta.lastUpdated)).toBeGreaterThanOrEqual(before - 1000);
@@ -224,7 +233,10 @@ describe('AHDS FHIR stand-in: auth, single-resource interactions and search', ()
     expect(res.status).toBe(400);
     expect(res.body.issue[0].code).toBe('invalid');
     expect(res.body.issue[0].diagnostics).toContain('Choice element has more than one type');
-    const inComponent = { ...observation('o-double-c', 'p-new'), component: [{ code: { text: 'c' }, valueString: 'x', valueInteger: 1 }] } as any;
+    const inComponent = {
+      ...observation('o-double-c', 'p-new'),
+      component: [{ code: { text: 'c' }, valueString: 'x', valueInteger: 1 }],
+    } as any;
     expect((await c.request('PUT', '/Observation/o-double-c', inComponent)).status).toBe(400);
     expect(ahds.versionCount('Observation', 'o-double')).toBe(0);
     expect(ahds.versionCount('Observation', 'o-double-c')).toBe(0);

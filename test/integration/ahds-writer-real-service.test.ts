@@ -22,7 +22,16 @@ const RETRY = { maxAttempts: 6, baseDelayMs: 5, maxDelayMs: 50, maxTotalMs: 60_0
 /** A writer over a plain client for `baseURL` (no auth: the stand-ins here run without it). */
 function writerFor(baseURL: string, options: Partial<WriterOptions> = {}, telemetry = new RecordingTelemetry()): AhdsWriter {
   const http = createHttpClient({ side: 'ahds', baseURL, timeoutMs: 10_000, retry: RETRY, telemetry, dependencyName: 'AHDS FHIR' });
-  return new AhdsWriter({ http, batchSize: 50, maxConcurrency: 8, initialConcurrency: 2, retry: RETRY, auditHeader: AHDS_AUDIT_HEADER, telemetry, ...options });
+  return new AhdsWriter({
+    http,
+    batchSize: 50,
+    maxConcurrency: 8,
+    initialConcurrency: 2,
+    retry: RETRY,
+    auditHeader: AHDS_AUDIT_HEADER,
+    telemetry,
+    ...options,
+  });
 }
 
 async function standIn(options: AhdsStandInOptions = {}): Promise<AhdsStandIn> {
@@ -62,14 +71,17 @@ function batchAnswer(body: any, status: (i: number) => string) {
   return {
     resourceType: 'Bundle',
     type: 'batch-response',
-    entry: body.entry.map((e: any, i: number) => ({ response: { status: status(i), etag: 'W/"1"' }, resource: status(i).startsWith('2') ? { ...e.resource, meta: { versionId: '1', lastUpdated: new Date().toISOString() } } : undefined })),
+    entry: body.entry.map((e: any, i: number) => ({
+      response: { status: status(i), etag: 'W/"1"' },
+      resource: status(i).startsWith('2') ? { ...e.resource, meta: { versionId: '1', lastUpdated: new Date().toISOString() } } : undefined,
+    })),
   };
 }
 
 describe('the writer against AHDS as it really behaves', () => {
   // fhir-server BundleConfiguration.MaxExecutionTimeInSeconds (100 s) and BundleOrchestratorOperation.cs:
   // a bundle may run that long. A client that gives up sooner must not POST it again while it runs.
-  test('no concurrent duplicate POST of a bundle when the server is slower than the client\'s patience', async () => {
+  test("no concurrent duplicate POST of a bundle when the server is slower than the client's patience", async () => {
     const ahds = await standIn({ faults: { perEntryLatencyMs: 400 } });
     try {
       // Only the first POST is slow: its delay is fixed in the tick its body is read (bytesIn counts
@@ -154,11 +166,17 @@ describe('the writer against AHDS as it really behaves', () => {
   });
 
   // ThrottlingMiddleware.cs: x-ms-retry-after-ms up to 60 s; BundleHandler.cs copies an entry's wait onto the outer answer.
-  test('the server\'s wait is honoured up to 60 s, whole-request and per entry', async () => {
+  test("the server's wait is honoured up to 60 s, whole-request and per entry", async () => {
     const asks = ['45000', '90000'];
     const server = await fakeServer(({ body, index }): FakeAnswer => {
-      if (index < 2) return { status: 429, headers: { 'x-ms-retry-after-ms': asks[index]!, 'retry-after': '45' }, body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled' }] } };
-      if (index === 2) return { status: 200, headers: { 'x-ms-retry-after-ms': '30000' }, body: batchAnswer(body, (i) => (i === 0 ? '429' : '201')) };
+      if (index < 2)
+        return {
+          status: 429,
+          headers: { 'x-ms-retry-after-ms': asks[index]!, 'retry-after': '45' },
+          body: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled' }] },
+        };
+      if (index === 2)
+        return { status: 200, headers: { 'x-ms-retry-after-ms': '30000' }, body: batchAnswer(body, (i) => (i === 0 ? '429' : '201')) };
       return { status: 200, body: batchAnswer(body, () => '201') };
     });
     try {
@@ -192,7 +210,12 @@ describe('the writer against AHDS as it really behaves', () => {
 
   // BundleHandler.cs: no data role is a whole-bundle 403; a reader gets 403 in every entry.
   test('an all-403 bundle is an outage that fails with one sentence', async () => {
-    const entra: EntraStandIn = await startEntraStandIn({ clients: [{ clientId: 'norole', clientSecret: 'n' }, { clientId: 'reader', clientSecret: 'r' }] });
+    const entra: EntraStandIn = await startEntraStandIn({
+      clients: [
+        { clientId: 'norole', clientSecret: 'n' },
+        { clientId: 'reader', clientSecret: 'r' },
+      ],
+    });
     const ahds = await startAhdsStandIn({ entra, withoutDataRole: ['norole'], withoutWriterRole: ['reader'] });
     try {
       for (const clientId of ['norole', 'reader']) {
@@ -202,7 +225,9 @@ describe('the writer against AHDS as it really behaves', () => {
         const error = await writer.writeBatch(patients(3)).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(UpstreamError);
         expect((error as UpstreamError).statusCode).toBe(403);
-        expect((error as UpstreamError).message).toMatch(/^AHDS FHIR service refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role on the service/);
+        expect((error as UpstreamError).message).toMatch(
+          /^AHDS FHIR service refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role on the service/,
+        );
       }
     } finally {
       await ahds.close();
@@ -215,14 +240,22 @@ describe('the writer against AHDS as it really behaves', () => {
   test('a conflict 412 is retried', async () => {
     const ahds = await standIn({ conflictWaitMs: 30, faults: { perEntryLatencyMs: 60 } });
     try {
-      const writer = writerFor(ahds.fhirUrl, { retry: { ...RETRY, baseDelayMs: 200, maxDelayMs: 2000 }, random: () => 1, conflictRetries: 5 });
+      const writer = writerFor(ahds.fhirUrl, {
+        retry: { ...RETRY, baseDelayMs: 200, maxDelayMs: 2000 },
+        random: () => 1,
+        conflictRetries: 5,
+      });
       const [target] = patients(1);
       // Another request writes the same Patient among 20 entries (1.2 s in the server).
       const others = patients(19);
       const blocker = fetch(`${ahds.fhirUrl}/`, {
         method: 'POST',
         headers: { 'content-type': 'application/fhir+json', 'x-bundle-processing-logic': 'parallel' },
-        body: JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: [putEntry(target as never), ...others.map((o) => putEntry(o as never))] }),
+        body: JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [putEntry(target as never), ...others.map((o) => putEntry(o as never))],
+        }),
       });
       while (ahds.stats().bytesIn === 0) await sleep(2); // the blocker has claimed the Patient
       const [result] = await writer.writeBatch([{ ...target!, name: [{ family: 'Mine' }] } as SyncedResource]);
@@ -237,7 +270,7 @@ describe('the writer against AHDS as it really behaves', () => {
   });
 
   // BundleFactory.cs: a searchset puts an OperationOutcome entry (with an id) first.
-  test('reconcile\'s search ignores the leading OperationOutcome; deletes go in bundles', async () => {
+  test("reconcile's search ignores the leading OperationOutcome; deletes go in bundles", async () => {
     const ahds = await standIn();
     try {
       const writer = writerFor(ahds.fhirUrl, { batchSize: 2 });
@@ -247,7 +280,12 @@ describe('the writer against AHDS as it really behaves', () => {
       for await (const page of writer.search('Patient', { _count: '5000', unknownParam: 'x' })) found.push(...page);
       expect(found.map((r) => r.resourceType)).toEqual(written.map(() => 'Patient'));
       ahds.resetStats();
-      expect(await writer.deleteAll('Patient', written.map((r) => r.id!))).toBe(5);
+      expect(
+        await writer.deleteAll(
+          'Patient',
+          written.map((r) => r.id!),
+        ),
+      ).toBe(5);
       expect(ahds.stats().requests).toBe(3);
       expect(await ahds.snapshot('Patient')).toEqual([]);
     } finally {
@@ -256,7 +294,7 @@ describe('the writer against AHDS as it really behaves', () => {
   });
 
   // BundleHandler.cs (lastModified whole seconds) and MergeResourcesBeginTransaction.sql (the server stamps lastUpdated).
-  test('created, updated and unchanged come from the answer\'s version and lastUpdated against the server\'s clock', async () => {
+  test("created, updated and unchanged come from the answer's version and lastUpdated against the server's clock", async () => {
     const ahds = await standIn();
     try {
       const writer = writerFor(ahds.fhirUrl);
@@ -278,7 +316,14 @@ describe('the writer against AHDS as it really behaves', () => {
       return {
         status: 200,
         headers: { date: new Date(now).toUTCString() },
-        body: { resourceType: 'Bundle', type: 'batch-response', entry: body.entry.map((e: any) => ({ response: { status: '200', etag: 'W/"2"', lastModified: new Date(Math.floor(now / 1000) * 1000).toISOString() }, resource: { ...e.resource, meta: { versionId: '2', lastUpdated: new Date(now).toISOString() } } })) },
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch-response',
+          entry: body.entry.map((e: any) => ({
+            response: { status: '200', etag: 'W/"2"', lastModified: new Date(Math.floor(now / 1000) * 1000).toISOString() },
+            resource: { ...e.resource, meta: { versionId: '2', lastUpdated: new Date(now).toISOString() } },
+          })),
+        },
       };
     });
     try {
@@ -325,12 +370,25 @@ describe('the writer against AHDS as it really behaves', () => {
   // refuses updates without If-Match): the writer refuses such a target before its first write.
   test('the target check refuses versioned-update and a FHIR version other than R4, in one sentence', async () => {
     const settings = (url: string) => ({
-      ahds: { fhirUrl: url, audience: url, batchSize: 50, maxConcurrency: 4, initialConcurrency: 2, bundleTimeoutMs: 120_000, conflictRetries: 3, serverTimeLimitMs: 100_000, appMaxBundles: 0 },
+      ahds: {
+        fhirUrl: url,
+        audience: url,
+        batchSize: 50,
+        maxConcurrency: 4,
+        initialConcurrency: 2,
+        bundleTimeoutMs: 120_000,
+        conflictRetries: 3,
+        serverTimeLimitMs: 100_000,
+        appMaxBundles: 0,
+      },
       http: { timeoutMs: 10_000, retry: RETRY },
     });
     const noAuth = { getToken: async () => 'none', invalidate: () => undefined };
     for (const [options, message] of [
-      [{ versioning: { Observation: 'versioned-update' } }, /^AHDS FHIR service keeps Observation under the versioned-update policy, which refuses every update without If-Match: set the service's versioning policy for them to versioned or no-version\.$/],
+      [
+        { versioning: { Observation: 'versioned-update' } },
+        /^AHDS FHIR service keeps Observation under the versioned-update policy, which refuses every update without If-Match: set the service's versioning policy for them to versioned or no-version\.$/,
+      ],
       [{ fhirVersion: '5.0.0' }, /^AHDS FHIR service speaks FHIR 5\.0\.0, not R4 \(4\.0\.x\): point AHDS_FHIR_URL at an R4 service\.$/],
     ] as const) {
       const ahds = await standIn(options as AhdsStandInOptions);

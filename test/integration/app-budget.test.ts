@@ -25,7 +25,11 @@ require('./test/helpers/budget-child.ts').main().then((code) => process.exit(cod
 `;
 
 function worker(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['-e', HOOK], { cwd: ROOT, env: { ...clearConnectorSettings({ ...process.env }), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', HOOK], {
+    cwd: ROOT,
+    env: { ...clearConnectorSettings({ ...process.env }), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -46,7 +50,13 @@ afterAll(async () => {
 
 test('workers in separate processes never hold more bundles toward AHDS than the app-wide budget', async () => {
   const slots = 3;
-  const common = { BUDGET_FHIR_URL: ahds.fhirUrl, BUDGET_STORAGE: azurite.connectionString, BUDGET_TABLE: 'budgettest', BUDGET_SLOTS: String(slots), BUDGET_BUNDLES: '8' };
+  const common = {
+    BUDGET_FHIR_URL: ahds.fhirUrl,
+    BUDGET_STORAGE: azurite.connectionString,
+    BUDGET_TABLE: 'budgettest',
+    BUDGET_SLOTS: String(slots),
+    BUDGET_BUNDLES: '8',
+  };
   const results = await Promise.all(['a', 'b', 'c'].map((w) => worker({ ...common, BUDGET_WORKER: w })));
   for (const r of results) expect(r.code).toBe(0);
   const summaries = results.map((r) => JSON.parse(r.output.trim().split('\n').pop()!) as { written: number; peak: number });

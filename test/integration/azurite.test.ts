@@ -27,7 +27,17 @@ test('dead letters go to the table in transactions per resource type, a later fa
   const table = TableClient.fromConnectionString(azurite.connectionString, 'deadletterbatches', { allowInsecureConnection: true });
   await table.createTable();
   const store = new TableDeadLetterStore(async () => table);
-  const letter = (resourceType: string, id: string, reason: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason, attempts: 1, at: '2026-01-01T00:00:00.000Z', runId: 'run-1', operation: 'test' });
+  const letter = (resourceType: string, id: string, reason: string): DeadLetter => ({
+    resourceType,
+    id,
+    stage: 'write',
+    status: 422,
+    reason,
+    attempts: 1,
+    at: '2026-01-01T00:00:00.000Z',
+    runId: 'run-1',
+    operation: 'test',
+  });
   // 250 Observations (three transactions), 30 Patients, and one Observation failing twice in the same call.
   const items = [
     ...Array.from({ length: 250 }, (_, i) => letter('Observation', `o-${i}`, 'first')),
@@ -49,13 +59,32 @@ test('dead-letter ids are read per type (keys only), and removal goes in transac
   const table = TableClient.fromConnectionString(azurite.connectionString, 'deadletterremoval', { allowInsecureConnection: true });
   await table.createTable();
   const store = new TableDeadLetterStore(async () => table);
-  const letter = (resourceType: string, id: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason: 'r', attempts: 1, at: '2026-01-01T00:00:00.000Z', runId: 'run-1', operation: 'test' });
-  await store.record([...Array.from({ length: 230 }, (_, i) => letter('Observation', `o-${i}`)), ...Array.from({ length: 3 }, (_, i) => letter('Patient', `p-${i}`))]);
+  const letter = (resourceType: string, id: string): DeadLetter => ({
+    resourceType,
+    id,
+    stage: 'write',
+    status: 422,
+    reason: 'r',
+    attempts: 1,
+    at: '2026-01-01T00:00:00.000Z',
+    runId: 'run-1',
+    operation: 'test',
+  });
+  await store.record([
+    ...Array.from({ length: 230 }, (_, i) => letter('Observation', `o-${i}`)),
+    ...Array.from({ length: 3 }, (_, i) => letter('Patient', `p-${i}`)),
+  ]);
   expect((await store.ids('Patient', 10)).sort()).toEqual(['p-0', 'p-1', 'p-2']);
   expect(await store.ids('Observation', 50)).toHaveLength(50);
 
   // 220 Observations (three transactions), one of them twice, plus two keys that were never there.
-  const keys = [...Array.from({ length: 220 }, (_, i) => ({ resourceType: 'Observation', id: `o-${i}` })), { resourceType: 'Observation', id: 'o-5' }, { resourceType: 'Observation', id: 'gone' }, { resourceType: 'Patient', id: 'p-1' }, { resourceType: 'Patient', id: 'gone' }];
+  const keys = [
+    ...Array.from({ length: 220 }, (_, i) => ({ resourceType: 'Observation', id: `o-${i}` })),
+    { resourceType: 'Observation', id: 'o-5' },
+    { resourceType: 'Observation', id: 'gone' },
+    { resourceType: 'Patient', id: 'p-1' },
+    { resourceType: 'Patient', id: 'gone' },
+  ];
   await store.remove(keys);
   expect((await store.ids('Observation', 1000)).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `o-${220 + i}`).sort());
   expect((await store.ids('Patient', 10)).sort()).toEqual(['p-0', 'p-2']);
@@ -69,5 +98,9 @@ test('unmapped-code counts added by many workers at once all add up', async () =
   const store = new TableUnmappedCodeStore(async () => table);
   const codes = ['5085', '5086', '5087'].map((code) => ({ system: 'https://cielterminology.org', code, count: 1 }));
   await Promise.all(Array.from({ length: 16 }, () => store.add(codes)));
-  expect((await store.list()).map((c) => [c.code, c.count]).sort()).toEqual([['5085', 16], ['5086', 16], ['5087', 16]]);
+  expect((await store.list()).map((c) => [c.code, c.count]).sort()).toEqual([
+    ['5085', 16],
+    ['5086', 16],
+    ['5087', 16],
+  ]);
 });

@@ -39,7 +39,15 @@ async function recordedWriter(
   onBundleAnswer: (index: number, entries: Array<{ response: { status: string } }>) => void = () => undefined,
 ) {
   const connector = await createConnector(
-    loadConfig({ ...stack.env, AHDS_FHIR_URL: ahds.fhirUrl, RETRY_BASE_DELAY_MS: '1', RETRY_MAX_DELAY_MS: '20', AHDS_SERVER_TIME_LIMIT_MS: '300', AHDS_APP_MAX_BUNDLES: '0', ...settings }),
+    loadConfig({
+      ...stack.env,
+      AHDS_FHIR_URL: ahds.fhirUrl,
+      RETRY_BASE_DELAY_MS: '1',
+      RETRY_MAX_DELAY_MS: '20',
+      AHDS_SERVER_TIME_LIMIT_MS: '300',
+      AHDS_APP_MAX_BUNDLES: '0',
+      ...settings,
+    }),
   );
   const writer = connector.writer;
   const sent: Sent[] = [];
@@ -218,7 +226,12 @@ describe('batch writes to AHDS', () => {
   });
 
   test('the adaptive limit backs off on 429 and never exceeds the ceiling', async () => {
-    const { writer, sent, mostInFlight } = await recordedWriter({ AHDS_INITIAL_CONCURRENCY: '1', AHDS_MAX_CONCURRENCY: '4', AHDS_BATCH_SIZE: '5', RETRY_MAX_ATTEMPTS: '20' });
+    const { writer, sent, mostInFlight } = await recordedWriter({
+      AHDS_INITIAL_CONCURRENCY: '1',
+      AHDS_MAX_CONCURRENCY: '4',
+      AHDS_BATCH_SIZE: '5',
+      RETRY_MAX_ATTEMPTS: '20',
+    });
     const limiter = writer.limiter;
     const changes: Array<{ before: number; after: number }> = [];
     const limits: number[] = [];

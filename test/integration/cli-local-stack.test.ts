@@ -20,7 +20,14 @@ beforeAll(async () => {
   trimSource(stack, 100);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fhirsync-cli-'));
   settingsFile = path.join(dir, 'local.settings.json');
-  fs.writeFileSync(settingsFile, JSON.stringify({ IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env, SYNC_TABLE_PREFIX: 'clistack', SYNC_LAG_SECONDS: '1' } }), { mode: 0o600 });
+  fs.writeFileSync(
+    settingsFile,
+    JSON.stringify({
+      IsEncrypted: false,
+      Values: { FUNCTIONS_WORKER_RUNTIME: 'node', ...stack.env, SYNC_TABLE_PREFIX: 'clistack', SYNC_LAG_SECONDS: '1' },
+    }),
+    { mode: 0o600 },
+  );
 });
 afterAll(() => stack?.close());
 
@@ -35,7 +42,9 @@ test('without the local certificate trusted, the CLI says the Entra authority is
   const cli = startCliChild({}, ['--settings', settingsFile], { viaLocalCa: false });
   const { code } = await cli.exited;
   expect(code).toBe(1);
-  expect(cli.output()).toMatch(/AHDS check failed \(AZURE_AUTHORITY_HOST\): Entra ID at https:\/\/127\.0\.0\.1:\d+ could not be reached or its TLS certificate is not trusted/);
+  expect(cli.output()).toMatch(
+    /AHDS check failed \(AZURE_AUTHORITY_HOST\): Entra ID at https:\/\/127\.0\.0\.1:\d+ could not be reached or its TLS certificate is not trusted/,
+  );
   expect(cli.output()).not.toMatch(/\n\s+at /);
   expect(cli.output()).not.toMatch(/run again when it is back/);
 });

@@ -21,7 +21,24 @@ beforeAll(async () => {
       version: '1',
       name: 'HivPcr',
       status: 'draft',
-      group: [{ source: CIEL, target: LOINC, element: [{ code: CODE_1030, target: [{ code: '44871-2', display: 'HIV 1 proviral DNA [Presence] in Blood by NAA with probe amplification', equivalence: 'equivalent' }] }] }],
+      group: [
+        {
+          source: CIEL,
+          target: LOINC,
+          element: [
+            {
+              code: CODE_1030,
+              target: [
+                {
+                  code: '44871-2',
+                  display: 'HIV 1 proviral DNA [Presence] in Blood by NAA with probe amplification',
+                  equivalence: 'equivalent',
+                },
+              ],
+            },
+          ],
+        },
+      ],
     }),
   );
 });
@@ -39,7 +56,9 @@ test('a re-sync after adding a ConceptMap entry updates exactly the affected res
   expect(first.created).toBe(total);
   expect(first.unmapped.some((u) => u.code === CODE_1030)).toBe(true);
 
-  const affected = new Set(stack.openemr.store.ids('Observation').filter((id) => JSON.stringify(stack.openemr.store.get('Observation', id)).includes(CODE_1030)));
+  const affected = new Set(
+    stack.openemr.store.ids('Observation').filter((id) => JSON.stringify(stack.openemr.store.get('Observation', id)).includes(CODE_1030)),
+  );
   expect(affected.size).toBeGreaterThan(0);
 
   const unchangedAgain = await fullSync();

@@ -35,7 +35,16 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const letter = (resourceType: string, id: string) => ({ resourceType, id, stage: 'write' as const, reason: 'x', attempts: 1, at: new Date(0).toISOString(), runId: 'r', operation: 'test' });
+const letter = (resourceType: string, id: string) => ({
+  resourceType,
+  id,
+  stage: 'write' as const,
+  reason: 'x',
+  attempts: 1,
+  at: new Date(0).toISOString(),
+  runId: 'r',
+  operation: 'test',
+});
 
 async function connectorWith(deadLetters: MemoryDeadLetterStore, settings: Record<string, string> = {}) {
   return createConnector(loadConfig({ ...stack.env, RETRY_MAX_ATTEMPTS: '1', ...settings }), { state: null, deadLetters });
@@ -50,7 +59,10 @@ test('a replay keeps the letter of an Observation that still exists when only it
     subject: { reference: 'Patient/a0000000-0000-4000-8000-0000000000aa' },
   } as never);
   const deadLetters = new MemoryDeadLetterStore();
-  await deadLetters.record([letter('Observation', 'b0000000-0000-4000-8000-0000000000aa'), letter('Patient', 'a0000000-0000-4000-8000-0000000000bb')]);
+  await deadLetters.record([
+    letter('Observation', 'b0000000-0000-4000-8000-0000000000aa'),
+    letter('Patient', 'a0000000-0000-4000-8000-0000000000bb'),
+  ]);
   const summary = await replayDeadLetters(workDepsOf(await connectorWith(deadLetters)));
   expect(summary.deletedAtSource).toBe(1);
   expect((await deadLetters.list()).map((d) => `${d.resourceType}/${d.id}`)).toEqual(['Observation/b0000000-0000-4000-8000-0000000000aa']);
@@ -74,12 +86,28 @@ test('an Observation whose Patient is still dead-lettered from an earlier run is
   const { processWorkItem } = await import('../../src/sync/work-queue');
   const patientId = 'a0000000-0000-4000-8000-0000000000cc';
   const observationId = 'b0000000-0000-4000-8000-0000000000cc';
-  stack.openemr.store.put({ resourceType: 'Observation', id: observationId, status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${patientId}` } } as never);
+  stack.openemr.store.put({
+    resourceType: 'Observation',
+    id: observationId,
+    status: 'final',
+    code: { text: 'x' },
+    subject: { reference: `Patient/${patientId}` },
+  } as never);
   const deadLetters = new MemoryDeadLetterStore();
   await deadLetters.record([letter('Patient', patientId)]);
   const connector = await connectorWith(deadLetters);
-  const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters, pageSize: 200 }, { kind: 'observations', since: '1970-01-01T00:00:00Z', until: new Date(Date.now() + 3600_000).toISOString() } as never);
-  expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: observationId, reason: `Not written because its Patient/${patientId} could not be written.` }));
+  const summary = await processWorkItem({ sync: connector.sync, reader: connector.reader, deadLetters, pageSize: 200 }, {
+    kind: 'observations',
+    since: '1970-01-01T00:00:00Z',
+    until: new Date(Date.now() + 3600_000).toISOString(),
+  } as never);
+  expect(summary.failures).toContainEqual(
+    expect.objectContaining({
+      resourceType: 'Observation',
+      id: observationId,
+      reason: `Not written because its Patient/${patientId} could not be written.`,
+    }),
+  );
   expect(await stack.ahds.read('Observation', observationId)).toBeUndefined();
 });
 
@@ -88,7 +116,11 @@ test('a limit that is not a whole number is a 400 OperationOutcome on both listi
   for (const handler of [listDeadLettersHandler, unmappedCodesHandler]) {
     for (const limit of ['abc', '-1', '1.5']) {
       const answer = await invoke(handler, { method: 'GET', url: 'x', query: { limit } });
-      expect([answer.status, answer.json.resourceType, answer.json.issue[0].diagnostics]).toEqual([400, 'OperationOutcome', 'limit must be a whole number from 1 to 10000.']);
+      expect([answer.status, answer.json.resourceType, answer.json.issue[0].diagnostics]).toEqual([
+        400,
+        'OperationOutcome',
+        'limit must be a whole number from 1 to 10000.',
+      ]);
     }
   }
   const clamped = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { limit: '99999' } });
@@ -106,6 +138,9 @@ test('since and until must be ISO 8601 date-times on the run and backfill endpoi
   for (const [handler, url, query] of cases) {
     const answer = await invoke(handler, { url, query });
     const name = Object.keys(query)[0];
-    expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([400, `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as 2025-01-01T00:00:00Z, a real calendar day, nothing after it.`]);
+    expect([answer.status, answer.json.issue[0].diagnostics]).toEqual([
+      400,
+      `${name} must be an ISO 8601 date (2025-01-01) or date-time with a zone such as 2025-01-01T00:00:00Z, a real calendar day, nothing after it.`,
+    ]);
   }
 });

@@ -36,9 +36,13 @@ afterAll(() => stack?.close());
 
 async function connectorWith(deadLetters: FlakyDeadLetterStore) {
   const config = loadConfig(settings);
-  const state = createStateStores(config, () => {
-    throw new Error('Azurite is reached with a connection string, not a credential');
-  }, { deadLetters, warn: () => undefined });
+  const state = createStateStores(
+    config,
+    () => {
+      throw new Error('Azurite is reached with a connection string, not a credential');
+    },
+    { deadLetters, warn: () => undefined },
+  );
   return createConnector(config, { state });
 }
 
@@ -59,7 +63,16 @@ test('a run whose dead letters cannot be stored leaves its windows open; once th
 
 test('dead letters lost by another operation in the same process do not hold a run', async () => {
   const guard = new GuardedDeadLetterStore(new FlakyDeadLetterStore(), () => undefined);
-  const letter = (runId: string): DeadLetter => ({ resourceType: 'Patient', id: 'p1', stage: 'write', reason: 'r', attempts: 1, at: new Date(0).toISOString(), runId, operation: 'syncPatient' });
+  const letter = (runId: string): DeadLetter => ({
+    resourceType: 'Patient',
+    id: 'p1',
+    stage: 'write',
+    reason: 'r',
+    attempts: 1,
+    at: new Date(0).toISOString(),
+    runId,
+    operation: 'syncPatient',
+  });
   await guard.record([letter('http-call'), letter('http-call')]);
   expect(guard.unpersistedFor('http-call')).toBe(2);
   expect(guard.unpersistedFor('incremental-run')).toBe(0);
@@ -71,7 +84,11 @@ test('a Patient written after it failed loses its dead letter and no longer hold
   // Fixed at the source, and a new Observation of it arrives.
   store.put({ ...(store.get('Patient', plantedId) as object), gender: 'female' } as never);
   const observationId = randomUUID();
-  store.put({ ...(store.get('Observation', store.ids('Observation')[0]!) as object), id: observationId, subject: { reference: `Patient/${plantedId}` } } as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[0]!) as object),
+    id: observationId,
+    subject: { reference: `Patient/${plantedId}` },
+  } as never);
   store.advanceClock(10);
 
   const outcome = await incrementalSync(await connectorWith(deadLetters)).run({ trigger: 'cli' });
@@ -85,7 +102,17 @@ test('a Patient written after it failed loses its dead letter and no longer hold
 test('a flood of Observation letters does not hide the Patient letters a run must clear', async () => {
   const letters = new FlakyDeadLetterStore();
   letters.down = false;
-  const letter = (resourceType: string, id: string): DeadLetter => ({ resourceType, id, stage: 'write', status: 422, reason: 'r', attempts: 1, at: new Date(0).toISOString(), runId: 'earlier', operation: 'test' });
+  const letter = (resourceType: string, id: string): DeadLetter => ({
+    resourceType,
+    id,
+    stage: 'write',
+    status: 422,
+    reason: 'r',
+    attempts: 1,
+    at: new Date(0).toISOString(),
+    runId: 'earlier',
+    operation: 'test',
+  });
   // More Observation letters than a run loads at once, listed before the Patient letters.
   await letters.record(Array.from({ length: 50_001 }, (_, i) => letter('Observation', `earlier-${i}`)));
   const store = stack.openemr.store;
@@ -124,12 +151,17 @@ test('with the dead-letter table unreachable, syncs still write and answer, and 
   store.delete('Observation', badId);
 });
 
-test("replaying a Patient writes its held-back Observations, and their letters are not replayed a second time", async () => {
+test('replaying a Patient writes its held-back Observations, and their letters are not replayed a second time', async () => {
   const store = stack.openemr.store;
   const patientId = randomUUID();
   const observationIds = [randomUUID(), randomUUID()];
   store.put({ ...(store.get('Patient', store.ids('Patient')[2]!) as object), id: patientId, gender: 'robot' } as never);
-  for (const id of observationIds) store.put({ ...(store.get('Observation', store.ids('Observation')[3]!) as object), id, subject: { reference: `Patient/${patientId}` } } as never);
+  for (const id of observationIds)
+    store.put({
+      ...(store.get('Observation', store.ids('Observation')[3]!) as object),
+      id,
+      subject: { reference: `Patient/${patientId}` },
+    } as never);
   const letters = new FlakyDeadLetterStore();
   letters.down = false;
   const connector = await connectorWith(letters);

@@ -12,7 +12,14 @@ let settings: Record<string, string>;
 
 const plantedId = randomUUID();
 const plantedObservationId = randomUUID();
-const PII = { family: 'Quillfeather', given: 'Marisol', birthDate: '1961-07-04', ssn: '987-65-4321', line: '4321 Secretive Lane', city: 'Hiddenvale' };
+const PII = {
+  family: 'Quillfeather',
+  given: 'Marisol',
+  birthDate: '1961-07-04',
+  ssn: '987-65-4321',
+  line: '4321 Secretive Lane',
+  city: 'Hiddenvale',
+};
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
@@ -86,15 +93,33 @@ test('(d) with 10% injected 429/5xx/resets on both sides the target equals the s
 
   // Everything arrived but the planted pair: the Patient validation refuses, and its Observation
   // (valid itself) held back because its Patient could not be written. Both are dead letters.
-  expect(await targetDiff(stack, mapperFor({ ...stack.env, ...settings }))).toEqual({ missing: [`Observation/${plantedObservationId}`], stale: [], extra: [] });
+  expect(await targetDiff(stack, mapperFor({ ...stack.env, ...settings }))).toEqual({
+    missing: [`Observation/${plantedObservationId}`],
+    stale: [],
+    extra: [],
+  });
   expect(await stack.ahds.read('Patient', plantedId)).toBeUndefined();
   const listed = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' });
   expect(listed.status).toBe(200);
-  expect(listed.json.items.map((d: any) => `${d.resourceType}/${d.id}`).sort()).toEqual([`Observation/${plantedObservationId}`, `Patient/${plantedId}`].sort());
+  expect(listed.json.items.map((d: any) => `${d.resourceType}/${d.id}`).sort()).toEqual(
+    [`Observation/${plantedObservationId}`, `Patient/${plantedId}`].sort(),
+  );
   const patientLetter = listed.json.items.find((d: any) => d.resourceType === 'Patient');
-  expect(patientLetter).toMatchObject({ stage: 'map', attempts: 1, reason: expect.stringMatching(/gender/), at: expect.any(String), runId: expect.any(String) });
-  const onlyObservations = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { resourceType: 'Observation', limit: '5' } });
-  expect(onlyObservations.json.items).toEqual([expect.objectContaining({ resourceType: 'Observation', id: plantedObservationId, reason: expect.stringMatching(/its Patient\//) })]);
+  expect(patientLetter).toMatchObject({
+    stage: 'map',
+    attempts: 1,
+    reason: expect.stringMatching(/gender/),
+    at: expect.any(String),
+    runId: expect.any(String),
+  });
+  const onlyObservations = await invoke(listDeadLettersHandler, {
+    method: 'GET',
+    url: 'deadletters',
+    query: { resourceType: 'Observation', limit: '5' },
+  });
+  expect(onlyObservations.json.items).toEqual([
+    expect.objectContaining({ resourceType: 'Observation', id: plantedObservationId, reason: expect.stringMatching(/its Patient\//) }),
+  ]);
 
   // The rows themselves, as stored: identifiers, stage, status, reason, attempts, time; no PII.
   const rows = await tableRows(stack, PREFIX, 'deadLetters');
@@ -119,17 +144,25 @@ test('(e) an identity without the writer role fails the run with one sentence an
   const refused = await invoke(syncRunHandler, { url: 'sync/run' });
   stack.ahds.setWriterRole(stack.entra.clientId, true);
   expect(refused.status).toBe(502);
-  expect(JSON.stringify(refused.json)).toMatch(/refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role/);
+  expect(JSON.stringify(refused.json)).toMatch(
+    /refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role/,
+  );
   expect((await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.count).toBe(before);
 
   // The planted Observation is deleted at the source before it is replayed.
   store.delete('Observation', plantedObservationId);
 
   // One by id first...
-  const one = await invoke(replayOneDeadLetterHandler, { url: `deadletters/replay/Patient/${plantedId}`, params: { resourceType: 'Patient', id: plantedId } });
+  const one = await invoke(replayOneDeadLetterHandler, {
+    url: `deadletters/replay/Patient/${plantedId}`,
+    params: { resourceType: 'Patient', id: plantedId },
+  });
   expect(one.status).toBe(200);
   expect(one.json).toMatchObject({ attempted: 1, replayed: 1 });
-  const unknown = await invoke(replayOneDeadLetterHandler, { url: `deadletters/replay/Patient/${plantedId}`, params: { resourceType: 'Patient', id: plantedId } });
+  const unknown = await invoke(replayOneDeadLetterHandler, {
+    url: `deadletters/replay/Patient/${plantedId}`,
+    params: { resourceType: 'Patient', id: plantedId },
+  });
   expect(unknown.status).toBe(404);
 
   // ...then all the rest: a long run, answered 202 and followed to its end.
@@ -138,7 +171,13 @@ test('(e) an identity without the writer role fails the run with one sentence an
   expect(status).toMatchObject({ kind: 'replay', state: 'succeeded', done: true });
   const all = { json: status.result };
   expect(all.json).toMatchObject({ attempted: 1, replayed: 0, deletedAtSource: 1, stillFailing: 0 });
-  expect(all.json.items).toContainEqual({ resourceType: 'Observation', id: plantedObservationId, outcome: 'deleted-at-source', status: 404, reason: 'deleted at source' });
+  expect(all.json.items).toContainEqual({
+    resourceType: 'Observation',
+    id: plantedObservationId,
+    outcome: 'deleted-at-source',
+    status: 404,
+    reason: 'deleted at source',
+  });
   expect((await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' })).json.count).toBe(0);
   expect(await tableRows(stack, PREFIX, 'deadLetters')).toEqual([]);
   expect(await stack.ahds.read('Patient', plantedId)).toBeDefined();

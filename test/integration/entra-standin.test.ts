@@ -118,7 +118,9 @@ describe('Entra ID stand-in', () => {
   });
 
   test('wrong client secret makes ClientSecretCredential.getToken reject', async () => {
-    await expect(credential(entra, 'sync-app', 'wrong').getToken(`${AUD}/.default`)).rejects.toThrow(/7000215|invalid_client|Invalid client secret/);
+    await expect(credential(entra, 'sync-app', 'wrong').getToken(`${AUD}/.default`)).rejects.toThrow(
+      /7000215|invalid_client|Invalid client secret/,
+    );
   });
 
   test('unknown client id is rejected with 400 unauthorized_client', async () => {

@@ -21,7 +21,12 @@ test('the local Functions host serves the real registrations and survives a malf
 });
 
 /** A raw request (fetch would resolve dot segments and refuse some of these itself). */
-function raw(url: string, method: string, path: string, body?: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; json: any }> {
+function raw(
+  url: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; json: any }> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers: body ? { 'content-length': body.length } : {} }, (res) => {
@@ -80,7 +85,7 @@ describe('with Azurite', () => {
   });
   afterAll(() => stack?.close());
 
-  test('POST /api/backfill answers 202 and the local host\'s queue worker runs it to the end', async () => {
+  test("POST /api/backfill answers 202 and the local host's queue worker runs it to the end", async () => {
     const host = await startFunctionsHost();
     try {
       const accepted = await fetch(`${host.url}/backfill`, { method: 'POST' });

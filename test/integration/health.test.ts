@@ -38,13 +38,25 @@ test('a wrong AHDS secret, audience or URL is named as such, with the setting to
   useStack(stack, { SYNC_TABLE_PREFIX: 'health', RETRY_MAX_ATTEMPTS: '1', AZURE_CLIENT_SECRET: 'not-the-secret' });
   let answer = await health();
   expect(answer.status).toBe(503);
-  expect(failing(answer.json)).toEqual([expect.objectContaining({ name: 'entra-token', setting: 'AZURE_CLIENT_SECRET', message: expect.stringMatching(/refused the client secret/) })]);
+  expect(failing(answer.json)).toEqual([
+    expect.objectContaining({
+      name: 'entra-token',
+      setting: 'AZURE_CLIENT_SECRET',
+      message: expect.stringMatching(/refused the client secret/),
+    }),
+  ]);
   expect(answer.body).not.toContain('not-the-secret');
 
-  useStack(stack, { SYNC_TABLE_PREFIX: 'health', RETRY_MAX_ATTEMPTS: '1', AHDS_AUDIENCE: 'https://someone-else.fhir.azurehealthcareapis.com' });
+  useStack(stack, {
+    SYNC_TABLE_PREFIX: 'health',
+    RETRY_MAX_ATTEMPTS: '1',
+    AHDS_AUDIENCE: 'https://someone-else.fhir.azurehealthcareapis.com',
+  });
   answer = await health();
   expect(answer.status).toBe(503);
-  expect(failing(answer.json)).toEqual([expect.objectContaining({ name: 'fhir-access', setting: 'AHDS_AUDIENCE', message: expect.stringMatching(/refused the token \(401\)/) })]);
+  expect(failing(answer.json)).toEqual([
+    expect.objectContaining({ name: 'fhir-access', setting: 'AHDS_AUDIENCE', message: expect.stringMatching(/refused the token \(401\)/) }),
+  ]);
 
   useStack(stack, { SYNC_TABLE_PREFIX: 'health', RETRY_MAX_ATTEMPTS: '1', AHDS_FHIR_URL: 'http://127.0.0.1:9/fhir' });
   answer = await health();
@@ -64,14 +76,22 @@ test('an app whose Key Vault reference is not resolved starts, answers every cal
     spy.mockRestore();
     delete process.env.FUNCTIONS_WORKER_RUNTIME;
   }
-  expect(errors.join('\n')).toMatch(/^Not configured: set OPENEMR_PRIVATE_KEY\. Setting OPENEMR_PRIVATE_KEY is a Key Vault reference that was not resolved \(secret openemr-private-key\)/);
+  expect(errors.join('\n')).toMatch(
+    /^Not configured: set OPENEMR_PRIVATE_KEY\. Setting OPENEMR_PRIVATE_KEY is a Key Vault reference that was not resolved \(secret openemr-private-key\)/,
+  );
 
   const id = stack.openemr.store.ids('Patient')[0]!;
   const call = await invoke(syncPatientHandler, { url: `sync/patients/${id}`, params: { id } });
   expect(call.status).toBe(503);
-  expect(call.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ diagnostics: expect.stringMatching(/^Not configured: set OPENEMR_PRIVATE_KEY\. .*Key Vault Secrets User/) }] });
+  expect(call.json).toMatchObject({
+    resourceType: 'OperationOutcome',
+    issue: [{ diagnostics: expect.stringMatching(/^Not configured: set OPENEMR_PRIVATE_KEY\. .*Key Vault Secrets User/) }],
+  });
 
   const answer = await health();
   expect(answer.status).toBe(503);
-  expect(answer.json).toMatchObject({ status: 'not-configured', checks: [{ name: 'settings', ok: false, setting: 'OPENEMR_PRIVATE_KEY' }] });
+  expect(answer.json).toMatchObject({
+    status: 'not-configured',
+    checks: [{ name: 'settings', ok: false, setting: 'OPENEMR_PRIVATE_KEY' }],
+  });
 });

@@ -11,7 +11,13 @@ let env: Record<string, string>;
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
   trimSource(stack, 1800);
-  env = incrementalSettings(stack, { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '40', AHDS_MAX_CONCURRENCY: '4' });
+  env = incrementalSettings(stack, {
+    SYNC_TABLE_PREFIX: PREFIX,
+    OPENEMR_SCOPES: EXPORT_SCOPES,
+    SYNC_LAG_SECONDS: '5',
+    AHDS_BATCH_SIZE: '40',
+    AHDS_MAX_CONCURRENCY: '4',
+  });
 });
 afterAll(() => stack?.close());
 

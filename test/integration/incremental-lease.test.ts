@@ -18,27 +18,50 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
-const leases = (now: () => number, seconds = 120) => new TableLeaseManager(async () => {
-  const t = table(stack, PREFIX, 'leases');
-  await t.createTable();
-  return t;
-}, seconds, now);
+const leases = (now: () => number, seconds = 120) =>
+  new TableLeaseManager(
+    async () => {
+      const t = table(stack, PREFIX, 'leases');
+      await t.createTable();
+      return t;
+    },
+    seconds,
+    now,
+  );
 
 test('(c) three runs started at once (HTTP, timer, CLI): exactly one writes the window, the others are skipped and write nothing', async () => {
   stack.ahds.resetStats();
   const out: string[] = [];
-  const cliIo = { stdout: Object.assign(new Writable({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), { isTTY: false }), stderr: process.stderr, env: process.env, cwd: '/nonexistent' };
+  const cliIo = {
+    stdout: Object.assign(new Writable({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), {
+      isTTY: false,
+    }),
+    stderr: process.stderr,
+    env: process.env,
+    cwd: '/nonexistent',
+  };
   const timerLogs: string[] = [];
-  const timerContext = new InvocationContext({ invocationId: 'timer-1', functionName: 'syncTimer', logHandler: (_l, ...a) => timerLogs.push(a.join(' ')) });
+  const timerContext = new InvocationContext({
+    invocationId: 'timer-1',
+    functionName: 'syncTimer',
+    logHandler: (_l, ...a) => timerLogs.push(a.join(' ')),
+  });
   const timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
-  const [http, , cliCode] = await Promise.all([invoke(syncRunHandler, { url: 'sync/run' }), syncTimerHandler(timer, timerContext), main([], cliIo as never)]);
+  const [http, , cliCode] = await Promise.all([
+    invoke(syncRunHandler, { url: 'sync/run' }),
+    syncTimerHandler(timer, timerContext),
+    main([], cliIo as never),
+  ]);
 
   const skippedTimer = timerLogs.some((l) => /^skipped: another run holds the lease until /.test(l));
   const skippedHttp = http.status === 409;
   const skippedCli = cliCode === 3;
   expect([skippedHttp, skippedTimer, skippedCli].filter(Boolean)).toHaveLength(2);
   if (skippedHttp) {
-    expect(http.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'conflict', diagnostics: expect.stringMatching(/^skipped: another run holds the lease until \d{4}-/) }] });
+    expect(http.json).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'conflict', diagnostics: expect.stringMatching(/^skipped: another run holds the lease until \d{4}-/) }],
+    });
   }
   // Every resource was written exactly once: the winner's writes are all AHDS saw.
   const total = stack.openemr.store.count('Patient') + stack.openemr.store.count('Observation');
@@ -76,7 +99,7 @@ test('(c) a lease left by a crashed holder blocks until SYNC_LEASE_SECONDS pass,
   await expect(crashed.handle.assertHeld()).rejects.toThrow(/lost to another runner/);
 });
 
-test('(c) an HTTP run meets a crashed runner\'s lease with 409 and runs once it has expired', async () => {
+test("(c) an HTTP run meets a crashed runner's lease with 409 and runs once it has expired", async () => {
   const manager = leases(Date.now);
   const crashed = await manager.acquire('sync', 'crashed-cli-run');
   expect(crashed.acquired).toBe(true);

@@ -14,13 +14,20 @@ let stack: Stack;
 let settings: Record<string, string>;
 
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
-const watermark = async (type: string) => (await tableRows(stack, PREFIX, 'watermarks')).find((r) => r.rowKey === type)?.until as string | undefined;
+const watermark = async (type: string) =>
+  (await tableRows(stack, PREFIX, 'watermarks')).find((r) => r.rowKey === type)?.until as string | undefined;
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }));
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
   trimSource(stack, 800);
-  settings = { SYNC_TABLE_PREFIX: PREFIX, OPENEMR_SCOPES: EXPORT_SCOPES, SYNC_LAG_SECONDS: '5', SYNC_OVERLAP_SECONDS: '300', AHDS_BATCH_SIZE: '100' };
+  settings = {
+    SYNC_TABLE_PREFIX: PREFIX,
+    OPENEMR_SCOPES: EXPORT_SCOPES,
+    SYNC_LAG_SECONDS: '5',
+    SYNC_OVERLAP_SECONDS: '300',
+    AHDS_BATCH_SIZE: '100',
+  };
   useStack(stack, settings);
 });
 afterAll(() => stack?.close());
@@ -57,7 +64,10 @@ test('(f) an incremental run with nothing changed makes 3 requests to OpenEMR an
   expect(answer.status).toBe(200);
   expect(answer.json).toMatchObject({ read: 0, created: 0, updated: 0, failed: 0 });
   // GET /metadata (OpenEMR's clock), one Patient page, one Observation window.
-  expect(stack.openemr.stats()).toEqual({ requests: 3, byRoute: { 'GET /fhir/metadata': 1, 'GET /fhir/Patient': 1, 'GET /fhir/Observation': 1 } });
+  expect(stack.openemr.stats()).toEqual({
+    requests: 3,
+    byRoute: { 'GET /fhir/metadata': 1, 'GET /fhir/Patient': 1, 'GET /fhir/Observation': 1 },
+  });
   expect(stack.ahds.stats()).toMatchObject({ requests: 0, writes: 0, versionsCreated: 0 });
 });
 
@@ -73,12 +83,19 @@ test('(a) changes made between runs all arrive, including one stamped just befor
   const newPatientId = randomUUID();
   store.put({ ...template, id: newPatientId, name: [{ family: 'Newcomer', given: ['Bo'] }] } as never);
   const newObservationId = randomUUID();
-  store.put({ ...observationTemplate, id: newObservationId, subject: { reference: `Patient/${secondPatient}` }, valueQuantity: { value: 42, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } } as never);
+  store.put({
+    ...observationTemplate,
+    id: newObservationId,
+    subject: { reference: `Patient/${secondPatient}` },
+    valueQuantity: { value: 42, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+  } as never);
   // A late commit: a change that becomes visible now but is stamped 2 s before the previous upper
   // bound (a transaction that started before the last run cut its window).
   const lateId = randomUUID();
   const lateStamp = new Date(previousUntil - 2000).toISOString();
-  store.importResources([{ ...observationTemplate, id: lateId, subject: { reference: `Patient/${secondPatient}` }, meta: { lastUpdated: lateStamp } } as never]);
+  store.importResources([
+    { ...observationTemplate, id: lateId, subject: { reference: `Patient/${secondPatient}` }, meta: { lastUpdated: lateStamp } } as never,
+  ]);
 
   // OpenEMR's clock moves on past the lag; ours does not: windows follow the server's clock.
   // (The stand-in's clock also ages client assertions: keep the total moves under OpenEMR's 5 min.)
@@ -86,11 +103,20 @@ test('(a) changes made between runs all arrive, including one stamped just befor
   const answer = await run();
   expect(answer.status).toBe(200);
   expect(answer.json.failed).toBe(0);
-  expect(answer.json.windows.Patient).toMatchObject({ via: 'search', closed: true, since: new Date(previousUntil - 300_000).toISOString() });
+  expect(answer.json.windows.Patient).toMatchObject({
+    via: 'search',
+    closed: true,
+    since: new Date(previousUntil - 300_000).toISOString(),
+  });
   expect(answer.json.byType.Patient.created).toBe(1);
   expect(answer.json.byType.Patient.updated).toBe(1);
   expect(answer.json.byType.Observation.created).toBe(2);
-  for (const [type, id] of [['Patient', newPatientId], ['Patient', firstPatient], ['Observation', newObservationId], ['Observation', lateId]] as const) {
+  for (const [type, id] of [
+    ['Patient', newPatientId],
+    ['Patient', firstPatient],
+    ['Observation', newObservationId],
+    ['Observation', lateId],
+  ] as const) {
     expect(await stack.ahds.read(type, id!)).toBeDefined();
   }
   expect(((await stack.ahds.read('Patient', firstPatient!)) as any).name[0].family).toBe('Changedname');
@@ -175,7 +201,9 @@ test('a long window read by search (export off) reads Observations per Patient, 
   const outcome = await incrementalSync(connector, { useExport: false }).run({ trigger: 'cli', since: '1970-01-01T00:00:00Z' });
   expect(outcome.skipped).toBe(false);
   if (outcome.skipped) return;
-  expect(outcome.value.byType.Observation!.unchanged + outcome.value.byType.Observation!.created).toBe(stack.openemr.store.count('Observation'));
+  expect(outcome.value.byType.Observation!.unchanged + outcome.value.byType.Observation!.created).toBe(
+    stack.openemr.store.count('Observation'),
+  );
   expect(outcome.value.read).toBe(stack.openemr.store.count('Observation') + stack.openemr.store.count('Patient'));
   // One Observation search per Patient (plus nothing else): bounded answers, no _count.
   expect(stack.openemr.stats().byRoute['GET /fhir/Observation']).toBe(stack.openemr.store.count('Patient'));
@@ -185,15 +213,32 @@ test('GET /api/unmapped-codes lists the codings no map covered, counted over run
   const answer = await invoke(unmappedCodesHandler, { method: 'GET', url: 'unmapped-codes' });
   expect(answer.status).toBe(200);
   expect(answer.json.count).toBeGreaterThan(0);
-  expect(answer.json.codes[0]).toEqual({ system: expect.any(String), code: expect.any(String), display: expect.any(String), count: expect.any(Number), lastSeen: expect.any(String) });
+  expect(answer.json.codes[0]).toEqual({
+    system: expect.any(String),
+    code: expect.any(String),
+    display: expect.any(String),
+    count: expect.any(Number),
+    lastSeen: expect.any(String),
+  });
 });
 
 test('a full sync over HTTP answers 202 with a run id and a status URL; the status ends with the run summary', async () => {
   const accepted = await run({ full: 'true' });
   expect(accepted.status).toBe(202);
-  expect(accepted.json).toMatchObject({ kind: 'sync', state: 'queued', request: { full: true }, statusUrl: expect.stringContaining(`/api/runs/${accepted.json.runId}`) });
+  expect(accepted.json).toMatchObject({
+    kind: 'sync',
+    state: 'queued',
+    request: { full: true },
+    statusUrl: expect.stringContaining(`/api/runs/${accepted.json.runId}`),
+  });
   const status = await completeRun(stack, accepted);
-  expect(status).toMatchObject({ kind: 'sync', state: 'succeeded', done: true, startedAt: expect.any(String), finishedAt: expect.any(String) });
+  expect(status).toMatchObject({
+    kind: 'sync',
+    state: 'succeeded',
+    done: true,
+    startedAt: expect.any(String),
+    finishedAt: expect.any(String),
+  });
   expect(status.result).toMatchObject({ runId: accepted.json.runId, operation: 'incrementalSync', status: 'ok', failed: 0 });
   expect(status.result.read).toBe(stack.openemr.store.count('Patient') + stack.openemr.store.count('Observation'));
   expect(status.result.windows.Observation.closed).toBe(true);
@@ -217,7 +262,13 @@ test('a long run asked while another holds the lease answers 409 at once, and a 
   useStack(stack, { ...settings, RETRY_MAX_ATTEMPTS: '1' });
   try {
     const status = await completeRun(stack, accepted);
-    expect(status).toMatchObject({ kind: 'sync', state: 'failed', done: true, request: { since: '2020-01-01' }, error: { failureClass: 'openemr-unavailable', message: expect.stringMatching(/^OpenEMR/) } });
+    expect(status).toMatchObject({
+      kind: 'sync',
+      state: 'failed',
+      done: true,
+      request: { since: '2020-01-01' },
+      error: { failureClass: 'openemr-unavailable', message: expect.stringMatching(/^OpenEMR/) },
+    });
   } finally {
     stack.openemr.faults.configure({});
     useStack(stack, settings);
@@ -225,7 +276,16 @@ test('a long run asked while another holds the lease answers 409 at once, and a 
 });
 
 test('dates and instants are strict: no roll-over, nothing after the value, never echoed', async () => {
-  for (const since of ['2020-02-30T00:00:00Z', '2021-02-29', '2020-01-01T24:00:00Z', '2020-01-01T00:00:00Z\u0000', '2020-01-01T00:00:00Z ', '2020-01-01T00:00:00', '12/31/2025', '2020-1-1']) {
+  for (const since of [
+    '2020-02-30T00:00:00Z',
+    '2021-02-29',
+    '2020-01-01T24:00:00Z',
+    '2020-01-01T00:00:00Z\u0000',
+    '2020-01-01T00:00:00Z ',
+    '2020-01-01T00:00:00',
+    '12/31/2025',
+    '2020-1-1',
+  ]) {
     const answer = await run({ since });
     expect(answer.status).toBe(400);
     expect(answer.json).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'invalid' }] });

@@ -31,7 +31,10 @@ test('a renewal whose ETag moved under it, while the row still names its holder,
   await table.updateEntity({ ...row, partitionKey: 'lease', rowKey: 'moved' }, 'Replace');
   await expect(got.handle.renew()).resolves.toBe(true);
   // Someone else taking the row does lose it.
-  await table.updateEntity({ partitionKey: 'lease', rowKey: 'moved', owner: 'runner-2', expiresAt: new Date(Date.now() + 60_000).toISOString() }, 'Replace');
+  await table.updateEntity(
+    { partitionKey: 'lease', rowKey: 'moved', owner: 'runner-2', expiresAt: new Date(Date.now() + 60_000).toISOString() },
+    'Replace',
+  );
   await expect(got.handle.renew()).resolves.toBe(false);
   expect(got.handle.lost).toBe(true);
 });

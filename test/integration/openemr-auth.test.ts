@@ -55,12 +55,22 @@ test('behind a site_addr_oath that differs from its listening URL the connector 
     s.store.put({ resourceType: 'Patient', id: 'aaaaaaaa-0000-4000-8000-000000000001', name: [{ family: 'Proxy' }] });
     const warnings: string[] = [];
     const { provider, config } = providerFor(s, {}, { warnings });
-    const client = createHttpClient({ side: 'openemr', baseURL: config.openemr.fhirBaseUrl, timeoutMs: 30_000, retry: config.http.retry, telemetry: new NoopTelemetry(), dependencyName: 'openemr', auth: provider });
+    const client = createHttpClient({
+      side: 'openemr',
+      baseURL: config.openemr.fhirBaseUrl,
+      timeoutMs: 30_000,
+      retry: config.http.retry,
+      telemetry: new NoopTelemetry(),
+      dependencyName: 'openemr',
+      auth: provider,
+    });
     const bundle = await client.get('/Patient', { params: { _lastUpdated: 'ge2000-01-01T00:00:00Z' } });
     expect(bundle.data.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual(['aaaaaaaa-0000-4000-8000-000000000001']);
     await provider.getToken();
     expect(warnings).toEqual([
-      expect.stringMatching(/^OpenEMR names its token endpoint http:\/\/emr\.example\.test\/oauth2\/default\/token, not http:\/\/127\.0\.0\.1:\d+\/oauth2\/default\/token \(built from OPENEMR_BASE_URL\): .*site_addr_oath/),
+      expect.stringMatching(
+        /^OpenEMR names its token endpoint http:\/\/emr\.example\.test\/oauth2\/default\/token, not http:\/\/127\.0\.0\.1:\d+\/oauth2\/default\/token \(built from OPENEMR_BASE_URL\): .*site_addr_oath/,
+      ),
     ]);
     expect(s.stats().byRoute['GET /fhir/.well-known/smart-configuration']).toBe(1);
     expect(s.stats().byRoute['POST /oauth2/token']).toBe(1);
@@ -86,10 +96,12 @@ test('invalid_scope becomes a sentence naming OPENEMR_SCOPES and the v1 scopes o
   }));
 
 // SiteSetupListener.php:110.
-test("an unknown site is a sentence naming OPENEMR_SITE, never a disabled client", () =>
+test('an unknown site is a sentence naming OPENEMR_SITE, never a disabled client', () =>
   withStandIn({}, async (s) => {
     const error = await failure(providerFor(s, { OPENEMR_SITE: 'clinic2' }).provider.getToken());
-    expect(error!.message).toMatch(/^OpenEMR has no site named 'clinic2' \(it answered 'api site error' at .*\): set OPENEMR_SITE to the name of the OpenEMR site directory/);
+    expect(error!.message).toMatch(
+      /^OpenEMR has no site named 'clinic2' \(it answered 'api site error' at .*\): set OPENEMR_SITE to the name of the OpenEMR site directory/,
+    );
     expect(error!.message).not.toMatch(/enabled/);
     expect(error!.statusCode).toBe(400);
   }));
@@ -98,13 +110,17 @@ test("an unknown site is a sentence naming OPENEMR_SITE, never a disabled client
 test('switched-off APIs are a sentence naming the OpenEMR global to turn on', () =>
   withStandIn({ apiEnabled: false }, async (s) => {
     const error = await failure(providerFor(s).provider.getToken());
-    expect(error!.message).toMatch(/^OpenEMR's APIs are switched off \(it answered 'API is disabled' at .*\): an administrator must turn on 'Enable OpenEMR Standard FHIR REST API'/);
+    expect(error!.message).toMatch(
+      /^OpenEMR's APIs are switched off \(it answered 'API is disabled' at .*\): an administrator must turn on 'Enable OpenEMR Standard FHIR REST API'/,
+    );
   }));
 
 test("a base URL missing OpenEMR's web root is a sentence naming OPENEMR_BASE_URL", () =>
   withStandIn({}, async (s) => {
     const error = await failure(providerFor(s, { OPENEMR_BASE_URL: `${s.baseUrl}/openemr` }).provider.getToken());
-    expect(error!.message).toMatch(/^OpenEMR answered 404 at .*\/openemr\/apis\/default\/fhir\/\.well-known\/smart-configuration: set OPENEMR_BASE_URL to OpenEMR's root including its web root/);
+    expect(error!.message).toMatch(
+      /^OpenEMR answered 404 at .*\/openemr\/apis\/default\/fhir\/\.well-known\/smart-configuration: set OPENEMR_BASE_URL to OpenEMR's root including its web root/,
+    );
     expect(error!.code).toBe('InvalidResponse');
   }));
 
@@ -148,7 +164,13 @@ test('every assertion carries a kid: OPENEMR_KEY_ID, else the JWK kid, else the 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   try {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const config = loadConfig({ OPENEMR_BASE_URL: base, OPENEMR_CLIENT_ID: 'c', OPENEMR_PRIVATE_KEY: key.pem, AHDS_FHIR_URL: 'http://127.0.0.1:1', AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
+    const config = loadConfig({
+      OPENEMR_BASE_URL: base,
+      OPENEMR_CLIENT_ID: 'c',
+      OPENEMR_PRIVATE_KEY: key.pem,
+      AHDS_FHIR_URL: 'http://127.0.0.1:1',
+      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+    });
     await new SmartBackendTokenProvider({ ...config.openemr, privateKey: key.pem }, config.http, new NoopTelemetry()).getToken();
     expect(decodeProtectedHeader(seen[0])).toEqual({ alg: 'RS384', typ: 'JWT', kid: thumbprint });
   } finally {

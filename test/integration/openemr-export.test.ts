@@ -43,7 +43,12 @@ beforeEach(async () => {
 });
 
 function settings(extra: Record<string, string> = {}): Record<string, string> {
-  return incrementalSettings(stack, { OPENEMR_BASE_URL: proxy.url, SYNC_TABLE_PREFIX: `x${randomUUID().replace(/-/g, '').slice(0, 12)}`, SYNC_LAG_SECONDS: '0', ...extra });
+  return incrementalSettings(stack, {
+    OPENEMR_BASE_URL: proxy.url,
+    SYNC_TABLE_PREFIX: `x${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+    SYNC_LAG_SECONDS: '0',
+    ...extra,
+  });
 }
 
 async function connector(extra: Record<string, string> = {}): Promise<Connector> {
@@ -142,7 +147,11 @@ test('deleted[] is applied: the resources it names are deleted in the target', a
   const snapshot = store.get('Observation', gone)!;
   expect(await stack.ahds.read('Observation', mapperFor(settings()).targetId('Observation', gone))).toBeDefined();
   store.delete('Observation', gone);
-  const deletions = JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `Observation/${gone}` } }] });
+  const deletions = JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: [{ request: { method: 'DELETE', url: `Observation/${gone}` } }],
+  });
   proxy.reset({
     files: { '/apis/default/fhir/Binary/deleted-1': `${deletions}\n` },
     status: (body, url) => ({ ...body, deleted: [{ type: 'Bundle', url: `${url}/apis/default/fhir/Binary/deleted-1` }] }),
@@ -160,7 +169,12 @@ test('deleted[] is applied: the resources it names are deleted in the target', a
 
 test('a file on a foreign host that needs the token is not fetched (no token leaves the FHIR base) and is read by search', async () => {
   proxy.reset({
-    status: (body) => ({ ...body, output: body.output.map((o: { type: string; url: string }) => (o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/${fileId(o.url)}` } : o)) }),
+    status: (body) => ({
+      ...body,
+      output: body.output.map((o: { type: string; url: string }) =>
+        o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/${fileId(o.url)}` } : o,
+      ),
+    }),
   });
   const summary = await firstRun();
   expect(foreign.hits).toHaveLength(0);
@@ -171,12 +185,18 @@ test('a file on a foreign host that needs the token is not fetched (no token lea
 
 test('a file on a foreign host with requiresAccessToken false is fetched without the token', async () => {
   const store = stack.openemr.store;
-  foreign.body = store.ids('Observation').map((id) => JSON.stringify(store.get('Observation', id))).join('\n') + '\n';
+  foreign.body =
+    store
+      .ids('Observation')
+      .map((id) => JSON.stringify(store.get('Observation', id)))
+      .join('\n') + '\n';
   proxy.reset({
     status: (body) => ({
       ...body,
       requiresAccessToken: false,
-      output: body.output.map((o: { type: string; url: string }) => (o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/obs.ndjson` } : o)),
+      output: body.output.map((o: { type: string; url: string }) =>
+        o.type === 'Observation' ? { ...o, url: `${foreign.url}/files/obs.ndjson` } : o,
+      ),
     }),
   });
   const summary = await firstRun();
@@ -219,7 +239,18 @@ test('OPENEMR_EXPORT=false reads by search only', async () => {
 describe('reconcile in delete mode deletes nothing on evidence that may be incomplete', () => {
   const reconcileWith = async (extra: Record<string, string> = {}) => {
     const c = await connector(extra);
-    return reconcile({ sync: c.sync, reader: c.reader, writer: c.writer, telemetry: c.telemetry, pageSize: 200, deleteMode: 'delete', log: (m) => logs.push(m) }, { trigger: 'reconcile' });
+    return reconcile(
+      {
+        sync: c.sync,
+        reader: c.reader,
+        writer: c.writer,
+        telemetry: c.telemetry,
+        pageSize: 200,
+        deleteMode: 'delete',
+        log: (m) => logs.push(m),
+      },
+      { trigger: 'reconcile' },
+    );
   };
 
   test('an export with error[]: the source is read by search instead and nothing is deleted', async () => {

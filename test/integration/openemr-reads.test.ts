@@ -25,7 +25,10 @@ beforeAll(async () => {
   stack = await startStack({ azurite: true, openemr: { unstableTies: true } });
   trimSource(stack, 400);
   deadLetters = new MemoryDeadLetterStore();
-  connector = await createConnector(loadConfig(incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'reads', SYNC_LAG_SECONDS: '0', SYNC_OVERLAP_SECONDS: '60' })), { deadLetters });
+  connector = await createConnector(
+    loadConfig(incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'reads', SYNC_LAG_SECONDS: '0', SYNC_OVERLAP_SECONDS: '60' })),
+    { deadLetters },
+  );
   const first = await incrementalSync(connector).run({ trigger: 'cli' });
   if (first.skipped || first.value.status !== 'ok') throw new Error('first run failed');
 });
@@ -65,11 +68,21 @@ test('an Observation whose Patient is not in OpenEMR is held back and dead-lette
   const store = stack.openemr.store;
   const orphan = randomUUID();
   const missingPatient = randomUUID();
-  store.put({ ...store.get('Observation', store.ids('Observation')[0]!)!, id: orphan, subject: { reference: `Patient/${missingPatient}` } } as never);
+  store.put({
+    ...store.get('Observation', store.ids('Observation')[0]!)!,
+    id: orphan,
+    subject: { reference: `Patient/${missingPatient}` },
+  } as never);
   store.advanceClock(5);
   const summary = await runOnce();
   expect(await stack.ahds.read('Observation', orphan)).toBeUndefined();
-  expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: orphan, reason: `Not written because OpenEMR has no Patient/${missingPatient} (the Observation's subject).` }));
+  expect(summary.failures).toContainEqual(
+    expect.objectContaining({
+      resourceType: 'Observation',
+      id: orphan,
+      reason: `Not written because OpenEMR has no Patient/${missingPatient} (the Observation's subject).`,
+    }),
+  );
   expect(await deadLetters.get('Observation', orphan)).toBeDefined();
 });
 
@@ -78,25 +91,45 @@ test('an Observation whose Patient is dead-lettered for a 70-character id is hel
   const longId = `p${'x'.repeat(69)}`;
   const child = randomUUID();
   store.put({ ...store.get('Patient', store.ids('Patient')[0]!)!, id: longId } as never);
-  store.put({ ...store.get('Observation', store.ids('Observation')[0]!)!, id: child, subject: { reference: `Patient/${longId}` } } as never);
+  store.put({
+    ...store.get('Observation', store.ids('Observation')[0]!)!,
+    id: child,
+    subject: { reference: `Patient/${longId}` },
+  } as never);
   store.advanceClock(5);
   const summary = await runOnce();
   expect(await deadLetters.get('Patient', longId)).toBeDefined();
   expect(await stack.ahds.read('Observation', child)).toBeUndefined();
-  expect(summary.failures).toContainEqual(expect.objectContaining({ resourceType: 'Observation', id: child, reason: `Not written because its Patient/${longId} could not be written.` }));
+  expect(summary.failures).toContainEqual(
+    expect.objectContaining({
+      resourceType: 'Observation',
+      id: child,
+      reason: `Not written because its Patient/${longId} could not be written.`,
+    }),
+  );
   expect(await deadLetters.get('Observation', child)).toBeDefined();
 });
 
-test("after the 7.0.3 upgrade stamps every legacy row with one second (7_0_2-to-7_0_3_upgrade.sql), a search-only run reads each Patient once", async () => {
+test('after the 7.0.3 upgrade stamps every legacy row with one second (7_0_2-to-7_0_3_upgrade.sql), a search-only run reads each Patient once', async () => {
   const store = stack.openemr.store;
   store.upgradeArtefact();
   store.advanceClock(5);
   stack.openemr.resetStats();
-  const searchOnly = await createConnector(loadConfig(incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'readsup', SYNC_LAG_SECONDS: '0', OPENEMR_EXPORT: 'false', OPENEMR_PAGE_SIZE: '50' })), { deadLetters: new MemoryDeadLetterStore() });
+  const searchOnly = await createConnector(
+    loadConfig(
+      incrementalSettings(stack, { SYNC_TABLE_PREFIX: 'readsup', SYNC_LAG_SECONDS: '0', OPENEMR_EXPORT: 'false', OPENEMR_PAGE_SIZE: '50' }),
+    ),
+    { deadLetters: new MemoryDeadLetterStore() },
+  );
   const outcome = await incrementalSync(searchOnly).run({ trigger: 'cli', since: '1970-01-01T00:00:00Z' });
   if (outcome.skipped) throw new Error('skipped');
   const patients = store.count('Patient');
-  expect(outcome.value.byType.Patient!.created + outcome.value.byType.Patient!.updated + outcome.value.byType.Patient!.unchanged + (outcome.value.byType.Patient!.failed ?? 0)).toBe(patients);
+  expect(
+    outcome.value.byType.Patient!.created +
+      outcome.value.byType.Patient!.updated +
+      outcome.value.byType.Patient!.unchanged +
+      (outcome.value.byType.Patient!.failed ?? 0),
+  ).toBe(patients);
   // The crowded second is one whole-second read; the pages around it about patients / 50.
   expect(stack.openemr.stats().byRoute['GET /fhir/Patient']).toBeLessThanOrEqual(Math.ceil(patients / 50) + 3);
 });

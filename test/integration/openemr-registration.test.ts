@@ -40,7 +40,9 @@ test('a token request signed with another key is refused with a message that nam
   const registered = await registerOpenEmrClient({ baseUrl: openemr.baseUrl });
   openemr.store.enableClient(registered.clientId);
   const other = await registerOpenEmrClient({ baseUrl: openemr.baseUrl });
-  const error = (await providerFor(registered.clientId, other.privateKeyPem).getToken().catch((e: unknown) => e)) as UpstreamError;
+  const error = (await providerFor(registered.clientId, other.privateKeyPem)
+    .getToken()
+    .catch((e: unknown) => e)) as UpstreamError;
   expect(error).toBeInstanceOf(UpstreamError);
   expect(error.message).toMatch(/^OpenEMR refused the client credentials with 40[01] \(invalid_client\): check that the client is enabled/);
   expect(error.message).not.toContain(other.privateKeyPem.slice(40, 80));
@@ -51,13 +53,25 @@ test('a token request signed with another key is refused with a message that nam
 test.each([
   ['7.0.2', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
   ['7.0.3', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
-  ['7.0.4', 'private_key_jwt', 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read'],
-  ['master', 'private_key_jwt', 'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read'],
+  [
+    '7.0.4',
+    'private_key_jwt',
+    'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read',
+  ],
+  [
+    'master',
+    'private_key_jwt',
+    'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read',
+  ],
 ] as const)('the registration helper registers on %s (%s) and the connector then gets tokens', async (version, method, scopes) => {
   const s = await startOpenEmrStandIn({ dataDir: null, version });
   try {
     const registered = await registerOpenEmrClient({ baseUrl: s.baseUrl });
-    expect([registered.softwareVersion, registered.tokenEndpointAuthMethod, registered.scopes]).toEqual([s.version === 'master' ? '8.2.0-dev' : version, method, scopes]);
+    expect([registered.softwareVersion, registered.tokenEndpointAuthMethod, registered.scopes]).toEqual([
+      s.version === 'master' ? '8.2.0-dev' : version,
+      method,
+      scopes,
+    ]);
     expect(registered.jwks.keys[0].kid).toBe(registered.keyId);
     s.store.enableClient(registered.clientId);
     const config = loadConfig({
@@ -68,7 +82,11 @@ test.each([
       AzureWebJobsStorage: 'UseDevelopmentStorage=true',
       RETRY_MAX_ATTEMPTS: '1',
     });
-    const provider = new SmartBackendTokenProvider({ ...config.openemr, privateKey: registered.privateKeyPem }, config.http, new NoopTelemetry());
+    const provider = new SmartBackendTokenProvider(
+      { ...config.openemr, privateKey: registered.privateKeyPem },
+      config.http,
+      new NoopTelemetry(),
+    );
     await expect(provider.getToken()).resolves.toEqual(expect.any(String));
   } finally {
     await s.close();
@@ -76,5 +94,7 @@ test.each([
 });
 
 test('the registration helper names --site when OpenEMR has no such site', async () => {
-  await expect(registerOpenEmrClient({ baseUrl: openemr.baseUrl, site: 'clinic2' })).rejects.toThrow(/^OpenEMR has no site named 'clinic2' .*set --site \(OPENEMR_SITE\)/);
+  await expect(registerOpenEmrClient({ baseUrl: openemr.baseUrl, site: 'clinic2' })).rejects.toThrow(
+    /^OpenEMR has no site named 'clinic2' .*set --site \(OPENEMR_SITE\)/,
+  );
 });

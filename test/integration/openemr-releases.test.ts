@@ -26,7 +26,11 @@ jest.setTimeout(300_000);
 const SUPPORTED: OpenEmrVersion[] = ['7.0.3', '7.0.4', 'master'];
 
 async function connectorFor(stack: Stack, deadLetters = new MemoryDeadLetterStore()): Promise<Connector> {
-  const settings = incrementalSettings(stack, { SYNC_TABLE_PREFIX: `r${randomUUID().replace(/-/g, '').slice(0, 10)}`, SYNC_LAG_SECONDS: '0', SYNC_OVERLAP_SECONDS: '60' });
+  const settings = incrementalSettings(stack, {
+    SYNC_TABLE_PREFIX: `r${randomUUID().replace(/-/g, '').slice(0, 10)}`,
+    SYNC_LAG_SECONDS: '0',
+    SYNC_OVERLAP_SECONDS: '60',
+  });
   return createConnector(loadConfig(settings), { deadLetters });
 }
 
@@ -66,7 +70,9 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     store.put({ ...store.get('Observation', o2!)!, id: nullDated } as never, { lastUpdated: null });
     // An address change: contact_address moves, patient_data.last_updated does not.
     const patient2 = store.get('Patient', p2!)! as Record<string, any>;
-    store.importResources([{ ...patient2, address: [{ line: ['1 Changed Street'], city: 'Elsewhere', postalCode: '00000', country: 'US' }] } as never]);
+    store.importResources([
+      { ...patient2, address: [{ line: ['1 Changed Street'], city: 'Elsewhere', postalCode: '00000', country: 'US' }] } as never,
+    ]);
     store.delete('Observation', o3!);
     store.labCorrection(o4!, { status: 'corrected' });
     store.advanceClock(5);
@@ -81,7 +87,15 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
 
     const summary = await reconcile(
       // As RECONCILE_SOURCE=search (the default) reads: every Patient, then each one's Observations.
-      { sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete', useExport: false },
+      {
+        sync: connector.sync,
+        reader: connector.reader,
+        writer: connector.writer,
+        telemetry: connector.telemetry,
+        pageSize: 200,
+        deleteMode: 'delete',
+        useExport: false,
+      },
       { trigger: 'reconcile' },
     );
     expect(summary.byType.Observation).toMatchObject({ missing: 2, stale: 1, deletedAtSource: 1, deleted: 1 });
@@ -115,8 +129,22 @@ describe('OpenEMR 7.0.2', () => {
     const connector = await connectorFor(stack);
     stack.openemr.resetStats();
     await expect(incrementalSync(connector).run({ trigger: 'cli' })).rejects.toThrow(UnsupportedReleaseError);
-    await expect(incrementalSync(connector).run({ trigger: 'cli' })).rejects.toThrow(/^OpenEMR 7\.0\.2 is not supported: it answers every paged or sorted FHIR search with an empty result.*upgrade OpenEMR to 7\.0\.3 or later\.$/);
-    await expect(reconcile({ sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete' }, { trigger: 'reconcile' })).rejects.toThrow(/OpenEMR 7\.0\.2 is not supported/);
+    await expect(incrementalSync(connector).run({ trigger: 'cli' })).rejects.toThrow(
+      /^OpenEMR 7\.0\.2 is not supported: it answers every paged or sorted FHIR search with an empty result.*upgrade OpenEMR to 7\.0\.3 or later\.$/,
+    );
+    await expect(
+      reconcile(
+        {
+          sync: connector.sync,
+          reader: connector.reader,
+          writer: connector.writer,
+          telemetry: connector.telemetry,
+          pageSize: 200,
+          deleteMode: 'delete',
+        },
+        { trigger: 'reconcile' },
+      ),
+    ).rejects.toThrow(/OpenEMR 7\.0\.2 is not supported/);
     // Only /metadata (and no token: it needs none) was asked; nothing reached AHDS.
     expect(Object.keys(stack.openemr.stats().byRoute).every((r) => /metadata/.test(r))).toBe(true);
     expect((await stack.ahds.snapshot()).length).toBe(0);
@@ -126,7 +154,9 @@ describe('OpenEMR 7.0.2', () => {
     useStack(stack, { SYNC_TABLE_PREFIX: 'r702' });
     const answer = await invoke(syncRunHandler, { url: 'sync/run' });
     expect(answer.status).toBe(502);
-    expect(answer.json.issue[0].diagnostics).toMatch(/^OpenEMR refused the request: OpenEMR 7\.0\.2 is not supported: .*upgrade OpenEMR to 7\.0\.3 or later\.$/);
+    expect(answer.json.issue[0].diagnostics).toMatch(
+      /^OpenEMR refused the request: OpenEMR 7\.0\.2 is not supported: .*upgrade OpenEMR to 7\.0\.3 or later\.$/,
+    );
   });
 });
 

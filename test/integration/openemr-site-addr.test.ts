@@ -42,9 +42,18 @@ function tokenSource(s: OpenEmrStandIn): TokenSource {
       if (token) return token;
       const claims = assertionClaims(s.client.clientId, s.audience, Math.floor(Date.now() / 1000), randomUUID());
       const assertion = await signClientAssertion(claims, await importSigningKey(s.client.privateKeyPem));
-      const answer = await axios.post(s.tokenUrl, new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion, scope: s.client.scopes.replace(/\S+\.rs\b/g, '').trim() }).toString(), {
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      });
+      const answer = await axios.post(
+        s.tokenUrl,
+        new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_assertion_type: CLIENT_ASSERTION_TYPE,
+          client_assertion: assertion,
+          scope: s.client.scopes.replace(/\S+\.rs\b/g, '').trim(),
+        }).toString(),
+        {
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+      );
       token = answer.data.access_token as string;
       return token;
     },
@@ -56,7 +65,16 @@ function tokenSource(s: OpenEmrStandIn): TokenSource {
 
 beforeAll(async () => {
   openemr = await startOpenEmrStandIn({ siteAddrOath: SITE_ADDR });
-  const connection = { baseUrl: openemr.baseUrl, site: 'default', fhirBaseUrl: openemr.fhirBaseUrl, tokenUrl: openemr.tokenUrl, clientId: openemr.client.clientId, scopes: openemr.client.scopes, readConcurrency: 1, pageSize: 200 } as Config['openemr'];
+  const connection = {
+    baseUrl: openemr.baseUrl,
+    site: 'default',
+    fhirBaseUrl: openemr.fhirBaseUrl,
+    tokenUrl: openemr.tokenUrl,
+    clientId: openemr.client.clientId,
+    scopes: openemr.client.scopes,
+    readConcurrency: 1,
+    pageSize: 200,
+  } as Config['openemr'];
   const http = { timeoutMs: 30_000, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 100, maxTotalMs: 5_000 } };
   reader = new OpenEmrReader(connection, http, tokenSource(openemr), new NoopTelemetry());
 });
@@ -64,7 +82,13 @@ afterAll(() => openemr?.close());
 beforeEach(() => openemr.store.configureExport({ timeBudgetMs: 120_000, msPerResource: 0, faults: {} }));
 
 function recorder() {
-  const got = { Patient: new Set<string>(), Observation: new Set<string>(), deleted: [] as string[], done: [] as string[], logs: [] as string[] };
+  const got = {
+    Patient: new Set<string>(),
+    Observation: new Set<string>(),
+    deleted: [] as string[],
+    done: [] as string[],
+    logs: [] as string[],
+  };
   const visitor: SourceVisitor = {
     patients: async (batch) => batch.forEach((p) => got.Patient.add(p.id!)),
     observations: async (batch) => batch.forEach((o) => got.Observation.add(o.id!)),
@@ -152,15 +176,40 @@ describe('the connector itself behind a site_addr_oath origin', () => {
     if (second.skipped) throw new Error('skipped');
     expect(second.value.windows.Patient).toMatchObject({ via: 'search', closed: true });
     expect(second.value.byType.Patient!.updated).toBe(1);
-    const summary = await reconcile({ sync: connector.sync, reader: connector.reader, writer: connector.writer, telemetry: connector.telemetry, pageSize: 200, deleteMode: 'delete', useExport: false }, { trigger: 'reconcile' });
+    const summary = await reconcile(
+      {
+        sync: connector.sync,
+        reader: connector.reader,
+        writer: connector.writer,
+        telemetry: connector.telemetry,
+        pageSize: 200,
+        deleteMode: 'delete',
+        useExport: false,
+      },
+      { trigger: 'reconcile' },
+    );
     expect(summary.status).toBe('ok');
     expect(await targetDiff(stack, mapperFor(settings))).toEqual({ missing: [], stale: [], extra: [] });
   });
 });
 
 test('a download outlives a consumer that pauses longer than HTTP_TIMEOUT_MS (as while AHDS throttles): the file times out on total time only', async () => {
-  const connection = { baseUrl: openemr.baseUrl, site: 'default', fhirBaseUrl: openemr.fhirBaseUrl, tokenUrl: openemr.tokenUrl, clientId: openemr.client.clientId, scopes: openemr.client.scopes, readConcurrency: 1, pageSize: 200 } as Config['openemr'];
-  const impatient = new OpenEmrReader(connection, { timeoutMs: 500, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxTotalMs: 0 } }, tokenSource(openemr), new NoopTelemetry());
+  const connection = {
+    baseUrl: openemr.baseUrl,
+    site: 'default',
+    fhirBaseUrl: openemr.fhirBaseUrl,
+    tokenUrl: openemr.tokenUrl,
+    clientId: openemr.client.clientId,
+    scopes: openemr.client.scopes,
+    readConcurrency: 1,
+    pageSize: 200,
+  } as Config['openemr'];
+  const impatient = new OpenEmrReader(
+    connection,
+    { timeoutMs: 500, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxTotalMs: 0 } },
+    tokenSource(openemr),
+    new NoopTelemetry(),
+  );
   const { got, visitor } = recorder();
   let paused = false;
   const slow: SourceVisitor = {

@@ -12,9 +12,13 @@ import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 const readNdjson = (file: string): Json[] =>
-  fs.readFileSync(path.join(DATA, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
+  fs
+    .readFileSync(path.join(DATA, file), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Json);
 const encounters = readNdjson('Encounter.ndjson');
 const conditions = readNdjson('Condition.ndjson');
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '');
@@ -57,9 +61,19 @@ test('a Condition points at Patient/<id> and Encounter/<id>', async () => {
 test('patient= answers every Encounter and Condition of that patient, and only those', async () => {
   const patientId = uuidOf(encounters[0]!.subject.reference);
   const e = await get(`/Encounter?patient=${patientId}`);
-  expect(entryIds(e.body).sort()).toEqual(encounters.filter((x) => uuidOf(x.subject.reference) === patientId).map((x) => x.id).sort());
+  expect(entryIds(e.body).sort()).toEqual(
+    encounters
+      .filter((x) => uuidOf(x.subject.reference) === patientId)
+      .map((x) => x.id)
+      .sort(),
+  );
   const c = await get(`/Condition?patient=Patient/${patientId}`);
-  expect(entryIds(c.body).sort()).toEqual(conditions.filter((x) => uuidOf(x.subject.reference) === patientId).map((x) => x.id).sort());
+  expect(entryIds(c.body).sort()).toEqual(
+    conditions
+      .filter((x) => uuidOf(x.subject.reference) === patientId)
+      .map((x) => x.id)
+      .sort(),
+  );
 });
 
 test('_lastUpdated=ge filters Encounters on the visit row date (period end) and Conditions on recordedDate', async () => {
@@ -71,7 +85,12 @@ test('_lastUpdated=ge filters Encounters on the visit row date (period end) and 
   expect(expected.length).toBeGreaterThan(0);
   expect(entryIds(e.body).sort()).toEqual(expected.sort());
   const c = await get(`/Condition?_lastUpdated=ge${since}`);
-  expect(entryIds(c.body).sort()).toEqual(conditions.filter((x) => Date.parse(x.recordedDate) >= Date.parse(since)).map((x) => x.id).sort());
+  expect(entryIds(c.body).sort()).toEqual(
+    conditions
+      .filter((x) => Date.parse(x.recordedDate) >= Date.parse(since))
+      .map((x) => x.id)
+      .sort(),
+  );
 });
 
 test('an unsupported parameter (Condition has no date) and 7.0.2 _lastUpdated answer an empty 200 bundle', async () => {

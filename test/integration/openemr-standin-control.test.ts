@@ -9,10 +9,15 @@ import path from 'node:path';
 import { FhirResource, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { control, entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 
 const uuid = (n: number, prefix = '00000000') => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const patient = (n: number): FhirResource => ({ resourceType: 'Patient', id: uuid(n, 'aaaaaaaa'), name: [{ family: `Family${n}` }], gender: 'female' });
+const patient = (n: number): FhirResource => ({
+  resourceType: 'Patient',
+  id: uuid(n, 'aaaaaaaa'),
+  name: [{ family: `Family${n}` }],
+  gender: 'female',
+});
 const observation = (n: number, patientN: number, extra: Json = {}): FhirResource => ({
   resourceType: 'Observation',
   id: uuid(n, 'bbbbbbbb'),
@@ -25,7 +30,10 @@ const observation = (n: number, patientN: number, extra: Json = {}): FhirResourc
   ...extra,
 });
 
-async function withStandIn(fn: (s: OpenEmrStandIn, token: string) => Promise<void>, options: Parameters<typeof startOpenEmrStandIn>[0] = {}): Promise<void> {
+async function withStandIn(
+  fn: (s: OpenEmrStandIn, token: string) => Promise<void>,
+  options: Parameters<typeof startOpenEmrStandIn>[0] = {},
+): Promise<void> {
   const standIn = await startOpenEmrStandIn({ dataDir: null, ...options });
   try {
     await fn(standIn, await getAccessToken(standIn));

@@ -38,7 +38,9 @@ test('a back-dated lab row (PUT ?lastUpdated=) falls before the current _lastUpd
     const now = Math.floor(s.store.now() / 1000);
     const windowStart = iso(now - 600);
     const lastWeek = iso(now - 7 * 86400);
-    expect((await control(s, 'PUT', `/Observation/${uuid(1, 'bbbbbbbb')}?lastUpdated=${encodeURIComponent(lastWeek)}`, observation(1))).status).toBe(201);
+    expect(
+      (await control(s, 'PUT', `/Observation/${uuid(1, 'bbbbbbbb')}?lastUpdated=${encodeURIComponent(lastWeek)}`, observation(1))).status,
+    ).toBe(201);
     expect((await control(s, 'PUT', `/Observation/${uuid(2, 'bbbbbbbb')}`, observation(2))).status).toBe(201);
     const recent = await get(s, `/Observation?_lastUpdated=ge${encodeURIComponent(windowStart)}`);
     expect(entryIds(recent.body)).toEqual([uuid(2, 'bbbbbbbb')]);
@@ -81,7 +83,7 @@ test('the 7.0.3 upgrade artefact puts every Patient and vitals Observation into 
 
 // UtilsService::getLocalDateAsUTC (:404-415) and SearchFieldStatementResolver::adjustTimezoneToLocalTime
 // (:332-335) both use date('P'): today's offset, whatever the row's season.
-test('with a DST zone a row written in the other season is served and searched with today\'s offset', () =>
+test("with a DST zone a row written in the other season is served and searched with today's offset", () =>
   withStandIn(
     async (s) => {
       const zone = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', timeZoneName: 'longOffset' });
@@ -122,7 +124,8 @@ test('with unstableTies, _offset pages inside one crowded second skip and repeat
       const second = iso(Math.floor(s.store.now() / 1000));
       await control(s, 'POST', '/upgrade-artefact', { at: second });
       const pages: string[] = [];
-      for (let offset = 0; offset < 10; offset += 3) pages.push(...entryIds((await get(s, `/Patient?_sort=_lastUpdated&_count=3&_offset=${offset}`)).body));
+      for (let offset = 0; offset < 10; offset += 3)
+        pages.push(...entryIds((await get(s, `/Patient?_sort=_lastUpdated&_count=3&_offset=${offset}`)).body));
       expect(pages).toHaveLength(10);
       expect(new Set(pages).size).toBeLessThan(10);
       // The whole second without a limit still holds every Patient once.

@@ -6,7 +6,7 @@
 import { FhirResource, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { control, fhirGet, getAccessToken, HttpAnswer } from '../helpers/openemr-standin-client';
 
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 type Options = Parameters<typeof startOpenEmrStandIn>[0];
 
 const uuid = (n: number, prefix: string) => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -41,7 +41,12 @@ async function exportStatus(s: OpenEmrStandIn, token: string, pathAndQuery: stri
   return { kick, status: await fhirGet(s, kick.headers.get('content-location') as string, token) };
 }
 
-const idsOf = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).id as string);
+const idsOf = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).id as string);
 
 describe('bulk export', () => {
   // :217 processResourceExportForJob before the 202; route order puts Observation (:493) before
@@ -107,7 +112,11 @@ describe('bulk export', () => {
         expect(early.status.body.output).toEqual([]);
         expect(early.status.body.error).toEqual([
           { url: expect.stringMatching(/\/Binary\/\d+$/), type: 'OperationOutcome' },
-          { id: expect.any(String), issue: [{ severity: 'error', code: 'processing', details: { text: 'Export process timed out' } }], resourceType: 'OperationOutcome' },
+          {
+            id: expect.any(String),
+            issue: [{ severity: 'error', code: 'processing', details: { text: 'Export process timed out' } }],
+            resourceType: 'OperationOutcome',
+          },
         ]);
       },
       { exportTimeBudgetMs: 40, exportMsPerResource: 10 },
@@ -166,7 +175,10 @@ describe('bulk export', () => {
   // 7.0.2 FhirOperationExportRestController.php:107 hands the raw _since to a \DateTime parameter:
   // an uncaught TypeError, HTTP 500 (openemr#7746, fixed in 7.0.2.2).
   test('_since is a 500 on 7.0.2 and works on 7.0.3', async () => {
-    for (const [version, expected] of [['7.0.2', 500], ['7.0.3', 202]] as const) {
+    for (const [version, expected] of [
+      ['7.0.2', 500],
+      ['7.0.3', 202],
+    ] as const) {
       await withStandIn(
         async (s, token) => {
           const res = await fhirGet(s, '/$export?_since=2020-01-01T00:00:00Z', token, EXPORT_HEADERS);

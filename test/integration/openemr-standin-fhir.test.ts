@@ -9,9 +9,13 @@ import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
-type Json = Record<string, any>;  
+type Json = Record<string, any>;
 const readNdjson = (file: string): Json[] =>
-  fs.readFileSync(path.join(DATA, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Json);
+  fs
+    .readFileSync(path.join(DATA, file), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Json);
 const sourcePatients = readNdjson('Patient.ndjson');
 const sourceObservations = readNdjson('Observation.ndjson');
 const seconds = (iso: string) => Math.floor(Date.parse(iso) / 1000);
@@ -203,7 +207,10 @@ describe('Observation search', () => {
 
   test('patient=<id> and patient=Patient/<id> give the same Observations', async () => {
     const pid = sourcePatients[0].id as string;
-    const expected = sourceObservations.filter((o) => subjectId(o) === pid).map((o) => o.id as string).sort();
+    const expected = sourceObservations
+      .filter((o) => subjectId(o) === pid)
+      .map((o) => o.id as string)
+      .sort();
     const plain = await get(`/Observation?patient=${pid}`);
     const typed = await get(`/Observation?patient=Patient/${pid}`);
     expect(entryIds(plain.body).sort()).toEqual(expected);
@@ -214,7 +221,10 @@ describe('Observation search', () => {
   test('a repeated _lastUpdated keeps only its last value: no closed window', async () => {
     const lo = seconds('2016-01-01T00:00:00-05:00');
     const hi = seconds('2017-01-01T00:00:00-05:00');
-    const beforeHi = sourceObservations.filter((o) => seconds(o.issued) <= hi).map((o) => o.id as string).sort();
+    const beforeHi = sourceObservations
+      .filter((o) => seconds(o.issued) <= hi)
+      .map((o) => o.id as string)
+      .sort();
     expect(beforeHi.some((id) => seconds(sourceObservations.find((o) => o.id === id)!.issued) <= lo)).toBe(true);
     const res = await get('/Observation?_lastUpdated=gt2016-01-01T00:00:00&_lastUpdated=le2017-01-01T00:00:00');
     expect(entryIds(res.body).sort()).toEqual(beforeHi);
@@ -239,7 +249,8 @@ describe('Observation search', () => {
   // SearchComparator::ALL_COMPARATORS; SearchFieldStatementResolver.php:95-108 (sa as >, eb as <).
   test('the sa and eb date prefixes are valid', async () => {
     const id = sourceObservations[0].id as string; // issued 2016-09-13T06:53:25Z
-    const found = async (value: string) => entryIds((await get(`/Observation?_id=${id}&_lastUpdated=${encodeURIComponent(value)}`)).body).length;
+    const found = async (value: string) =>
+      entryIds((await get(`/Observation?_id=${id}&_lastUpdated=${encodeURIComponent(value)}`)).body).length;
     expect(await found('sa2016-09-13T06:53:24Z')).toBe(1);
     expect(await found('sa2016-09-13T06:53:25Z')).toBe(0);
     expect(await found('eb2016-09-13T06:53:26Z')).toBe(1);
@@ -248,7 +259,8 @@ describe('Observation search', () => {
 
   test('date offsets are converted to server local time, compared at one-second precision', async () => {
     const id = sourceObservations[0].id as string; // issued 2016-09-13T06:53:25.410Z
-    const found = async (value: string) => entryIds((await get(`/Observation?_id=${id}&_lastUpdated=${encodeURIComponent(value)}`)).body).length;
+    const found = async (value: string) =>
+      entryIds((await get(`/Observation?_id=${id}&_lastUpdated=${encodeURIComponent(value)}`)).body).length;
     expect(await found('eq2016-09-13T06:53:25+00:00')).toBe(1);
     expect(await found('eq2016-09-13T01:53:25')).toBe(1); // no offset: server local (-05:00)
     expect(await found('eq2016-09-13T06:53:25')).toBe(0);

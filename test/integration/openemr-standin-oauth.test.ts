@@ -50,7 +50,12 @@ describe('token endpoint', () => {
   test('a valid RS384 assertion gets a Bearer token living 300 s', async () => {
     const res = await postToken(openemr, assertionForm(await signAssertion(openemr), 'system/Patient.rs system/Observation.rs'));
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ token_type: 'Bearer', expires_in: 300, access_token: expect.any(String), scope: 'system/Patient.rs system/Observation.rs' });
+    expect(res.body).toEqual({
+      token_type: 'Bearer',
+      expires_in: 300,
+      access_token: expect.any(String),
+      scope: 'system/Patient.rs system/Observation.rs',
+    });
     expect(res.headers.get('content-type')).toBe('application/json');
   });
 
@@ -123,7 +128,10 @@ describe('token endpoint', () => {
   });
 
   test('aud may be an array that contains the token URL', async () => {
-    const res = await postToken(openemr, assertionForm(await signAssertion(openemr, { claims: { aud: ['https://elsewhere.example', openemr.tokenUrl] } })));
+    const res = await postToken(
+      openemr,
+      assertionForm(await signAssertion(openemr, { claims: { aud: ['https://elsewhere.example', openemr.tokenUrl] } })),
+    );
     expect(res.status).toBe(200);
   });
 
@@ -164,7 +172,11 @@ describe('token endpoint', () => {
   test('an unknown client gets 401 invalid_client', async () => {
     const res = await postToken(openemr, assertionForm(await signAssertion(openemr, { clientId: 'not-registered' })));
     expect(res.status).toBe(401);
-    expect(res.body).toEqual({ error: 'invalid_client', error_description: 'Client authentication failed', message: 'Client authentication failed' });
+    expect(res.body).toEqual({
+      error: 'invalid_client',
+      error_description: 'Client authentication failed',
+      message: 'Client authentication failed',
+    });
   });
 
   test('an unparsable assertion gets 401 invalid_client', async () => {
@@ -222,7 +234,10 @@ describe('client registration', () => {
   test('registerClient in process registers an enabled client with its own scopes', async () => {
     const keys = await generateKeyPair('RS384', { extractable: true });
     const clientId = openemr.registerClient({ jwks: { keys: [await exportJWK(keys.publicKey)] }, scopes: 'system/Patient.read' });
-    const res = await postToken(openemr, assertionForm(await signAssertion(openemr, { clientId, key: keys.privateKey }), 'system/Patient.read system/Observation.read'));
+    const res = await postToken(
+      openemr,
+      assertionForm(await signAssertion(openemr, { clientId, key: keys.privateKey }), 'system/Patient.read system/Observation.read'),
+    );
     expect(res.status).toBe(200);
     expect(res.body.scope).toBe('system/Patient.read');
   });

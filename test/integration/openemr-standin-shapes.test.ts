@@ -27,8 +27,15 @@ test('the Patient narrative holds its names unescaped, beside PT and SS identifi
 test('a vitals form comes as the 85353-1 panel with hasMember, rewritten units and BP components with a data-absent reason', async () => {
   const panel = await read(SHAPED_IDS.vitalsPanel);
   expect(panel.code.coding[0].code).toBe('85353-1');
-  expect(panel.hasMember.map((m: { reference: string }) => m.reference)).toEqual([SHAPED_IDS.weight, SHAPED_IDS.height, SHAPED_IDS.bloodPressure, SHAPED_IDS.temperature].map((id) => `Observation/${id}`));
-  expect((await read(SHAPED_IDS.weight)).valueQuantity).toEqual({ value: 146, unit: 'lb_av', system: 'http://unitsofmeasure.org', code: '[lb_av]' });
+  expect(panel.hasMember.map((m: { reference: string }) => m.reference)).toEqual(
+    [SHAPED_IDS.weight, SHAPED_IDS.height, SHAPED_IDS.bloodPressure, SHAPED_IDS.temperature].map((id) => `Observation/${id}`),
+  );
+  expect((await read(SHAPED_IDS.weight)).valueQuantity).toEqual({
+    value: 146,
+    unit: 'lb_av',
+    system: 'http://unitsofmeasure.org',
+    code: '[lb_av]',
+  });
   const bp = await read(SHAPED_IDS.bloodPressure);
   expect(bp.valueQuantity).toBeUndefined();
   expect(bp.component.map((c: { code: { coding: Array<{ code: string }> } }) => c.code.coding[0].code)).toEqual(['8480-6', '8462-4']);
@@ -38,7 +45,10 @@ test('a vitals form comes as the 85353-1 panel with hasMember, rewritten units a
 
 // FhirObservationLaboratoryService.php:255 (LOINC label), :260 (NullFlavor UNK).
 test('labs: no code gives NullFlavor UNK, a local code is still labelled LOINC with a free-text unit', async () => {
-  expect((await read(SHAPED_IDS.labNullFlavor)).code.coding[0]).toMatchObject({ system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' });
+  expect((await read(SHAPED_IDS.labNullFlavor)).code.coding[0]).toMatchObject({
+    system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor',
+    code: 'UNK',
+  });
   const local = await read(SHAPED_IDS.labLocalCode);
   expect(local.code.coding[0]).toMatchObject({ system: 'http://loinc.org', code: 'GLU-LOCAL' });
   expect(local.valueQuantity.code).toBe('milligrams per deciliter');
@@ -47,7 +57,9 @@ test('labs: no code gives NullFlavor UNK, a local code is still labelled LOINC w
 // FhirObservationLaboratoryService.php:221,238 and UtilsService::createDataMissingExtension (:163-174).
 test('a lab without report date has the data-absent object in effectiveDateTime and a NULL date column', async () => {
   const undated = await read(SHAPED_IDS.labWithoutDate);
-  expect(undated.effectiveDateTime).toEqual({ extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] });
+  expect(undated.effectiveDateTime).toEqual({
+    extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }],
+  });
   const byPatient = entryIds((await fhirGet(s, `/Observation?patient=${SHAPED_PATIENT_ID}`, token)).body);
   expect(byPatient).toContain(SHAPED_IDS.labWithoutDate);
   const byDate = entryIds((await fhirGet(s, '/Observation?_lastUpdated=ge1970-01-01', token)).body);

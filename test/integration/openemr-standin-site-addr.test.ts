@@ -31,7 +31,10 @@ test('the assertion aud must be the token URL built from site_addr_oath, not the
 test('discovery documents name the token endpoint under site_addr_oath', async () => {
   const smart = await fhirGet(s, '/.well-known/smart-configuration');
   expect(smart.body.token_endpoint).toBe(`${PUBLIC}/oauth2/default/token`);
-  const oidc = (await fetch(`${s.baseUrl}/oauth2/default/.well-known/openid-configuration`).then((r) => r.json())) as Record<string, string>;
+  const oidc = (await fetch(`${s.baseUrl}/oauth2/default/.well-known/openid-configuration`).then((r) => r.json())) as Record<
+    string,
+    string
+  >;
   expect(oidc.token_endpoint).toBe(`${PUBLIC}/oauth2/default/token`);
   expect(oidc.registration_endpoint).toBe(`${PUBLIC}/oauth2/default/registration`);
 });
@@ -46,7 +49,10 @@ test('bundle links, the export status URL and Binary URLs are built from site_ad
   expect(statusUrl.startsWith(`${PUBLIC}/apis/default/fhir/$bulkdata-status?job=`)).toBe(true);
   // Reach it where the stand-in listens, as a proxy would forward it.
   const status = await fhirGet(s, statusUrl.replace(PUBLIC, s.baseUrl), token);
-  expect(status.body.output.map((o: { url: string }) => o.url.replace(/\d+$/, 'N'))).toEqual([`${PUBLIC}/apis/default/fhir/Binary/N`, `${PUBLIC}/apis/default/fhir/Binary/N`]);
+  expect(status.body.output.map((o: { url: string }) => o.url.replace(/\d+$/, 'N'))).toEqual([
+    `${PUBLIC}/apis/default/fhir/Binary/N`,
+    `${PUBLIC}/apis/default/fhir/Binary/N`,
+  ]);
 });
 
 test('a site_addr_oath with a trailing slash is used as given (OpenEMR then writes //oauth2)', async () => {

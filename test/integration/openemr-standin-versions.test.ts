@@ -19,7 +19,10 @@ const vital = (n: number, patientN: number): FhirResource => ({
   valueQuantity: { value: 170, unit: 'cm', system: 'http://unitsofmeasure.org', code: 'cm' },
 });
 
-async function withVersion(version: (typeof OPENEMR_VERSIONS)[number], fn: (s: OpenEmrStandIn, token: string) => Promise<void>): Promise<void> {
+async function withVersion(
+  version: (typeof OPENEMR_VERSIONS)[number],
+  fn: (s: OpenEmrStandIn, token: string) => Promise<void>,
+): Promise<void> {
   const s = await startOpenEmrStandIn({ dataDir: null, version });
   try {
     for (let n = 1; n <= 3; n++) s.store.put(patient(n));
@@ -42,14 +45,21 @@ describe('per-release answers', () => {
       const res = await fhirGet(s, '/metadata');
       expect(res.body.software.version).toBe(software);
       expect(res.body.date).toMatch(/^\d{4}-\d\d-\d\d$/);
-    }));
+    }),
+  );
 
   // 7.0.2 ResourceServiceSearchTrait.php:46-57: no `continue` after a special column, so _count,
   // _offset and _sort reach createSearchParameterForField and throw; the controllers answer an empty
   // 200 bundle. Fixed in 7.0.3 by openemr#8129.
   test('7.0.2 answers any search carrying _count, _offset or _sort with a 200 empty bundle', () =>
     withVersion('7.0.2', async (s, token) => {
-      for (const path of ['/Patient?_count=2', '/Patient?_offset=0', '/Patient?_sort=_lastUpdated', '/Observation?_count=10', '/Observation?patient=' + uuid(1, 'aaaaaaaa') + '&_count=10']) {
+      for (const path of [
+        '/Patient?_count=2',
+        '/Patient?_offset=0',
+        '/Patient?_sort=_lastUpdated',
+        '/Observation?_count=10',
+        '/Observation?patient=' + uuid(1, 'aaaaaaaa') + '&_count=10',
+      ]) {
         const res = await fhirGet(s, path, token);
         expect([path, res.status, res.body.total]).toEqual([path, 200, 0]);
       }
@@ -61,7 +71,8 @@ describe('per-release answers', () => {
     withVersion(version, async (s, token) => {
       const res = await fhirGet(s, '/Patient?_count=2&_offset=2&_sort=_lastUpdated', token);
       expect(entryIds(res.body)).toEqual([uuid(3, 'aaaaaaaa')]);
-    }));
+    }),
+  );
 
   // 7.0.2 FhirObservationService::loadSearchParameters lists patient, code, category, date, _id only
   // (_lastUpdated came with openemr#7754, 7.0.2.2): an unsupported field, so an empty bundle.
@@ -74,7 +85,8 @@ describe('per-release answers', () => {
   test.each(['7.0.3', '7.0.4', 'master'] as const)('%s filters Observations by _lastUpdated', (version) =>
     withVersion(version, async (s, token) => {
       expect((await fhirGet(s, '/Observation?_lastUpdated=ge2000-01-01', token)).body.total).toBe(3);
-    }));
+    }),
+  );
 
   // 7.0.2 FhirObservationVitalsService.php:424 setLastUpdated(UtilsService::getDateFormattedAsUTC()).
   test('7.0.2 serves every Observation with meta.lastUpdated = now', () =>
@@ -82,7 +94,8 @@ describe('per-release answers', () => {
       const before = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, token)).body.meta.lastUpdated;
       s.store.advanceClock(120);
       const clockBefore = Math.floor(s.store.now() / 1000) * 1000;
-      const after = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, await getAccessToken(s, 'system/Observation.read'))).body.meta.lastUpdated;
+      const after = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, await getAccessToken(s, 'system/Observation.read'))).body.meta
+        .lastUpdated;
       expect(Date.parse(after) - Date.parse(before)).toBeGreaterThanOrEqual(120_000);
       expect(Date.parse(after)).toBeGreaterThanOrEqual(clockBefore);
       expect(Date.parse(after)).toBeLessThanOrEqual(s.store.now());
@@ -90,13 +103,16 @@ describe('per-release answers', () => {
 
   // FhirObservationService fans out to sub-services, each applying the LIMIT of _count and none
   // reading _offset or _sort (audit §2, 7.0.3 and master).
-  test.each(['7.0.3', '7.0.4', 'master'] as const)('%s Observation sub-services apply _count each and ignore _offset and _sort', (version) =>
-    withVersion(version, async (s, token) => {
-      const first = entryIds((await fhirGet(s, '/Observation?_count=2', token)).body);
-      const again = entryIds((await fhirGet(s, '/Observation?_count=2&_offset=2&_sort=-_lastUpdated', token)).body);
-      expect(first).toEqual([uuid(1, 'bbbbbbbb'), uuid(2, 'bbbbbbbb')]);
-      expect(again).toEqual(first);
-    }));
+  test.each(['7.0.3', '7.0.4', 'master'] as const)(
+    '%s Observation sub-services apply _count each and ignore _offset and _sort',
+    (version) =>
+      withVersion(version, async (s, token) => {
+        const first = entryIds((await fhirGet(s, '/Observation?_count=2', token)).body);
+        const again = entryIds((await fhirGet(s, '/Observation?_count=2&_offset=2&_sort=-_lastUpdated', token)).body);
+        expect(first).toEqual([uuid(1, 'bbbbbbbb'), uuid(2, 'bbbbbbbb')]);
+        expect(again).toEqual(first);
+      }),
+  );
 });
 
 describe('registration and scopes per release', () => {
@@ -128,11 +144,16 @@ describe('registration and scopes per release', () => {
     withVersion(version, async (s) => {
       const res = await register(s, { token_endpoint_auth_method: 'private_key_jwt' });
       expect(res.status).toBe(status);
-      if (status === 400) expect(res.body).toMatchObject({ error: 'invalid_client_metadata', error_description: 'Unsupported token_endpoint_auth_method value : private_key_jwt' });
+      if (status === 400)
+        expect(res.body).toMatchObject({
+          error: 'invalid_client_metadata',
+          error_description: 'Unsupported token_endpoint_auth_method value : private_key_jwt',
+        });
       // Without the field (or with client_secret_post) every release registers the client.
       expect((await register(s, {})).status).toBe(200);
       expect((await register(s, { token_endpoint_auth_method: 'client_secret_post' })).status).toBe(200);
-    }));
+    }),
+  );
 
   // SMART v2 scopes exist from 7.0.4 (ServerScopeListEntity.php:171); before, registration
   // (AuthorizationController.php:300,407) and the token endpoint (validateScopes) answer invalid_scope.
@@ -149,7 +170,8 @@ describe('registration and scopes per release', () => {
       expect([token.status, token.body.error]).toEqual(status === 400 ? [400, 'invalid_scope'] : [200, undefined]);
       const smart = await fhirGet(s, '/.well-known/smart-configuration');
       expect(smart.body.capabilities.includes('permission-v2')).toBe(status === 200);
-    }));
+    }),
+  );
 });
 
 describe('site and API switch', () => {

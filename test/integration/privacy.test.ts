@@ -15,7 +15,11 @@ const patient = {
   resourceType: 'Patient',
   id: 'a0000000-0000-4000-8000-00000000feed',
   identifier: [
-    { system: 'http://hl7.org/fhir/sid/us-ssn', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] }, value: '987-65-4329' },
+    {
+      system: 'http://hl7.org/fhir/sid/us-ssn',
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] },
+      value: '987-65-4329',
+    },
     { system: 'urn:mrn', value: 'MRN-77' },
   ],
   name: [{ family: 'Quixotezzle', given: ['Marisoleta'] }],
@@ -78,7 +82,14 @@ test('no patient data, key or token leaves the connector through answers, logs, 
   expect(events.find((e) => e.id === 'b0000000-0000-4000-8000-000000000002')?.reason).toMatch(/validation/i);
 
   const everything = JSON.stringify({ answers, logs: capturedLogs, telemetry: telemetry.calls, letters });
-  expect(scanForLeaks(everything, [...PATIENT_STRINGS, stack.openemr.client.privateKeyPem.split('\n')[5]!, stack.entra.clientSecret, ...liveTokens])).toEqual([]);
+  expect(
+    scanForLeaks(everything, [
+      ...PATIENT_STRINGS,
+      stack.openemr.client.privateKeyPem.split('\n')[5]!,
+      stack.entra.clientSecret,
+      ...liveTokens,
+    ]),
+  ).toEqual([]);
 });
 
 test('under default settings the Patient in AHDS carries no SSN, while its other identifiers stay', async () => {

@@ -19,8 +19,9 @@ import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
-const SCOPES = 'system/Patient.read system/Encounter.read system/Condition.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
-type Json = Record<string, any>;  
+const SCOPES =
+  'system/Patient.read system/Encounter.read system/Condition.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
+type Json = Record<string, any>;
 
 let stack: Stack;
 let settings: Record<string, string>;
@@ -40,7 +41,7 @@ function carriedRefs(r: Json): string[] {
 /** Watches the connector's writes: before each is sent, everything it points at must be in the target. */
 async function watchWrites(): Promise<void> {
   const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;  
+  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
   for (const method of ['writeBatch', 'writeAll']) {
     const original = writer[method]!.bind(writer);
     writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
@@ -58,16 +59,27 @@ async function watchWrites(): Promise<void> {
 async function unresolvedInTarget(): Promise<string[]> {
   const held = new Set<string>();
   const all: Json[] = [];
-  for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) {
-    held.add(`${type}/${r.id}`);
-    all.push(r as Json);
-  }
-  return all.flatMap((r) => carriedRefs(r).filter((ref) => !held.has(ref)).map((ref) => `${r.resourceType}/${r.id} -> ${ref}`));
+  for (const type of TYPES)
+    for (const r of await stack.ahds.snapshot(type)) {
+      held.add(`${type}/${r.id}`);
+      all.push(r as Json);
+    }
+  return all.flatMap((r) =>
+    carriedRefs(r)
+      .filter((ref) => !held.has(ref))
+      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
+  );
 }
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
-  settings = { SYNC_TABLE_PREFIX: 'rtypes', OPENEMR_SCOPES: SCOPES, SYNC_RESOURCE_TYPES: 'Observation,Condition,Encounter,Patient', SYNC_LAG_SECONDS: '5', AHDS_BATCH_SIZE: '50' };
+  settings = {
+    SYNC_TABLE_PREFIX: 'rtypes',
+    OPENEMR_SCOPES: SCOPES,
+    SYNC_RESOURCE_TYPES: 'Observation,Condition,Encounter,Patient',
+    SYNC_LAG_SECONDS: '5',
+    AHDS_BATCH_SIZE: '50',
+  };
   useStack(stack, settings);
   await watchWrites();
 }, 120_000);
@@ -108,7 +120,10 @@ test('an edit of each type arrives in the next incremental run; a new Encounter 
   const encounter = store.get('Encounter', encounterId) as Json;
   store.put({ ...encounter, status: 'cancelled' } as never);
   const condition = store.get('Condition', store.ids('Condition')[0]!) as Json;
-  store.put({ ...condition, clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }] } } as never);
+  store.put({
+    ...condition,
+    clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'resolved' }] },
+  } as never);
   const newEncounterId = randomUUID();
   store.put({ ...encounter, id: newEncounterId } as never);
   const newConditionId = randomUUID();
@@ -145,7 +160,12 @@ test('a Condition whose Encounter OpenEMR does not have is held back and dead-le
   const answer = await run();
   expect(answer.json).toMatchObject({ status: 'partial', failed: 1, deadLettered: 1 });
   expect(answer.json.failures).toEqual([
-    { resourceType: 'Condition', id: heldId, stage: 'read', reason: `Not written because OpenEMR has no Encounter/${missingEncounter} (the Condition's encounter).` },
+    {
+      resourceType: 'Condition',
+      id: heldId,
+      stage: 'read',
+      reason: `Not written because OpenEMR has no Encounter/${missingEncounter} (the Condition's encounter).`,
+    },
   ]);
   expect(await stack.ahds.read('Condition', heldId)).toBeUndefined();
 
@@ -153,9 +173,13 @@ test('a Condition whose Encounter OpenEMR does not have is held back and dead-le
   const encounter = store.get('Encounter', store.ids('Encounter')[1]!) as Json;
   store.put({ ...encounter, id: missingEncounter } as never);
   const connector = await getConnector();
-  const replay = await replayDeadLetters({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters } as never, { resourceType: 'Condition' });
+  const replay = await replayDeadLetters({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters } as never, {
+    resourceType: 'Condition',
+  });
   expect(replay).toMatchObject({ attempted: 1, replayed: 1, stillFailing: 0 });
-  expect(((await stack.ahds.read('Condition', heldId)) as Json | undefined)?.encounter).toEqual({ reference: `Encounter/${missingEncounter}` });
+  expect(((await stack.ahds.read('Condition', heldId)) as Json | undefined)?.encounter).toEqual({
+    reference: `Encounter/${missingEncounter}`,
+  });
   expect(await unresolvedInTarget()).toEqual([]);
   expect(dangling).toEqual([]);
 }, 300_000);
@@ -165,18 +189,44 @@ test('a Patient synced with everything brings its Encounters and Conditions befo
   const patientId = randomUUID();
   const encounterId = randomUUID();
   store.put({ ...(store.get('Patient', store.ids('Patient')[3]!) as Json), id: patientId } as never);
-  store.put({ ...(store.get('Encounter', store.ids('Encounter')[3]!) as Json), id: encounterId, subject: { reference: `Patient/${patientId}` } } as never);
-  store.put({ ...(store.get('Condition', store.ids('Condition')[3]!) as Json), id: randomUUID(), subject: { reference: `Patient/${patientId}` }, encounter: { reference: `Encounter/${encounterId}` } } as never);
-  store.put({ ...(store.get('Observation', store.ids('Observation')[3]!) as Json), id: randomUUID(), subject: { reference: `Patient/${patientId}` }, encounter: { reference: `Encounter/${encounterId}` } } as never);
-  const answer = await invoke(syncPatientEverythingHandler, { method: 'POST', url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
+  store.put({
+    ...(store.get('Encounter', store.ids('Encounter')[3]!) as Json),
+    id: encounterId,
+    subject: { reference: `Patient/${patientId}` },
+  } as never);
+  store.put({
+    ...(store.get('Condition', store.ids('Condition')[3]!) as Json),
+    id: randomUUID(),
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${encounterId}` },
+  } as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[3]!) as Json),
+    id: randomUUID(),
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${encounterId}` },
+  } as never);
+  const answer = await invoke(syncPatientEverythingHandler, {
+    method: 'POST',
+    url: `sync/patients/${patientId}/everything`,
+    params: { id: patientId },
+  });
   expect(answer.status).toBe(200);
-  expect(answer.json).toMatchObject({ status: 'ok', failed: 0, byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Condition: { created: 1 }, Observation: { created: 1 } } });
+  expect(answer.json).toMatchObject({
+    status: 'ok',
+    failed: 0,
+    byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Condition: { created: 1 }, Observation: { created: 1 } },
+  });
   expect(dangling).toEqual([]);
 }, 300_000);
 
 test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
   const connector = await getConnector();
-  const summary = await processWorkItem(workDepsOf(connector), { kind: 'patients', since: '1970-01-01T00:00:00.000Z', until: new Date(Date.now() + 3600_000).toISOString() });
+  const summary = await processWorkItem(workDepsOf(connector), {
+    kind: 'patients',
+    since: '1970-01-01T00:00:00.000Z',
+    until: new Date(Date.now() + 3600_000).toISOString(),
+  });
   expect(summary).toMatchObject({ status: 'ok', failed: 0, created: 0, updated: 0 });
   expect(summary.byType.Encounter!.unchanged).toBe(stack.openemr.store.count('Encounter'));
   expect(summary.byType.Condition!.unchanged).toBe(stack.openemr.store.count('Condition'));

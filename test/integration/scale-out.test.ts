@@ -20,7 +20,12 @@ beforeAll(async () => {
   // Loaded Patients share one lastUpdated second; stamp them an hour apart so there are windows to find.
   const store = stack.openemr.store;
   const ids = store.ids('Patient');
-  store.importResources(ids.map((id, i) => ({ ...store.get('Patient', id)!, meta: { lastUpdated: new Date(Date.now() - (ids.length - i) * 3600_000).toISOString() } })));
+  store.importResources(
+    ids.map((id, i) => ({
+      ...store.get('Patient', id)!,
+      meta: { lastUpdated: new Date(Date.now() - (ids.length - i) * 3600_000).toISOString() },
+    })),
+  );
   settings = { SYNC_TABLE_PREFIX: PREFIX, SYNC_QUEUE_NAME: QUEUE, SYNC_LAG_SECONDS: '5', OPENEMR_PAGE_SIZE: '7' };
   useStack(stack, settings);
 });
@@ -31,7 +36,12 @@ test('the planner enqueues Patient windows (each reads its Patients and their Ob
   // 202 at once with a run id and where to follow it; planning and work happen on the queue.
   expect(accepted.status).toBe(202);
   const runId = accepted.json.runId;
-  expect(accepted.json).toMatchObject({ runId: expect.any(String), kind: 'backfill', state: 'queued', statusUrl: `http://localhost:7071/api/runs/${runId}` });
+  expect(accepted.json).toMatchObject({
+    runId: expect.any(String),
+    kind: 'backfill',
+    state: 'queued',
+    statusUrl: `http://localhost:7071/api/runs/${runId}`,
+  });
   expect(accepted.headers.location).toBe(accepted.json.statusUrl);
   const status = () => invoke(runStatusHandler, { method: 'GET', url: `runs/${runId}`, params: { runId } });
   expect((await status()).json).toMatchObject({ state: 'queued', done: false });
@@ -39,7 +49,12 @@ test('the planner enqueues Patient windows (each reads its Patients and their Ob
   const queue = queueClient(stack, QUEUE);
   // Messages are base64 JSON, as the Functions host expects them.
   const peeked = await queue.peekMessages({ numberOfMessages: 1 });
-  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({ kind: 'run', operation: 'backfill', runId, windowSeconds: 730 * 86400 });
+  expect(JSON.parse(Buffer.from(peeked.peekedMessageItems[0]!.messageText, 'base64').toString())).toMatchObject({
+    kind: 'run',
+    operation: 'backfill',
+    runId,
+    windowSeconds: 730 * 86400,
+  });
 
   const drained = await drainQueue(queue, backfillQueueHandler);
   const final = (await status()).json;
@@ -68,7 +83,8 @@ test('the planner enqueues Patient windows (each reads its Patients and their Ob
   }
   expect(expected.size).toBeGreaterThan(50);
   const listed = await invoke(unmappedCodesHandler, { method: 'GET', url: 'unmapped-codes', query: { limit: '10000' } });
-  const counts = (list: Array<{ system: string; code: string; count: number }>) => list.map((c) => `${c.system}|${c.code}|${c.count}`).sort();
+  const counts = (list: Array<{ system: string; code: string; count: number }>) =>
+    list.map((c) => `${c.system}|${c.code}|${c.count}`).sort();
   expect(counts(listed.json.codes)).toEqual(counts(expected.entries()));
 });
 
@@ -87,25 +103,53 @@ test('a poison work item is retried up to maxDequeueCount, then ends in the dead
 
   const listed = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters', query: { resourceType: WORK_ITEM_TYPE } });
   expect(listed.json.items).toHaveLength(2);
-  expect(listed.json.items).toContainEqual(expect.objectContaining({ resourceType: WORK_ITEM_TYPE, id: workItemId(item), attempts: MAX_DEQUEUE_COUNT, status: 500, stage: 'read' }));
-  expect(listed.json.items).toContainEqual(expect.objectContaining({ resourceType: WORK_ITEM_TYPE, id: expect.stringMatching(/^invalid-/), attempts: 1 }));
+  expect(listed.json.items).toContainEqual(
+    expect.objectContaining({
+      resourceType: WORK_ITEM_TYPE,
+      id: workItemId(item),
+      attempts: MAX_DEQUEUE_COUNT,
+      status: 500,
+      stage: 'read',
+    }),
+  );
+  expect(listed.json.items).toContainEqual(
+    expect.objectContaining({ resourceType: WORK_ITEM_TYPE, id: expect.stringMatching(/^invalid-/), attempts: 1 }),
+  );
 
   useStack(stack, settings);
   const replay = await invoke(replayDeadLettersHandler, { url: 'deadletters/replay', query: { resourceType: WORK_ITEM_TYPE } });
   expect(replay.status).toBe(202);
   expect(await drainQueue(queue, backfillQueueHandler)).toEqual({ handled: 1, failedCalls: 0 });
-  const replayed = await invoke(runStatusHandler, { method: 'GET', url: `runs/${replay.json.runId}`, params: { runId: replay.json.runId } });
-  expect(replayed.json).toMatchObject({ kind: 'replay', state: 'partial', request: { resourceType: WORK_ITEM_TYPE }, result: { attempted: 2, replayed: 1, stillFailing: 1 } });
+  const replayed = await invoke(runStatusHandler, {
+    method: 'GET',
+    url: `runs/${replay.json.runId}`,
+    params: { runId: replay.json.runId },
+  });
+  expect(replayed.json).toMatchObject({
+    kind: 'replay',
+    state: 'partial',
+    request: { resourceType: WORK_ITEM_TYPE },
+    result: { attempted: 2, replayed: 1, stillFailing: 1 },
+  });
   const left = await invoke(listDeadLettersHandler, { method: 'GET', url: 'deadletters' });
   expect(left.json.items.map((d: any) => d.id)).toEqual([expect.stringMatching(/^invalid-/)]);
 });
 
 test('a work item handed over as an object (the host decodes JSON) is processed like its base64 text', async () => {
-  const context = new InvocationContext({ invocationId: 'obj', functionName: 'backfillQueue', triggerMetadata: { dequeueCount: 1 }, logHandler: () => undefined });
+  const context = new InvocationContext({
+    invocationId: 'obj',
+    functionName: 'backfillQueue',
+    triggerMetadata: { dequeueCount: 1 },
+    logHandler: () => undefined,
+  });
   // The window of the 7 Patients updated first, read as the worker reads it: those Patients and their Observations.
   const store = stack.openemr.store;
-  const lastUpdated = (id: string) => Date.parse(String((store.get('Patient', id) as { meta?: { lastUpdated?: string } }).meta?.lastUpdated));
-  const first = store.ids('Patient').map(lastUpdated).sort((a, b) => a - b);
+  const lastUpdated = (id: string) =>
+    Date.parse(String((store.get('Patient', id) as { meta?: { lastUpdated?: string } }).meta?.lastUpdated));
+  const first = store
+    .ids('Patient')
+    .map(lastUpdated)
+    .sort((a, b) => a - b);
   const until = new Date(Math.floor(first[6]! / 1000) * 1000 + 1000).toISOString();
   const inWindow = new Set(store.ids('Patient').filter((id) => lastUpdated(id) < Date.parse(until)));
   const mapper = mapperFor({ ...stack.env, ...settings });

@@ -83,5 +83,6 @@ test('key files are written readable by their owner only, even over a wider file
   expect(fs.lstatSync(file).isSymbolicLink()).toBe(false);
   expect(fs.readFileSync(elsewhere, 'utf8')).toBe('x');
   // The scripts that write keys go through it.
-  for (const script of ['scripts/openemr-register.ts', 'stack/cli.ts']) expect(fs.readFileSync(path.join(ROOT, script), 'utf8')).toMatch(/writePrivateFile\(/);
+  for (const script of ['scripts/openemr-register.ts', 'stack/cli.ts'])
+    expect(fs.readFileSync(path.join(ROOT, script), 'utf8')).toMatch(/writePrivateFile\(/);
 });

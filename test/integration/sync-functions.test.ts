@@ -12,7 +12,10 @@ let observationId: string;
 beforeAll(async () => {
   stack = await startStack({ azurite: false });
   patientId = stack.openemr.store.ids('Patient')[0]!;
-  const observation = stack.openemr.store.ids('Observation').map((id) => stack.openemr.store.get('Observation', id)!).find((o: any) => String(o.subject?.reference).endsWith(patientId))!;
+  const observation = stack.openemr.store
+    .ids('Observation')
+    .map((id) => stack.openemr.store.get('Observation', id)!)
+    .find((o: any) => String(o.subject?.reference).endsWith(patientId))!;
   observationId = (observation as { id: string }).id;
 });
 afterAll(() => stack?.close());
@@ -112,12 +115,16 @@ describe('sync one observation', () => {
 
 describe('sync one patient with all observations', () => {
   test('writes the Patient and every Observation of it', async () => {
-    const expected = stack.openemr.store.ids('Observation').filter((id) => String((stack.openemr.store.get('Observation', id) as any).subject?.reference).endsWith(patientId)).length;
+    const expected = stack.openemr.store
+      .ids('Observation')
+      .filter((id) => String((stack.openemr.store.get('Observation', id) as any).subject?.reference).endsWith(patientId)).length;
     const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
     expect(answer.status).toBe(200);
     expect(answer.json.read).toBe(expected + 1);
     expect(answer.json.failed).toBe(0);
-    expect(answer.json.byType.Observation.created + answer.json.byType.Observation.updated + answer.json.byType.Observation.unchanged).toBe(expected);
+    expect(answer.json.byType.Observation.created + answer.json.byType.Observation.updated + answer.json.byType.Observation.unchanged).toBe(
+      expected,
+    );
   });
 
   test('an OpenEMR token that expires in the middle of a run is renewed and the run completes', async () => {
@@ -149,14 +156,22 @@ describe('sync one patient with all observations', () => {
       const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
       expect(answer.status).toBe(422);
       expect(answer.json.resourceType).toBe('OperationOutcome');
-      expect(answer.json.issue[0]).toMatchObject({ severity: 'error', code: 'processing', diagnostics: expect.stringMatching(/could not be written/) });
-      expect(answer.json.issue[1].diagnostics).toMatch(new RegExp(`^Patient/${otherId} \\(map\\): FHIR validation failed: Patient\\.birthDate`));
+      expect(answer.json.issue[0]).toMatchObject({
+        severity: 'error',
+        code: 'processing',
+        diagnostics: expect.stringMatching(/could not be written/),
+      });
+      expect(answer.json.issue[1].diagnostics).toMatch(
+        new RegExp(`^Patient/${otherId} \\(map\\): FHIR validation failed: Patient\\.birthDate`),
+      );
       answer.json = runSummaryOf(answer.json);
       expect(answer.json.status).toBe('failed');
       expect(answer.json.message).toMatch(new RegExp(`^Patient/${otherId} could not be written, so its \\d+ Observation\\(s\\) were not`));
       expect(answer.json.failures[0]).toMatchObject({ resourceType: 'Patient', id: otherId, stage: 'map' });
       expect(answer.json.byType.Observation.failed).toBe(answer.json.read - 1);
-      expect(answer.json.failures.filter((f: { reason: string }) => /its Patient\//.test(f.reason))).toHaveLength(Math.min(99, answer.json.read - 1));
+      expect(answer.json.failures.filter((f: { reason: string }) => /its Patient\//.test(f.reason))).toHaveLength(
+        Math.min(99, answer.json.read - 1),
+      );
     } finally {
       stack.openemr.store.put(original as never);
     }
@@ -172,7 +187,9 @@ describe('sync one patient with all observations', () => {
     try {
       const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${otherId}/everything`, params: { id: otherId } });
       expect(answer.status).toBe(502);
-      expect(JSON.stringify(answer.json)).toMatch(/refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role/);
+      expect(JSON.stringify(answer.json)).toMatch(
+        /refused every write of a bundle \(403\): give the connector's identity the FHIR Data Writer role/,
+      );
     } finally {
       stack.ahds.setWriterRole(stack.entra.clientId, true);
     }
@@ -185,7 +202,9 @@ describe('configuration', () => {
     useStack(stack, { OPENEMR_PRIVATE_KEY: '', OPENEMR_CLIENT_SECRET: 'from-an-old-guide' });
     const answer = await invoke(syncPatientHandler, { url: `sync/patients/${patientId}`, params: { id: patientId } });
     expect(answer.status).toBe(503);
-    expect(answer.json.issue[0].diagnostics).toMatch(/^Not configured: set OPENEMR_CLIENT_SECRET\. Setting OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/);
+    expect(answer.json.issue[0].diagnostics).toMatch(
+      /^Not configured: set OPENEMR_CLIENT_SECRET\. Setting OPENEMR_CLIENT_SECRET cannot be used: OpenEMR accepts only a signed JWT assertion/,
+    );
     expect(JSON.stringify(answer.json)).not.toContain('from-an-old-guide');
   });
 });

@@ -27,7 +27,12 @@ describe('Application Insights envelopes (local HTTPS ingestion endpoint)', () =
     process.env.APPLICATIONINSIGHTS_STATSBEAT_DISABLED = 'true';
     process.env.APPLICATIONINSIGHTS_SDKSTATS_DISABLED = 'true';
     capture = await startIngestionCapture();
-    telemetry = createTelemetry({ connectionString: capture.connectionString, cloudRole: 'fhir-sync-test', disableOfflineStorage: true, samplingRatio: 1 });
+    telemetry = createTelemetry({
+      connectionString: capture.connectionString,
+      cloudRole: 'fhir-sync-test',
+      disableOfflineStorage: true,
+      samplingRatio: 1,
+    });
 
     const op = telemetry.withOperation(`00-${TRACE_ID}-${PARENT_SPAN}-01`);
     op.runCompleted({
@@ -50,7 +55,14 @@ describe('Application Insights envelopes (local HTTPS ingestion endpoint)', () =
         Observation: { created: 3, updated: 2, unchanged: 2, failed: 1 },
       },
     });
-    op.dependency({ side: 'openemr', name: `GET /Patient?family=${FAMILY}&given=${GIVEN}`, target: 'OpenEMR FHIR', resultCode: 200, durationMs: 35, success: true });
+    op.dependency({
+      side: 'openemr',
+      name: `GET /Patient?family=${FAMILY}&given=${GIVEN}`,
+      target: 'OpenEMR FHIR',
+      resultCode: 200,
+      durationMs: 35,
+      success: true,
+    });
     op.dependency({ side: 'ahds', name: 'POST /', target: 'AHDS FHIR', resultCode: 429, durationMs: 12, success: false });
     op.retry('ahds', 429);
     op.retry('ahds', 429);
@@ -98,7 +110,18 @@ describe('Application Insights envelopes (local HTTPS ingestion endpoint)', () =
       operation: 'incremental',
       window: '2024-05-01T00:00:00Z/2024-05-01T00:05:00Z',
     });
-    expect(run.measurements).toMatchObject({ read: 10, created: 4, updated: 3, unchanged: 2, synced: 9, failed: 1, deadLettered: 1, durationMs: 2000, lagSeconds: 90, unmappedCodes: 3 });
+    expect(run.measurements).toMatchObject({
+      read: 10,
+      created: 4,
+      updated: 3,
+      unchanged: 2,
+      synced: 9,
+      failed: 1,
+      deadLettered: 1,
+      durationMs: 2000,
+      lagSeconds: 90,
+      unmappedCodes: 3,
+    });
     expect(runs[0].tags['ai.cloud.role']).toBe('fhir-sync-test');
   });
 

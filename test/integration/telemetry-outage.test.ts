@@ -48,7 +48,12 @@ beforeAll(async () => {
   capture = await startIngestionCapture();
   stack = await startStack({ azurite: true });
   trimSource(stack, 200);
-  settings = { SYNC_TABLE_PREFIX: PREFIX, SYNC_LAG_SECONDS: '5', APPLICATIONINSIGHTS_CONNECTION_STRING: capture.connectionString, WEBSITE_SITE_NAME: APP_NAME };
+  settings = {
+    SYNC_TABLE_PREFIX: PREFIX,
+    SYNC_LAG_SECONDS: '5',
+    APPLICATIONINSIGHTS_CONNECTION_STRING: capture.connectionString,
+    WEBSITE_SITE_NAME: APP_NAME,
+  };
   useStack(stack, settings);
 });
 afterAll(async () => {
@@ -80,10 +85,19 @@ test('an OpenEMR outage: each failed timer run sends its run event (status faile
   }
   // The timer function still throws, so the host's retry policy runs it again.
   for (const f of failures) expect(f).toBeInstanceOf(Error);
-  envs = await capture.waitFor((e) => ids.every((id) => runsOf(e, id).length === 1) && select.metrics(e, METRICS.freshnessSeconds).length >= 2, 30_000);
+  envs = await capture.waitFor(
+    (e) => ids.every((id) => runsOf(e, id).length === 1) && select.metrics(e, METRICS.freshnessSeconds).length >= 2,
+    30_000,
+  );
   const failed = ids.map((id) => runsOf(envs, id)[0]!);
   for (const [i, run] of failed.entries()) {
-    expect(props(run)).toMatchObject({ status: 'failed', failureClass: 'openemr-unavailable', trigger: 'timer', operation: 'incrementalSync', runId: ids[i] });
+    expect(props(run)).toMatchObject({
+      status: 'failed',
+      failureClass: 'openemr-unavailable',
+      trigger: 'timer',
+      operation: 'incrementalSync',
+      runId: ids[i],
+    });
     expect(run.tags['ai.operation.id']).toBe(ids[i]!.replace(/-/g, ''));
     expect(run.tags['ai.cloud.role']).toBe(APP_NAME);
   }
@@ -115,7 +129,9 @@ test('a timer run that finds the lease held reports itself as skipped', async ()
 test('a CLI run carries one operation id: its run event and every call it made', async () => {
   capture.reset();
   const out: string[] = [];
-  const stdout = Object.assign(new Writable({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), { isTTY: false });
+  const stdout = Object.assign(new Writable({ write: (c: Buffer, _e: string, cb: () => void) => (out.push(c.toString()), cb()) }), {
+    isTTY: false,
+  });
   stack.openemr.store.advanceClock(10);
   const code = await main(['--json'], { stdout, stderr: stdout, env: { ...process.env }, cwd: '/nonexistent' } as never);
   expect(code).toBe(0);

@@ -55,7 +55,13 @@ describe('validation parity with AHDS', () => {
 
   test('what the connector passes, the stand-in stores over HTTP (a sample of variants)', async () => {
     const c = await ahdsClient(ahds);
-    const sample = variants().filter((v, i) => i % 20 === 0 && typeof v.id === 'string' && /^[A-Za-z0-9.-]{1,64}$/.test(v.id) && (v.resourceType === 'Patient' || v.resourceType === 'Observation'));
+    const sample = variants().filter(
+      (v, i) =>
+        i % 20 === 0 &&
+        typeof v.id === 'string' &&
+        /^[A-Za-z0-9.-]{1,64}$/.test(v.id) &&
+        (v.resourceType === 'Patient' || v.resourceType === 'Observation'),
+    );
     let stored = 0;
     let refused = 0;
     for (const v of sample) {
@@ -96,7 +102,10 @@ describe('validation parity with AHDS', () => {
     const patient = {
       ...samplePatients()[0]!,
       id: 'mn-1',
-      text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="steal()">Ann &amp; Bo</p><script>alert(1)</script><a href="javascript:x()">link</a></div>' },
+      text: {
+        status: 'generated',
+        div: '<div xmlns="http://www.w3.org/1999/xhtml"><p onclick="steal()">Ann &amp; Bo</p><script>alert(1)</script><a href="javascript:x()">link</a></div>',
+      },
     } as Patient;
     const first = mapper.map(patient);
     const again = mapper.map(patient);
@@ -112,6 +121,6 @@ describe('validation parity with AHDS', () => {
     expect((empty as { resource: Patient }).resource.text).toBeUndefined();
     // A safe narrative is kept as it is.
     const safe = { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Bo</b></p></div>' };
-    expect(((mapper.map({ ...patient, text: safe } as Patient) as { resource: Patient }).resource.text)).toEqual(safe);
+    expect((mapper.map({ ...patient, text: safe } as Patient) as { resource: Patient }).resource.text).toEqual(safe);
   });
 });

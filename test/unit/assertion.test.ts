@@ -5,7 +5,14 @@ import { makeRsaKey } from '../helpers/keys';
 describe('SMART Backend Services client assertion', () => {
   test('claims: iss = sub = client id, aud = token URL, exp five minutes after iat', () => {
     const claims = assertionClaims('client-1', 'https://emr/oauth2/default/token', 1_700_000_000, 'jti-1');
-    expect(claims).toEqual({ iss: 'client-1', sub: 'client-1', aud: 'https://emr/oauth2/default/token', jti: 'jti-1', iat: 1_700_000_000, exp: 1_700_000_300 });
+    expect(claims).toEqual({
+      iss: 'client-1',
+      sub: 'client-1',
+      aud: 'https://emr/oauth2/default/token',
+      jti: 'jti-1',
+      iat: 1_700_000_000,
+      exp: 1_700_000_300,
+    });
   });
 
   test('every assertion has a fresh jti', () => {
@@ -26,14 +33,23 @@ describe('SMART Backend Services client assertion', () => {
 
 test('a PKCS#1 PEM key (as older tooling writes them) signs too', async () => {
   const { generateKeyPairSync } = await import('node:crypto');
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const jwt = await signClientAssertion(assertionClaims('c', 'https://t', Math.floor(Date.now() / 1000)), await importSigningKey(privateKey));
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const jwt = await signClientAssertion(
+    assertionClaims('c', 'https://t', Math.floor(Date.now() / 1000)),
+    await importSigningKey(privateKey),
+  );
   const { importSPKI } = await import('jose');
   await expect(jwtVerify(jwt, await importSPKI(publicKey, 'RS384'))).resolves.toBeDefined();
 });
 
 describe('granted scopes', () => {
-  const { missingRequiredScopes } = jest.requireActual('../../src/openemr/token-provider') as typeof import('../../src/openemr/token-provider');
+  const { missingRequiredScopes } = jest.requireActual(
+    '../../src/openemr/token-provider',
+  ) as typeof import('../../src/openemr/token-provider');
   const requested = 'system/Patient.read system/Observation.read system/*.$export system/Binary.read';
   test('a token without the Observation read scope is reported', () => {
     expect(missingRequiredScopes(requested, 'system/Patient.read')).toEqual(['system/Observation.read']);

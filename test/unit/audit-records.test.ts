@@ -1,7 +1,13 @@
 import { auditEventForRun, policyUris, provenanceFor, type AuditPolicy } from '../../src/audit/records';
 import { canonicalJson } from '../../src/fhir/canonical';
 
-const policy: AuditPolicy = { conceptMaps: ['https://example.org/ConceptMap/b|2', 'https://example.org/ConceptMap/a|1'], deid: false, uncarriedReferences: 'drop', profileClaims: 'keep', localCodeSystem: 'urn:openemr:local-code' };
+const policy: AuditPolicy = {
+  conceptMaps: ['https://example.org/ConceptMap/b|2', 'https://example.org/ConceptMap/a|1'],
+  deid: false,
+  uncarriedReferences: 'drop',
+  profileClaims: 'keep',
+  localCodeSystem: 'urn:openemr:local-code',
+};
 const written = { resourceType: 'Patient', id: 'p-1', contentHash: 'h1', sourceLastUpdated: '2026-01-02T03:04:05-05:00' };
 const source = 'https://emr.example.org/apis/default/fhir';
 
@@ -19,7 +25,11 @@ describe('audit records', () => {
 
   test('the same content under the same policy is byte-identical under the same id; new content or another policy is a new Provenance', () => {
     const a = canonicalJson(provenanceFor(written, { sourceFhirBase: source, policy }));
-    expect(canonicalJson(provenanceFor({ ...written }, { sourceFhirBase: source, policy: { ...policy, conceptMaps: [...policy.conceptMaps].reverse() } }))).toBe(a);
+    expect(
+      canonicalJson(
+        provenanceFor({ ...written }, { sourceFhirBase: source, policy: { ...policy, conceptMaps: [...policy.conceptMaps].reverse() } }),
+      ),
+    ).toBe(a);
     const changed = provenanceFor({ ...written, contentHash: 'h2' }, { sourceFhirBase: source, policy }) as { id: string };
     const deid = provenanceFor(written, { sourceFhirBase: source, policy: { ...policy, deid: true } }) as { id: string };
     const ids = new Set([JSON.parse(a).id, changed.id, deid.id]);
@@ -27,7 +37,14 @@ describe('audit records', () => {
   });
 
   test("a run's AuditEvent lists what it wrote once each, sorted, with its outcome; the id comes from the run id", () => {
-    const run = { runId: 'run-42', trigger: 'timer', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-01-01T00:01:00Z', status: 'partial' as const, written: ['Patient/b', 'Observation/o', 'Patient/b'] };
+    const run = {
+      runId: 'run-42',
+      trigger: 'timer',
+      startedAt: '2026-01-01T00:00:00Z',
+      endedAt: '2026-01-01T00:01:00Z',
+      status: 'partial' as const,
+      written: ['Patient/b', 'Observation/o', 'Patient/b'],
+    };
     const e = auditEventForRun(run, { sourceFhirBase: source }) as Record<string, any>;
     expect(e.outcome).toBe('4');
     expect(e.entity.slice(1).map((x: any) => x.what.reference)).toEqual(['Observation/o', 'Patient/b']);

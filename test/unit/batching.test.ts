@@ -29,7 +29,15 @@ describe('batch planning', () => {
   });
 
   test('the same id under two resource types may share a bundle', () => {
-    expect(planBatches([{ resourceType: 'Patient', id: 'x' }, { resourceType: 'Observation', id: 'x' }], 10)).toHaveLength(1);
+    expect(
+      planBatches(
+        [
+          { resourceType: 'Patient', id: 'x' },
+          { resourceType: 'Observation', id: 'x' },
+        ],
+        10,
+      ),
+    ).toHaveLength(1);
   });
 });
 

@@ -38,7 +38,9 @@ describe('configuration', () => {
   });
 
   test('http is allowed for loopback addresses (the local stack)', () => {
-    expect(loadConfig(env({ OPENEMR_BASE_URL: 'http://127.0.0.1:8080', AHDS_FHIR_URL: 'http://localhost:9090' })).openemr.baseUrl).toBe('http://127.0.0.1:8080');
+    expect(loadConfig(env({ OPENEMR_BASE_URL: 'http://127.0.0.1:8080', AHDS_FHIR_URL: 'http://localhost:9090' })).openemr.baseUrl).toBe(
+      'http://127.0.0.1:8080',
+    );
   });
 
   test('a malformed number names the setting and the expected range', () => {
@@ -66,7 +68,9 @@ describe('configuration', () => {
   });
 
   test('client-secret Azure auth needs tenant, client id and secret', () => {
-    expect(configError(env({ AZURE_AUTH_MODE: 'client-secret', AZURE_TENANT_ID: 't', AZURE_CLIENT_ID: 'c' })).setting).toBe('AZURE_CLIENT_SECRET');
+    expect(configError(env({ AZURE_AUTH_MODE: 'client-secret', AZURE_TENANT_ID: 't', AZURE_CLIENT_ID: 'c' })).setting).toBe(
+      'AZURE_CLIENT_SECRET',
+    );
   });
 
   test('de-identification needs a key of at least 32 characters', () => {
@@ -79,10 +83,19 @@ describe('configuration', () => {
   });
 
   test('SYNC_RESOURCE_TYPES takes known types in any order, keeps them in reference order, and needs Patient', () => {
-    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Observation, Condition,Patient,Encounter' })).sync.resourceTypes).toEqual(['Patient', 'Encounter', 'Condition', 'Observation']);
+    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Observation, Condition,Patient,Encounter' })).sync.resourceTypes).toEqual([
+      'Patient',
+      'Encounter',
+      'Condition',
+      'Observation',
+    ]);
     expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
-    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe('Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation.');
-    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe('Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).');
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe(
+      'Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation.',
+    );
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe(
+      'Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).',
+    );
   });
 
   test('storage is required, by connection string or account name', () => {
@@ -106,11 +119,17 @@ describe('configuration', () => {
 
 describe('setting errors name the real cause', () => {
   test('an unresolved Key Vault reference is reported as such, for any setting, with the secret name and never the vault URL', () => {
-    const e = configError(env({ OPENEMR_PRIVATE_KEY: '@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/openemr-private-key/)' }));
+    const e = configError(
+      env({ OPENEMR_PRIVATE_KEY: '@Microsoft.KeyVault(SecretUri=https://kv-abc123.vault.azure.net/secrets/openemr-private-key/)' }),
+    );
     expect(e.setting).toBe('OPENEMR_PRIVATE_KEY');
-    expect(e.message).toMatch(/^Setting OPENEMR_PRIVATE_KEY is a Key Vault reference that was not resolved \(secret openemr-private-key\): .*Key Vault Secrets User/);
+    expect(e.message).toMatch(
+      /^Setting OPENEMR_PRIVATE_KEY is a Key Vault reference that was not resolved \(secret openemr-private-key\): .*Key Vault Secrets User/,
+    );
     expect(e.message).not.toContain('kv-abc123');
-    expect(configError(env({ OPENEMR_CLIENT_ID: '@Microsoft.KeyVault(VaultName=kv;SecretName=openemr-client-id)' })).message).toMatch(/^Setting OPENEMR_CLIENT_ID is a Key Vault reference that was not resolved \(secret openemr-client-id\)/);
+    expect(configError(env({ OPENEMR_CLIENT_ID: '@Microsoft.KeyVault(VaultName=kv;SecretName=openemr-client-id)' })).message).toMatch(
+      /^Setting OPENEMR_CLIENT_ID is a Key Vault reference that was not resolved \(secret openemr-client-id\)/,
+    );
   });
 
   test('SYNC_INITIAL_SINCE is a strict date or instant (no roll-over, nothing after it)', () => {
@@ -134,7 +153,11 @@ describe('AHDS preflight sentences', () => {
     ['AuthenticationRequiredError: AADSTS7000215: Invalid client secret provided.', 'AZURE_CLIENT_SECRET', /refused the client secret/],
     ['AADSTS700016: Application with identifier x was not found in the directory', 'AZURE_CLIENT_ID', /does not know AZURE_CLIENT_ID/],
     ['AADSTS90002: Tenant not found', 'AZURE_TENANT_ID', /does not know AZURE_TENANT_ID/],
-    ['AADSTS500011: The resource principal named https://x was not found in the tenant named contoso.', 'AHDS_AUDIENCE', /no resource for the FHIR audience/],
+    [
+      'AADSTS500011: The resource principal named https://x was not found in the tenant named contoso.',
+      'AHDS_AUDIENCE',
+      /no resource for the FHIR audience/,
+    ],
   ])('%s -> %s', async (text, setting, sentence) => {
     const { describeEntraError } = await import('../../src/config/preflight');
     const d = describeEntraError(new Error(text), auth);

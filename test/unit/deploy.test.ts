@@ -34,7 +34,17 @@ const funcignore = read('.funcignore')
 describe('packaging', () => {
   const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
   // What a developer's folder also holds at deploy time.
-  const local = ['node_modules/jest/package.json', 'node_modules/zod/index.js', 'dist/functions/sync-run.js', '.openemr-client/private-key.pem', '.openemr-client/jwks.json', '.stack/local.settings.json', '.stack/tls/key.pem', 'local.settings.json', 'coverage/lcov.info'];
+  const local = [
+    'node_modules/jest/package.json',
+    'node_modules/zod/index.js',
+    'dist/functions/sync-run.js',
+    '.openemr-client/private-key.pem',
+    '.openemr-client/jwks.json',
+    '.stack/local.settings.json',
+    '.stack/tls/key.pem',
+    'local.settings.json',
+    'coverage/lcov.info',
+  ];
   const shipped = [...tracked, ...local].filter((f) => !ignoredBy(funcignore, f));
 
   it('azure.yaml builds remotely (Flex Consumption): Azure installs and compiles, nothing built here is uploaded', () => {
@@ -44,7 +54,16 @@ describe('packaging', () => {
   });
 
   it('ships what the remote build needs to install and compile, and the maps the app reads', () => {
-    expect(shipped).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'host.json', 'tsconfig.json', 'functions/sync-run.ts', 'src/connector.ts']));
+    expect(shipped).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'package-lock.json',
+        'host.json',
+        'tsconfig.json',
+        'functions/sync-run.ts',
+        'src/connector.ts',
+      ]),
+    );
     expect(shipped.some((f) => f.startsWith('mappings/') && f.endsWith('.json'))).toBe(true);
   });
 
@@ -52,11 +71,16 @@ describe('packaging', () => {
     const allowedTop = new Set(['package.json', 'package-lock.json', 'host.json', 'tsconfig.json', 'src', 'functions', 'mappings']);
     const stray = shipped.filter((f) => !allowedTop.has(f.split('/')[0]!));
     expect(stray).toEqual([]);
-    for (const secret of ['.openemr-client/private-key.pem', '.stack/local.settings.json', '.stack/tls/key.pem', 'local.settings.json']) expect(shipped).not.toContain(secret);
+    for (const secret of ['.openemr-client/private-key.pem', '.stack/local.settings.json', '.stack/tls/key.pem', 'local.settings.json'])
+      expect(shipped).not.toContain(secret);
   });
 
   it('git ignores the OpenEMR client key folder and any PEM', () => {
-    const out = execFileSync('git', ['check-ignore', '.openemr-client/private-key.pem', 'some/where/key.pem', '.stack/local.settings.json'], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync(
+      'git',
+      ['check-ignore', '.openemr-client/private-key.pem', 'some/where/key.pem', '.stack/local.settings.json'],
+      { cwd: root, encoding: 'utf8' },
+    );
     expect(out.trim().split('\n')).toHaveLength(3);
   });
 });
@@ -108,6 +132,7 @@ describe('the app starts unconfigured', () => {
   it('the README deploy section says what happens before the secrets are stored, and how to check', () => {
     const readme = read('README.md');
     const deploy = readme.slice(readme.indexOf('## Deploy'), readme.indexOf('## Operate'));
-    for (const phrase of ['remoteBuild', 'Not configured', '/api/health', 'AZURE_PRINCIPAL_TYPE', 'KEY_VAULT_NAME', 'azd down --purge']) expect(deploy).toContain(phrase);
+    for (const phrase of ['remoteBuild', 'Not configured', '/api/health', 'AZURE_PRINCIPAL_TYPE', 'KEY_VAULT_NAME', 'azd down --purge'])
+      expect(deploy).toContain(phrase);
   });
 });

@@ -170,7 +170,11 @@ describe('Bicep parameters', () => {
   it('no param that looks like a secret is left without @secure()', () => {
     for (const file of bicepFiles) {
       for (const p of params(sources[file])) {
-        if (/privatekey|secret$|password|connectionstring/i.test(p.name) && !/SecretUri$/i.test(p.name) && !/appInsightsConnectionString/.test(p.name)) {
+        if (
+          /privatekey|secret$|password|connectionstring/i.test(p.name) &&
+          !/SecretUri$/i.test(p.name) &&
+          !/appInsightsConnectionString/.test(p.name)
+        ) {
           expect(`${file}:${p.name}:${p.decorators.includes('@secure()')}`).toBe(`${file}:${p.name}:true`);
         }
       }
@@ -190,7 +194,9 @@ describe('Bicep parameters', () => {
 });
 
 describe('Bicep modules', () => {
-  const mods = bicepFiles.flatMap((file) => modules(codes[file]).map((m) => ({ ...m, from: file, file: sourcesModulePath(file, m.symbol) })));
+  const mods = bicepFiles.flatMap((file) =>
+    modules(codes[file]).map((m) => ({ ...m, from: file, file: sourcesModulePath(file, m.symbol) })),
+  );
 
   function sourcesModulePath(from: string, symbol: string): string {
     const m = new RegExp(`^module\\s+${symbol}\\s+'([^']+)'`, 'm').exec(sources[from]);
@@ -209,7 +215,8 @@ describe('Bicep modules', () => {
       const declared = params(read(m.file));
       const names = declared.map((p) => p.name);
       for (const passed of m.params) expect(`${m.symbol}.${passed}:${names.includes(passed)}`).toBe(`${m.symbol}.${passed}:true`);
-      for (const p of declared.filter((x) => !x.hasDefault)) expect(`${m.symbol}.${p.name}:${m.params.includes(p.name)}`).toBe(`${m.symbol}.${p.name}:true`);
+      for (const p of declared.filter((x) => !x.hasDefault))
+        expect(`${m.symbol}.${p.name}:${m.params.includes(p.name)}`).toBe(`${m.symbol}.${p.name}:true`);
     }
   });
 
@@ -257,7 +264,12 @@ describe('role assignments', () => {
   });
 
   it('grants the data roles to the managed identity as a service principal', () => {
-    for (const file of ['infra/modules/storage.bicep', 'infra/modules/fhir.bicep', 'infra/modules/fhir-role.bicep', 'infra/modules/monitoring.bicep']) {
+    for (const file of [
+      'infra/modules/storage.bicep',
+      'infra/modules/fhir.bicep',
+      'infra/modules/fhir-role.bicep',
+      'infra/modules/monitoring.bicep',
+    ]) {
       expect(sources[file]).toMatch(/principalType: 'ServicePrincipal'/);
     }
   });
@@ -290,7 +302,12 @@ describe('Function App', () => {
   });
 
   it('sets only settings the connector knows, plus the host settings of identity-based storage and Entra ingestion', () => {
-    const known = new Set([...SETTINGS.map((s) => s.name), 'AzureWebJobsStorage__credential', 'AzureWebJobsStorage__clientId', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING']);
+    const known = new Set([
+      ...SETTINGS.map((s) => s.name),
+      'AzureWebJobsStorage__credential',
+      'AzureWebJobsStorage__clientId',
+      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+    ]);
     for (const key of settingKeys()) expect(`${key}:${known.has(key)}`).toBe(`${key}:true`);
     // Flex Consumption takes the runtime from functionAppConfig; the setting is rejected there.
     expect(settingKeys()).not.toContain('FUNCTIONS_WORKER_RUNTIME');
@@ -373,7 +390,8 @@ describe('workbook and alerts', () => {
 
   it('queries the App Insights tables customEvents, customMetrics, dependencies and exceptions', () => {
     const all = queries.join('\n');
-    for (const table of ['customEvents', 'customMetrics', 'dependencies', 'exceptions']) expect(all).toMatch(new RegExp(`^${table}\\b|\\b${table}\\s*\\n`, 'm'));
+    for (const table of ['customEvents', 'customMetrics', 'dependencies', 'exceptions'])
+      expect(all).toMatch(new RegExp(`^${table}\\b|\\b${table}\\s*\\n`, 'm'));
     expect(all).toContain('customDimensions.side');
   });
 

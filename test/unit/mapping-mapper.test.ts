@@ -51,7 +51,8 @@ describe('validation before write', () => {
     expect(reason).toContain('Patient.birthDate');
     expect(reason).toContain('Patient.gender');
     expect(reason).toContain('Patient.name[0].given[0]');
-    for (const secret of ['Quuxworthington', 'Zebediah', '12345', 'hidden', base.id!, 'Alva958', 'Dickinson688']) expect(reason).not.toContain(secret);
+    for (const secret of ['Quuxworthington', 'Zebediah', '12345', 'hidden', base.id!, 'Alva958', 'Dickinson688'])
+      expect(reason).not.toContain(secret);
 
     // An Observation whose value is of the wrong type, and one with a bad status.
     const obs = sampleObservations()[0]!;
@@ -60,7 +61,9 @@ describe('validation before write', () => {
     expect(r2).toEqual({ ok: false, reason: expect.stringMatching(/^FHIR validation failed: Observation\.valueQuantity\.value: /) });
     expect((r2 as { reason: string }).reason).not.toContain('Quuxworthington');
     const r3 = mapper.map({ ...obs, status: 'Quuxworthington' as Observation['status'] });
-    expect((r3 as { reason: string }).reason).toBe('FHIR validation failed: Observation.status: Value not in required value set observation-status');
+    expect((r3 as { reason: string }).reason).toBe(
+      'FHIR validation failed: Observation.status: Value not in required value set observation-status',
+    );
     expect(badObs.status).toBe('final');
   });
 
@@ -90,7 +93,12 @@ describe('references', () => {
     const src = sampleObservations()[0]!;
     expect(src.subject!.reference).toMatch(/^urn:uuid:/);
     const id = src.subject!.reference!.slice('urn:uuid:'.length);
-    for (const reference of [src.subject!.reference!, `https://emr.example.org/apis/default/fhir/Patient/${id}`, `Patient/${id}/_history/1`, `Patient/${id}`]) {
+    for (const reference of [
+      src.subject!.reference!,
+      `https://emr.example.org/apis/default/fhir/Patient/${id}`,
+      `Patient/${id}/_history/1`,
+      `Patient/${id}`,
+    ]) {
       const out = ok(mapper.map({ ...src, subject: { reference } })).resource as Observation;
       expect(out.subject).toEqual({ reference: `Patient/${id}` });
     }
@@ -102,7 +110,8 @@ describe('references', () => {
     expect(referencedId('Group/1', 'Patient')).toBeUndefined();
     // A Patient.link to another Patient is carried and normalised too.
     const p = samplePatients()[1]!;
-    const linked = ok(mapper.map({ ...p, link: [{ other: { reference: 'urn:uuid:other-1', type: 'Patient' }, type: 'seealso' }] })).resource as Patient;
+    const linked = ok(mapper.map({ ...p, link: [{ other: { reference: 'urn:uuid:other-1', type: 'Patient' }, type: 'seealso' }] }))
+      .resource as Patient;
     expect(linked.link).toEqual([{ other: { reference: 'Patient/other-1', type: 'Patient' }, type: 'seealso' }]);
   });
 
@@ -117,11 +126,15 @@ describe('references', () => {
 
     // OpenEMR's absolute/relative Encounter references, and performers in arrays.
     const lab = openemrExample<Observation>('synthesized/observation-lab.SYNTHESIZED.json');
-    const withPerformer = { ...lab, performer: [{ reference: 'https://emr.example.org/apis/default/fhir/Practitioner/p1', display: 'Dr. Zebediah' }] };
+    const withPerformer = {
+      ...lab,
+      performer: [{ reference: 'https://emr.example.org/apis/default/fhir/Practitioner/p1', display: 'Dr. Zebediah' }],
+    };
     const keptLab = ok(createResourceMapper(DEFAULT_OPTIONS).map(withPerformer)).resource as Observation;
     expect(keptLab.encounter).toEqual(lab.encounter);
     expect(keptLab.performer).toEqual([{ reference: 'Practitioner/p1', display: 'Dr. Zebediah' }]);
-    const droppedLab = ok(createResourceMapper({ ...DEFAULT_OPTIONS, uncarriedReferences: 'drop' }).map(withPerformer)).resource as Observation;
+    const droppedLab = ok(createResourceMapper({ ...DEFAULT_OPTIONS, uncarriedReferences: 'drop' }).map(withPerformer))
+      .resource as Observation;
     expect(droppedLab).not.toHaveProperty('encounter');
     expect(droppedLab).not.toHaveProperty('performer');
 
@@ -136,10 +149,20 @@ describe('references', () => {
 describe('UnmappedCodeReport', () => {
   test('counts, sorts by count then system and code, totals and merges', () => {
     const a = new UnmappedCodeReport();
-    a.add([{ system: 'urn:b', code: '2' }, { system: 'urn:a', code: '9', display: 'Nine' }]);
-    a.add([{ system: 'urn:b', code: '2', display: 'Two' }, { system: 'urn:a', code: '1' }]);
+    a.add([
+      { system: 'urn:b', code: '2' },
+      { system: 'urn:a', code: '9', display: 'Nine' },
+    ]);
+    a.add([
+      { system: 'urn:b', code: '2', display: 'Two' },
+      { system: 'urn:a', code: '1' },
+    ]);
     const b = new UnmappedCodeReport();
-    b.add([{ system: 'urn:a', code: '9' }, { system: 'urn:a', code: '9' }, { system: 'urn:c', code: '3' }]);
+    b.add([
+      { system: 'urn:a', code: '9' },
+      { system: 'urn:a', code: '9' },
+      { system: 'urn:c', code: '3' },
+    ]);
     expect(a.total()).toBe(4);
     a.merge(b);
     expect(a.total()).toBe(7);
@@ -159,7 +182,12 @@ describe('UnmappedCodeReport', () => {
     const report = new UnmappedCodeReport();
     for (const o of sampleObservations()) report.add(ok(mapper.map(o)).unmapped);
     const top = report.entries()[0]!;
-    expect(top).toEqual({ system: 'https://cielterminology.org', code: '1271AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', display: 'TESTS ORDERED', count: 1014 });
+    expect(top).toEqual({
+      system: 'https://cielterminology.org',
+      code: '1271AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      display: 'TESTS ORDERED',
+      count: 1014,
+    });
     // Mapped vitals never appear.
     expect(report.entries().some((e) => e.code.startsWith('5089'))).toBe(false);
     // The order codes were met in does not change the report.

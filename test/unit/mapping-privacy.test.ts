@@ -44,7 +44,15 @@ describe('privacy filter', () => {
       subject: { reference: 'Patient/p1', identifier: ssn },
       contained: [{ resourceType: 'Patient', id: 'c1', identifier: [ssn, { system: 'urn:mrn', value: 'M1' }] }],
     } as Observation;
-    const patient = { ...samplePatients()[0]!, link: [{ type: 'seealso', other: { reference: 'Patient/p2', identifier: { system: 'urn:oid:2.16.840.1.113883.4.1', value: '999-88-7777' } } }] } as Patient;
+    const patient = {
+      ...samplePatients()[0]!,
+      link: [
+        {
+          type: 'seealso',
+          other: { reference: 'Patient/p2', identifier: { system: 'urn:oid:2.16.840.1.113883.4.1', value: '999-88-7777' } },
+        },
+      ],
+    } as Patient;
     for (const out of [ok(mapper.map(observation)).resource, ok(mapper.map(patient)).resource]) {
       expect(JSON.stringify(out)).not.toContain('999-88-7777');
     }
@@ -52,7 +60,10 @@ describe('privacy filter', () => {
   });
 
   test('identifier systems named in the setting are dropped, others kept', () => {
-    const mapper = createResourceMapper({ ...DEFAULT_OPTIONS, dropIdentifierSystems: ['http://hl7.org/fhir/sid/us-ssn', 'urn:oid:2.16.840.1.113883.4.3.25'] });
+    const mapper = createResourceMapper({
+      ...DEFAULT_OPTIONS,
+      dropIdentifierSystems: ['http://hl7.org/fhir/sid/us-ssn', 'urn:oid:2.16.840.1.113883.4.3.25'],
+    });
     const out = ok(mapper.map(samplePatients()[0]!)).resource as Patient;
     expect(out.identifier!.map((i) => i.system)).toEqual([
       'https://github.com/synthetichealth/synthea',

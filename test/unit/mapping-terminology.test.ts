@@ -35,7 +35,8 @@ const mapObs = (o: Observation) => {
   return { obs: out.resource as Observation, unmapped: out.unmapped };
 };
 const codings = (cc: CodeableConcept | undefined): Coding[] => cc?.coding ?? [];
-const hasCoding = (cc: CodeableConcept | undefined, system: string, code: string) => codings(cc).some((c) => c.system === system && c.code === code);
+const hasCoding = (cc: CodeableConcept | undefined, system: string, code: string) =>
+  codings(cc).some((c) => c.system === system && c.code === code);
 function sampleWith(cielId: number): Observation {
   const o = sampleObservations().find((x) => x.code.coding?.[0]?.code === ciel(cielId));
   if (!o) throw new Error(`no sample observation with CIEL ${cielId}`);
@@ -126,7 +127,10 @@ describe('ConceptMap-driven mapping', () => {
 
   test('a user map for the local system maps a re-labelled OpenEMR lab code to LOINC', () => {
     const lab = openemrExample<Observation>('synthesized/observation-lab.SYNTHESIZED.json');
-    const m = createResourceMapper({ ...DEFAULT_OPTIONS, conceptMapFiles: [join(__dirname, '../../mappings/examples/openemr-local-lab.example.json')] });
+    const m = createResourceMapper({
+      ...DEFAULT_OPTIONS,
+      conceptMapFiles: [join(__dirname, '../../mappings/examples/openemr-local-lab.example.json')],
+    });
     const out = ok(m.map({ ...lab, code: { coding: [{ system: LOINC, code: 'UA-APPEAR' }] } }));
     const obs = out.resource as Observation;
     expect(obs.code.coding).toEqual([
@@ -172,7 +176,9 @@ describe('ConceptMap-driven mapping', () => {
           resourceType: 'ConceptMap',
           url: 'urn:test:bad',
           status: 'draft',
-          group: [{ source: 'urn:test:local', target: LOINC, element: [{ code: 'X', target: [{ code: '1234-5', equivalence: 'equivalent' }] }] }],
+          group: [
+            { source: 'urn:test:local', target: LOINC, element: [{ code: 'X', target: [{ code: '1234-5', equivalence: 'equivalent' }] }] },
+          ],
         }),
       );
       expect(() => createResourceMapper({ ...DEFAULT_OPTIONS, conceptMapFiles: [file] })).toThrow(/not a valid http:\/\/loinc.org code/);
@@ -198,7 +204,18 @@ describe('ConceptMap-driven mapping', () => {
             {
               source: CIEL,
               target: LOINC,
-              element: [{ code: ciel(1030), target: [{ code: '44871-2', display: 'HIV 1 proviral DNA [Presence] in Blood by NAA with probe amplification', equivalence: 'equivalent' }] }],
+              element: [
+                {
+                  code: ciel(1030),
+                  target: [
+                    {
+                      code: '44871-2',
+                      display: 'HIV 1 proviral DNA [Presence] in Blood by NAA with probe amplification',
+                      equivalence: 'equivalent',
+                    },
+                  ],
+                },
+              ],
             },
           ],
         }),
@@ -227,7 +244,8 @@ describe('ConceptMap-driven mapping', () => {
 
 describe('units', () => {
   test('[lb_av] stays UCUM, a free-text unit moves to unit', () => {
-    const weight = openemrExample<Bundle>('synthesized/bundle-observation-search-as-emitted.SYNTHESIZED.json').entry![0]!.resource as Observation;
+    const weight = openemrExample<Bundle>('synthesized/bundle-observation-search-as-emitted.SYNTHESIZED.json').entry![0]!
+      .resource as Observation;
     expect(mapObs(weight).obs.valueQuantity).toEqual({ value: 146, unit: 'lb_av', system: UCUM, code: '[lb_av]' });
 
     const lab = openemrExample<Observation>('synthesized/observation-lab-numeric.SYNTHESIZED.json');
@@ -261,7 +279,10 @@ describe('units', () => {
       ...bp,
       component: [
         { ...bp.component![0]!, valueQuantity: { value: 122, unit: 'mmHg', system: UCUM, code: 'mmHg' } },
-        { ...bp.component![1]!, valueQuantity: { value: 77, unit: 'millimetres of mercury', system: UCUM, code: 'millimetres of mercury' } },
+        {
+          ...bp.component![1]!,
+          valueQuantity: { value: 77, unit: 'millimetres of mercury', system: UCUM, code: 'millimetres of mercury' },
+        },
       ],
     };
     const out = mapObs(odd).obs;
@@ -311,12 +332,17 @@ describe('vital signs', () => {
 
     // A vital with a data-absent reason instead of a value qualifies.
     const { valueQuantity: _v, ...absent } = sampleWith(5090);
-    const absentOut = mapObs({ ...(absent as Observation), dataAbsentReason: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'unknown' }] } }).obs;
+    const absentOut = mapObs({
+      ...(absent as Observation),
+      dataAbsentReason: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'unknown' }] },
+    }).obs;
     expect(absentOut.meta?.profile).toEqual([US_CORE_VITAL_SIGNS]);
   });
 
   test('every mapped sample vital claims the profile and carries a UCUM unit the profile allows', () => {
-    const vitals = sampleObservations().filter((o) => [5085, 5087, 5088, 5089, 5090, 5092].some((id) => o.code.coding?.[0]?.code === ciel(id)));
+    const vitals = sampleObservations().filter((o) =>
+      [5085, 5087, 5088, 5089, 5090, 5092].some((id) => o.code.coding?.[0]?.code === ciel(id)),
+    );
     expect(vitals.length).toBe(310);
     for (const v of vitals) {
       const out = mapObs(v).obs;

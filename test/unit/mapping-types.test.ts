@@ -11,8 +11,13 @@ import type { SyncedResource } from '../../src/fhir/types';
 import { DEFAULT_OPTIONS, deidOptions } from '../fixtures/mapping/load';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
-const first = <T>(file: string, pick: (r: any) => boolean = () => true): T =>  
-  fs.readFileSync(path.join(DATA, file), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l)).find(pick) as T;
+const first = <T>(file: string, pick: (r: any) => boolean = () => true): T =>
+  fs
+    .readFileSync(path.join(DATA, file), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l))
+    .find(pick) as T;
 /** As OpenEMR serves them: urn:uuid references resolved to Type/id. */
 const served = <T>(r: T): T => JSON.parse(JSON.stringify(r).replace(/"urn:uuid:([^"]+)"/g, (_m, id: string) => `"${id}"`)) as T;
 function ok(outcome: MapOutcome): Extract<MapOutcome, { ok: true }> {
@@ -45,7 +50,7 @@ test('Encounter and Condition map with their references kept and a local code in
   expect(JSON.stringify(ok(mapper.map(condition as SyncedResource)).resource)).toBe(JSON.stringify(c));
 });
 
-test('de-identification shifts every type by its Patient\'s offset and hashes ids the same way in every reference', () => {
+test("de-identification shifts every type by its Patient's offset and hashes ids the same way in every reference", () => {
   const mapper = createResourceMapper({ ...deidOptions(), carriedTypes: ['Patient', 'Encounter', 'Condition', 'Observation'] });
   const p = ok(mapper.map(patient as SyncedResource)).resource as Patient;
   const e = ok(mapper.map(encounter as SyncedResource)).resource as Encounter;

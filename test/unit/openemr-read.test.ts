@@ -12,12 +12,18 @@ const exporter = new BulkExportClient(reader);
 describe('export URLs: the token stays on the configured FHIR base', () => {
   test('a URL under the FHIR base path on the site_addr_oath origin (http behind TLS offload) is fetched from the configured base', () => {
     expect(exporter.onBase('http://10.0.0.5/openemr/apis/default/fhir/Binary/7')).toEqual({ onBase: true, path: '/Binary/7' });
-    expect(exporter.onBase('https://emr.example.org/openemr/apis/default/fhir/$bulkdata-status?job=abc')).toEqual({ onBase: true, path: '/$bulkdata-status?job=abc' });
+    expect(exporter.onBase('https://emr.example.org/openemr/apis/default/fhir/$bulkdata-status?job=abc')).toEqual({
+      onBase: true,
+      path: '/$bulkdata-status?job=abc',
+    });
     expect(exporter.onBase('/openemr/apis/default/fhir/Binary/8')).toEqual({ onBase: true, path: '/Binary/8' });
   });
 
   test('any other path or origin is foreign', () => {
-    expect(exporter.onBase('https://files.example.net/openemr/apis/other/fhir/Binary/7')).toEqual({ onBase: false, url: 'https://files.example.net/openemr/apis/other/fhir/Binary/7' });
+    expect(exporter.onBase('https://files.example.net/openemr/apis/other/fhir/Binary/7')).toEqual({
+      onBase: false,
+      url: 'https://files.example.net/openemr/apis/other/fhir/Binary/7',
+    });
     expect(exporter.onBase('https://emr.example.org/openemr/apis/default/fhirX/Binary/7')).toMatchObject({ onBase: false });
   });
 });
@@ -38,8 +44,21 @@ describe('export settings', () => {
     const { loadConfig } = await import('../../src/config/load');
     const { makeRsaKey } = await import('../helpers/keys');
     const { pem } = await makeRsaKey();
-    const env = { OPENEMR_BASE_URL: 'https://emr.example.org', OPENEMR_CLIENT_ID: 'c', OPENEMR_PRIVATE_KEY: pem, AHDS_FHIR_URL: 'https://x.fhir.azurehealthcareapis.com', AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+    const env = {
+      OPENEMR_BASE_URL: 'https://emr.example.org',
+      OPENEMR_CLIENT_ID: 'c',
+      OPENEMR_PRIVATE_KEY: pem,
+      AHDS_FHIR_URL: 'https://x.fhir.azurehealthcareapis.com',
+      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+    };
     expect(() => loadConfig({ ...env, OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS: '30000' })).toThrow(/OPENEMR_EXPORT_KICKOFF_TIMEOUT_MS/);
-    expect(loadConfig(env).openemrRead).toEqual({ exportEnabled: true, exportKickoffTimeoutMs: 180_000, exportDownloadTimeoutMs: 1_800_000, exportGapSeconds: 86_400, observationSpanSeconds: 86_400, reconcileSource: 'search' });
+    expect(loadConfig(env).openemrRead).toEqual({
+      exportEnabled: true,
+      exportKickoffTimeoutMs: 180_000,
+      exportDownloadTimeoutMs: 1_800_000,
+      exportGapSeconds: 86_400,
+      observationSpanSeconds: 86_400,
+      reconcileSource: 'search',
+    });
   });
 });

@@ -17,7 +17,7 @@ import { MAX_DEQUEUE_COUNT, parseWorkItem, workItemFromId, workItemId } from '..
 function fakeOpenEmr(patients: Array<{ id: string; t: number }>, seed = 1) {
   const calls: string[] = [];
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const stamp = (t: number) => new Date(t).toISOString().replace('.000Z', '-00:00').replace('Z', '');
   const sorted = (lo: number, pred: (t: number) => boolean = () => true) =>
     patients
@@ -93,22 +93,34 @@ describe('Patient pages (ge cursor, no tie-break)', () => {
   test('every search parameter is sent once: a repeated key is refused before it leaves', async () => {
     const { OpenEmrReader } = await import('../../src/openemr/reader');
     const reader = Object.create(OpenEmrReader.prototype) as InstanceType<typeof OpenEmrReader>;
-    await expect(reader.search('Observation', { _lastUpdated: ['ge2025-01-01T00:00:00Z', 'lt2025-02-01T00:00:00Z'] } as never)).rejects.toThrow(/one value/);
+    await expect(
+      reader.search('Observation', { _lastUpdated: ['ge2025-01-01T00:00:00Z', 'lt2025-02-01T00:00:00Z'] } as never),
+    ).rejects.toThrow(/one value/);
   });
 });
 
 describe('backfill planner', () => {
   test('plans Patient windows of about a page each with one-entry probes; each Patient falls in exactly one window', async () => {
     // 437 Patients over about a year, bunched: 300 in the first hour (250 of them in one second), then one a day.
-    const patients = Array.from({ length: 437 }, (_, i) => ({ id: `p${i}`, t: i < 250 ? T0 : i < 300 ? T0 + i * 10_000 : T0 + (i - 299) * 86_400_000 }));
+    const patients = Array.from({ length: 437 }, (_, i) => ({
+      id: `p${i}`,
+      t: i < 250 ? T0 : i < 300 ? T0 + i * 10_000 : T0 + (i - 299) * 86_400_000,
+    }));
     const { reader, calls } = fakeOpenEmr(patients);
-    const plan = await planBackfill(reader, { since: new Date(T0).toISOString(), until: new Date(T0 + 100 * 86_400_000).toISOString(), pageSize: 100 });
+    const plan = await planBackfill(reader, {
+      since: new Date(T0).toISOString(),
+      until: new Date(T0 + 100 * 86_400_000).toISOString(),
+      pageSize: 100,
+    });
     const windows = plan.items.map((i) => [Date.parse(i.since), Date.parse(i.until)] as const);
     expect(plan.items.every((i) => i.kind === 'patients')).toBe(true);
     expect(windows).toHaveLength(plan.patientWindows);
     for (const p of patients) expect(windows.filter(([a, b]) => p.t >= a && p.t < b)).toHaveLength(1);
     // The crowded second is one window of its own; every other window but the open last holds at most a page.
-    for (const [a, b] of windows.slice(0, -1)) expect(patients.filter((p) => p.t >= a && p.t < b).length === 250 || patients.filter((p) => p.t >= a && p.t < b).length <= 100).toBe(true);
+    for (const [a, b] of windows.slice(0, -1))
+      expect(patients.filter((p) => p.t >= a && p.t < b).length === 250 || patients.filter((p) => p.t >= a && p.t < b).length <= 100).toBe(
+        true,
+      );
     expect(calls.every((c) => c.startsWith('probe'))).toBe(true);
     expect(calls).toHaveLength(plan.probes);
     expect(plan.probes).toBeLessThanOrEqual(Math.ceil(437 / 100) + 2);
@@ -140,7 +152,14 @@ describe('sync CLI', () => {
   };
 
   test('refuses conflicting or malformed options with one line (no stack trace) and exit code 64; --help prints the usage', async () => {
-    for (const argv of [['--full', '--since', '2025-01-01T00:00:00Z'], ['--since', 'last tuesday'], ['--since', '2020-02-30'], ['--bogus'], ['--reconcile', '--replay'], ['extra']]) {
+    for (const argv of [
+      ['--full', '--since', '2025-01-01T00:00:00Z'],
+      ['--since', 'last tuesday'],
+      ['--since', '2020-02-30'],
+      ['--bogus'],
+      ['--reconcile', '--replay'],
+      ['extra'],
+    ]) {
       const { io: cli, text } = io();
       expect(await main(argv, cli as never)).toBe(64);
       expect(text()).toMatch(/Run with --help for the options\.\n$|^--since must be/);
@@ -160,15 +179,23 @@ describe('sync CLI', () => {
   test('progress: a redrawn bar with counts, rate and ETA on a terminal, plain lines elsewhere', () => {
     const tally = new Tally();
     tally.read = 100;
-    tally.addWrites(Array.from({ length: 80 }, (_, i) => ({ resourceType: 'Observation', id: `o${i}`, outcome: 'created' as const, attempts: 1 })));
+    tally.addWrites(
+      Array.from({ length: 80 }, (_, i) => ({ resourceType: 'Observation', id: `o${i}`, outcome: 'created' as const, attempts: 1 })),
+    );
     const chunks: string[] = [];
     const out = Object.assign(new Writable({ write: (c, _e, cb) => (chunks.push(c.toString()), cb()) }), { isTTY: true, columns: 200 });
     const tty = new ProgressReporter(out, true, 0);
     tty.update(tally, 'Observation', 0.25);
     expect(chunks[0]!.startsWith('\r\u001b[K')).toBe(true); // carriage return, then clear the line
-    expect(chunks[0]!.slice(4)).toMatch(/^\[#####---------------\] 25% Observation: read 100, written 80 \(created 80, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
+    expect(chunks[0]!.slice(4)).toMatch(
+      /^\[#####---------------\] 25% Observation: read 100, written 80 \(created 80, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/,
+    );
     const plain: string[] = [];
-    const pipe = new ProgressReporter(Object.assign(new Writable({ write: (c, _e, cb) => (plain.push(c.toString()), cb()) }), { isTTY: false }), false, 0);
+    const pipe = new ProgressReporter(
+      Object.assign(new Writable({ write: (c, _e, cb) => (plain.push(c.toString()), cb()) }), { isTTY: false }),
+      false,
+      0,
+    );
     pipe.update(tally, 'Patient');
     // No fraction and no total: no bar and no ETA rather than "ETA ?".
     expect(plain[0]).toMatch(/^Patient: read 100, written 80 .*, failed 0, \d+\/s\n$/);
@@ -183,7 +210,9 @@ describe('sync CLI', () => {
     reporter.total = 400;
     reporter.update(tally, 'export');
     expect(chunks[0]!.startsWith('\r\u001b[K')).toBe(true); // carriage return, then clear the line
-    expect(chunks[0]!.slice(4)).toMatch(/^\[#####---------------\] 25% export: read 100 of ~400, written 0 \(created 0, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/);
+    expect(chunks[0]!.slice(4)).toMatch(
+      /^\[#####---------------\] 25% export: read 100 of ~400, written 0 \(created 0, updated 0, unchanged 0\), failed 0, \d+\/s, ETA \d+s$/,
+    );
     // Past the estimate the bar holds below 100% until the run ends.
     tally.read = 500;
     reporter.update(tally, 'export');

@@ -16,7 +16,11 @@ describe('telemetry boundary', () => {
   it('src/telemetry/appinsights.ts is the only module that loads the Application Insights SDK', () => {
     const importers = ['src', 'functions', 'stack', 'scripts']
       .flatMap((d) => tsFiles(path.join(root, d)))
-      .filter((f) => /(from\s+|require\(\s*|import\(\s*)['"](applicationinsights|@azure\/monitor-opentelemetry[^'"]*)['"]/.test(fs.readFileSync(f, 'utf8')))
+      .filter((f) =>
+        /(from\s+|require\(\s*|import\(\s*)['"](applicationinsights|@azure\/monitor-opentelemetry[^'"]*)['"]/.test(
+          fs.readFileSync(f, 'utf8'),
+        ),
+      )
       .map((f) => path.relative(root, f).split(path.sep).join('/'));
     expect(importers).toEqual(['src/telemetry/appinsights.ts']);
   });

@@ -29,7 +29,9 @@ describe('scrubString', () => {
   });
 
   it('replaces token-like fields in form and JSON bodies', () => {
-    expect(scrubString('client_assertion=abc123&grant_type=client_credentials')).toBe('client_assertion=[redacted]&grant_type=client_credentials');
+    expect(scrubString('client_assertion=abc123&grant_type=client_credentials')).toBe(
+      'client_assertion=[redacted]&grant_type=client_credentials',
+    );
     expect(scrubString('{"access_token":"opaque-xyz","expires_in":300}')).not.toContain('opaque-xyz');
   });
 
@@ -113,9 +115,13 @@ describe('runFailureMessage', () => {
     for (const secret of ['Quillfeather', '987-65-4321', JWT]) expect(out).not.toContain(secret);
   });
 
-  it('passes the project\'s own messages through: settings, upstream sides, run errors', () => {
+  it("passes the project's own messages through: settings, upstream sides, run errors", () => {
     expect(runFailureMessage(new ConfigError('OPENEMR_SITE', 'OPENEMR_SITE must be set.'))).toBe('OPENEMR_SITE must be set.');
-    expect(runFailureMessage(new UpstreamError('ahds', 'Throttled', 'AHDS FHIR service answered 429.', 429))).toBe('AHDS FHIR service answered 429.');
-    expect(runFailureMessage(new DeadLetterStorageError(2))).toBe('2 dead letter(s) could not be stored; the watermark was not advanced. Try again later.');
+    expect(runFailureMessage(new UpstreamError('ahds', 'Throttled', 'AHDS FHIR service answered 429.', 429))).toBe(
+      'AHDS FHIR service answered 429.',
+    );
+    expect(runFailureMessage(new DeadLetterStorageError(2))).toBe(
+      '2 dead letter(s) could not be stored; the watermark was not advanced. Try again later.',
+    );
   });
 });

