@@ -8,7 +8,8 @@ import type { ResourceMapper } from '../../src/mapping/contract';
 import { tableNames } from '../../src/state';
 import type { Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
-import { mappingOptions } from '../../src/connector';
+import { mappingOptions, type Connector } from '../../src/connector';
+import { reconcile } from '../../src/sync/reconcile';
 
 /** The connector settings a test uses against a stack: fast retries, a table prefix of its own. */
 export function incrementalSettings(stack: Stack, extra: Record<string, string> = {}): Record<string, string> {
@@ -122,4 +123,20 @@ export { drainQueue } from '../../stack/queue-worker';
 /** Keeps the first `observations` Observations of the sample data (all Patients): smaller, faster runs. */
 export function trimSource(stack: Stack, observations: number): void {
   for (const id of stack.openemr.store.ids('Observation').slice(observations)) stack.openemr.store.delete('Observation', id);
+}
+
+/** Reconciliation as RECONCILE_SOURCE=search (the default) reads: every Patient, then each one's Observations; deletes on. */
+export function reconcileBySearch(connector: Connector): ReturnType<typeof reconcile> {
+  return reconcile(
+    {
+      sync: connector.sync,
+      reader: connector.reader,
+      writer: connector.writer,
+      telemetry: connector.telemetry,
+      pageSize: 200,
+      deleteMode: 'delete',
+      useExport: false,
+    },
+    { trigger: 'reconcile' },
+  );
 }

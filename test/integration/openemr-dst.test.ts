@@ -5,9 +5,8 @@ import { contentHash } from '../../src/fhir/canonical';
 import type { SyncedResource } from '../../src/fhir/types';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
-import { reconcile } from '../../src/sync/reconcile';
 import { startStack, type Stack } from '../../stack';
-import { diffHashes, incrementalSettings, mapperFor, targetHashes, trimSource } from '../helpers/incremental-stack';
+import { diffHashes, incrementalSettings, mapperFor, reconcileBySearch, targetHashes, trimSource } from '../helpers/incremental-stack';
 import { fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 /**
@@ -134,18 +133,7 @@ test('a DST change shifts every emitted Observation time without moving lastUpda
   expect(shifted.stale.every((key) => key.startsWith('Observation/'))).toBe(true);
 
   // Reconciliation compares content and rewrites exactly the shifted Observations.
-  const summary = await reconcile(
-    {
-      sync: connector.sync,
-      reader: connector.reader,
-      writer: connector.writer,
-      telemetry: connector.telemetry,
-      pageSize: 200,
-      deleteMode: 'delete',
-      useExport: false,
-    },
-    { trigger: 'reconcile' },
-  );
+  const summary = await reconcileBySearch(connector);
   expect(summary.status).toBe('ok');
   expect(summary.byType.Observation).toMatchObject({ stale: observationsWithTimes, missing: 0, deletedAtSource: 0 });
   expect(summary.byType.Patient).toMatchObject({ stale: 0, missing: 0, deletedAtSource: 0 });

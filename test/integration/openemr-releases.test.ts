@@ -10,7 +10,7 @@ import { reconcile } from '../../src/sync/reconcile';
 import { startStack, type Stack } from '../../stack';
 import type { OpenEmrVersion } from '../../stack/openemr';
 import { invoke, useStack } from '../helpers/functions';
-import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
+import { incrementalSettings, mapperFor, reconcileBySearch, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 /**
  * The whole incremental scenario against each OpenEMR release the stand-in models (the README's
@@ -85,19 +85,7 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     expect(after.stale.sort()).toEqual([`Observation/${o4}`, `Patient/${p2}`].sort());
     expect(after.extra).toEqual([`Observation/${o3}`]);
 
-    const summary = await reconcile(
-      // As RECONCILE_SOURCE=search (the default) reads: every Patient, then each one's Observations.
-      {
-        sync: connector.sync,
-        reader: connector.reader,
-        writer: connector.writer,
-        telemetry: connector.telemetry,
-        pageSize: 200,
-        deleteMode: 'delete',
-        useExport: false,
-      },
-      { trigger: 'reconcile' },
-    );
+    const summary = await reconcileBySearch(connector);
     expect(summary.byType.Observation).toMatchObject({ missing: 2, stale: 1, deletedAtSource: 1, deleted: 1 });
     expect(summary.byType.Patient).toMatchObject({ stale: 1, missing: 0, deleted: 0 });
     expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });

@@ -11,9 +11,8 @@ import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
-import { reconcile } from '../../src/sync/reconcile';
 import { startStack, type Stack } from '../../stack';
-import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
+import { incrementalSettings, mapperFor, reconcileBySearch, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 /**
  * The read layer against the stand-in behind a site_addr_oath that differs from where it listens
@@ -176,18 +175,7 @@ describe('the connector itself behind a site_addr_oath origin', () => {
     if (second.skipped) throw new Error('skipped');
     expect(second.value.windows.Patient).toMatchObject({ via: 'search', closed: true });
     expect(second.value.byType.Patient!.updated).toBe(1);
-    const summary = await reconcile(
-      {
-        sync: connector.sync,
-        reader: connector.reader,
-        writer: connector.writer,
-        telemetry: connector.telemetry,
-        pageSize: 200,
-        deleteMode: 'delete',
-        useExport: false,
-      },
-      { trigger: 'reconcile' },
-    );
+    const summary = await reconcileBySearch(connector);
     expect(summary.status).toBe('ok');
     expect(await targetDiff(stack, mapperFor(settings))).toEqual({ missing: [], stale: [], extra: [] });
   });
