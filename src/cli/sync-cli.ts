@@ -6,7 +6,6 @@ import { INSTANT_EXAMPLE, parseInstant } from '../config/instant';
 import { ConfigError, loadConfig } from '../config/load';
 import { checkAhds } from '../config/preflight';
 import { createConnector, type Connector } from '../connector';
-import { SYNCED_TYPES } from '../fhir/types';
 import { UpstreamError } from '../http/errors';
 import { incrementalSync, runLine, type RunProgress } from '../sync/incremental';
 import { classifyRunError, runFailureMessage } from '../state/errors';
@@ -113,13 +112,13 @@ export class ProgressReporter {
 /**
  * What a --full run or a reconciliation will read, as far as can be told before it starts: OpenEMR
  * reports no totals (its searches count only the page), so this is what AHDS holds now
- * (`_summary=count` per type, two cheap requests), which is the source's size once it has been
+ * (`_summary=count` per configured type, one cheap request each), which is the source's size once it has been
  * synced. Undefined when AHDS is empty or does not answer (the line then shows no bar).
  */
-export async function expectedTotal(connector: Pick<Connector, 'writer'>): Promise<number | undefined> {
+export async function expectedTotal(connector: Pick<Connector, 'writer' | 'config'>): Promise<number | undefined> {
   try {
     let total = 0;
-    for (const type of SYNCED_TYPES) {
+    for (const type of connector.config.sync.resourceTypes) {
       const answer = await connector.writer.http.get(`/${type}`, { params: { _summary: 'count' } });
       const count = (answer.data as { total?: unknown } | undefined)?.total;
       if (typeof count === 'number' && count >= 0) total += count;

@@ -77,7 +77,13 @@ export async function createTargetWriter(
 ): Promise<TargetWriter> {
   const auth = targetTokenSource(config, getCredential, options.warn);
   if (config.target.kind === 'ahds')
-    return { writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry, { budget: options.budget }) };
+    return {
+      writer: createAhdsWriter(config.ahds, config.http, auth as TokenSource, telemetry, {
+        budget: options.budget,
+        // Only the types this connector writes: a policy on a type it never touches is no reason to refuse.
+        checkTypes: config.sync.resourceTypes,
+      }),
+    };
   const http = createHttpClient({
     side: 'ahds',
     baseURL: config.target.fhirUrl,

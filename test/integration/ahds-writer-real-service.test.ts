@@ -410,5 +410,20 @@ describe('the writer against AHDS as it really behaves', () => {
     } finally {
       await fine.close();
     }
+    // Only the types the connector writes are checked: a policy on a type it never touches is no reason to refuse.
+    const elsewhere = await standIn({ versioning: { Encounter: 'versioned-update' } } as AhdsStandInOptions);
+    try {
+      const config = settings(elsewhere.fhirUrl);
+      const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry(), {
+        checkTypes: ['Patient', 'Observation'],
+      });
+      expect((await writer.writeBatch(patients(1))).map((r) => r.outcome)).toEqual(['created']);
+      const all = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry(), { checkTypes: ['Patient', 'Encounter'] });
+      expect(((await all.writeBatch(patients(1)).catch((e: unknown) => e)) as Error).message).toMatch(
+        /keeps Encounter under the versioned-update policy/,
+      );
+    } finally {
+      await elsewhere.close();
+    }
   });
 });
