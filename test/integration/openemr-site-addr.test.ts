@@ -62,18 +62,23 @@ function tokenSource(s: OpenEmrStandIn): TokenSource {
   };
 }
 
-beforeAll(async () => {
-  openemr = await startOpenEmrStandIn({ siteAddrOath: SITE_ADDR });
-  const connection = {
-    baseUrl: openemr.baseUrl,
+/** The reader's OpenEMR settings for the stand-in, as configured with its listening URL. */
+function connectionOf(standIn: OpenEmrStandIn): Config['openemr'] {
+  return {
+    baseUrl: standIn.baseUrl,
     site: 'default',
-    fhirBaseUrl: openemr.fhirBaseUrl,
-    tokenUrl: openemr.tokenUrl,
-    clientId: openemr.client.clientId,
-    scopes: openemr.client.scopes,
+    fhirBaseUrl: standIn.fhirBaseUrl,
+    tokenUrl: standIn.tokenUrl,
+    clientId: standIn.client.clientId,
+    scopes: standIn.client.scopes,
     readConcurrency: 1,
     pageSize: 200,
   } as Config['openemr'];
+}
+
+beforeAll(async () => {
+  openemr = await startOpenEmrStandIn({ siteAddrOath: SITE_ADDR });
+  const connection = connectionOf(openemr);
   const http = { timeoutMs: 30_000, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 100, maxTotalMs: 5_000 } };
   reader = new OpenEmrReader(connection, http, tokenSource(openemr), new NoopTelemetry());
 });
@@ -182,16 +187,7 @@ describe('the connector itself behind a site_addr_oath origin', () => {
 });
 
 test('a download outlives a consumer that pauses longer than HTTP_TIMEOUT_MS (as while AHDS throttles): the file times out on total time only', async () => {
-  const connection = {
-    baseUrl: openemr.baseUrl,
-    site: 'default',
-    fhirBaseUrl: openemr.fhirBaseUrl,
-    tokenUrl: openemr.tokenUrl,
-    clientId: openemr.client.clientId,
-    scopes: openemr.client.scopes,
-    readConcurrency: 1,
-    pageSize: 200,
-  } as Config['openemr'];
+  const connection = connectionOf(openemr);
   const impatient = new OpenEmrReader(
     connection,
     { timeoutMs: 500, retry: { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0, maxTotalMs: 0 } },
