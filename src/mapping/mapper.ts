@@ -3,6 +3,7 @@ import type { SyncedResource } from '../fhir/types';
 import { CHECKED_SYSTEMS, isStandardSystem, US_SSN, US_SSN_OID, V2_0203 } from './codes';
 import { loadConceptMaps, type ConceptMapIndex, type TargetCoding } from './conceptmaps';
 import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
+import { mapAttachments } from './attachments';
 import { Deidentifier, isDateLike, shiftDate } from './deid';
 import { normaliseQuantity } from './units';
 import { validationFailure, withSafeNarrative } from './validate';
@@ -193,6 +194,7 @@ class Mapper implements ResourceMapper {
       if (Array.isArray(value)) body[element] = value.map((cc) => this.mapConcept(cc as CodeableConcept, report));
       else if (value && typeof value === 'object') body[element] = this.mapConcept(value as CodeableConcept, report);
     }
+    mapAttachments(src.resourceType, body, { deid: this.deid !== undefined });
     return this.finish(src, body, []);
   }
 

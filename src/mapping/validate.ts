@@ -93,6 +93,7 @@ const CHOICE_ELEMENTS: Record<string, Array<[string, RegExp]>> = {
     ['', /^onset[A-Z]/],
     ['', /^abatement[A-Z]/],
   ],
+  DiagnosticReport: [['', /^effective[A-Z]/]],
 };
 
 function componentsOf(r: Record<string, unknown>, type: string, path: string): Array<readonly [string, Record<string, unknown>]> {

@@ -7,7 +7,7 @@
 
 /** A carried reference: the element of this type that must resolve in the target before it is written. */
 export interface CarriedReference {
-  /** Top-level element holding a Reference (FHIR name). */
+  /** Element holding a Reference or a list of them (FHIR name; a dotted path for a nested one, e.g. context.encounter). */
   element: string;
   /** The type it points at. */
   type: string;
@@ -137,6 +137,58 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     ],
     mapping: { concepts: ['code', 'valueCodeableConcept'], deidDrop: DEID_CLINICAL_DROP },
   },
+  {
+    // Two sub-services, each with its own _lastUpdated column: clinical notes (FhirDiagnosticReportClinicalNotesService.php,
+    // form_clinical_notes.last_updated, a modification time; the note's text inline in presentedForm.data, base64
+    // text/plain) and laboratory (FhirDiagnosticReportLaboratoryService.php, procedure_report.report_date: the
+    // clinical report date, NULL-dated reports never match; result -> the lab Observations).
+    type: 'DiagnosticReport',
+    rank: 3,
+    openemrService: 'FhirDiagnosticReportService.php (clinical-notes, laboratory sub-services)',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', 'code', 'category', 'date', '_id', '_lastUpdated'],
+      lastUpdatedColumn: 'per sub-service (clinical notes: form_clinical_notes.last_updated; labs: procedure_report.report_date)',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/DiagnosticReport.read',
+    },
+    // result -> Observation: ranked after Observation so the Observations it lists are written first.
+    // performer / resultsInterpreter (Practitioner, Organization) follow MAPPING_UNCARRIED_REFERENCES.
+    references: [
+      { element: 'subject', type: 'Patient' },
+      { element: 'encounter', type: 'Encounter' },
+      { element: 'result', type: 'Observation' },
+    ],
+    mapping: { concepts: ['code', 'category'], deidDrop: [...DEID_CLINICAL_DROP, 'presentedForm', 'conclusion', 'conclusionCode'] },
+  },
+  {
+    // Three sub-services, all filtering _lastUpdated on a `date` column and stamping meta.lastUpdated with
+    // it: clinical notes (FhirClinicalNotesService.php, form_clinical_notes.date: the note's clinical date,
+    // text inline in content.attachment.data), patient documents (FhirPatientDocumentReferenceService.php,
+    // documents.date; content.attachment.url = OpenEMR's own /fhir/Binary/<uuid>), advance directives.
+    type: 'DocumentReference',
+    rank: 2,
+    openemrService: 'FhirDocumentReferenceService.php (clinical-notes, patient-documents, advance-directive sub-services)',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', 'type', 'category', 'date', '_id', '_lastUpdated'],
+      lastUpdatedColumn:
+        'per sub-service date column (clinical notes: form_clinical_notes.date, a clinical date; documents: documents.date)',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/DocumentReference.read',
+    },
+    // author / custodian / authenticator (Practitioner, Organization) follow MAPPING_UNCARRIED_REFERENCES.
+    references: [
+      { element: 'subject', type: 'Patient' },
+      { element: 'context.encounter', type: 'Encounter' },
+    ],
+    // content is required (1..*): de-identification empties its attachments (attachments.ts), it does not drop it.
+    mapping: { concepts: ['type', 'category'], deidDrop: [...DEID_CLINICAL_DROP, 'description'] },
+  },
 ];
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
@@ -157,7 +209,8 @@ export function specOf(type: string): ResourceTypeSpec {
  * as MAPPING_UNCARRIED_REFERENCES says.
  */
 export function orderedTypes(types: readonly string[]): ResourceTypeSpec[] {
-  return RESOURCE_TYPES.filter((t) => types.includes(t.type));
+  // By rank (a stable sort keeps the table's order within a rank), so a row appended later still takes its place.
+  return RESOURCE_TYPES.filter((t) => types.includes(t.type)).sort((a, b) => a.rank - b.rank);
 }
 
 /** What is wrong with a SYNC_RESOURCE_TYPES value (never quoting it), or undefined. */

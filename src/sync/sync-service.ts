@@ -211,6 +211,14 @@ export class SyncService {
         if (between) await this.mapDependentsInto(ofPatient, run, sink, failedIds);
         else for (const o of ofPatient) await this.mapInto(o, run, sink);
       }
+      // The page's DiagnosticReports (types ranked after Observation) once its Observations are written.
+      await this.writeAfterTypes(
+        run,
+        sink,
+        page.map((p) => p.id!),
+        failedIds,
+        reads,
+      );
       run.onProgress?.(run.tally);
     }
     await sink.flush();
@@ -326,15 +334,14 @@ export class SyncService {
     run.present ??= new Map();
     run.absent ??= new Map();
     const carried = this.resourceTypes;
+    // What is handed here was read from OpenEMR: a later resource pointing at it needs no lookup.
+    for (const r of resources) if (r.id && r.resourceType !== 'Patient') mapSet(run.present, r.resourceType).add(r.id);
     const seen = (type: string) => (type === 'Patient' ? run.presentPatients! : mapSet(run.present!, type));
     const gone = (type: string) => (type === 'Patient' ? run.absentPatients! : mapSet(run.absent!, type));
     const isBlocked = async (type: string, id: string) =>
       type === 'Patient' ? blocked.has(id) : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id);
     const targets = resources.map((r) =>
-      carriedReferences(r.resourceType, carried).flatMap((ref) => {
-        const id = referenceTarget(r, ref.element, ref.type);
-        return id === undefined ? [] : [{ ...ref, id }];
-      }),
+      carriedReferences(r.resourceType, carried).flatMap((ref) => referenceTargets(r, ref.element, ref.type).map((id) => ({ ...ref, id }))),
     );
     const unknown = new Map<string, Set<string>>();
     for (const list of targets)
@@ -400,9 +407,10 @@ export class SyncService {
     const resource = await this.deps.reader.getResource(type, id);
     run.tally.read++;
     const refs = [...carriedReferences(type, this.resourceTypes)].sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
-    for (const { element, ...ref } of refs) {
-      const targetId = referenceTarget(resource, element, ref.type);
-      if (targetId === undefined) continue;
+    for (const { element, ...ref } of refs.flatMap((r) =>
+      referenceTargets(resource, r.element, r.type).map((targetId) => ({ ...r, targetId })),
+    )) {
+      const { targetId } = ref;
       let target: SyncedResource;
       try {
         target = await this.deps.reader.getResource(ref.type, targetId);
@@ -462,9 +470,11 @@ export class SyncService {
     }
     const sink = this.sink(run);
     const failed = new Set<string>();
-    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, new ReadSlots(this.deps.settings.readConcurrency)))
+    const reads = new ReadSlots(this.deps.settings.readConcurrency);
+    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, reads))
       await this.mapDependentsInto(observations, run, sink, failed);
     else for (const o of observations) await this.mapInto(o, run, sink);
+    await this.writeAfterTypes(run, sink, [patient.id!], failed, reads);
     await sink.flush();
   }
 
@@ -480,7 +490,40 @@ export class SyncService {
     failedPatients: ReadonlySet<string>,
     reads: ReadSlots,
   ): Promise<boolean> {
-    const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation');
+    const observationRank = specOf('Observation').rank;
+    const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation' && specOf(t).rank <= observationRank);
+    return this.writePerPatient(run, sink, between, patientIds, failedPatients, reads);
+  }
+
+  /**
+   * The carried types ranked after Observation (DiagnosticReport, whose result lists Observations):
+   * the sink is flushed first, so every Observation of these Patients is written (or dead-lettered,
+   * and then what lists it is held back) before any of them is sent.
+   */
+  private async writeAfterTypes(
+    run: RunContext,
+    sink: BatchSink,
+    patientIds: readonly string[],
+    failedPatients: ReadonlySet<string>,
+    reads: ReadSlots,
+  ): Promise<void> {
+    const observationRank = specOf('Observation').rank;
+    const after = this.resourceTypes.filter((t) => specOf(t).rank > observationRank);
+    if (after.length === 0) return;
+    await sink.flush();
+    await this.writePerPatient(run, sink, after, patientIds, failedPatients, reads);
+  }
+
+  /** Each type read per Patient and written (flushed) before the next type. Answers whether there were any. */
+  private async writePerPatient(
+    run: RunContext,
+    sink: BatchSink,
+    types: readonly string[],
+    patientIds: readonly string[],
+    failedPatients: ReadonlySet<string>,
+    reads: ReadSlots,
+  ): Promise<boolean> {
+    const between = types;
     for (const type of between) {
       for (const patientId of patientIds) {
         const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
@@ -621,11 +664,24 @@ export function subjectPatientId(observation: Observation): string | undefined {
   return m?.[1] ?? referencedId(observation.subject?.reference, 'Patient');
 }
 
-/** The id a reference element of a resource names for `type`, whatever its length (see subjectPatientId). */
-export function referenceTarget(resource: SyncedResource, element: string, type: string): string | undefined {
-  const ref = (resource as unknown as Record<string, { reference?: string } | undefined>)[element]?.reference;
-  const m = new RegExp(`(?:^|/)${type}/([^/]+?)(?:/_history/[^/]+)?/?$`).exec(ref ?? '');
-  return m?.[1] ?? referencedId(ref, type);
+/**
+ * Every id an element names for `type`: a single Reference, a list of them (DiagnosticReport.result),
+ * or one reached by a dotted path through objects and lists (DocumentReference.context.encounter).
+ */
+export function referenceTargets(resource: SyncedResource, element: string, type: string): string[] {
+  let nodes: unknown[] = [resource];
+  for (const key of element.split('.'))
+    nodes = nodes.flatMap((n) => {
+      const v = n && typeof n === 'object' ? (n as Record<string, unknown>)[key] : undefined;
+      return Array.isArray(v) ? v : v === undefined ? [] : [v];
+    });
+  const pattern = new RegExp(`(?:^|/)${type}/([^/]+?)(?:/_history/[^/]+)?/?$`);
+  return nodes.flatMap((n) => {
+    const ref = (n as { reference?: unknown } | null)?.reference;
+    if (typeof ref !== 'string') return [];
+    const id = pattern.exec(ref)?.[1] ?? referencedId(ref, type);
+    return id === undefined ? [] : [id];
+  });
 }
 
 function mapSet(map: Map<string, Set<string>>, key: string): Set<string> {

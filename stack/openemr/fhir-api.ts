@@ -89,6 +89,8 @@ export async function handleFhirApi(
     case 'GET /fhir/Patient':
     case 'GET /fhir/Encounter':
     case 'GET /fhir/Condition':
+    case 'GET /fhir/DiagnosticReport':
+    case 'GET /fhir/DocumentReference':
     case 'GET /fhir/Observation': {
       const type = route.name.slice('GET /fhir/'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
@@ -107,6 +109,8 @@ export async function handleFhirApi(
     case 'GET /fhir/Patient/{id}':
     case 'GET /fhir/Encounter/{id}':
     case 'GET /fhir/Condition/{id}':
+    case 'GET /fhir/DiagnosticReport/{id}':
+    case 'GET /fhir/DocumentReference/{id}':
     case 'GET /fhir/Observation/{id}': {
       const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'read')) return denied();

@@ -16,6 +16,7 @@ import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
 import { UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import type { OpenEmrVersionTraits } from './versions';
+import { isReportType, REPORT_CODE_PARAM, REPORT_SEARCH_PARAMS, type ReportType } from './report-types';
 
 /** Thrown while reading parameters; the search then answers an empty bundle. */
 class InvalidSearch extends Error {}
@@ -435,14 +436,14 @@ export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly 
 /** Encounter and Condition search: no paging of their own (the connector never asks for it). */
 export function searchClinical(
   store: ResourceStore,
-  type: 'Encounter' | 'Condition',
+  type: 'Encounter' | 'Condition' | ReportType,
   query: SearchQuery,
   ctx: SearchContext,
 ): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
     if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
-    checkNames(query, [...CLINICAL_SEARCH_PARAMS[type], ...PAGING_PARAMS]);
+    checkNames(query, [...(isReportType(type) ? REPORT_SEARCH_PARAMS[type] : CLINICAL_SEARCH_PARAMS[type]), ...PAGING_PARAMS]);
     const table = store.table(type);
     const predicates: Predicate[] = [];
     const ids = idSet(query.get('_id'));
@@ -453,6 +454,10 @@ export function searchClinical(
     if (date) predicates.push((rec) => rec.effective !== undefined && date.some((c) => matchesDate(c, rec.effective as number)));
     const updated = dateGroup(query.get('_lastUpdated'), ctx.offsetMinutes);
     predicates.push(...lastUpdatedPredicate(updated));
+    if (isReportType(type)) {
+      predicates.push(...tokenPredicate(query.get(REPORT_CODE_PARAM[type]), (rec) => rec.codeTokens ?? []));
+      predicates.push(...tokenPredicate(query.get('category'), (rec) => rec.categoryTokens ?? []));
+    }
     let candidates: Iterable<StoredRecord> = table.byId.values();
     if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);
     else if (patients)

@@ -28,9 +28,14 @@ function filesFor(dir: string, type: SupportedType): string[] {
 export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const report: LoadReport = { dir, loaded: { Patient: 0, Observation: 0, Encounter: 0, Condition: 0 }, skipped: 0, ms: 0 };
+  const report: LoadReport = {
+    dir,
+    loaded: { Patient: 0, Observation: 0, Encounter: 0, Condition: 0, DiagnosticReport: 0, DocumentReference: 0 },
+    skipped: 0,
+    ms: 0,
+  };
   // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
-  for (const type of ['Patient', 'Encounter', 'Condition', 'Observation'] as const) {
+  for (const type of ['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference'] as const) {
     for (const file of filesFor(dir, type)) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {

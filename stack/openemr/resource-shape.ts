@@ -5,10 +5,23 @@
  * the source has none), so served JSON looks like the source.
  */
 
-export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition';
-export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation', 'Encounter', 'Condition'];
+export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition' | 'DiagnosticReport' | 'DocumentReference';
+export const SUPPORTED_TYPES: readonly SupportedType[] = [
+  'Patient',
+  'Observation',
+  'Encounter',
+  'Condition',
+  'DiagnosticReport',
+  'DocumentReference',
+];
 /** Types whose rows belong to one patient (their subject), searched with `patient=`. */
-export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = ['Observation', 'Encounter', 'Condition'];
+export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = [
+  'Observation',
+  'Encounter',
+  'Condition',
+  'DiagnosticReport',
+  'DocumentReference',
+];
 
 /**
  * Removes references OpenEMR could never serve: a conditional one (`Practitioner?identifier=…`, as

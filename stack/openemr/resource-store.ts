@@ -10,12 +10,14 @@ import {
   FhirResource,
   isSupportedType,
   rewriteUrnReferences,
+  SUPPORTED_TYPES,
   SupportedType,
   withServerMeta,
 } from './resource-shape';
 import { ServerClock } from './server-clock';
 import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
+import { reportRecordFields, reportRowDate } from './report-types';
 
 export interface StoredRecord {
   type: SupportedType;
@@ -101,6 +103,8 @@ export class ResourceStore {
     Observation: new TypeTable(),
     Encounter: new TypeTable(),
     Condition: new TypeTable(),
+    DiagnosticReport: new TypeTable(),
+    DocumentReference: new TypeTable(),
   };
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
@@ -254,6 +258,8 @@ export class ResourceStore {
         break;
       }
     }
+    const reportDate = reportRowDate(resource, this.opts.zone.offsetNow());
+    if (reportDate !== undefined) return reportDate === null ? this.loadRowDate() : this.rowDate(reportDate);
     if (resource.resourceType === 'Observation') {
       // OpenEMR stamps labs with the report date and vitals with the form date: issued, else effective.
       const period = resource.effectivePeriod as { start?: unknown } | undefined;
@@ -262,12 +268,16 @@ export class ResourceStore {
         if (t) return t;
       }
     }
+    return this.loadRowDate();
+  }
+
+  private loadRowDate(): RowDate {
     const naive = this.opts.loadEpochNaive;
     return { naive, text: formatLocalNaive(naive, 0) + this.opts.zone.label(this.opts.zone.offsetAt(naive)) };
   }
 
   private checkType(type: string): SupportedType {
-    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient, Encounter, Condition and Observation only, not ${type}`);
+    if (!isSupportedType(type)) throw new Error(`The stand-in serves ${SUPPORTED_TYPES.join(', ')} only, not ${type}`);
     return type;
   }
 
@@ -275,7 +285,13 @@ export class ResourceStore {
     const type = this.checkType(resource.resourceType);
     if (typeof resource.id !== 'string' || resource.id === '') throw new Error(`${type} without id`);
     rewriteUrnReferences(resource, (id) =>
-      this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined,
+      this.tables.Patient.byId.has(id)
+        ? 'Patient'
+        : this.tables.Encounter.byId.has(id)
+          ? 'Encounter'
+          : this.tables.Observation.byId.has(id)
+            ? 'Observation'
+            : undefined,
     );
     if (type !== 'Patient' && type !== 'Observation')
       resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
@@ -317,6 +333,13 @@ export class ResourceStore {
       const period = resource.period as { start?: unknown } | undefined;
       const eff = instantSeconds(period?.start, this.opts.zone.offsetNow());
       if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
+    }
+    if (type === 'DiagnosticReport' || type === 'DocumentReference') {
+      const fields = reportRecordFields(resource, this.opts.zone.offsetNow(), this.intern);
+      if (fields.patientId !== undefined) rec.patientId = fields.patientId;
+      rec.codeTokens = fields.codeTokens;
+      rec.categoryTokens = fields.categoryTokens;
+      if (fields.effective !== undefined) rec.effective = this.opts.zone.toNaive(fields.effective);
     }
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;
