@@ -11,6 +11,7 @@ import type { Telemetry } from '../telemetry/telemetry';
 import type { DeadLetterStore } from './dead-letters';
 import { readSource } from '../openemr/source';
 import { floorSecond, iso } from './incremental-windows';
+import { specOf } from './resource-types';
 import type { SyncService, SyncSummary, Trigger } from './sync-service';
 import type { Tally } from './tally';
 
@@ -146,7 +147,12 @@ export class IncrementalSync {
       else if (request.since) lower[type] = Date.parse(request.since);
       else {
         const mark = await watermarks.get(type);
-        lower[type] = mark ? Date.parse(mark.until) - settings.overlapSeconds * 1000 : Date.parse(settings.initialSince);
+        const initial = Date.parse(settings.initialSince);
+        lower[type] = mark
+          ? Date.parse(mark.until) - settings.overlapSeconds * 1000
+          : initial <= 0 && specOf(type).read.preEpochDates
+            ? undefined
+            : initial;
       }
     }
     const lows = types.map((t) => lower[t]);

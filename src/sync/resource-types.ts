@@ -37,6 +37,12 @@ export interface ResourceTypeSpec {
     connectorExports: boolean;
     /** The SMART scope a search needs. */
     scope: string;
+    /**
+     * The column is a clinical DATETIME that holds dates before 1970 (a document dated 1962): a first
+     * window from the Unix epoch (SYNC_INITIAL_SINCE's default) would never ask for those rows, so
+     * it is read as "everything" instead.
+     */
+    preEpochDates?: boolean;
   };
   /** References that must resolve in the target: held back and dead-lettered otherwise. */
   references: readonly CarriedReference[];
@@ -153,6 +159,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       exportedByOpenEmr: true,
       connectorExports: false,
       scope: 'system/DiagnosticReport.read',
+      preEpochDates: true,
     },
     // result -> Observation: ranked after Observation so the Observations it lists are written first.
     // performer / resultsInterpreter (Practitioner, Organization) follow MAPPING_UNCARRIED_REFERENCES.
@@ -180,6 +187,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       exportedByOpenEmr: true,
       connectorExports: false,
       scope: 'system/DocumentReference.read',
+      preEpochDates: true,
     },
     // author / custodian / authenticator (Practitioner, Organization) follow MAPPING_UNCARRIED_REFERENCES.
     references: [
