@@ -36,8 +36,15 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 describe('data load', () => {
-  test('the default data directory loads all 20 Patients, 3,576 Observations, 968 Encounters and 23 Conditions', () => {
-    expect(openemr.loadReport?.loaded).toEqual({ Patient: 20, Observation: 3576, Encounter: 968, Condition: 23 });
+  test('the default data directory loads all 20 Patients, 3,576 Observations, 968 Encounters, 23 Conditions, 968 DiagnosticReports and 968 DocumentReferences', () => {
+    expect(openemr.loadReport?.loaded).toEqual({
+      Patient: 20,
+      Observation: 3576,
+      Encounter: 968,
+      Condition: 23,
+      DiagnosticReport: 968,
+      DocumentReference: 968,
+    });
     expect(openemr.store.count('Observation')).toBe(sourceObservations.length);
   });
 

@@ -1,5 +1,6 @@
 import { loadConfig } from '../../src/config/load';
 import { envSchema, SETTINGS } from '../../src/config/schema';
+import { KNOWN_RESOURCE_TYPES } from '../../src/sync/resource-types';
 import { makeRsaKey } from '../helpers/keys';
 import { configError, minimalSettings } from '../helpers/settings';
 
@@ -90,8 +91,11 @@ describe('configuration', () => {
       'Observation',
     ]);
     expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
+    expect(KNOWN_RESOURCE_TYPES).toEqual(
+      expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference']),
+    );
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe(
-      'Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation.',
+      `Setting SYNC_RESOURCE_TYPES must be a comma-separated list of ${KNOWN_RESOURCE_TYPES.join(', ')}.`,
     );
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe(
       'Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).',

@@ -46,6 +46,8 @@ describe('validation profiles shipped with the connector', () => {
       'Observation',
       'Encounter',
       'Condition',
+      'DiagnosticReport',
+      'DocumentReference',
     ]);
   });
 
