@@ -93,6 +93,13 @@ const CHOICE_ELEMENTS: Record<string, Array<[string, RegExp]>> = {
     ['', /^onset[A-Z]/],
     ['', /^abatement[A-Z]/],
   ],
+  Immunization: [['', /^occurrence[A-Z]/]],
+  Procedure: [['', /^performed[A-Z]/]],
+  MedicationRequest: [
+    ['', /^medication[A-Z]/],
+    ['', /^reported[A-Z]/],
+  ],
+  AllergyIntolerance: [['', /^onset[A-Z]/]],
 };
 
 function componentsOf(r: Record<string, unknown>, type: string, path: string): Array<readonly [string, Record<string, unknown>]> {

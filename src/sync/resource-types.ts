@@ -4,6 +4,7 @@
  * (source.ts, incremental.ts, sync-service.ts) walk this table; adding a type is a row plus tests.
  * SYNC_RESOURCE_TYPES picks the rows a deployment carries.
  */
+import { MEDICAL_RESOURCE_TYPES } from './resource-types-medical';
 
 /** A carried reference: the element of this type that must resolve in the target before it is written. */
 export interface CarriedReference {
@@ -137,6 +138,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     ],
     mapping: { concepts: ['code', 'valueCodeableConcept'], deidDrop: DEID_CLINICAL_DROP },
   },
+  ...MEDICAL_RESOURCE_TYPES,
 ];
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);

@@ -89,6 +89,10 @@ export async function handleFhirApi(
     case 'GET /fhir/Patient':
     case 'GET /fhir/Encounter':
     case 'GET /fhir/Condition':
+    case 'GET /fhir/Immunization':
+    case 'GET /fhir/Procedure':
+    case 'GET /fhir/MedicationRequest':
+    case 'GET /fhir/AllergyIntolerance':
     case 'GET /fhir/Observation': {
       const type = route.name.slice('GET /fhir/'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
@@ -107,6 +111,10 @@ export async function handleFhirApi(
     case 'GET /fhir/Patient/{id}':
     case 'GET /fhir/Encounter/{id}':
     case 'GET /fhir/Condition/{id}':
+    case 'GET /fhir/Immunization/{id}':
+    case 'GET /fhir/Procedure/{id}':
+    case 'GET /fhir/MedicationRequest/{id}':
+    case 'GET /fhir/AllergyIntolerance/{id}':
     case 'GET /fhir/Observation/{id}': {
       const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'read')) return denied();

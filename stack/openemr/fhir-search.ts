@@ -13,7 +13,8 @@
  */
 import { conditionWindow, DateCondition, DateInterval, matchesDate, parseDateCondition, parseFhirDate } from './fhir-dates';
 import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
-import { UUID_SHAPE } from './resource-shape';
+import { UUID_SHAPE, type SupportedType } from './resource-shape';
+import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
 import { ResourceStore, StoredRecord } from './resource-store';
 import type { OpenEmrVersionTraits } from './versions';
 
@@ -432,17 +433,20 @@ export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly 
   Condition: ['patient', '_id', '_lastUpdated'],
 };
 
-/** Encounter and Condition search: no paging of their own (the connector never asks for it). */
-export function searchClinical(
-  store: ResourceStore,
-  type: 'Encounter' | 'Condition',
-  query: SearchQuery,
-  ctx: SearchContext,
-): StoredRecord[] {
+/** The patient-scoped types other than Observation, searched by searchClinical. */
+export type ClinicalType = Exclude<SupportedType, 'Patient' | 'Observation'>;
+
+/**
+ * Encounter, Condition and the types of services/medical.ts (Immunization, Procedure,
+ * MedicationRequest, AllergyIntolerance, which also gained `_lastUpdated` with openemr#7746): no
+ * paging of their own (the connector never asks for it).
+ */
+export function searchClinical(store: ResourceStore, type: ClinicalType, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
     if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
-    checkNames(query, [...CLINICAL_SEARCH_PARAMS[type], ...PAGING_PARAMS]);
+    const medical = isMedicalType(type) ? MEDICAL_SERVICES[type] : undefined;
+    checkNames(query, [...(medical ? medical.searchParams : CLINICAL_SEARCH_PARAMS[type as 'Encounter' | 'Condition']), ...PAGING_PARAMS]);
     const table = store.table(type);
     const predicates: Predicate[] = [];
     const ids = idSet(query.get('_id'));
@@ -453,6 +457,13 @@ export function searchClinical(
     if (date) predicates.push((rec) => rec.effective !== undefined && date.some((c) => matchesDate(c, rec.effective as number)));
     const updated = dateGroup(query.get('_lastUpdated'), ctx.offsetMinutes);
     predicates.push(...lastUpdatedPredicate(updated));
+    for (const [param, element] of Object.entries(medical?.tokens ?? {})) {
+      const value = query.get(param);
+      if (value === undefined) continue;
+      // A token's code, with or without `system|`; comma-separated values are OR-ed.
+      const codes = new Set(alternatives(value).map((v) => v.slice(v.indexOf('|') + 1)));
+      predicates.push((rec) => codes.has(String((JSON.parse(rec.json) as Record<string, unknown>)[element])));
+    }
     let candidates: Iterable<StoredRecord> = table.byId.values();
     if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);
     else if (patients)

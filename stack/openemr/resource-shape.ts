@@ -4,11 +4,12 @@
  * lastUpdated in the server's local offset. Source key order is kept (meta goes right after id when
  * the source has none), so served JSON looks like the source.
  */
+import { MEDICAL_TYPES, type MedicalType } from './services/medical';
 
-export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition';
-export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation', 'Encounter', 'Condition'];
+export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition' | MedicalType;
+export const SUPPORTED_TYPES: readonly SupportedType[] = ['Patient', 'Observation', 'Encounter', 'Condition', ...MEDICAL_TYPES];
 /** Types whose rows belong to one patient (their subject), searched with `patient=`. */
-export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = ['Observation', 'Encounter', 'Condition'];
+export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = ['Observation', 'Encounter', 'Condition', ...MEDICAL_TYPES];
 
 /**
  * Removes references OpenEMR could never serve: a conditional one (`Practitioner?identifier=…`, as

@@ -10,9 +10,11 @@ import {
   FhirResource,
   isSupportedType,
   rewriteUrnReferences,
+  SUPPORTED_TYPES,
   SupportedType,
   withServerMeta,
 } from './resource-shape';
+import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
 import { ServerClock } from './server-clock';
 import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
@@ -96,12 +98,7 @@ interface RowDate {
 }
 
 export class ResourceStore {
-  private readonly tables: Record<SupportedType, TypeTable> = {
-    Patient: new TypeTable(),
-    Observation: new TypeTable(),
-    Encounter: new TypeTable(),
-    Condition: new TypeTable(),
-  };
+  private readonly tables = Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, new TypeTable()])) as Record<SupportedType, TypeTable>;
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -246,7 +243,9 @@ export class ResourceStore {
         ? [(resource.period as { end?: unknown } | undefined)?.end, (resource.period as { start?: unknown } | undefined)?.start]
         : resource.resourceType === 'Condition'
           ? [resource.recordedDate, resource.onsetDateTime]
-          : [];
+          : isMedicalType(resource.resourceType)
+            ? MEDICAL_SERVICES[resource.resourceType].rowDates(resource)
+            : [];
     for (const candidate of rowDates) {
       const seconds = instantSeconds(candidate, this.opts.zone.offsetNow());
       if (seconds !== null) {
@@ -267,7 +266,7 @@ export class ResourceStore {
   }
 
   private checkType(type: string): SupportedType {
-    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient, Encounter, Condition and Observation only, not ${type}`);
+    if (!isSupportedType(type)) throw new Error(`The stand-in serves ${SUPPORTED_TYPES.join(', ')} only, not ${type}`);
     return type;
   }
 
@@ -279,6 +278,7 @@ export class ResourceStore {
     );
     if (type !== 'Patient' && type !== 'Observation')
       resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    if (isMedicalType(type)) resource = MEDICAL_SERVICES[type].shape(resource);
     const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];
@@ -316,6 +316,13 @@ export class ResourceStore {
       if (typeof subject === 'string' && subject.startsWith('Patient/')) rec.patientId = this.intern(subject.slice(8));
       const period = resource.period as { start?: unknown } | undefined;
       const eff = instantSeconds(period?.start, this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
+    }
+    if (isMedicalType(type)) {
+      const service = MEDICAL_SERVICES[type];
+      const patient = (resource[service.patientElement] as { reference?: unknown } | undefined)?.reference;
+      if (typeof patient === 'string' && patient.startsWith('Patient/')) rec.patientId = this.intern(patient.slice(8));
+      const eff = instantSeconds(service.dateOf?.(resource), this.opts.zone.offsetNow());
       if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
     }
     if (type === 'Observation') {

@@ -235,7 +235,16 @@ describe('loading data', () => {
       fs.writeFileSync(path.join(dir, 'README.md'), 'not data');
       await withStandIn(
         async (s, token) => {
-          expect(s.loadReport?.loaded).toEqual({ Patient: 1, Observation: 2, Encounter: 0, Condition: 0 });
+          expect(s.loadReport?.loaded).toEqual({
+            Patient: 1,
+            Observation: 2,
+            Encounter: 0,
+            Condition: 0,
+            Immunization: 0,
+            Procedure: 0,
+            MedicationRequest: 0,
+            AllergyIntolerance: 0,
+          });
           const first = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, token)).body;
           expect(first.meta.lastUpdated).toBe('2024-03-02T03:00:00-05:00'); // from issued
           expect(first.subject.reference).toBe(`Patient/${uuid(1, 'aaaaaaaa')}`);

@@ -36,8 +36,17 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 describe('data load', () => {
-  test('the default data directory loads all 20 Patients, 3,576 Observations, 968 Encounters and 23 Conditions', () => {
-    expect(openemr.loadReport?.loaded).toEqual({ Patient: 20, Observation: 3576, Encounter: 968, Condition: 23 });
+  test('the default data directory loads all 20 Patients, their Observations, Encounters, Conditions, Immunizations, Procedures, MedicationRequests and the AllergyIntolerance sample', () => {
+    expect(openemr.loadReport?.loaded).toEqual({
+      Patient: 20,
+      Observation: 3576,
+      Encounter: 968,
+      Condition: 23,
+      Immunization: 1038,
+      Procedure: 19,
+      MedicationRequest: 11,
+      AllergyIntolerance: 15,
+    });
     expect(openemr.store.count('Observation')).toBe(sourceObservations.length);
   });
 

@@ -46,6 +46,10 @@ describe('validation profiles shipped with the connector', () => {
       'Observation',
       'Encounter',
       'Condition',
+      'Immunization',
+      'Procedure',
+      'MedicationRequest',
+      'AllergyIntolerance',
     ]);
   });
 
