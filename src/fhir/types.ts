@@ -13,10 +13,20 @@ import type {
 export type { AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure, Resource };
 
 /** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
-export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation', 'Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'] as const;
+export const SYNCED_TYPES = [
+  'Patient',
+  'Encounter',
+  'Condition',
+  'Observation',
+  'Immunization',
+  'Procedure',
+  'MedicationRequest',
+  'AllergyIntolerance',
+] as const;
 export type SyncedType = (typeof SYNCED_TYPES)[number];
 
-export type SyncedResource = Patient | Observation | Encounter | Condition | Immunization | Procedure | MedicationRequest | AllergyIntolerance;
+export type SyncedResource =
+  Patient | Observation | Encounter | Condition | Immunization | Procedure | MedicationRequest | AllergyIntolerance;
 
 /** A resource the connector identifies without carrying its content (dead letters, reports, logs). */
 export interface ResourceKey {

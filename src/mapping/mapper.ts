@@ -193,7 +193,10 @@ class Mapper implements ResourceMapper {
     // The Patient element the table names (subject, or patient for Immunization and AllergyIntolerance):
     // every resource of one patient shifts its dates by that patient's offset.
     const patientElement = spec.references.find((r) => r.type === 'Patient')?.element ?? 'subject';
-    const subject = parseReference((src as unknown as Record<string, { reference?: string } | undefined>)[patientElement]?.reference, 'Patient');
+    const subject = parseReference(
+      (src as unknown as Record<string, { reference?: string } | undefined>)[patientElement]?.reference,
+      'Patient',
+    );
     const shiftKey = subject?.type === 'Patient' ? subject.id : `${src.resourceType}/${src.id}`;
     const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey) } : {};
     const body = this.walkRoot(src, ctx, this.deid ? [...spec.mapping.deidDrop] : []);

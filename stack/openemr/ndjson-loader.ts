@@ -30,7 +30,12 @@ function filesFor(dir: string, type: SupportedType): string[] {
 export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const report: LoadReport = { dir, loaded: Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as LoadReport['loaded'], skipped: 0, ms: 0 };
+  const report: LoadReport = {
+    dir,
+    loaded: Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as LoadReport['loaded'],
+    skipped: 0,
+    ms: 0,
+  };
   // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
   for (const type of ['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL_TYPES] as const) {
     for (const file of filesFor(dir, type)) {

@@ -32,7 +32,8 @@ const procedures = readNdjson('Procedure.ndjson');
 const medicationRequests = readNdjson('MedicationRequest.ndjson');
 const allergies = readNdjson('AllergyIntolerance.ndjson');
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '').replace('Patient/', '');
-const SCOPES = 'system/Patient.read system/Immunization.read system/Procedure.read system/MedicationRequest.read system/AllergyIntolerance.read';
+const SCOPES =
+  'system/Patient.read system/Immunization.read system/Procedure.read system/MedicationRequest.read system/AllergyIntolerance.read';
 
 let openemr: OpenEmrStandIn;
 let old: OpenEmrStandIn;
@@ -52,7 +53,9 @@ const get = (p: string) => fhirGet(openemr, p, token);
 const sortedIds = (list: Json[]) => list.map((x) => x.id as string).sort();
 
 test('the AllergyIntolerance sample file is what its generator (from FhirAllergyIntoleranceService.php) gives', () => {
-  expect(fs.readFileSync(path.join(DATA, 'AllergyIntolerance.ndjson'), 'utf8')).toBe(allergySampleNdjson(fs.readFileSync(path.join(DATA, 'Patient.ndjson'), 'utf8')));
+  expect(fs.readFileSync(path.join(DATA, 'AllergyIntolerance.ndjson'), 'utf8')).toBe(
+    allergySampleNdjson(fs.readFileSync(path.join(DATA, 'Patient.ndjson'), 'utf8')),
+  );
 });
 
 test('an Immunization names its Patient in patient and its Encounter as Encounter/<id>; the conditional Location goes', async () => {
@@ -80,7 +83,11 @@ test('a MedicationRequest carries the "community" category populateCategory() wr
   const source = medicationRequests[0]!;
   const res = await get(`/MedicationRequest/${source.id}`);
   expect(res.body.category).toEqual([
-    { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community', display: 'Home/Community' }] },
+    {
+      coding: [
+        { system: 'http://terminology.hl7.org/CodeSystem/medicationrequest-category', code: 'community', display: 'Home/Community' },
+      ],
+    },
   ]);
   expect(res.body.medicationCodeableConcept).toEqual(source.medicationCodeableConcept);
   expect(res.body.requester).toBeUndefined();
@@ -129,7 +136,9 @@ test('_lastUpdated=ge compares each type with its row date column', async () => 
 
 test('Procedure date compares performedDateTime; MedicationRequest status and intent are tokens', async () => {
   const p = await get('/Procedure?date=ge2010-01-01');
-  expect(entryIds(p.body).sort()).toEqual(sortedIds(procedures.filter((x) => Date.parse(x.performedPeriod.start) >= Date.parse('2010-01-01T00:00:00Z'))));
+  expect(entryIds(p.body).sort()).toEqual(
+    sortedIds(procedures.filter((x) => Date.parse(x.performedPeriod.start) >= Date.parse('2010-01-01T00:00:00Z'))),
+  );
   const m = await get('/MedicationRequest?status=active&intent=order');
   expect(entryIds(m.body).sort()).toEqual(sortedIds(medicationRequests.filter((x) => x.status === 'active' && x.intent === 'order')));
   const stopped = await get('/MedicationRequest?status=stopped,cancelled');

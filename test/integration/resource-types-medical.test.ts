@@ -22,12 +22,7 @@ import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 
 const MEDICAL: SupportedType[] = ['Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'];
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL];
-const SCOPES = [
-  ...TYPES.map((t) => `system/${t}.read`),
-  'system/*.$export',
-  'system/*.$bulkdata-status',
-  'system/Binary.read',
-].join(' ');
+const SCOPES = [...TYPES.map((t) => `system/${t}.read`), 'system/*.$export', 'system/*.$bulkdata-status', 'system/Binary.read'].join(' ');
 /** The element each type names its Patient in. */
 const PATIENT_ELEMENT: Record<string, string> = { Immunization: 'patient', AllergyIntolerance: 'patient' };
 type Json = Record<string, any>;
@@ -116,12 +111,14 @@ test('a full sync carries every type: target = source, every reference resolves,
   expect(dangling).toEqual([]);
   // Patient first, Encounter before everything that points at it.
   expect(firstSent[0]).toBe('Patient');
-  for (const type of ['Condition', 'Observation', ...MEDICAL]) expect(firstSent.indexOf(type)).toBeGreaterThan(firstSent.indexOf('Encounter'));
+  for (const type of ['Condition', 'Observation', ...MEDICAL])
+    expect(firstSent.indexOf(type)).toBeGreaterThan(firstSent.indexOf('Encounter'));
 }, 300_000);
 
 test('an AllergyIntolerance title narrative OpenEMR leaves unescaped arrives as XHTML AHDS accepts (createNarrative concatenates the title)', async () => {
   const store = stack.openemr.store;
-  const withTitle = (fragment: string) => store.ids('AllergyIntolerance').find((x) => String((store.get('AllergyIntolerance', x) as Json).text.div).includes(fragment))!;
+  const withTitle = (fragment: string) =>
+    store.ids('AllergyIntolerance').find((x) => String((store.get('AllergyIntolerance', x) as Json).text.div).includes(fragment))!;
   // "Shellfish <unspecified>": an unclosed element, rebuilt as escaped text.
   const broken = (await target('AllergyIntolerance', withTitle('<unspecified>')))!;
   expect(broken.text.div).toBe('<div xmlns="http://www.w3.org/1999/xhtml">Shellfish</div>');
@@ -185,7 +182,11 @@ test('an Immunization whose Encounter OpenEMR does not have is held back and dea
   const store = stack.openemr.store;
   const missingEncounter = randomUUID();
   const heldId = randomUUID();
-  store.put({ ...(store.get('Immunization', store.ids('Immunization')[2]!) as Json), id: heldId, encounter: { reference: `Encounter/${missingEncounter}` } } as never);
+  store.put({
+    ...(store.get('Immunization', store.ids('Immunization')[2]!) as Json),
+    id: heldId,
+    encounter: { reference: `Encounter/${missingEncounter}` },
+  } as never);
   store.advanceClock(30);
   const answer = await run();
   expect(answer.json).toMatchObject({ status: 'partial', failed: 1, deadLettered: 1 });
@@ -212,7 +213,9 @@ test('what _lastUpdated cannot show (a deleted row, a back-dated row, a procedur
   const changed = backDated.criticality === 'high' ? 'low' : 'high';
   store.put({ ...backDated, criticality: changed } as never, { lastUpdated: yearAgo });
   const unreportedId = randomUUID();
-  store.put({ ...(store.get('Procedure', store.ids('Procedure')[4]!) as Json), id: unreportedId, status: 'preparation' } as never, { lastUpdated: null });
+  store.put({ ...(store.get('Procedure', store.ids('Procedure')[4]!) as Json), id: unreportedId, status: 'preparation' } as never, {
+    lastUpdated: null,
+  });
   store.advanceClock(30);
 
   const incremental = await run();

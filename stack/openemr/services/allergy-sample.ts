@@ -36,7 +36,12 @@ interface AllergyRow {
   ended?: { outcome: '0' | '1' };
 }
 
-const CRITICALITY: Record<AllergyRow['severity'], string> = { mild: 'low', moderate: 'low', severe: 'high', unassigned: 'unable-to-assess' };
+const CRITICALITY: Record<AllergyRow['severity'], string> = {
+  mild: 'low',
+  moderate: 'low',
+  severe: 'high',
+  unassigned: 'unable-to-assess',
+};
 
 /** The rows the sample cycles through: coded and uncoded, with and without a reaction, active and ended. */
 const ROWS: readonly AllergyRow[] = [
@@ -53,7 +58,12 @@ const ROWS: readonly AllergyRow[] = [
     reaction: { code: '271807003', title: 'Skin rash' },
     severity: 'mild',
   },
-  { title: 'Latex', diagnosis: { system: SNOMED, code: '111088007', display: 'Latex (substance)' }, severity: 'severe', verification: 'confirmed' },
+  {
+    title: 'Latex',
+    diagnosis: { system: SNOMED, code: '111088007', display: 'Latex (substance)' },
+    severity: 'severe',
+    verification: 'confirmed',
+  },
   { title: 'Shellfish <unspecified>', reaction: { code: '39579001', title: 'Anaphylaxis' }, severity: 'severe' },
   {
     title: 'Codeine',
@@ -88,7 +98,9 @@ function allergyOf(patientId: string, row: AllergyRow, n: number): FhirResource 
       ? {
           reaction: [
             {
-              manifestation: [{ text: row.reaction.title, coding: [{ system: SNOMED, code: row.reaction.code, display: row.reaction.title }] }],
+              manifestation: [
+                { text: row.reaction.title, coding: [{ system: SNOMED, code: row.reaction.code, display: row.reaction.title }] },
+              ],
             },
           ],
         }
