@@ -89,9 +89,12 @@ describe('configuration', () => {
       'Condition',
       'Observation',
     ]);
+    expect(
+      loadConfig(env({ SYNC_RESOURCE_TYPES: 'AllergyIntolerance,Immunization,Patient,MedicationRequest,Procedure' })).sync.resourceTypes,
+    ).toEqual(['Patient', 'Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance']);
     expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe(
-      'Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation.',
+      'Setting SYNC_RESOURCE_TYPES must be a comma-separated list of Patient, Encounter, Condition, Observation, Immunization, Procedure, MedicationRequest, AllergyIntolerance.',
     );
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe(
       'Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).',
