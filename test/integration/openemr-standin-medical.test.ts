@@ -17,20 +17,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { allergySampleNdjson } from '../../stack/openemr/services/allergy-sample';
+import { readNdjson } from '../fixtures/mapping/load';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 type Json = Record<string, any>;
-const readNdjson = (file: string): Json[] =>
-  fs
-    .readFileSync(path.join(DATA, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Json);
-const immunizations = readNdjson('Immunization.ndjson');
-const procedures = readNdjson('Procedure.ndjson');
-const medicationRequests = readNdjson('MedicationRequest.ndjson');
-const allergies = readNdjson('AllergyIntolerance.ndjson');
+const read = (file: string) => readNdjson<Json>(path.join(DATA, file));
+const immunizations = read('Immunization.ndjson');
+const procedures = read('Procedure.ndjson');
+const medicationRequests = read('MedicationRequest.ndjson');
+const allergies = read('AllergyIntolerance.ndjson');
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '').replace('Patient/', '');
 const SCOPES =
   'system/Patient.read system/Immunization.read system/Procedure.read system/MedicationRequest.read system/AllergyIntolerance.read';

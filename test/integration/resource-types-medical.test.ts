@@ -12,13 +12,12 @@
 import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
 import { syncRunHandler } from '../../functions/sync-run';
-import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
-import type { SyncedResource } from '../../src/fhir/types';
 import { narrativeIssues } from '../../src/mapping/ahds-rules';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+import { unresolvedInTarget, watchWrites, type WriteWatch } from '../helpers/reference-order';
 
 const MEDICAL: SupportedType[] = ['Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'];
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL];
@@ -29,51 +28,10 @@ type Json = Record<string, any>;
 
 let stack: Stack;
 let settings: Record<string, string>;
-/** Every write the connector sent that pointed at something the target did not hold then. */
-const dangling: string[] = [];
-/** Types in the order their first write was sent. */
-const firstSent: string[] = [];
-
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-
-/** References of a written resource to carried types ("Type/id"). */
-function carriedRefs(r: Json): string[] {
-  return ['subject', 'patient', 'encounter'].flatMap((k) => (typeof r[k]?.reference === 'string' ? [r[k].reference as string] : []));
-}
-
-/** Watches the connector's writes: before each is sent, everything it points at must be in the target. */
-async function watchWrites(): Promise<void> {
-  const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
-  for (const method of ['writeBatch', 'writeAll']) {
-    const original = writer[method]!.bind(writer);
-    writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const held = new Set<string>();
-      for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) held.add(`${type}/${r.id}`);
-      for (const r of resources) {
-        if (!firstSent.includes(r.resourceType)) firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json)) if (!held.has(ref)) dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
-      }
-      return original(resources, ...rest);
-    };
-  }
-}
-
-async function unresolvedInTarget(): Promise<string[]> {
-  const held = new Set<string>();
-  const all: Json[] = [];
-  for (const type of TYPES)
-    for (const r of await stack.ahds.snapshot(type)) {
-      held.add(`${type}/${r.id}`);
-      all.push(r as Json);
-    }
-  return all.flatMap((r) =>
-    carriedRefs(r)
-      .filter((ref) => !held.has(ref))
-      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
-  );
-}
+const unresolved = () => unresolvedInTarget(stack, TYPES);
+let watch: WriteWatch;
 
 const target = async (type: string, id: string) => (await stack.ahds.read(type, id)) as Json | undefined;
 
@@ -87,7 +45,7 @@ beforeAll(async () => {
     AHDS_BATCH_SIZE: '50',
   };
   useStack(stack, settings);
-  await watchWrites();
+  watch = await watchWrites(stack, TYPES);
 }, 120_000);
 afterAll(() => stack?.close());
 
@@ -102,17 +60,17 @@ test('a full sync carries every type: target = source, every reference resolves,
     expect(stack.openemr.store.count(type)).toBeGreaterThan(0);
   }
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
+  expect(await unresolved()).toEqual([]);
   // Each type's Patient and Encounter references point at resources the target holds.
   const immunization = (await stack.ahds.snapshot('Immunization'))[0] as Json;
   expect(immunization.patient.reference).toMatch(/^Patient\//);
   expect(immunization.encounter.reference).toMatch(/^Encounter\//);
   expect(((await stack.ahds.snapshot('MedicationRequest'))[0] as Json).encounter.reference).toMatch(/^Encounter\//);
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
   // Patient first, Encounter before everything that points at it.
-  expect(firstSent[0]).toBe('Patient');
+  expect(watch.firstSent[0]).toBe('Patient');
   for (const type of ['Condition', 'Observation', ...MEDICAL])
-    expect(firstSent.indexOf(type)).toBeGreaterThan(firstSent.indexOf('Encounter'));
+    expect(watch.firstSent.indexOf(type)).toBeGreaterThan(watch.firstSent.indexOf('Encounter'));
 }, 300_000);
 
 test('an AllergyIntolerance title narrative OpenEMR leaves unescaped arrives as XHTML AHDS accepts (createNarrative concatenates the title)', async () => {
@@ -133,7 +91,7 @@ test('a re-sync of everything creates no new versions', async () => {
   expect(done.state).toBe('succeeded');
   expect(done.result).toMatchObject({ created: 0, updated: 0, failed: 0 });
   expect(stack.ahds.stats().versionsCreated).toBe(before);
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('an edit of each type arrives in the next incremental run; a new Encounter is written before the resources that point at it', async () => {
@@ -174,8 +132,8 @@ test('an edit of each type arrives in the next incremental run; a new Encounter 
     expect(await target(type, created[type]!)).toBeDefined();
   }
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
-  expect(dangling).toEqual([]);
+  expect(await unresolved()).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('an Immunization whose Encounter OpenEMR does not have is held back and dead-lettered saying why', async () => {
@@ -233,6 +191,6 @@ test('what _lastUpdated cannot show (a deleted row, a back-dated row, a procedur
   expect(done.result.byType.Immunization).toMatchObject({ missing: 0, stale: 0, deletedAtSource: 0 });
   expect((await target('AllergyIntolerance', backDatedId))?.criticality).toBe(changed);
   expect((await target('Procedure', unreportedId))?.status).toBe('preparation');
-  expect(await unresolvedInTarget()).toEqual([]);
-  expect(dangling).toEqual([]);
+  expect(await unresolved()).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);

@@ -8,33 +8,18 @@
  * data-absent extension object in performedDateTime: FhirProcedureOEProcedureService.php under US
  * Core 3.1.1).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { AllergyIntolerance, Immunization, MedicationRequest, Patient, Procedure } from '@medplum/fhirtypes';
 import { createResourceMapper, type MapOutcome } from '../../src/mapping';
-import type { SyncedResource } from '../../src/fhir/types';
-import { DEFAULT_OPTIONS, deidOptions } from '../fixtures/mapping/load';
+import { SYNCED_TYPES, type SyncedResource } from '../../src/fhir/types';
+import { DEFAULT_OPTIONS, deidOptions, readNdjson } from '../fixtures/mapping/load';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 const EXAMPLE_DRUGS = path.resolve(__dirname, '../..', 'mappings/examples/openemr-local-drugs.example.json');
 const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
 const CVX = 'http://hl7.org/fhir/sid/cvx';
-const CARRIED = [
-  'Patient',
-  'Encounter',
-  'Condition',
-  'Observation',
-  'Immunization',
-  'Procedure',
-  'MedicationRequest',
-  'AllergyIntolerance',
-];
-const all = <T>(file: string): T[] =>
-  fs
-    .readFileSync(path.join(DATA, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as T);
+const CARRIED = [...SYNCED_TYPES];
+const all = <T>(file: string): T[] => readNdjson<T>(path.join(DATA, file));
 /** As OpenEMR serves them: urn:uuid references resolved to Type/id. */
 function served<T>(r: T, patientElement: 'subject' | 'patient'): T {
   const out = JSON.parse(JSON.stringify(r)) as Record<string, any>;
