@@ -1,12 +1,57 @@
-import type { Condition, DiagnosticReport, DocumentReference, Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type {
+  AllergyIntolerance,
+  Condition,
+  DiagnosticReport,
+  DocumentReference,
+  Encounter,
+  Immunization,
+  MedicationRequest,
+  Observation,
+  Patient,
+  Procedure,
+  Resource,
+} from '@medplum/fhirtypes';
 
-export type { Condition, DiagnosticReport, DocumentReference, Encounter, Observation, Patient, Resource };
+export type {
+  AllergyIntolerance,
+  Condition,
+  DiagnosticReport,
+  DocumentReference,
+  Encounter,
+  Immunization,
+  MedicationRequest,
+  Observation,
+  Patient,
+  Procedure,
+  Resource,
+};
 
 /** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
-export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference'] as const;
+export const SYNCED_TYPES = [
+  'Patient',
+  'Encounter',
+  'Condition',
+  'Observation',
+  'Immunization',
+  'Procedure',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'DiagnosticReport',
+  'DocumentReference',
+] as const;
 export type SyncedType = (typeof SYNCED_TYPES)[number];
 
-export type SyncedResource = Patient | Observation | Encounter | Condition | DiagnosticReport | DocumentReference;
+export type SyncedResource =
+  | Patient
+  | Observation
+  | Encounter
+  | Condition
+  | Immunization
+  | Procedure
+  | MedicationRequest
+  | AllergyIntolerance
+  | DiagnosticReport
+  | DocumentReference;
 
 /** A resource the connector identifies without carrying its content (dead letters, reports, logs). */
 export interface ResourceKey {

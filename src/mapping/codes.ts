@@ -79,10 +79,30 @@ export function isValidSnomedId(code: string): boolean {
   return c === 0;
 }
 
+export const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
+export const CVX = 'http://hl7.org/fhir/sid/cvx';
+
+/**
+ * RxNorm concept ids (RXCUI) are positive integers without leading zeros (below 10^8 today). OpenEMR
+ * labels `drugs.drug_code`, the local inventory code (an NDC with hyphens, a formulary code), as
+ * RxNorm when a prescription has no rxnorm_drugcode (PrescriptionService.php, FhirMedicationRequestService
+ * populateMedication()): such a code fails this check.
+ */
+export function isValidRxcui(code: string): boolean {
+  return /^[1-9]\d{0,7}$/.test(code);
+}
+
+/** CVX codes are one to three digits ("08", "140"); OpenEMR writes immunizations.cvx_code as CVX unchecked. */
+export function isValidCvx(code: string): boolean {
+  return /^\d{1,3}$/.test(code);
+}
+
 /** Systems whose codes the mapper can check; a coding labelled with one that fails is not sent so. */
 export const CHECKED_SYSTEMS: ReadonlyMap<string, (code: string) => boolean> = new Map([
   [LOINC, isValidLoinc],
   [SNOMED, isValidSnomedId],
+  [RXNORM, isValidRxcui],
+  [CVX, isValidCvx],
 ]);
 
 /**
@@ -94,10 +114,10 @@ export function isStandardSystem(system: string): boolean {
     system === LOINC ||
     system === SNOMED ||
     system === UCUM ||
-    system === 'http://www.nlm.nih.gov/research/umls/rxnorm' ||
+    system === RXNORM ||
     system === 'http://hl7.org/fhir/sid/icd-10-cm' ||
     system === 'http://hl7.org/fhir/sid/icd-10' ||
-    system === 'http://hl7.org/fhir/sid/cvx' ||
+    system === CVX ||
     system === 'urn:oid:2.16.840.1.113883.6.238' ||
     system === 'urn:ietf:bcp:47' ||
     system.startsWith('http://terminology.hl7.org/CodeSystem/') ||

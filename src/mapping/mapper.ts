@@ -35,6 +35,13 @@ function isDateKey(key: string): boolean {
     key === 'end' ||
     key === 'date' ||
     key === 'valueDate' ||
+    // Immunization.recorded/expirationDate, MedicationRequest.authoredOn, Condition.recordedDate,
+    // AllergyIntolerance.recordedDate/lastOccurrence: dates of the patient's care like the others.
+    key === 'recorded' ||
+    key === 'recordedDate' ||
+    key === 'authoredOn' ||
+    key === 'expirationDate' ||
+    key === 'lastOccurrence' ||
     key.endsWith('DateTime') ||
     key.endsWith('Instant')
   );
@@ -184,7 +191,13 @@ class Mapper implements ResourceMapper {
   // the ConceptMaps, dates shifted by the subject Patient's offset, its de-identification drops.
 
   private mapClinical(src: SyncedResource, spec: ResourceTypeSpec, unmapped: UnmappedCoding[]): SyncedResource {
-    const subject = parseReference((src as { subject?: { reference?: string } }).subject?.reference, 'Patient');
+    // The Patient element the table names (subject, or patient for Immunization and AllergyIntolerance):
+    // every resource of one patient shifts its dates by that patient's offset.
+    const patientElement = spec.references.find((r) => r.type === 'Patient')?.element ?? 'subject';
+    const subject = parseReference(
+      (src as unknown as Record<string, { reference?: string } | undefined>)[patientElement]?.reference,
+      'Patient',
+    );
     const shiftKey = subject?.type === 'Patient' ? subject.id : `${src.resourceType}/${src.id}`;
     const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey) } : {};
     const body = this.walkRoot(src, ctx, this.deid ? [...spec.mapping.deidDrop] : []);

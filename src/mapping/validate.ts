@@ -33,6 +33,46 @@ export function ensureDefinitionsIndexed(scope: 'connector' | 'all' = 'connector
 const GENDER = new Set(['male', 'female', 'other', 'unknown']);
 
 /**
+ * Required bindings of code elements of the other carried types ([type, element, value set name,
+ * codes]; an array element has each item checked). A FHIR server parses these codes into enums and
+ * refuses an unknown one; OpenEMR's own services emit them from fixed enums, but a site's edited
+ * row must be dead-lettered here with the element named, not sent.
+ */
+const REQUIRED_CODES: ReadonlyArray<readonly [string, string, string, ReadonlySet<string>]> = [
+  ['Immunization', 'status', 'immunization-status', new Set(['completed', 'entered-in-error', 'not-done'])],
+  [
+    'Procedure',
+    'status',
+    'event-status',
+    new Set(['preparation', 'in-progress', 'not-done', 'on-hold', 'stopped', 'completed', 'entered-in-error', 'unknown']),
+  ],
+  [
+    'MedicationRequest',
+    'status',
+    'medicationrequest-status',
+    new Set(['active', 'on-hold', 'cancelled', 'completed', 'entered-in-error', 'stopped', 'draft', 'unknown']),
+  ],
+  [
+    'MedicationRequest',
+    'intent',
+    'medicationrequest-intent',
+    new Set(['proposal', 'plan', 'order', 'original-order', 'reflex-order', 'filler-order', 'instance-order', 'option']),
+  ],
+  ['AllergyIntolerance', 'category', 'allergy-intolerance-category', new Set(['food', 'medication', 'environment', 'biologic'])],
+  ['AllergyIntolerance', 'criticality', 'allergy-intolerance-criticality', new Set(['low', 'high', 'unable-to-assess'])],
+];
+
+function requiredCodeProblems(r: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [type, element, valueSet, codes] of REQUIRED_CODES) {
+    if (r.resourceType !== type || r[element] === undefined) continue;
+    const values = Array.isArray(r[element]) ? (r[element] as unknown[]) : [r[element]];
+    if (values.some((v) => !codes.has(String(v)))) problems.push(`${type}.${element}: Value not in required value set ${valueSet}`);
+  }
+  return problems;
+}
+
+/**
  * Checks a resource about to be written. Returns undefined when it is valid, else a reason that
  * names paths and rules only ("FHIR validation failed: Patient.birthDate: Invalid date format").
  * Medplum's messages can quote values from the resource; everything quoted is cut out, and paths
@@ -49,6 +89,7 @@ export function validationFailure(resource: Resource, mode: ValidationMode = 'ah
   if (resource.resourceType === 'Patient' && r.gender !== undefined && !GENDER.has(String(r.gender))) {
     problems.push('Patient.gender: Value not in required value set administrative-gender');
   }
+  problems.push(...requiredCodeProblems(r));
   // A contained resource of another type needs its definition: index them all, once, when one comes.
   ensureDefinitionsIndexed(containsOtherTypes(r) ? 'all' : 'connector');
   // What AHDS refuses; its messages name paths and rules only.
@@ -94,6 +135,13 @@ const CHOICE_ELEMENTS: Record<string, Array<[string, RegExp]>> = {
     ['', /^abatement[A-Z]/],
   ],
   DiagnosticReport: [['', /^effective[A-Z]/]],
+  Immunization: [['', /^occurrence[A-Z]/]],
+  Procedure: [['', /^performed[A-Z]/]],
+  MedicationRequest: [
+    ['', /^medication[A-Z]/],
+    ['', /^reported[A-Z]/],
+  ],
+  AllergyIntolerance: [['', /^onset[A-Z]/]],
 };
 
 function componentsOf(r: Record<string, unknown>, type: string, path: string): Array<readonly [string, Record<string, unknown>]> {

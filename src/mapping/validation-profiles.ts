@@ -20,6 +20,10 @@ export const VALIDATED_RESOURCE_TYPES = [
   'Condition',
   'DiagnosticReport',
   'DocumentReference',
+  'Immunization',
+  'Procedure',
+  'MedicationRequest',
+  'AllergyIntolerance',
 ] as const;
 
 export const VALIDATION_PROFILES_FILE = 'fhir-r4-validation-profiles.json';

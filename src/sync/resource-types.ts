@@ -4,6 +4,7 @@
  * (source.ts, incremental.ts, sync-service.ts) walk this table; adding a type is a row plus tests.
  * SYNC_RESOURCE_TYPES picks the rows a deployment carries.
  */
+import { MEDICAL_RESOURCE_TYPES } from './resource-types-medical';
 
 /** A carried reference: the element of this type that must resolve in the target before it is written. */
 export interface CarriedReference {
@@ -197,6 +198,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     // content is required (1..*): de-identification empties its attachments (attachments.ts), it does not drop it.
     mapping: { concepts: ['type', 'category'], deidDrop: [...DEID_CLINICAL_DROP, 'description'] },
   },
+  ...MEDICAL_RESOURCE_TYPES,
 ];
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);

@@ -73,8 +73,9 @@ export function createControlOperations(deps: {
   };
   return {
     put(resource, opts) {
-      if (opts?.lastUpdated === null && resource.resourceType !== 'Observation')
-        throw new Error('only lab and form rows (Observations) have a nullable date column');
+      // procedure_report.report_date, the column of Procedure orders, is NULL until a report is filed.
+      if (opts?.lastUpdated === null && resource.resourceType !== 'Observation' && resource.resourceType !== 'Procedure')
+        throw new Error('only lab, form and procedure-order rows (Observations, Procedures) have a nullable date column');
       const { record, created } = store.put(resource, opts);
       return { resource: JSON.parse(record.json) as FhirResource, created };
     },

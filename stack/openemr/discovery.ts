@@ -1,5 +1,6 @@
 /** Discovery documents and the CapabilityStatement, trimmed to what the stand-in really serves. */
 import { OBSERVATION_SEARCH_PARAMS, PATIENT_SEARCH_PARAMS } from './fhir-search';
+import { MEDICAL_SERVICES, MEDICAL_TYPES } from './services/medical';
 
 export const SUPPORTED_SCOPES = [
   'openid',
@@ -15,6 +16,14 @@ export const SUPPORTED_SCOPES = [
   'system/DiagnosticReport.rs',
   'system/DocumentReference.read',
   'system/DocumentReference.rs',
+  'system/Immunization.read',
+  'system/Immunization.rs',
+  'system/Procedure.read',
+  'system/Procedure.rs',
+  'system/MedicationRequest.read',
+  'system/MedicationRequest.rs',
+  'system/AllergyIntolerance.read',
+  'system/AllergyIntolerance.rs',
   'system/*.$export',
   'system/Patient.$export',
   'system/Group.$export',
@@ -119,6 +128,11 @@ export function capabilityStatement(e: Endpoints, date: string, softwareVersion:
             interaction: [{ code: 'read' }, { code: 'search-type' }],
             searchParam: OBSERVATION_SEARCH_PARAMS.map(param),
           },
+          ...MEDICAL_TYPES.map((type) => ({
+            type,
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: MEDICAL_SERVICES[type].searchParams.map(param),
+          })),
         ],
         operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
       },

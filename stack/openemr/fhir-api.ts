@@ -91,6 +91,10 @@ export async function handleFhirApi(
     case 'GET /fhir/Condition':
     case 'GET /fhir/DiagnosticReport':
     case 'GET /fhir/DocumentReference':
+    case 'GET /fhir/Immunization':
+    case 'GET /fhir/Procedure':
+    case 'GET /fhir/MedicationRequest':
+    case 'GET /fhir/AllergyIntolerance':
     case 'GET /fhir/Observation': {
       const type = route.name.slice('GET /fhir/'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
@@ -111,6 +115,10 @@ export async function handleFhirApi(
     case 'GET /fhir/Condition/{id}':
     case 'GET /fhir/DiagnosticReport/{id}':
     case 'GET /fhir/DocumentReference/{id}':
+    case 'GET /fhir/Immunization/{id}':
+    case 'GET /fhir/Procedure/{id}':
+    case 'GET /fhir/MedicationRequest/{id}':
+    case 'GET /fhir/AllergyIntolerance/{id}':
     case 'GET /fhir/Observation/{id}': {
       const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'read')) return denied();

@@ -13,10 +13,11 @@
  */
 import { conditionWindow, DateCondition, DateInterval, matchesDate, parseDateCondition, parseFhirDate } from './fhir-dates';
 import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
-import { UUID_SHAPE } from './resource-shape';
+import { UUID_SHAPE, type SupportedType } from './resource-shape';
+import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
 import { ResourceStore, StoredRecord } from './resource-store';
 import type { OpenEmrVersionTraits } from './versions';
-import { isReportType, REPORT_CODE_PARAM, REPORT_SEARCH_PARAMS, type ReportType } from './report-types';
+import { isReportType, REPORT_CODE_PARAM, REPORT_SEARCH_PARAMS } from './report-types';
 
 /** Thrown while reading parameters; the search then answers an empty bundle. */
 class InvalidSearch extends Error {}
@@ -433,17 +434,25 @@ export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly 
   Condition: ['patient', '_id', '_lastUpdated'],
 };
 
-/** Encounter and Condition search: no paging of their own (the connector never asks for it). */
-export function searchClinical(
-  store: ResourceStore,
-  type: 'Encounter' | 'Condition' | ReportType,
-  query: SearchQuery,
-  ctx: SearchContext,
-): StoredRecord[] {
+/** The patient-scoped types other than Observation, searched by searchClinical. */
+export type ClinicalType = Exclude<SupportedType, 'Patient' | 'Observation'>;
+
+/**
+ * Encounter, Condition, the report types (report-types.ts) and the types of services/medical.ts
+ * (Immunization, Procedure, MedicationRequest, AllergyIntolerance); all gained `_lastUpdated` with
+ * openemr#7746. No paging of their own (the connector never asks for it).
+ */
+export function searchClinical(store: ResourceStore, type: ClinicalType, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
     if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
-    checkNames(query, [...(isReportType(type) ? REPORT_SEARCH_PARAMS[type] : CLINICAL_SEARCH_PARAMS[type]), ...PAGING_PARAMS]);
+    const medical = isMedicalType(type) ? MEDICAL_SERVICES[type] : undefined;
+    const names = medical
+      ? medical.searchParams
+      : isReportType(type)
+        ? REPORT_SEARCH_PARAMS[type]
+        : CLINICAL_SEARCH_PARAMS[type as 'Encounter' | 'Condition'];
+    checkNames(query, [...names, ...PAGING_PARAMS]);
     const table = store.table(type);
     const predicates: Predicate[] = [];
     const ids = idSet(query.get('_id'));
@@ -457,6 +466,13 @@ export function searchClinical(
     if (isReportType(type)) {
       predicates.push(...tokenPredicate(query.get(REPORT_CODE_PARAM[type]), (rec) => rec.codeTokens ?? []));
       predicates.push(...tokenPredicate(query.get('category'), (rec) => rec.categoryTokens ?? []));
+    }
+    for (const [param, element] of Object.entries(medical?.tokens ?? {})) {
+      const value = query.get(param);
+      if (value === undefined) continue;
+      // A token's code, with or without `system|`; comma-separated values are OR-ed.
+      const codes = new Set(alternatives(value).map((v) => v.slice(v.indexOf('|') + 1)));
+      predicates.push((rec) => codes.has(String((JSON.parse(rec.json) as Record<string, unknown>)[element])));
     }
     let candidates: Iterable<StoredRecord> = table.byId.values();
     if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);

@@ -37,7 +37,7 @@ export { SHAPED_IDS, SHAPED_PATIENT_ID } from './openemr-shapes';
 
 /** The default client's scopes on a release that knows them all (7.0.4+); older releases drop the `.rs` ones. */
 export const DEFAULT_CLIENT_SCOPES =
-  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/Encounter.read system/Encounter.rs system/Condition.read system/Condition.rs system/DiagnosticReport.read system/DiagnosticReport.rs system/DocumentReference.read system/DocumentReference.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/Encounter.read system/Encounter.rs system/Condition.read system/Condition.rs system/Immunization.read system/Immunization.rs system/Procedure.read system/Procedure.rs system/MedicationRequest.read system/MedicationRequest.rs system/AllergyIntolerance.read system/AllergyIntolerance.rs system/DiagnosticReport.read system/DiagnosticReport.rs system/DocumentReference.read system/DocumentReference.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
 
 export interface OpenEmrStandInOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */

@@ -1,12 +1,14 @@
 /**
  * Loads a directory of Bulk FHIR NDJSON (`Patient.ndjson`, `Observation.ndjson`, also split names
- * like `Observation.000.ndjson`; also Encounter and Condition), one line at a time so a million-line file never sits in memory
+ * like `Observation.000.ndjson`; also Encounter, Condition, Immunization, Procedure, MedicationRequest
+ * and AllergyIntolerance), one line at a time so a million-line file never sits in memory
  * as one string. Patients go first so Observation subjects resolve to known Patients.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { FhirResource, SupportedType } from './resource-shape';
+import { FhirResource, SUPPORTED_TYPES, SupportedType } from './resource-shape';
+import { MEDICAL_TYPES } from './services/medical';
 import { ResourceStore } from './resource-store';
 
 export interface LoadReport {
@@ -30,12 +32,20 @@ export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Pr
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
   const report: LoadReport = {
     dir,
-    loaded: { Patient: 0, Observation: 0, Encounter: 0, Condition: 0, DiagnosticReport: 0, DocumentReference: 0 },
+    loaded: Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as LoadReport['loaded'],
     skipped: 0,
     ms: 0,
   };
   // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
-  for (const type of ['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference'] as const) {
+  for (const type of [
+    'Patient',
+    'Encounter',
+    'Condition',
+    'Observation',
+    ...MEDICAL_TYPES,
+    'DiagnosticReport',
+    'DocumentReference',
+  ] as const) {
     for (const file of filesFor(dir, type)) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {

@@ -4,13 +4,15 @@
  * lastUpdated in the server's local offset. Source key order is kept (meta goes right after id when
  * the source has none), so served JSON looks like the source.
  */
+import { MEDICAL_TYPES, type MedicalType } from './services/medical';
 
-export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition' | 'DiagnosticReport' | 'DocumentReference';
+export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition' | MedicalType | 'DiagnosticReport' | 'DocumentReference';
 export const SUPPORTED_TYPES: readonly SupportedType[] = [
   'Patient',
   'Observation',
   'Encounter',
   'Condition',
+  ...MEDICAL_TYPES,
   'DiagnosticReport',
   'DocumentReference',
 ];
@@ -19,6 +21,7 @@ export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = [
   'Observation',
   'Encounter',
   'Condition',
+  ...MEDICAL_TYPES,
   'DiagnosticReport',
   'DocumentReference',
 ];

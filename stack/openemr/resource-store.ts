@@ -14,6 +14,7 @@ import {
   SupportedType,
   withServerMeta,
 } from './resource-shape';
+import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
 import { ServerClock } from './server-clock';
 import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
@@ -98,14 +99,7 @@ interface RowDate {
 }
 
 export class ResourceStore {
-  private readonly tables: Record<SupportedType, TypeTable> = {
-    Patient: new TypeTable(),
-    Observation: new TypeTable(),
-    Encounter: new TypeTable(),
-    Condition: new TypeTable(),
-    DiagnosticReport: new TypeTable(),
-    DocumentReference: new TypeTable(),
-  };
+  private readonly tables = Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, new TypeTable()])) as Record<SupportedType, TypeTable>;
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -250,7 +244,9 @@ export class ResourceStore {
         ? [(resource.period as { end?: unknown } | undefined)?.end, (resource.period as { start?: unknown } | undefined)?.start]
         : resource.resourceType === 'Condition'
           ? [resource.recordedDate, resource.onsetDateTime]
-          : [];
+          : isMedicalType(resource.resourceType)
+            ? MEDICAL_SERVICES[resource.resourceType].rowDates(resource)
+            : [];
     for (const candidate of rowDates) {
       const seconds = instantSeconds(candidate, this.opts.zone.offsetNow());
       if (seconds !== null) {
@@ -295,6 +291,7 @@ export class ResourceStore {
     );
     if (type !== 'Patient' && type !== 'Observation')
       resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    if (isMedicalType(type)) resource = MEDICAL_SERVICES[type].shape(resource);
     const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];
@@ -340,6 +337,12 @@ export class ResourceStore {
       rec.codeTokens = fields.codeTokens;
       rec.categoryTokens = fields.categoryTokens;
       if (fields.effective !== undefined) rec.effective = this.opts.zone.toNaive(fields.effective);
+    } else if (isMedicalType(type)) {
+      const service = MEDICAL_SERVICES[type];
+      const patient = (resource[service.patientElement] as { reference?: unknown } | undefined)?.reference;
+      if (typeof patient === 'string' && patient.startsWith('Patient/')) rec.patientId = this.intern(patient.slice(8));
+      const eff = instantSeconds(service.dateOf?.(resource), this.opts.zone.offsetNow());
+      if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
     }
     if (type === 'Observation') {
       const subject = (resource.subject as { reference?: unknown } | undefined)?.reference;

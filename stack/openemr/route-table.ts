@@ -2,6 +2,7 @@
  * Maps a request to a route template. Templates name the routes in stats() and let the handler
  * count a request (and fault it) before doing any work.
  */
+import { MEDICAL_TYPES, type MedicalType } from './services/medical';
 export type RouteName =
   | 'POST /oauth2/token'
   | 'POST /oauth2/registration'
@@ -16,6 +17,8 @@ export type RouteName =
   | 'GET /fhir/Encounter/{id}'
   | 'GET /fhir/Condition'
   | 'GET /fhir/Condition/{id}'
+  | `GET /fhir/${MedicalType}`
+  | `GET /fhir/${MedicalType}/{id}`
   | 'GET /fhir/DiagnosticReport'
   | 'GET /fhir/DiagnosticReport/{id}'
   | 'GET /fhir/DocumentReference'
@@ -65,7 +68,7 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
   if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
   if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
   if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
-  for (const type of ['Encounter', 'Condition', 'DiagnosticReport', 'DocumentReference'] as const) {
+  for (const type of ['Encounter', 'Condition', ...MEDICAL_TYPES, 'DiagnosticReport', 'DocumentReference'] as const) {
     if (s.length === 1 && s[0] === type) return fhir(`GET /fhir/${type}`);
     if (s.length === 2 && s[0] === type) return fhir(`GET /fhir/${type}/{id}`, s[1]);
   }

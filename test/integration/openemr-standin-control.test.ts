@@ -242,6 +242,10 @@ describe('loading data', () => {
             Condition: 0,
             DiagnosticReport: 0,
             DocumentReference: 0,
+            Immunization: 0,
+            Procedure: 0,
+            MedicationRequest: 0,
+            AllergyIntolerance: 0,
           });
           const first = (await fhirGet(s, `/Observation/${uuid(1, 'bbbbbbbb')}`, token)).body;
           expect(first.meta.lastUpdated).toBe('2024-03-02T03:00:00-05:00'); // from issued

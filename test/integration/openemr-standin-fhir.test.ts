@@ -36,12 +36,16 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 describe('data load', () => {
-  test('the default data directory loads all 20 Patients, 3,576 Observations, 968 Encounters, 23 Conditions, 968 DiagnosticReports and 968 DocumentReferences', () => {
+  test('the default data directory loads all 20 Patients, their Observations, Encounters, Conditions, Immunizations, Procedures, MedicationRequests, DiagnosticReports, DocumentReferences and the AllergyIntolerance sample', () => {
     expect(openemr.loadReport?.loaded).toEqual({
       Patient: 20,
       Observation: 3576,
       Encounter: 968,
       Condition: 23,
+      Immunization: 1038,
+      Procedure: 19,
+      MedicationRequest: 11,
+      AllergyIntolerance: 15,
       DiagnosticReport: 968,
       DocumentReference: 968,
     });

@@ -11,12 +11,12 @@ import { syncRunHandler } from '../../functions/sync-run';
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
-import type { SyncedResource } from '../../src/fhir/types';
 import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+import { unresolvedInTarget, watchWrites, type WriteWatch } from '../helpers/reference-order';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
 const SCOPES =
@@ -25,51 +25,11 @@ type Json = Record<string, any>;
 
 let stack: Stack;
 let settings: Record<string, string>;
-/** Every bundle/write the connector sent that pointed at something the target did not hold then. */
-const dangling: string[] = [];
-/** Types in the order their first write was sent. */
-const firstSent: string[] = [];
-
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-
-/** References of a written resource to carried types ("Type/id"). */
-function carriedRefs(r: Json): string[] {
-  return ['subject', 'encounter'].flatMap((k) => (typeof r[k]?.reference === 'string' ? [r[k].reference as string] : []));
-}
-
-/** Watches the connector's writes: before each is sent, everything it points at must be in the target. */
-async function watchWrites(): Promise<void> {
-  const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
-  for (const method of ['writeBatch', 'writeAll']) {
-    const original = writer[method]!.bind(writer);
-    writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const held = new Set<string>();
-      for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) held.add(`${type}/${r.id}`);
-      for (const r of resources) {
-        if (!firstSent.includes(r.resourceType)) firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json)) if (!held.has(ref)) dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
-      }
-      return original(resources, ...rest);
-    };
-  }
-}
-
-async function unresolvedInTarget(): Promise<string[]> {
-  const held = new Set<string>();
-  const all: Json[] = [];
-  for (const type of TYPES)
-    for (const r of await stack.ahds.snapshot(type)) {
-      held.add(`${type}/${r.id}`);
-      all.push(r as Json);
-    }
-  return all.flatMap((r) =>
-    carriedRefs(r)
-      .filter((ref) => !held.has(ref))
-      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
-  );
-}
+const unresolved = () => unresolvedInTarget(stack, TYPES);
+/** Every write sent that pointed at something the target did not hold then, and the types' first-write order. */
+let watch: WriteWatch;
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
@@ -81,7 +41,7 @@ beforeAll(async () => {
     AHDS_BATCH_SIZE: '50',
   };
   useStack(stack, settings);
-  await watchWrites();
+  watch = await watchWrites(stack, TYPES);
 }, 120_000);
 afterAll(() => stack?.close());
 
@@ -95,12 +55,12 @@ test('a full sync carries every type: target = source, every reference resolves,
   expect(answer.json.byType.Encounter.created).toBe(stack.openemr.store.count('Encounter'));
   expect(answer.json.byType.Condition.created).toBe(stack.openemr.store.count('Condition'));
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
+  expect(await unresolved()).toEqual([]);
   // Observations point at Encounters now held by the target.
   const observation = (await stack.ahds.snapshot('Observation'))[0] as Json;
   expect(observation.encounter.reference).toMatch(/^Encounter\//);
-  expect(dangling).toEqual([]);
-  expect(firstSent).toEqual(TYPES);
+  expect(watch.dangling).toEqual([]);
+  expect(watch.firstSent).toEqual(TYPES);
 }, 300_000);
 
 test('a re-sync of everything creates no new versions', async () => {
@@ -111,7 +71,7 @@ test('a re-sync of everything creates no new versions', async () => {
   expect(done.state).toBe('succeeded');
   expect(done.result).toMatchObject({ created: 0, updated: 0, failed: 0 });
   expect(stack.ahds.stats().versionsCreated).toBe(before);
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('an edit of each type arrives in the next incremental run; a new Encounter is written before the Condition that points at it', async () => {
@@ -145,8 +105,8 @@ test('an edit of each type arrives in the next incremental run; a new Encounter 
   });
   expect(((await stack.ahds.read('Encounter', encounterId)) as Json | undefined)?.status).toBe('cancelled');
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
-  expect(dangling).toEqual([]);
+  expect(await unresolved()).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('a Condition whose Encounter OpenEMR does not have is held back and dead-lettered, then replayed once the Encounter arrives', async () => {
@@ -180,8 +140,8 @@ test('a Condition whose Encounter OpenEMR does not have is held back and dead-le
   expect(((await stack.ahds.read('Condition', heldId)) as Json | undefined)?.encounter).toEqual({
     reference: `Encounter/${missingEncounter}`,
   });
-  expect(await unresolvedInTarget()).toEqual([]);
-  expect(dangling).toEqual([]);
+  expect(await unresolved()).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('a Patient synced with everything brings its Encounters and Conditions before its Observations', async () => {
@@ -217,7 +177,7 @@ test('a Patient synced with everything brings its Encounters and Conditions befo
     failed: 0,
     byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Condition: { created: 1 }, Observation: { created: 1 } },
   });
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
@@ -230,7 +190,7 @@ test('a backfill work item (Patient window) writes every carried type in referen
   expect(summary).toMatchObject({ status: 'ok', failed: 0, created: 0, updated: 0 });
   expect(summary.byType.Encounter!.unchanged).toBe(stack.openemr.store.count('Encounter'));
   expect(summary.byType.Condition!.unchanged).toBe(stack.openemr.store.count('Condition'));
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('reconcile finds a Condition deleted at the source and counts every carried type', async () => {

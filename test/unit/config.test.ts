@@ -90,6 +90,9 @@ describe('configuration', () => {
       'Condition',
       'Observation',
     ]);
+    expect(
+      loadConfig(env({ SYNC_RESOURCE_TYPES: 'AllergyIntolerance,Immunization,Patient,MedicationRequest,Procedure' })).sync.resourceTypes,
+    ).toEqual(['Patient', 'Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance']);
     expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
     expect(KNOWN_RESOURCE_TYPES).toEqual(
       expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference']),

@@ -48,6 +48,10 @@ describe('validation profiles shipped with the connector', () => {
       'Condition',
       'DiagnosticReport',
       'DocumentReference',
+      'Immunization',
+      'Procedure',
+      'MedicationRequest',
+      'AllergyIntolerance',
     ]);
   });
 

@@ -1,0 +1,108 @@
+/**
+ * Rows of the resource-type table (resource-types.ts) for Immunization, Procedure, MedicationRequest
+ * and AllergyIntolerance, each read from OpenEMR's own PHP code (royharden/openemr, master mid-2026,
+ * src/Services/FHIR/…): loadSearchParameters() (any other parameter empties the answer),
+ * getLastModifiedSearchField() (the column `_lastUpdated` and `$export?_since` filter on), whether the
+ * service implements IFhirExportableResourceService, and parseOpenEMRRecord() (what the resource holds).
+ * All four gained `_lastUpdated` in the commit that fixed openemr#7746 (#7754, released in 7.0.2.2),
+ * with Encounter's and Condition's; before it the parameter is unknown and the answer is empty.
+ */
+import type { ResourceTypeSpec } from './resource-types';
+
+/**
+ * Removed in de-identification mode: narrative (AllergyIntolerance's is the list title, unescaped),
+ * business identifiers, free-text notes (immunizations.note, lists.comments, prescriptions.note),
+ * contained resources.
+ */
+const DEID_DROP = ['text', 'identifier', 'note', 'contained'] as const;
+
+export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
+  {
+    type: 'Immunization',
+    rank: 2,
+    // immunizations table; vaccineCode always labelled CVX (cvx_code); patient (not subject);
+    // performer Practitioner only when the provider has an NPI; location a facility Location.
+    openemrService: 'FhirImmunizationService.php',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', '_id', '_lastUpdated'],
+      // A modification time: meta.lastUpdated is update_date too (else "now").
+      lastUpdatedColumn: 'immunizations.update_date',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Immunization.read',
+    },
+    references: [
+      { element: 'patient', type: 'Patient' },
+      { element: 'encounter', type: 'Encounter' },
+    ],
+    // The lot number names one vial batch: with the date it singles out the patient.
+    mapping: { concepts: ['vaccineCode', 'statusReason', 'site', 'route'], deidDrop: [...DEID_DROP, 'lotNumber'] },
+  },
+  {
+    type: 'Procedure',
+    rank: 2,
+    // Two sub-services answered together: procedure orders (procedure_order + procedure_report;
+    // code from the order's code type, else its standard_code labelled LOINC; performedDateTime
+    // from the report date, else the order date, else a data-absent extension object under US Core
+    // 3.1.1) and surgeries from the problem list (lists type 'surgery'; code from lists.diagnosis
+    // "SNOMED-CT:…;CPT4:…", performedDateTime from begdate).
+    openemrService: 'FhirProcedureService.php (FhirProcedureOEProcedureService.php, FhirProcedureSurgeryService.php)',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', 'date', '_id', '_lastUpdated'],
+      // Orders: the clinical report date (a NULL one never matches); surgeries: lists.modifydate.
+      lastUpdatedColumn: 'per sub-service (orders: procedure_report.report_date; surgeries: lists.modifydate)',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Procedure.read',
+    },
+    references: [
+      { element: 'subject', type: 'Patient' },
+      { element: 'encounter', type: 'Encounter' },
+    ],
+    mapping: { concepts: ['code', 'category', 'reasonCode'], deidDrop: DEID_DROP },
+  },
+  {
+    type: 'MedicationRequest',
+    rank: 2,
+    // prescriptions UNION lists type 'medication'; medicationCodeableConcept labelled RxNorm from
+    // prescriptions.rxnorm_drugcode, else drugs.drug_code (the local inventory code); requester a
+    // Practitioner, else the primary business Organization; category default "community".
+    openemrService: 'FhirMedicationRequestService.php',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', 'intent', 'status', '_id', '_lastUpdated'],
+      lastUpdatedColumn: 'prescriptions.date_modified (medication list rows: lists.modifydate)',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/MedicationRequest.read',
+    },
+    references: [
+      { element: 'subject', type: 'Patient' },
+      { element: 'encounter', type: 'Encounter' },
+    ],
+    mapping: { concepts: ['medicationCodeableConcept', 'category', 'reasonCode'], deidDrop: DEID_DROP },
+  },
+  {
+    type: 'AllergyIntolerance',
+    rank: 2,
+    // lists type 'allergy'; category always "medication"; code from lists.diagnosis (RXCUI/SNOMED)
+    // or a data-absent "unknown" concept; the title as an "additional" narrative, unescaped; no encounter.
+    openemrService: 'FhirAllergyIntoleranceService.php',
+    read: {
+      patientScoped: true,
+      searchParams: ['patient', '_id', '_lastUpdated'],
+      lastUpdatedColumn: 'lists.modifydate',
+      lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/AllergyIntolerance.read',
+    },
+    references: [{ element: 'patient', type: 'Patient' }],
+    mapping: { concepts: ['code'], deidDrop: DEID_DROP },
+  },
+];
