@@ -119,8 +119,8 @@ export interface RunRecord {
  * AUDIT_EVENT_MAX_ENTITIES entities, all carrying the run id as agent.altId. entity = the
  * resources (references only), outcome 0 / 4 / 8 for ok / partial / failed. The id hashes the run id,
  * the action and the entities, so the runs of a replay (one run id, several calls) each keep theirs.
- * Asked as AuditEvent?entity=Patient/X ("which runs wrote Patient/X") and AuditEvent?altid=R ("what
- * did run R write"). A run that wrote and deleted nothing has none.
+ * Asked as AuditEvent?entity=Patient/X ("which runs wrote Patient/X"), AuditEvent?entity-name=Patient/X
+ * (which deleted it) and AuditEvent?altid=R ("what did run R write"). A run that wrote and deleted nothing has none.
  */
 export function auditEventsForRun(run: RunRecord, options: { sourceFhirBase: string }): Array<Record<string, unknown>> {
   const events: Array<Record<string, unknown>> = [];
@@ -157,7 +157,13 @@ function auditEvent(run: RunRecord, action: 'U' | 'D', refs: string[], sourceFhi
         type: ENTITY_TYPE,
         role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '24', display: 'Query' },
       },
-      ...refs.map((reference) => ({ what: { reference }, type: ENTITY_TYPE })),
+      // What was deleted is named, not referenced: HAPI FHIR refuses a reference to a deleted resource
+      // (referential integrity on write), so AuditEvent?entity-name=Type/id finds a delete.
+      ...refs.map((reference) =>
+        action === 'U'
+          ? { what: { reference }, type: ENTITY_TYPE }
+          : { what: { type: reference.split('/')[0], display: `${reference} (deleted)` }, type: ENTITY_TYPE, name: reference },
+      ),
     ],
   };
 }

@@ -67,7 +67,13 @@ export class RunAudit implements BundleCompanions {
   private readonly sources = new WeakMap<object, SourceOf>();
   private readonly written = new Set<string>();
   private readonly deleted = new Set<string>();
-  readonly counts: AuditCounts = { provenanceCreated: 0, provenanceUnchanged: 0, provenanceFailed: 0, auditEvents: 0, auditEventsFailed: 0 };
+  readonly counts: AuditCounts = {
+    provenanceCreated: 0,
+    provenanceUnchanged: 0,
+    provenanceFailed: 0,
+    auditEvents: 0,
+    auditEventsFailed: 0,
+  };
   /** The written resources each Provenance covers (by Provenance id), until its bundle settled. */
   private readonly covers = new Map<string, WrittenResource[]>();
 
@@ -178,6 +184,9 @@ export class RunAudit implements BundleCompanions {
   }
 
   private provenance(group: readonly WrittenResource[]): SyncedResource {
-    return provenanceFor(group, { sourceFhirBase: this.settings.sourceFhirBase, policy: this.settings.policy }) as unknown as SyncedResource;
+    return provenanceFor(group, {
+      sourceFhirBase: this.settings.sourceFhirBase,
+      policy: this.settings.policy,
+    }) as unknown as SyncedResource;
   }
 }

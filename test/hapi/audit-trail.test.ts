@@ -62,11 +62,14 @@ test('per-resource on HAPI: valid Provenance and AuditEvents (0 validator errors
   expect(await search('/AuditEvent?altid=hapi-run-2')).toEqual([]);
 });
 
-test('a source delete applied by reconcile is recorded as AuditEvent action D on HAPI', async () => {
+test('a source delete applied by reconcile is recorded as AuditEvent action D on HAPI, named (HAPI refuses a reference to a deleted resource)', async () => {
   const goneId = stack.openemr.store.ids('Observation').at(-1)!;
   stack.openemr.store.delete('Observation', goneId);
   const summary = await reconcileBySearch(connector);
   expect(summary.byType.Observation!.deleted).toBe(1);
-  const deletes = await search(`/AuditEvent?entity=Observation/${goneId}&action=D`);
+  expect(summary.audit).toMatchObject({ auditEventsFailed: 0 });
+  const deletes = await search(`/AuditEvent?entity-name=Observation/${goneId}&action=D`);
   expect(deletes.map((e) => e.agent[0].altId)).toEqual([summary.runId]);
+  const report = await stack.hapi!.validationReport();
+  expect(report.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal')).toEqual([]);
 });

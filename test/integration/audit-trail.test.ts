@@ -85,7 +85,10 @@ test('per-resource: a Provenance per written resource, the run in its AuditEvent
   expect(third).toMatchObject({ updated: 1, created: 0 });
   expect(third.audit).toMatchObject({ provenanceCreated: 1, auditEvents: 1 });
   expect((await search(`/Provenance?target=Observation/${obsId}`)).length).toBe(2);
-  expect((await search(`/AuditEvent?entity=Observation/${obsId}`)).map((e) => e.agent[0].altId).sort()).toEqual(['run-audit-1', 'run-audit-3']);
+  expect((await search(`/AuditEvent?entity=Observation/${obsId}`)).map((e) => e.agent[0].altId).sort()).toEqual([
+    'run-audit-1',
+    'run-audit-3',
+  ]);
   expect((await provenanceVersions()).size).toBe(written + 1);
 });
 
@@ -114,7 +117,7 @@ test('reconcile deletes are on record (AuditEvent action D); no name, birth date
   stack.openemr.store.delete('Observation', goneId);
   const summary = await reconcileBySearch(connector);
   expect(summary.byType.Observation!.deleted).toBe(1);
-  const deletes = await search(`/AuditEvent?entity=Observation/${goneId}&action=D`);
+  const deletes = await search(`/AuditEvent?entity-name=Observation/${goneId}&action=D`);
   expect(deletes).toHaveLength(1);
   expect(deletes[0].agent[0].altId).toBe(summary.runId);
 

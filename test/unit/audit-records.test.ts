@@ -52,7 +52,9 @@ describe('audit records', () => {
     expect(u!.entity.slice(1).map((x: any) => x.what.reference)).toEqual(['Observation/o', 'Patient/b']);
     expect(u!.agent[0].altId).toBe('run-42');
     expect(d!.action).toBe('D');
-    expect(d!.entity.slice(1).map((x: any) => x.what.reference)).toEqual(['Observation/gone']);
+    expect(d!.entity.slice(1).map((x: any) => [x.name, x.what.type, x.what.reference])).toEqual([
+      ['Observation/gone', 'Observation', undefined],
+    ]);
     expect(new Set([u!.id, d!.id]).size).toBe(2);
     for (const e of [u!, d!]) expect(e.id).toMatch(/^[A-Za-z0-9\-.]{1,64}$/);
   });
@@ -67,12 +69,18 @@ describe('audit records', () => {
   });
 
   test('a bundle Provenance targets every resource; de-identified, it names no source id', () => {
-    const two = [written, { ...written, resourceType: 'Observation', id: 'o-1', contentHash: 'h9', sourceLastUpdated: '2026-02-01T00:00:00Z' }];
+    const two = [
+      written,
+      { ...written, resourceType: 'Observation', id: 'o-1', contentHash: 'h9', sourceLastUpdated: '2026-02-01T00:00:00Z' },
+    ];
     const p = provenanceFor(two, { sourceFhirBase: source, policy }) as Record<string, any>;
     expect(p.target).toEqual([{ reference: 'Observation/o-1' }, { reference: 'Patient/p-1' }]);
     expect(p.recorded).toBe('2026-02-01T00:00:00.000Z');
     expect(provenanceFor([...two].reverse(), { sourceFhirBase: source, policy })).toEqual(p);
-    const deid = provenanceFor([{ ...written, id: 'pseudo', sourceId: 'p-1' }], { sourceFhirBase: source, policy: { ...policy, deid: true } });
+    const deid = provenanceFor([{ ...written, id: 'pseudo', sourceId: 'p-1' }], {
+      sourceFhirBase: source,
+      policy: { ...policy, deid: true },
+    });
     expect(JSON.stringify(deid)).not.toContain('p-1');
   });
 });
