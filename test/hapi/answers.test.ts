@@ -232,4 +232,14 @@ test('the audit records (src/audit) pass HL7 validator, a re-sent Provenance kee
   const refused = await fhir('DELETE', '/Patient/pin-a1');
   expect(refused.status).toBe(409);
   expect(JSON.stringify(refused.json)).toContain('Provenance.target');
+  // And a reference to a deleted resource is refused on write (referential integrity on write): a
+  // run's deletes are named in its AuditEvent (entity.name), not referenced.
+  await target.writer.writeBatch([patient('pin-a2')]);
+  expect((await fhir('DELETE', '/Patient/pin-a2')).status).toBe(200);
+  const toDeleted = await fhir('PUT', `/AuditEvent/${run!.id}`, {
+    ...(run as unknown as Record<string, unknown>),
+    entity: [{ what: { reference: 'Patient/pin-a2' } }],
+  });
+  expect(toDeleted.status).toBe(400);
+  expect(toDeleted.json.issue[0].diagnostics).toContain('HAPI-1096: Resource Patient/pin-a2 is deleted');
 });
