@@ -3,7 +3,8 @@ import { createAzureCredential } from './ahds/credential';
 import { TableBundleBudget } from './ahds/table-budget';
 import type { AhdsWriter } from './ahds/writer';
 import type { Config } from './config/load';
-import { createResourceMapper } from './mapping';
+import { AuditTrail } from './audit/trail';
+import { createResourceMapper, loadConceptMaps } from './mapping';
 import type { MappingOptions, ResourceMapper } from './mapping/contract';
 import { resolvePrivateKey } from './openemr/key-source';
 import { OpenEmrReader } from './openemr/reader';
@@ -64,12 +65,31 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
         )
       : undefined;
   const { writer } = await createTargetWriter(config, telemetry, getCredential, { budget });
+  const audit =
+    config.audit.mode === 'off'
+      ? undefined
+      : new AuditTrail(
+          {
+            mode: config.audit.mode,
+            sourceFhirBase: config.openemr.fhirBaseUrl,
+            policy: {
+              // The maps the mapper applies (shipped, then the user's), read once more for their url|version.
+              conceptMaps: overrides.mapper ? [] : loadConceptMaps(config.mapping.conceptMapFiles).loaded,
+              deid: config.privacy.deid.enabled,
+              uncarriedReferences: config.mapping.uncarriedReferences,
+              profileClaims: config.mapping.profileClaims,
+              localCodeSystem: config.mapping.localCodeSystem,
+            },
+          },
+          writer,
+        );
   const sync = new SyncService({
     reader,
     writer,
     mapper,
     telemetry,
     deadLetters,
+    ...(audit ? { audit } : {}),
     settings: {
       batchSize: config.ahds.batchSize,
       readConcurrency: config.openemr.readConcurrency,

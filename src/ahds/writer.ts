@@ -32,6 +32,21 @@ export interface WriteResult {
 /** Who is writing: the run id travels to the target's audit log (AHDS: an X-MS-AZUREFHIR-AUDIT- header). */
 export interface WriteContext {
   runId?: string;
+  /** Resources that travel in the same bundle as those written (the audit trail's Provenance). */
+  companions?: BundleCompanions;
+}
+
+/**
+ * Resources written in the same bundle as the resources they are about (src/audit/trail.ts: the
+ * Provenance of what the bundle writes). In the same bundle because AHDS's X-Provenance header
+ * attaches a Provenance only to a transaction's first resource; placed after the resources, so a
+ * target that processes a batch in order (HAPI FHIR) holds a Provenance's targets when it checks them.
+ */
+export interface BundleCompanions {
+  /** The companions of a bundle of resources (none: the bundle goes alone). */
+  for(resources: readonly SyncedResource[]): SyncedResource[];
+  /** Told the answers of both once the bundle settled, before its results are handed on. */
+  settled(resources: readonly WriteResult[], companions: readonly SyncedResource[], answers: readonly WriteResult[]): Promise<void>;
 }
 
 const FHIR_JSON = 'application/fhir+json';
@@ -239,6 +254,28 @@ export class AhdsWriter {
    * settles, can never be overtaken by it.
    */
   async writeBatch(resources: readonly SyncedResource[], context: WriteContext = {}): Promise<WriteResult[]> {
+    const { companions, ...bare } = context;
+    const extra = companions?.for(resources) ?? [];
+    if (extra.length === 0) return this.writeEntries(resources, bare);
+    // The companions must fit in the bundle with what they are about: a bundle that would pass the
+    // target's most entries is written as two.
+    if (resources.length > 1 && resources.length + extra.length > this.o.maxBundleEntries) {
+      const mid = Math.ceil(resources.length / 2);
+      const halves = await Promise.all([this.writeBatch(resources.slice(0, mid), context), this.writeBatch(resources.slice(mid), context)]);
+      return halves.flat();
+    }
+    // One PUT at a time (a target without batch): the resources first, so a Provenance's targets exist.
+    const answers =
+      this.o.bundleMode === 'single'
+        ? [...(await this.writeEntries(resources, bare)), ...(await this.writeEntries(extra, bare))]
+        : await this.writeEntries([...resources, ...extra], bare);
+    const own = answers.slice(0, resources.length);
+    await companions!.settled(own, extra, answers.slice(resources.length));
+    return own;
+  }
+
+  /** A bundle's entries as they are (writeBatch without companions). */
+  private async writeEntries(resources: readonly SyncedResource[], context: WriteContext): Promise<WriteResult[]> {
     if (this.o.bundleMode === 'single') return Promise.all(resources.map((r) => this.limiter.run(() => this.put(r, context))));
     const sleep = this.o.sleep;
     const results = new Map<number, WriteResult>();
@@ -270,7 +307,7 @@ export class AhdsWriter {
           const halves = [pending.slice(0, mid), pending.slice(mid)];
           const answers = await Promise.all(
             halves.map((half) =>
-              this.writeBatch(
+              this.writeEntries(
                 half.map((p) => p.resource),
                 context,
               ),

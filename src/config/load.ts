@@ -73,6 +73,8 @@ export interface Config {
     dropIdentifierSystems: string[];
     deid: { enabled: boolean; key?: string };
   };
+  /** AUDIT_TRAIL (src/audit/trail.ts). */
+  audit: { mode: 'off' | 'per-run' | 'per-resource' };
   /** cloudRole: the Function App's name (WEBSITE_SITE_NAME, set by the platform), so the connector's telemetry and the host's share one node. */
   telemetry: { connectionString?: string; cloudRole?: string };
   /** How OpenEMR is read (export or search): see src/openemr/reader.ts ReadSettings. */
@@ -251,6 +253,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       dropIdentifierSystems: s.PRIVACY_DROP_IDENTIFIER_SYSTEMS,
       deid: { enabled: deidOn, key: s.DEID_KEY },
     },
+    audit: { mode: s.AUDIT_TRAIL },
     telemetry: { connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING, cloudRole: env.WEBSITE_SITE_NAME?.trim() || undefined },
     openemrRead: {
       exportEnabled: s.OPENEMR_EXPORT,

@@ -206,6 +206,13 @@ export const SETTINGS: SettingDoc[] = [
     description: 'What reconciliation does with resources deleted in OpenEMR: report-only or delete (in AHDS).',
   },
   {
+    name: 'AUDIT_TRAIL',
+    required: false,
+    default: 'off',
+    description:
+      'What the connector records of its writes in the target: off, per-run (a Provenance per written bundle and AuditEvents per run) or per-resource (a Provenance per written resource and AuditEvents per run).',
+  },
+  {
     name: 'MAPPING_CONCEPTMAP_FILES',
     required: false,
     description: 'Comma-separated paths of extra FHIR ConceptMap JSON files, applied after the shipped maps.',
@@ -456,6 +463,7 @@ const envSchema = z.object({
     .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid queue name (3-63 lower-case letters, digits and single hyphens)')
     .default('fhirsync-work'),
   RECONCILE_DELETE_MODE: z.enum(['report-only', 'delete'], { message: 'must be report-only or delete' }).default('report-only'),
+  AUDIT_TRAIL: z.enum(['off', 'per-run', 'per-resource'], { message: 'must be off, per-run or per-resource' }).default('off'),
   MAPPING_CONCEPTMAP_FILES: list.optional(),
   MAPPING_LOCAL_CODE_SYSTEM: z.string().min(1).default('urn:openemr:local-code'),
   MAPPING_UNCARRIED_REFERENCES: z.enum(['keep', 'drop'], { message: 'must be keep or drop' }).default('keep'),

@@ -228,6 +228,8 @@ export class IncrementalSync {
     } catch (error) {
       // Let bundles in flight finish before the lease goes, so no write outlives the run.
       await sink.flush().catch(() => undefined);
+      // What was written before the failure is on record too.
+      await sync.closeAudit(run, 'failed');
       throw error;
     } finally {
       await addRunCounts(this.deps.unmapped, run.tally.unmapped, this.deps.log);
@@ -235,12 +237,12 @@ export class IncrementalSync {
     const lagSeconds = Math.max(0, (serverNow + (Date.now() - serverNowAt) - upper) / 1000);
     const deletedNote =
       run.tally.deleted > 0 ? `${run.tally.deleted} resource(s) deleted in the target: the export listed them in deleted[].` : undefined;
-    const summary = sync.finish(
+    const summary = (await sync.finish(
       run,
       deletedNote,
       { ...(lowest !== undefined ? { since: iso(lowest) } : {}), until: iso(upper) },
       lagSeconds,
-    ) as IncrementalSummary;
+    )) as IncrementalSummary;
     summary.windows = windows;
     await this.reportPendingDeadLetters();
     return summary;

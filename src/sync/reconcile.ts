@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AhdsWriter } from '../ahds/writer';
+import type { AuditCounts } from '../audit/trail';
 import type { Connector } from '../connector';
 import { contentHash } from '../fhir/canonical';
 import type { SyncedResource } from '../fhir/types';
@@ -44,6 +45,8 @@ export interface ReconcileSummary {
   durationMs: number;
   /** Why resources gone from the source were not deleted although the delete mode says so. */
   deletesWithheld?: string[];
+  /** What the audit trail wrote (AUDIT_TRAIL on). */
+  audit?: AuditCounts;
 }
 
 export interface ReconcileDeps {
@@ -126,6 +129,7 @@ export async function reconcile(
     const outcome = deps.sync.mapper.map(resource);
     if (!outcome.ok) return notWritten(type, resource, outcome.reason, 'map');
     run.tally.unmapped.add(outcome.unmapped);
+    run.audit?.noteSource(outcome.resource, resource);
     const id = outcome.resource.id ?? '';
     const have = target[type]!.get(id);
     target[type]!.delete(id);
@@ -199,10 +203,13 @@ export async function reconcile(
     await deps.assertHeld?.();
     // In batch bundles of DELETE entries (soft deletes; FHIR Data Writer suffices), not one by one.
     counts.deleted += await deps.writer.deleteAll(type, gone, { runId: run.runId });
+    // The run's AuditEvent records deletes too (action D), by target reference.
+    run.audit?.noteDeleted(type, gone);
   }
 
   const summary = finishReconcile(deps, run, byType, via, options.trigger, started, withheld);
-  return summary;
+  const audit = await deps.sync.closeAudit(run, summary.status);
+  return audit ? { ...summary, audit } : summary;
 }
 
 function finishReconcile(

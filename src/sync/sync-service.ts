@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { AhdsWriter, WriteResult } from '../ahds/writer';
+import type { AhdsWriter, WriteContext, WriteResult } from '../ahds/writer';
+import type { AuditCounts, AuditTrail, RunAudit } from '../audit/trail';
 import { referencedId } from '../fhir/references';
 import { byResourceType, type Observation, type Patient, type SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
@@ -31,6 +32,8 @@ export interface SyncDeps {
   telemetry: Telemetry;
   deadLetters: DeadLetterStore;
   settings: SyncSettings;
+  /** AUDIT_TRAIL: Provenance with the bundles and AuditEvents per run; absent or off: none. */
+  audit?: AuditTrail;
   now?: () => number;
 }
 
@@ -45,6 +48,8 @@ export interface SyncSummary extends RunCounts {
   unmapped: UnmappedCodeEntry[];
   window?: LastUpdatedWindow;
   message?: string;
+  /** What the audit trail wrote (AUDIT_TRAIL on). */
+  audit?: AuditCounts;
 }
 
 /** Dead-letter ids loaded per type and run to know what is pending (beyond it, older letters wait for a replay). */
@@ -73,6 +78,8 @@ export interface RunContext {
   /** Ids of referenced types (Encounter) dead-lettered before this run, loaded once when first needed. */
   blockedEarlier?: Map<string, Promise<Set<string>>>;
   onProgress?: (tally: Tally) => void;
+  /** The run's audit trail (AUDIT_TRAIL on). */
+  audit?: RunAudit;
 }
 
 const MAX_LISTED_FAILURES = 100;
@@ -98,7 +105,9 @@ export class SyncService {
   }
 
   begin(operation: string, trigger: Trigger, runId: string = randomUUID(), onProgress?: (tally: Tally) => void): RunContext {
-    return { runId, operation, trigger, startedAt: this.now(), tally: new Tally(), onProgress };
+    const startedAt = this.now();
+    const audit = this.deps.audit?.begin({ runId, trigger, startedAt });
+    return { runId, operation, trigger, startedAt, tally: new Tally(), onProgress, ...(audit ? { audit } : {}) };
   }
 
   async syncPatient(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
@@ -243,7 +252,7 @@ export class SyncService {
       resources.filter((r) => r.resourceType === 'Patient' && r.id).map((r) => r.id!),
     );
     await this.fail(run, failures);
-    const written = (await this.deps.writer.writeAll(mapped, { runId: run.runId })).map((r, j) => ({
+    const written = (await this.deps.writer.writeAll(mapped, writeContext(run))).map((r, j) => ({
       ...r,
       id: resources[positions[j]!]!.id ?? r.id,
     }));
@@ -263,7 +272,7 @@ export class SyncService {
         await this.recordWrites(run, results);
         run.onProgress?.(run.tally);
       },
-      { runId: run.runId },
+      writeContext(run),
     );
   }
 
@@ -444,7 +453,9 @@ export class SyncService {
 
   /** Deletes in the target a resource the source reports deleted (export deleted[]). */
   async deleteFromTarget(run: RunContext, resourceType: string, sourceId: string): Promise<void> {
-    await this.deps.writer.delete(resourceType, this.deps.mapper.targetId(resourceType, sourceId));
+    const id = this.deps.mapper.targetId(resourceType, sourceId);
+    await this.deps.writer.delete(resourceType, id);
+    run.audit?.noteDeleted(resourceType, [id]);
     run.tally.deleted++;
   }
 
@@ -455,7 +466,10 @@ export class SyncService {
 
   private map(resource: SyncedResource, run: RunContext): MapOutcome {
     const outcome = this.deps.mapper.map(resource);
-    if (outcome.ok) run.tally.unmapped.add(outcome.unmapped);
+    if (outcome.ok) {
+      run.tally.unmapped.add(outcome.unmapped);
+      run.audit?.noteSource(outcome.resource, resource);
+    }
     return outcome;
   }
 
@@ -609,16 +623,26 @@ export class SyncService {
     for (const l of letters) this.deps.telemetry.deadLetter({ resourceType: l.resourceType, id: l.id, status: l.status, reason: l.reason });
   }
 
+  /**
+   * Writes the run's AuditEvents (AUDIT_TRAIL on; none when it wrote and deleted nothing) and answers
+   * what the trail wrote. Never throws: the data is written whatever becomes of its record.
+   */
+  async closeAudit(run: RunContext, status: SyncSummary['status']): Promise<AuditCounts | undefined> {
+    return run.audit?.close(status, this.now());
+  }
+
   /** lagSeconds: how far the data in the target is behind now, for runs that keep it current. */
-  finish(run: RunContext, message?: string, window?: LastUpdatedWindow, lagSeconds?: number): SyncSummary {
+  async finish(run: RunContext, message?: string, window?: LastUpdatedWindow, lagSeconds?: number): Promise<SyncSummary> {
     const t = run.tally;
     const failed = t.total('failed');
     const ok = t.total('created') + t.total('updated') + t.total('unchanged');
+    const status = failed === 0 ? 'ok' : ok === 0 ? 'failed' : 'partial';
+    const audit = await this.closeAudit(run, status);
     const summary: SyncSummary = {
       runId: run.runId,
       operation: run.operation,
       trigger: run.trigger,
-      status: failed === 0 ? 'ok' : ok === 0 ? 'failed' : 'partial',
+      status,
       read: t.read,
       created: t.total('created'),
       updated: t.total('updated'),
@@ -631,6 +655,7 @@ export class SyncService {
       unmapped: t.unmapped.entries().slice(0, 50),
       ...(window ? { window } : {}),
       ...(message ? { message } : {}),
+      ...(audit ? { audit } : {}),
     };
     this.deps.telemetry.runCompleted({
       runId: summary.runId,
@@ -682,6 +707,11 @@ export function referenceTargets(resource: SyncedResource, element: string, type
     const id = pattern.exec(ref)?.[1] ?? referencedId(ref, type);
     return id === undefined ? [] : [id];
   });
+}
+
+/** The writer's context of a run: its id, and its audit trail's Provenance riding with each bundle. */
+function writeContext(run: RunContext): WriteContext {
+  return run.audit ? { runId: run.runId, companions: run.audit } : { runId: run.runId };
 }
 
 function mapSet(map: Map<string, Set<string>>, key: string): Set<string> {

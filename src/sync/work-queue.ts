@@ -144,7 +144,7 @@ export async function processWorkItem(
     throw error;
   }
   await addRunCounts(deps.unmapped, run.tally.unmapped, deps.log);
-  return deps.sync.finish(run, undefined, window);
+  return await deps.sync.finish(run, undefined, window);
 }
 
 export type QueueOutcome = { outcome: 'done'; summary: SyncSummary } | { outcome: 'dead-lettered'; reason: string };

@@ -96,7 +96,9 @@ export async function createTargetWriter(
     headers: { Accept: 'application/fhir+json', 'Cache-Control': 'no-cache' },
   });
   const capabilities = await fetchCapabilities(http);
-  const missing = missingCapabilities(capabilities, WRITTEN_TYPES);
+  // With the audit trail on, the target must also take the Provenance and AuditEvents it writes.
+  const written = config.audit.mode === 'off' ? WRITTEN_TYPES : [...WRITTEN_TYPES, 'Provenance', 'AuditEvent'];
+  const missing = missingCapabilities(capabilities, written);
   if (missing.length > 0)
     throw new UpstreamError('ahds', 'Failed', `The target FHIR server cannot take what the connector writes: ${missing.join('; ')}.`);
   const plan = planWrites(capabilities, config.target.bundles);

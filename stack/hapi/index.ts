@@ -136,6 +136,8 @@ async function acquireLock(lock: string): Promise<void> {
 export interface HapiServerOptions {
   /** HAPI's default: a reference must resolve when written (default true). */
   referentialIntegrity?: boolean;
+  /** HAPI's default: a resource another one references cannot be deleted (default: referentialIntegrity). */
+  referentialIntegrityOnDelete?: boolean;
   /** Request validation with HL7's validator (default true). */
   validateRequests?: boolean;
   /** JVM heap ceiling in MB (default 640). */
@@ -181,6 +183,7 @@ export async function startHapiServer(options: HapiServerOptions = {}): Promise<
   const build = await buildHapiServer({ log });
   const props: Record<string, string> = {
     'fhirsync.referentialIntegrity': String(options.referentialIntegrity ?? true),
+    'fhirsync.referentialIntegrityOnDelete': String(options.referentialIntegrityOnDelete ?? options.referentialIntegrity ?? true),
     'fhirsync.validateRequests': String(options.validateRequests ?? true),
     'fhirsync.defaultPageSize': String(options.defaultPageSize ?? 20),
     'fhirsync.maxPageSize': String(options.maxPageSize ?? 200),

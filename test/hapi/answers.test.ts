@@ -1,4 +1,4 @@
-import { auditEventForRun, provenanceFor } from '../../src/audit/records';
+import { auditEventsForRun, provenanceFor } from '../../src/audit/records';
 import { loadConfig } from '../../src/config/load';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createTargetWriter, type TargetWriter } from '../../src/target';
@@ -204,7 +204,7 @@ test('the audit records (src/audit) pass HL7 validator, a re-sent Provenance kee
     { resourceType: 'Patient', id: 'pin-a1', contentHash: 'abc', sourceLastUpdated: '2026-01-01T00:00:00Z' },
     { sourceFhirBase: 'https://emr.example.org/apis/default/fhir', policy },
   ) as unknown as SyncedResource;
-  const run = auditEventForRun(
+  const [run] = auditEventsForRun(
     {
       runId: 'run-pin',
       trigger: 'http',
@@ -214,7 +214,7 @@ test('the audit records (src/audit) pass HL7 validator, a re-sent Provenance kee
       written: ['Patient/pin-a1'],
     },
     { sourceFhirBase: 'https://emr.example.org/apis/default/fhir' },
-  ) as unknown as SyncedResource;
+  ) as unknown as SyncedResource[];
   const first = await target.writer.writeBatch([prov, run]);
   expect(first.map((r) => r.status)).toEqual([201, 201]);
   const again = await target.writer.writeBatch([prov]);
@@ -225,4 +225,21 @@ test('the audit records (src/audit) pass HL7 validator, a re-sent Provenance kee
   expect(byTarget.json.entry.map((e: any) => e.resource.id)).toEqual([prov.id]);
   const runs = await fhir('GET', '/AuditEvent?entity=Patient/pin-a1');
   expect(runs.json.entry.map((e: any) => e.resource.agent[0].altId)).toEqual(['run-pin']);
+  const runWrote = await fhir('GET', '/AuditEvent?altid=run-pin');
+  expect(runWrote.json.entry.map((e: any) => e.resource.id)).toEqual([run.id]);
+  // HAPI's default referential integrity on delete: what the trail names cannot be deleted (409,
+  // DeleteConflictService), hence the README's HAPI setting for the trail with source deletes.
+  const refused = await fhir('DELETE', '/Patient/pin-a1');
+  expect(refused.status).toBe(409);
+  expect(JSON.stringify(refused.json)).toContain('Provenance.target');
+  // And a reference to a deleted resource is refused on write (referential integrity on write): a
+  // run's deletes are named in its AuditEvent (entity.name), not referenced.
+  await target.writer.writeBatch([patient('pin-a2')]);
+  expect((await fhir('DELETE', '/Patient/pin-a2')).status).toBe(200);
+  const toDeleted = await fhir('PUT', `/AuditEvent/${run!.id}`, {
+    ...(run as unknown as Record<string, unknown>),
+    entity: [{ what: { reference: 'Patient/pin-a2' } }],
+  });
+  expect(toDeleted.status).toBe(400);
+  expect(toDeleted.json.issue[0].diagnostics).toContain('HAPI-1096: Resource Patient/pin-a2 is deleted');
 });

@@ -1,4 +1,4 @@
-import { auditEventForRun, policyUris, provenanceFor, type AuditPolicy } from '../../src/audit/records';
+import { AUDIT_EVENT_MAX_ENTITIES, auditEventsForRun, policyUris, provenanceFor, type AuditPolicy } from '../../src/audit/records';
 import { canonicalJson } from '../../src/fhir/canonical';
 
 const policy: AuditPolicy = {
@@ -36,7 +36,7 @@ describe('audit records', () => {
     expect(ids.size).toBe(3);
   });
 
-  test("a run's AuditEvent lists what it wrote once each, sorted, with its outcome; the id comes from the run id", () => {
+  test("a run's AuditEvents list what it wrote once each, sorted, with its outcome and the run id as altId; deletes are action D", () => {
     const run = {
       runId: 'run-42',
       trigger: 'timer',
@@ -44,12 +44,43 @@ describe('audit records', () => {
       endedAt: '2026-01-01T00:01:00Z',
       status: 'partial' as const,
       written: ['Patient/b', 'Observation/o', 'Patient/b'],
+      deleted: ['Observation/gone'],
     };
-    const e = auditEventForRun(run, { sourceFhirBase: source }) as Record<string, any>;
-    expect(e.outcome).toBe('4');
-    expect(e.entity.slice(1).map((x: any) => x.what.reference)).toEqual(['Observation/o', 'Patient/b']);
-    expect(e.agent[0].altId).toBe('run-42');
-    expect(e.id).toBe((auditEventForRun({ ...run, written: [] }, { sourceFhirBase: source }) as { id: string }).id);
-    expect(e.id).toMatch(/^[A-Za-z0-9\-.]{1,64}$/);
+    const [u, d] = auditEventsForRun(run, { sourceFhirBase: source }) as Array<Record<string, any>>;
+    expect(u!.outcome).toBe('4');
+    expect(u!.action).toBe('U');
+    expect(u!.entity.slice(1).map((x: any) => x.what.reference)).toEqual(['Observation/o', 'Patient/b']);
+    expect(u!.agent[0].altId).toBe('run-42');
+    expect(d!.action).toBe('D');
+    expect(d!.entity.slice(1).map((x: any) => [x.name, x.what.type, x.what.reference])).toEqual([
+      ['Observation/gone', 'Observation', undefined],
+    ]);
+    expect(new Set([u!.id, d!.id]).size).toBe(2);
+    for (const e of [u!, d!]) expect(e.id).toMatch(/^[A-Za-z0-9\-.]{1,64}$/);
+  });
+
+  test('a run that wrote and deleted nothing has no AuditEvent; a big run is recorded in parts of at most AUDIT_EVENT_MAX_ENTITIES', () => {
+    const base = { runId: 'r', trigger: 'cli', startedAt: '2026-01-01T00:00:00Z', endedAt: '2026-01-01T00:00:01Z', status: 'ok' as const };
+    expect(auditEventsForRun({ ...base, written: [] }, { sourceFhirBase: source })).toEqual([]);
+    const many = Array.from({ length: AUDIT_EVENT_MAX_ENTITIES + 1 }, (_, i) => `Observation/o${i}`);
+    const parts = auditEventsForRun({ ...base, written: many }, { sourceFhirBase: source }) as Array<Record<string, any>>;
+    expect(parts.map((p) => p.entity.length - 1)).toEqual([AUDIT_EVENT_MAX_ENTITIES, 1]);
+    expect(parts.every((p) => p.agent[0].altId === 'r')).toBe(true);
+  });
+
+  test('a bundle Provenance targets every resource; de-identified, it names no source id', () => {
+    const two = [
+      written,
+      { ...written, resourceType: 'Observation', id: 'o-1', contentHash: 'h9', sourceLastUpdated: '2026-02-01T00:00:00Z' },
+    ];
+    const p = provenanceFor(two, { sourceFhirBase: source, policy }) as Record<string, any>;
+    expect(p.target).toEqual([{ reference: 'Observation/o-1' }, { reference: 'Patient/p-1' }]);
+    expect(p.recorded).toBe('2026-02-01T00:00:00.000Z');
+    expect(provenanceFor([...two].reverse(), { sourceFhirBase: source, policy })).toEqual(p);
+    const deid = provenanceFor([{ ...written, id: 'pseudo', sourceId: 'p-1' }], {
+      sourceFhirBase: source,
+      policy: { ...policy, deid: true },
+    });
+    expect(JSON.stringify(deid)).not.toContain('p-1');
   });
 });
