@@ -1,12 +1,12 @@
-import type { Condition, Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import type { Condition, Encounter, Location, Observation, Organization, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
 
-export type { Condition, Encounter, Observation, Patient, Resource };
+export type { Condition, Encounter, Location, Observation, Organization, Patient, Practitioner, Resource };
 
 /** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
-export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation'] as const;
+export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation', 'Practitioner', 'Organization', 'Location'] as const;
 export type SyncedType = (typeof SYNCED_TYPES)[number];
 
-export type SyncedResource = Patient | Observation | Encounter | Condition;
+export type SyncedResource = Patient | Observation | Encounter | Condition | Practitioner | Organization | Location;
 
 /** A resource the connector identifies without carrying its content (dead letters, reports, logs). */
 export interface ResourceKey {

