@@ -10,12 +10,18 @@
  * Organization and Location. It is removed (the whole period when it holds nothing else). A
  * Practitioner's address period starts at users.last_updated (FhirPractitionerService.php passes
  * it), a real value, and is kept.
+ *
+ * OpenEMR's Location.type codes a facility's place of service with the system
+ * FhirCodeSystemConstants::CMS_PLACE_OF_SERVICE, which it spells with a leading space
+ * (" https://www.cms.gov/…"): not a FHIR uri (no whitespace), refused by a validating server. The
+ * space is trimmed; the system is otherwise kept as OpenEMR names it.
  */
 type Json = Record<string, unknown>;
 
 const INVENTED_ADDRESS_PERIOD = new Set(['Organization', 'Location']);
 
 export function normaliseDirectoryResource(type: string, body: Json): void {
+  if (type === 'Location') trimCodingSystems(body.type);
   if (!INVENTED_ADDRESS_PERIOD.has(type)) return;
   const addresses = body.address === undefined ? [] : Array.isArray(body.address) ? body.address : [body.address];
   for (const address of addresses as Json[]) {
@@ -23,5 +29,13 @@ export function normaliseDirectoryResource(type: string, body: Json): void {
     if (!period || typeof period !== 'object') continue;
     delete period.start;
     if (Object.keys(period).length === 0) delete address.period;
+  }
+}
+
+function trimCodingSystems(concepts: unknown): void {
+  for (const concept of Array.isArray(concepts) ? concepts : concepts ? [concepts] : []) {
+    const codings = (concept as Json | null)?.coding;
+    if (!Array.isArray(codings)) continue;
+    for (const coding of codings as Json[]) if (typeof coding?.system === 'string') coding.system = coding.system.trim();
   }
 }

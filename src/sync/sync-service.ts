@@ -414,7 +414,9 @@ export class SyncService {
     const refs = [...carriedReferences(type, this.resourceTypes)]
       .filter((r) => !directory.includes(r.type))
       .sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
-    for (const { element, ...ref } of refs.flatMap((r) => referenceTargets(resource, r.element, r.type).map((targetId) => ({ ...r, targetId })))) {
+    for (const { element, ...ref } of refs.flatMap((r) =>
+      referenceTargets(resource, r.element, r.type).map((targetId) => ({ ...r, targetId })),
+    )) {
       const targetId = ref.targetId;
       let target: SyncedResource;
       try {

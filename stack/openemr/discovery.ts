@@ -1,4 +1,5 @@
 /** Discovery documents and the CapabilityStatement, trimmed to what the stand-in really serves. */
+import { DIRECTORY_SEARCH_PARAMS } from './directory-search';
 import { OBSERVATION_SEARCH_PARAMS, PATIENT_SEARCH_PARAMS } from './fhir-search';
 
 export const SUPPORTED_SCOPES = [
@@ -11,6 +12,12 @@ export const SUPPORTED_SCOPES = [
   'system/Encounter.rs',
   'system/Condition.read',
   'system/Condition.rs',
+  'system/Practitioner.read',
+  'system/Practitioner.rs',
+  'system/Organization.read',
+  'system/Organization.rs',
+  'system/Location.read',
+  'system/Location.rs',
   'system/*.$export',
   'system/Patient.$export',
   'system/Group.$export',
@@ -115,6 +122,12 @@ export function capabilityStatement(e: Endpoints, date: string, softwareVersion:
             interaction: [{ code: 'read' }, { code: 'search-type' }],
             searchParam: OBSERVATION_SEARCH_PARAMS.map(param),
           },
+          ...Object.entries(DIRECTORY_SEARCH_PARAMS).map(([type, params]) => ({
+            type,
+            profile: `http://hl7.org/fhir/us/core/StructureDefinition/us-core-${type.toLowerCase()}`,
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: params.map(param),
+          })),
         ],
         operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
       },

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { FhirResource, SupportedType } from './resource-shape';
+import { DIRECTORY_TYPES, FhirResource, SUPPORTED_TYPES, SupportedType } from './resource-shape';
 import { ResourceStore } from './resource-store';
 
 export interface LoadReport {
@@ -25,13 +25,34 @@ function filesFor(dir: string, type: SupportedType): string[] {
     .map((name) => path.join(dir, name));
 }
 
-export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Promise<LoadReport> {
+export interface LoadOptions {
+  /**
+   * A folder of Practitioner, Organization and Location NDJSON (data/openemr-directory) with a
+   * links.json that names the row each Synthea conditional reference stands for: loaded first, so
+   * Encounters point at Practitioner/Location/Organization as OpenEMR's do.
+   */
+  directoryDir?: string;
+}
+
+export async function loadNdjsonDirectory(store: ResourceStore, dir: string, options: LoadOptions = {}): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const report: LoadReport = { dir, loaded: { Patient: 0, Observation: 0, Encounter: 0, Condition: 0 }, skipped: 0, ms: 0 };
+  const loaded = Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as Record<SupportedType, number>;
+  const report: LoadReport = { dir, loaded, skipped: 0, ms: 0 };
+  const directory = options.directoryDir;
+  if (directory !== undefined) {
+    if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory())
+      throw new Error(`OpenEMR stand-in directory data not found: ${directory}`);
+    const links = path.join(directory, 'links.json');
+    if (fs.existsSync(links)) store.setLinks(JSON.parse(fs.readFileSync(links, 'utf8')) as Record<string, string>);
+  }
   // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
-  for (const type of ['Patient', 'Encounter', 'Condition', 'Observation'] as const) {
-    for (const file of filesFor(dir, type)) {
+  const order = [
+    ...DIRECTORY_TYPES.flatMap((type) => [...(directory !== undefined ? [{ type, from: directory }] : []), { type, from: dir }]),
+    ...(['Patient', 'Encounter', 'Condition', 'Observation'] as const).map((type) => ({ type, from: dir })),
+  ];
+  for (const { type, from } of order) {
+    for (const file of filesFor(from, type)) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {
         if (line.trim() === '') continue;

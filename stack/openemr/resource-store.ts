@@ -8,6 +8,7 @@ import {
   codingTokens,
   dropConditionalReferences,
   FhirResource,
+  linkConditionalReferences,
   isSupportedType,
   rewriteUrnReferences,
   SupportedType,
@@ -101,7 +102,12 @@ export class ResourceStore {
     Observation: new TypeTable(),
     Encounter: new TypeTable(),
     Condition: new TypeTable(),
+    Practitioner: new TypeTable(),
+    Organization: new TypeTable(),
+    Location: new TypeTable(),
   };
+  /** Synthea conditional reference -> `Type/uuid` of a directory row (data/openemr-directory/links.json). */
+  private links = new Map<string, string>();
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -114,6 +120,11 @@ export class ResourceStore {
   private readonly subServices = new Set<string>();
 
   constructor(private readonly opts: StoreOptions) {}
+
+  /** Links Synthea's conditional references to directory rows, as an import sets provider_id/facility_id. */
+  setLinks(links: Record<string, string>): void {
+    this.links = new Map(Object.entries(links));
+  }
 
   table(type: SupportedType): TypeTable {
     return this.tables[type];
@@ -267,7 +278,10 @@ export class ResourceStore {
   }
 
   private checkType(type: string): SupportedType {
-    if (!isSupportedType(type)) throw new Error(`The stand-in serves Patient, Encounter, Condition and Observation only, not ${type}`);
+    if (!isSupportedType(type))
+      throw new Error(
+        `The stand-in serves Patient, Encounter, Condition, Observation, Practitioner, Organization and Location only, not ${type}`,
+      );
     return type;
   }
 
@@ -277,8 +291,10 @@ export class ResourceStore {
     rewriteUrnReferences(resource, (id) =>
       this.tables.Patient.byId.has(id) ? 'Patient' : this.tables.Encounter.byId.has(id) ? 'Encounter' : undefined,
     );
-    if (type !== 'Patient' && type !== 'Observation')
+    if (type !== 'Patient' && type !== 'Observation') {
+      linkConditionalReferences(resource, this.links);
       resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    }
     const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;
     const table = this.tables[type];

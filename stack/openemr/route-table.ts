@@ -16,6 +16,12 @@ export type RouteName =
   | 'GET /fhir/Encounter/{id}'
   | 'GET /fhir/Condition'
   | 'GET /fhir/Condition/{id}'
+  | 'GET /fhir/Practitioner'
+  | 'GET /fhir/Practitioner/{id}'
+  | 'GET /fhir/Organization'
+  | 'GET /fhir/Organization/{id}'
+  | 'GET /fhir/Location'
+  | 'GET /fhir/Location/{id}'
   | 'GET /fhir/$export'
   | 'GET /fhir/Patient/$export'
   | 'GET /fhir/Group/{id}/$export'
@@ -61,7 +67,7 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
   if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
   if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
   if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
-  for (const type of ['Encounter', 'Condition'] as const) {
+  for (const type of ['Encounter', 'Condition', 'Practitioner', 'Organization', 'Location'] as const) {
     if (s.length === 1 && s[0] === type) return fhir(`GET /fhir/${type}`);
     if (s.length === 2 && s[0] === type) return fhir(`GET /fhir/${type}/{id}`, s[1]);
   }
