@@ -13,7 +13,8 @@
  *
  * OpenEMR's Location.type codes a facility's place of service with the system
  * FhirCodeSystemConstants::CMS_PLACE_OF_SERVICE, which it spells with a leading space
- * (" https://www.cms.gov/…"): not a FHIR uri (no whitespace), refused by a validating server. The
+ * (" https://www.cms.gov/…"): not a FHIR uri (its regex `\S*` allows no whitespace; AHDS's parser
+ * lets it pass, a validating server need not) and never equal to the system a query names. The
  * space is trimmed; the system is otherwise kept as OpenEMR names it.
  */
 type Json = Record<string, unknown>;

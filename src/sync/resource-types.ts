@@ -63,86 +63,8 @@ const DEID_CLINICAL_DROP = ['text', 'identifier', 'note', 'contained'] as const;
  */
 const DIRECTORY_LAST_UPDATED_FROM = '7.0.3 (columns added by 7_0_2-to-7_0_3_upgrade.sql, openemr#7754)';
 
-/** Every type the connector knows, in reference order (orderedTypes sorts by rank, ties in this order). */
+/** Every type the connector knows; orderedTypes puts them in reference order (rank, ties in this order). */
 export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
-  // The directory: what Patients and Encounters point at.
-  {
-    type: 'Organization',
-    rank: -2,
-    openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
-    read: {
-      patientScoped: false,
-      searchParams: [
-        '_id',
-        'email',
-        'phone',
-        'telecom',
-        'address',
-        'address-city',
-        'address-postalcode',
-        'address-state',
-        'name',
-        '_lastUpdated',
-      ],
-      lastUpdatedColumn: 'per sub-service: facility.last_updated, insurance_companies.last_updated, procedure_providers.last_updated',
-      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
-      exportedByOpenEmr: true,
-      connectorExports: false,
-      scope: 'system/Organization.read',
-    },
-    references: [],
-    // Names, NPI/CLIA identifiers and work telecom of an organisation identify no patient.
-    mapping: { concepts: [], deidDrop: ['text', 'contained'] },
-  },
-  {
-    type: 'Practitioner',
-    rank: -2,
-    openemrService: 'FhirPractitionerService.php',
-    read: {
-      patientScoped: false,
-      searchParams: [
-        '_id',
-        'active',
-        'email',
-        'phone',
-        'telecom',
-        'address',
-        'address-city',
-        'address-postalcode',
-        'address-state',
-        'family',
-        'given',
-        'name',
-        '_lastUpdated',
-      ],
-      lastUpdatedColumn: 'users.last_updated',
-      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
-      exportedByOpenEmr: true,
-      connectorExports: false,
-      scope: 'system/Practitioner.read',
-    },
-    references: [],
-    // Name and NPI stay (they say who treated); the users row's street and home/mobile phone are private.
-    mapping: { concepts: [], deidDrop: ['text', 'telecom', 'address', 'photo', 'contained'] },
-  },
-  {
-    type: 'Location',
-    rank: -1,
-    openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
-    read: {
-      patientScoped: false,
-      searchParams: ['_id', 'address', 'name', 'address-city', 'address-state', 'address-postalcode', '_lastUpdated'],
-      lastUpdatedColumn: 'facility.last_updated, users.last_updated, patient_data.date (the UNION column last_updated)',
-      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
-      exportedByOpenEmr: true,
-      connectorExports: false,
-      scope: 'system/Location.read',
-    },
-    // The primary business entity (FacilityService::getPrimaryBusinessEntity) on every Location.
-    references: [{ element: 'managingOrganization', type: 'Organization' }],
-    // Patient and user rows are home addresses: address and telecom go in de-identification mode.
-    mapping: { concepts: [], deidDrop: ['text', 'address', 'telecom', 'contained'] },
-  },
   {
     type: 'Patient',
     rank: 0,
@@ -234,6 +156,84 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       { element: 'encounter', type: 'Encounter' },
     ],
     mapping: { concepts: ['code', 'valueCodeableConcept'], deidDrop: DEID_CLINICAL_DROP },
+  },
+  // The directory: what Patients and Encounters point at.
+  {
+    type: 'Organization',
+    rank: -2,
+    openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
+    read: {
+      patientScoped: false,
+      searchParams: [
+        '_id',
+        'email',
+        'phone',
+        'telecom',
+        'address',
+        'address-city',
+        'address-postalcode',
+        'address-state',
+        'name',
+        '_lastUpdated',
+      ],
+      lastUpdatedColumn: 'per sub-service: facility.last_updated, insurance_companies.last_updated, procedure_providers.last_updated',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Organization.read',
+    },
+    references: [],
+    // Names, NPI/CLIA identifiers and work telecom of an organisation identify no patient.
+    mapping: { concepts: [], deidDrop: ['text', 'contained'] },
+  },
+  {
+    type: 'Practitioner',
+    rank: -2,
+    openemrService: 'FhirPractitionerService.php',
+    read: {
+      patientScoped: false,
+      searchParams: [
+        '_id',
+        'active',
+        'email',
+        'phone',
+        'telecom',
+        'address',
+        'address-city',
+        'address-postalcode',
+        'address-state',
+        'family',
+        'given',
+        'name',
+        '_lastUpdated',
+      ],
+      lastUpdatedColumn: 'users.last_updated',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Practitioner.read',
+    },
+    references: [],
+    // Name and NPI stay (they say who treated); the users row's street and home/mobile phone are private.
+    mapping: { concepts: [], deidDrop: ['text', 'telecom', 'address', 'photo', 'contained'] },
+  },
+  {
+    type: 'Location',
+    rank: -1,
+    openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
+    read: {
+      patientScoped: false,
+      searchParams: ['_id', 'address', 'name', 'address-city', 'address-state', 'address-postalcode', '_lastUpdated'],
+      lastUpdatedColumn: 'facility.last_updated, users.last_updated, patient_data.date (the UNION column last_updated)',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Location.read',
+    },
+    // The primary business entity (FacilityService::getPrimaryBusinessEntity) on every Location.
+    references: [{ element: 'managingOrganization', type: 'Organization' }],
+    // Patient and user rows are home addresses: address and telecom go in de-identification mode.
+    mapping: { concepts: [], deidDrop: ['text', 'address', 'telecom', 'contained'] },
   },
 ];
 

@@ -46,6 +46,9 @@ describe('validation profiles shipped with the connector', () => {
       'Observation',
       'Encounter',
       'Condition',
+      'Practitioner',
+      'Organization',
+      'Location',
     ]);
   });
 
