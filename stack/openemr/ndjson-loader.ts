@@ -6,12 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { DIRECTORY_TYPES, FhirResource, SUPPORTED_TYPES, SupportedType } from './resource-shape';
+import { DIRECTORY_TYPES, type DirectoryType, FhirResource, SupportedType } from './resource-shape';
 import { ResourceStore } from './resource-store';
 
 export interface LoadReport {
   dir: string;
-  loaded: Record<SupportedType, number>;
+  /** Per type; the directory types only when a directory was loaded (or the data has their files). */
+  loaded: Record<Exclude<SupportedType, DirectoryType>, number> & Partial<Record<DirectoryType, number>>;
   /** Lines that were not JSON or not a resource of the file's type. */
   skipped: number;
   ms: number;
@@ -37,8 +38,8 @@ export interface LoadOptions {
 export async function loadNdjsonDirectory(store: ResourceStore, dir: string, options: LoadOptions = {}): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const loaded = Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as Record<SupportedType, number>;
-  const report: LoadReport = { dir, loaded, skipped: 0, ms: 0 };
+  const loaded: Record<string, number> = { Patient: 0, Observation: 0, Encounter: 0, Condition: 0 };
+  const report: LoadReport = { dir, loaded: loaded as LoadReport['loaded'], skipped: 0, ms: 0 };
   const directory = options.directoryDir;
   if (directory !== undefined) {
     if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory())
@@ -52,7 +53,9 @@ export async function loadNdjsonDirectory(store: ResourceStore, dir: string, opt
     ...(['Patient', 'Encounter', 'Condition', 'Observation'] as const).map((type) => ({ type, from: dir })),
   ];
   for (const { type, from } of order) {
-    for (const file of filesFor(from, type)) {
+    const files = filesFor(from, type);
+    if (files.length > 0 || (from === directory && from !== undefined)) loaded[type] ??= 0;
+    for (const file of files) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {
         if (line.trim() === '') continue;
@@ -68,7 +71,7 @@ export async function loadNdjsonDirectory(store: ResourceStore, dir: string, opt
           continue;
         }
         store.importResource(resource);
-        report.loaded[type]++;
+        loaded[type] = (loaded[type] ?? 0) + 1;
       }
     }
   }

@@ -42,6 +42,11 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 test('each directory type is searched whole with no parameter, and read by id', async () => {
+  expect(openemr.loadReport?.loaded).toMatchObject({
+    Practitioner: practitioners.length,
+    Organization: organizations.length,
+    Location: locations.length,
+  });
   for (const [type, source] of [
     ['Practitioner', practitioners],
     ['Organization', organizations],

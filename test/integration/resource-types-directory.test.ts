@@ -10,18 +10,21 @@
 import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
 import { syncRunHandler } from '../../functions/sync-run';
+import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import { defaultDirectoryDir, type SupportedType } from '../../stack/openemr';
 import type { SyncedResource } from '../../src/fhir/types';
 import { referenceTargets } from '../../src/sync/sync-service';
 import { RESOURCE_TYPES } from '../../src/sync/resource-types';
+import { replayDeadLetters } from '../../src/sync/replay';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 
 const TYPES: SupportedType[] = ['Organization', 'Practitioner', 'Location', 'Patient', 'Encounter'];
+// Observation too: a Patient's "everything" reads its Observations whatever the carried types.
 const SCOPES =
-  'system/Patient.read system/Encounter.read system/Practitioner.read system/Organization.read system/Location.read system/*.$export system/*.$bulkdata-status system/Binary.read';
+  'system/Patient.read system/Observation.read system/Encounter.read system/Practitioner.read system/Organization.read system/Location.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 type Json = Record<string, any>;
 
 let stack: Stack;
@@ -164,7 +167,7 @@ test('an edit of a Practitioner, an Organization and a Location arrives in the n
   expect(dangling).toEqual([]);
 }, 300_000);
 
-test('an Encounter whose Practitioner OpenEMR does not have is held back and dead-lettered saying why', async () => {
+test('an Encounter whose Practitioner OpenEMR does not have is held back and dead-lettered saying why, then replayed once the Practitioner arrives', async () => {
   const store = stack.openemr.store;
   const missing = randomUUID();
   const heldId = randomUUID();
@@ -182,7 +185,67 @@ test('an Encounter whose Practitioner OpenEMR does not have is held back and dea
     },
   ]);
   expect(await stack.ahds.read('Encounter', heldId)).toBeUndefined();
-  store.delete('Encounter', heldId);
+
+  // The Practitioner arrives at the source; the replay reads and writes it first, then the Encounter.
+  store.put({ ...(store.get('Practitioner', store.ids('Practitioner')[1]!) as Json), id: missing } as never);
+  const connector = await getConnector();
+  const replay = await replayDeadLetters({ sync: connector.sync, reader: connector.reader, deadLetters: connector.deadLetters } as never, {
+    resourceType: 'Encounter',
+  });
+  expect(replay).toMatchObject({ attempted: 1, replayed: 1, stillFailing: 0 });
+  expect(((await stack.ahds.read('Encounter', heldId)) as Json).participant[0].individual).toEqual({
+    reference: `Practitioner/${missing}`,
+  });
+  expect(await stack.ahds.read('Practitioner', missing)).toBeDefined();
+  expect(await unresolvedInTarget()).toEqual([]);
+  expect(dangling).toEqual([]);
+}, 300_000);
+
+test("a Patient synced with everything writes its Encounter's new Practitioner, and a new Location with its Organization, before the Encounter", async () => {
+  const store = stack.openemr.store;
+  const patientId = randomUUID();
+  const practitionerId = randomUUID();
+  const organizationId = randomUUID();
+  const locationId = randomUUID();
+  store.put({ ...(store.get('Patient', store.ids('Patient')[2]!) as Json), id: patientId } as never);
+  store.put({ ...(store.get('Practitioner', store.ids('Practitioner')[2]!) as Json), id: practitionerId } as never);
+  store.put({ ...(store.get('Organization', store.ids('Organization')[2]!) as Json), id: organizationId } as never);
+  const facility = store
+    .ids('Location')
+    .map((id) => store.get('Location', id) as Json)
+    .find((l) => l.identifier)!;
+  store.put({
+    ...facility,
+    id: locationId,
+    managingOrganization: { reference: `Organization/${organizationId}`, type: 'Organization' },
+  } as never);
+  const encounterId = randomUUID();
+  store.put({
+    ...(store.get('Encounter', store.ids('Encounter')[2]!) as Json),
+    id: encounterId,
+    subject: { reference: `Patient/${patientId}` },
+    participant: [{ individual: { reference: `Practitioner/${practitionerId}` } }],
+    location: [{ location: { reference: `Location/${locationId}` } }],
+  } as never);
+  const answer = await invoke(syncPatientEverythingHandler, {
+    method: 'POST',
+    url: `sync/patients/${patientId}/everything`,
+    params: { id: patientId },
+  });
+  expect(answer.status).toBe(200);
+  expect(answer.json).toMatchObject({
+    status: 'ok',
+    failed: 0,
+    byType: {
+      Patient: { created: 1 },
+      Practitioner: { created: 1 },
+      Organization: { created: 1 },
+      Location: { created: 1 },
+      Encounter: { created: 1 },
+    },
+  });
+  expect(await unresolvedInTarget()).toEqual([]);
+  expect(dangling).toEqual([]);
 }, 300_000);
 
 test('reconcile deletes in the target a Location deleted at the source and finds every other directory resource in sync', async () => {
