@@ -14,12 +14,10 @@ import { syncPatientEverythingHandler } from '../../functions/sync-patient-every
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import { defaultDirectoryDir, type SupportedType } from '../../stack/openemr';
-import type { SyncedResource } from '../../src/fhir/types';
-import { referenceTargets } from '../../src/sync/sync-service';
-import { RESOURCE_TYPES } from '../../src/sync/resource-types';
 import { replayDeadLetters } from '../../src/sync/replay';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+import { unresolvedReferences, watchWrites } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Organization', 'Practitioner', 'Location', 'Patient', 'Encounter'];
 // Observation too: a Patient's "everything" reads its Observations whatever the carried types.
@@ -37,45 +35,7 @@ const firstSent: string[] = [];
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
 
-/** "Type/id" of every reference a resource holds to a carried type, at the paths resource-types.ts lists. */
-function carriedRefs(r: Json): string[] {
-  const spec = RESOURCE_TYPES.find((t) => t.type === r.resourceType);
-  return (spec?.references ?? [])
-    .filter((ref) => (TYPES as string[]).includes(ref.type))
-    .flatMap((ref) => referenceTargets(r as SyncedResource, ref.element, ref.type).map((id) => `${ref.type}/${id}`));
-}
-
-async function watchWrites(): Promise<void> {
-  const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
-  for (const method of ['writeBatch', 'writeAll']) {
-    const original = writer[method]!.bind(writer);
-    writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const held = new Set<string>();
-      for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) held.add(`${type}/${r.id}`);
-      for (const r of resources) {
-        if (!firstSent.includes(r.resourceType)) firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json)) if (!held.has(ref)) dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
-      }
-      return original(resources, ...rest);
-    };
-  }
-}
-
-async function unresolvedInTarget(): Promise<string[]> {
-  const held = new Set<string>();
-  const all: Json[] = [];
-  for (const type of TYPES)
-    for (const r of await stack.ahds.snapshot(type)) {
-      held.add(`${type}/${r.id}`);
-      all.push(r as Json);
-    }
-  return all.flatMap((r) =>
-    carriedRefs(r)
-      .filter((ref) => !held.has(ref))
-      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
-  );
-}
+const unresolvedInTarget = () => unresolvedReferences(stack, TYPES);
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true, openemr: { directoryDir: defaultDirectoryDir() } });
@@ -88,7 +48,7 @@ beforeAll(async () => {
     RECONCILE_DELETE_MODE: 'delete',
   };
   useStack(stack, settings);
-  await watchWrites();
+  await watchWrites(stack, TYPES, { dangling, firstSent });
 }, 120_000);
 afterAll(() => stack?.close());
 

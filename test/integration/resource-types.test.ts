@@ -11,12 +11,12 @@ import { syncRunHandler } from '../../functions/sync-run';
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
-import type { SyncedResource } from '../../src/fhir/types';
 import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+import { unresolvedReferences, watchWrites } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
 const SCOPES =
@@ -33,43 +33,7 @@ const firstSent: string[] = [];
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
 
-/** References of a written resource to carried types ("Type/id"). */
-function carriedRefs(r: Json): string[] {
-  return ['subject', 'encounter'].flatMap((k) => (typeof r[k]?.reference === 'string' ? [r[k].reference as string] : []));
-}
-
-/** Watches the connector's writes: before each is sent, everything it points at must be in the target. */
-async function watchWrites(): Promise<void> {
-  const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
-  for (const method of ['writeBatch', 'writeAll']) {
-    const original = writer[method]!.bind(writer);
-    writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const held = new Set<string>();
-      for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) held.add(`${type}/${r.id}`);
-      for (const r of resources) {
-        if (!firstSent.includes(r.resourceType)) firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json)) if (!held.has(ref)) dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
-      }
-      return original(resources, ...rest);
-    };
-  }
-}
-
-async function unresolvedInTarget(): Promise<string[]> {
-  const held = new Set<string>();
-  const all: Json[] = [];
-  for (const type of TYPES)
-    for (const r of await stack.ahds.snapshot(type)) {
-      held.add(`${type}/${r.id}`);
-      all.push(r as Json);
-    }
-  return all.flatMap((r) =>
-    carriedRefs(r)
-      .filter((ref) => !held.has(ref))
-      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
-  );
-}
+const unresolvedInTarget = () => unresolvedReferences(stack, TYPES);
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
@@ -81,7 +45,7 @@ beforeAll(async () => {
     AHDS_BATCH_SIZE: '50',
   };
   useStack(stack, settings);
-  await watchWrites();
+  await watchWrites(stack, TYPES, { dangling, firstSent });
 }, 120_000);
 afterAll(() => stack?.close());
 
