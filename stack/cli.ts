@@ -10,19 +10,25 @@ import { writePrivateFile } from '../src/cli/private-file';
  * `npm run stack`: the whole local stack plus the connector's HTTP functions, up until Ctrl-C.
  * Prints the URLs, the OpenEMR client id with its key file, and curl lines that work as printed.
  */
-export const USAGE = `Usage: npm run stack -- [--data DIR] [--target ahds|hapi]
+export const USAGE = `Usage: npm run stack -- [--data DIR] [--directory DIR] [--target ahds|hapi]
 
 Starts the local stack (OpenEMR and AHDS stand-ins, Entra token endpoint, Azurite) and the
 connector's functions (HTTP on a local port, the queue worker on Azurite) until Ctrl-C, and writes
 .stack/local.settings.json with every setting pointing at it.
 
   --data DIR     Bulk FHIR NDJSON directory to load into the OpenEMR stand-in (default data/synthea-dev)
+  --directory DIR  Practitioners, Organizations and Locations to serve beside the data, linked from its
+                 Encounters (data/openemr-directory is the one for data/synthea-dev; default none)
   --target KIND  ahds (default): the AHDS stand-in; hapi: also a real HAPI FHIR JPA server (needs Java 17
                  and Maven; the first start builds it), and the connector writes to it
   --help         this text`;
 
 async function main(): Promise<void> {
-  const args = commandLine(process.argv.slice(2), { data: { type: 'string' }, target: { type: 'string', default: 'ahds' } }, USAGE);
+  const args = commandLine(
+    process.argv.slice(2),
+    { data: { type: 'string' }, directory: { type: 'string' }, target: { type: 'string', default: 'ahds' } },
+    USAGE,
+  );
   if (typeof args === 'number') process.exit(args);
   const dataDir = args.data !== undefined ? path.resolve(args.data) : undefined;
   const target = args.target;
@@ -30,7 +36,8 @@ async function main(): Promise<void> {
     console.error(`--target must be ahds or hapi, not ${target}. Run with --help for the options.`);
     process.exit(64);
   }
-  const stack = await startStack({ dataDir, target, hapi: { log: (line) => console.log(line) } });
+  const openemr = args.directory !== undefined ? { directoryDir: path.resolve(args.directory) } : undefined;
+  const stack = await startStack({ dataDir, target, ...(openemr ? { openemr } : {}), hapi: { log: (line) => console.log(line) } });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });
   const keyFile = writeLocalSettings(stack);

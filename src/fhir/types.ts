@@ -5,9 +5,12 @@ import type {
   DocumentReference,
   Encounter,
   Immunization,
+  Location,
   MedicationRequest,
   Observation,
+  Organization,
   Patient,
+  Practitioner,
   Procedure,
   Resource,
 } from '@medplum/fhirtypes';
@@ -19,9 +22,12 @@ export type {
   DocumentReference,
   Encounter,
   Immunization,
+  Location,
   MedicationRequest,
   Observation,
+  Organization,
   Patient,
+  Practitioner,
   Procedure,
   Resource,
 };
@@ -38,6 +44,9 @@ export const SYNCED_TYPES = [
   'AllergyIntolerance',
   'DiagnosticReport',
   'DocumentReference',
+  'Practitioner',
+  'Organization',
+  'Location',
 ] as const;
 export type SyncedType = (typeof SYNCED_TYPES)[number];
 
@@ -51,7 +60,10 @@ export type SyncedResource =
   | MedicationRequest
   | AllergyIntolerance
   | DiagnosticReport
-  | DocumentReference;
+  | DocumentReference
+  | Practitioner
+  | Organization
+  | Location;
 
 /** A resource the connector identifies without carrying its content (dead letters, reports, logs). */
 export interface ResourceKey {

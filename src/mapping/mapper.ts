@@ -7,6 +7,7 @@ import { mapAttachments } from './attachments';
 import { Deidentifier, isDateLike, shiftDate } from './deid';
 import { normaliseQuantity } from './units';
 import { validationFailure, withSafeNarrative } from './validate';
+import { normaliseDirectoryResource } from './directory';
 import { isValidFhirId } from '../fhir/ids';
 import { parseReference } from '../fhir/references';
 import { RESOURCE_TYPES, type ResourceTypeSpec } from '../sync/resource-types';
@@ -201,6 +202,7 @@ class Mapper implements ResourceMapper {
     const shiftKey = subject?.type === 'Patient' ? subject.id : `${src.resourceType}/${src.id}`;
     const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey) } : {};
     const body = this.walkRoot(src, ctx, this.deid ? [...spec.mapping.deidDrop] : []);
+    normaliseDirectoryResource(spec.type, body);
     const report = reporter(unmapped);
     for (const element of spec.mapping.concepts) {
       const value = body[element];

@@ -24,6 +24,9 @@ export const VALIDATED_RESOURCE_TYPES = [
   'Procedure',
   'MedicationRequest',
   'AllergyIntolerance',
+  'Practitioner',
+  'Organization',
+  'Location',
 ] as const;
 
 export const VALIDATION_PROFILES_FILE = 'fhir-r4-validation-profiles.json';

@@ -184,6 +184,24 @@ export class OpenEmrReader {
     return this.search(type, { _lastUpdated: `ge${toOpenEmrInstant(since)}` }) as Promise<SyncedResource[]>;
   }
 
+  /**
+   * Every resource of a type that is not patient-scoped (Practitioner, Organization, Location), `ge`
+   * since when given, in one answer: OpenEMR pages none of them (`_count` is Patient's only), and
+   * the sets are a practice's staff and facilities (plus one home-address Location per Patient).
+   */
+  whole(type: string, since?: string): Promise<SyncedResource[]> {
+    return this.search(type, since ? { _lastUpdated: `ge${toOpenEmrInstant(since)}` } : {}) as Promise<SyncedResource[]>;
+  }
+
+  /** The resources of a type with these ids (`_id=a,b,c`, OR-ed): one request per 100 ids; absent ids are left out. */
+  async byIds(type: string, ids: readonly string[]): Promise<SyncedResource[]> {
+    const out: SyncedResource[] = [];
+    const unique = [...new Set(ids)].filter((id) => !id.includes(','));
+    for (let i = 0; i < unique.length; i += IDS_PER_LOOKUP)
+      out.push(...((await this.search(type, { _id: unique.slice(i, i + IDS_PER_LOOKUP).join(',') })) as SyncedResource[]));
+    return out;
+  }
+
   /** One resource by type and id (404 `[]` throws an UpstreamError with `missing` set). */
   getResource(type: string, id: string): Promise<SyncedResource> {
     return this.read(type, id) as Promise<SyncedResource>;

@@ -151,7 +151,12 @@ async function searchType(reader: OpenEmrReader, options: SourceReadOptions, vis
   if (window.since !== undefined && window.since >= window.until) return;
   const hand = (batch: SyncedResource[]) =>
     type === 'Observation' ? visitor.observations(batch as Observation[]) : visitor.resources!(type, batch);
-  if (type === 'Patient') {
+  if (type !== 'Patient' && !specOf(type).read.patientScoped) {
+    // Practitioner, Organization, Location: read whole (no paging, no patient), `ge` since when
+    // there is a since; like the clinical types, the upper bound is left to the next window's overlap.
+    const resources = await reader.whole(type, window.since !== undefined ? iso(window.since) : undefined);
+    if (resources.length > 0) await hand(resources);
+  } else if (type === 'Patient') {
     for await (const page of reader.patients(options.pageSize, {
       ...(window.since !== undefined ? { since: iso(window.since) } : {}),
       until: iso(window.until),

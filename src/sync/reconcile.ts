@@ -114,10 +114,9 @@ export async function reconcile(
     run.tally.read++;
     if (resource.id) sourceIds.get(type)!.add(resource.id);
     // Never write a resource that points at nothing (absent at the source or dead-lettered).
-    for (const ref of carriedReferences(type, TYPES).flatMap((r) =>
+    for (const { id, ...ref } of carriedReferences(type, TYPES).flatMap((r) =>
       referenceTargets(resource, r.element, r.type).map((id) => ({ ...r, id })),
     )) {
-      const { id } = ref;
       const isBlocked =
         ref.type === 'Patient'
           ? blocked.has(id)

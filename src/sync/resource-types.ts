@@ -9,6 +9,11 @@ import { MEDICAL_RESOURCE_TYPES } from './resource-types-medical';
 /** A carried reference: the element of this type that must resolve in the target before it is written. */
 export interface CarriedReference {
   /** Element holding a Reference or a list of them (FHIR name; a dotted path for a nested one, e.g. context.encounter). */
+  /**
+   * The element holding a Reference (FHIR name), or a dotted path through nested elements
+   * (`participant.individual`, `location.location`); arrays on the way are walked, so one path may
+   * name several references of one resource.
+   */
   element: string;
   /** The type it points at. */
   type: string;
@@ -57,7 +62,16 @@ export interface ResourceTypeSpec {
 
 const DEID_CLINICAL_DROP = ['text', 'identifier', 'note', 'contained'] as const;
 
-/** Every type the connector knows, in reference order. */
+/**
+ * The search parameters and `_lastUpdated` release of the directory types. Their `_lastUpdated`
+ * columns (users.last_updated, facility/insurance_companies/procedure_providers.last_updated) were
+ * added, ON UPDATE CURRENT_TIMESTAMP, by sql/7_0_2-to-7_0_3_upgrade.sql in the commit that fixed
+ * openemr#7746 (#7754): real modification times in every release the connector reads (7.0.3+), so
+ * incremental reads by `_lastUpdated=ge` are sound (legacy rows share the upgrade's second, as Patients do).
+ */
+const DIRECTORY_LAST_UPDATED_FROM = '7.0.3 (columns added by 7_0_2-to-7_0_3_upgrade.sql, openemr#7754)';
+
+/** Every type the connector knows; orderedTypes puts them in reference order (rank, ties in this order). */
 export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Patient',
@@ -103,7 +117,14 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       connectorExports: false,
       scope: 'system/Encounter.read',
     },
-    references: [{ element: 'subject', type: 'Patient' }],
+    // FhirEncounterService.php parseOpenEMRRecord: provider and referrer as participant.individual,
+    // the facility as serviceProvider and its Location as location.location.
+    references: [
+      { element: 'subject', type: 'Patient' },
+      { element: 'participant.individual', type: 'Practitioner' },
+      { element: 'serviceProvider', type: 'Organization' },
+      { element: 'location.location', type: 'Location' },
+    ],
     mapping: { concepts: ['type', 'reasonCode'], deidDrop: DEID_CLINICAL_DROP },
   },
   {
@@ -199,6 +220,84 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     mapping: { concepts: ['type', 'category'], deidDrop: [...DEID_CLINICAL_DROP, 'description'] },
   },
   ...MEDICAL_RESOURCE_TYPES,
+  // The directory: what Patients and Encounters point at.
+  {
+    type: 'Organization',
+    rank: -2,
+    openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
+    read: {
+      patientScoped: false,
+      searchParams: [
+        '_id',
+        'email',
+        'phone',
+        'telecom',
+        'address',
+        'address-city',
+        'address-postalcode',
+        'address-state',
+        'name',
+        '_lastUpdated',
+      ],
+      lastUpdatedColumn: 'per sub-service: facility.last_updated, insurance_companies.last_updated, procedure_providers.last_updated',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Organization.read',
+    },
+    references: [],
+    // Names, NPI/CLIA identifiers and work telecom of an organisation identify no patient.
+    mapping: { concepts: [], deidDrop: ['text', 'contained'] },
+  },
+  {
+    type: 'Practitioner',
+    rank: -2,
+    openemrService: 'FhirPractitionerService.php',
+    read: {
+      patientScoped: false,
+      searchParams: [
+        '_id',
+        'active',
+        'email',
+        'phone',
+        'telecom',
+        'address',
+        'address-city',
+        'address-postalcode',
+        'address-state',
+        'family',
+        'given',
+        'name',
+        '_lastUpdated',
+      ],
+      lastUpdatedColumn: 'users.last_updated',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Practitioner.read',
+    },
+    references: [],
+    // Name and NPI stay (they say who treated); the users row's street and home/mobile phone are private.
+    mapping: { concepts: [], deidDrop: ['text', 'telecom', 'address', 'photo', 'contained'] },
+  },
+  {
+    type: 'Location',
+    rank: -1,
+    openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
+    read: {
+      patientScoped: false,
+      searchParams: ['_id', 'address', 'name', 'address-city', 'address-state', 'address-postalcode', '_lastUpdated'],
+      lastUpdatedColumn: 'facility.last_updated, users.last_updated, patient_data.date (the UNION column last_updated)',
+      lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
+      exportedByOpenEmr: true,
+      connectorExports: false,
+      scope: 'system/Location.read',
+    },
+    // The primary business entity (FacilityService::getPrimaryBusinessEntity) on every Location.
+    references: [{ element: 'managingOrganization', type: 'Organization' }],
+    // Patient and user rows are home addresses: address and telecom go in de-identification mode.
+    mapping: { concepts: [], deidDrop: ['text', 'address', 'telecom', 'contained'] },
+  },
 ];
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
@@ -213,10 +312,11 @@ export function specOf(type: string): ResourceTypeSpec {
 }
 
 /**
- * The configured types in reference order. Patient is always carried (everything else points at
- * it); a type whose carried references name a type that is not configured is refused by the
- * settings check (parseResourceTypes), except Encounter references, which the mapper keeps or drops
- * as MAPPING_UNCARRIED_REFERENCES says.
+ * The configured types in reference order (rank, ties in table order). Patient is always carried
+ * (the clinical types point at it). A reference to a type that is not configured (an Encounter's
+ * Practitioner when only Patient and Encounter are carried, a Location's Organization) is not
+ * checked: the mapper keeps or drops it as MAPPING_UNCARRIED_REFERENCES says. A reference to a
+ * configured type must resolve before its resource is written.
  */
 export function orderedTypes(types: readonly string[]): ResourceTypeSpec[] {
   // By rank (a stable sort keeps the table's order within a rank), so a row appended later still takes its place.
@@ -228,6 +328,13 @@ export function resourceTypesProblem(list: readonly string[]): string | undefine
   if (list.some((t) => !KNOWN_RESOURCE_TYPES.includes(t))) return `must be a comma-separated list of ${KNOWN_RESOURCE_TYPES.join(', ')}`;
   if (!list.includes('Patient')) return 'must include Patient (every other type points at it)';
   return undefined;
+}
+
+/** Types read whole (not per Patient), in reference order. */
+export function directoryTypes(types: readonly string[]): string[] {
+  return orderedTypes(types)
+    .filter((t) => t.type !== 'Patient' && !t.read.patientScoped)
+    .map((t) => t.type);
 }
 
 /** The carried references of a type that point at a configured type. */

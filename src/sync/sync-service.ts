@@ -13,7 +13,7 @@ import { ReadAhead, readAheadLimits } from './read-ahead';
 import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
-import { carriedReferences, orderedTypes, specOf } from './resource-types';
+import { carriedReferences, directoryTypes, orderedTypes, specOf } from './resource-types';
 
 export type Trigger = RunSummary['trigger'];
 
@@ -174,6 +174,18 @@ export class SyncService {
     const sink = this.sink(run);
     const { readConcurrency, pageSize } = this.deps.settings;
     const reads = new ReadSlots(readConcurrency);
+    // The directory (Organization, Practitioner, Location) first, whole: Patients and Encounters point at it.
+    for (const type of directoryTypes(this.resourceTypes)) {
+      const resources = await reads.run(() => this.deps.reader.whole(type, options.window?.since));
+      run.tally.read += resources.length;
+      this.notePresentOf(
+        run,
+        type,
+        resources.flatMap((r) => (r.id ? [r.id] : [])),
+      );
+      await this.mapDependentsInto(resources, run, sink, new Set());
+      await sink.flush();
+    }
     const pages = this.deps.reader.patients(pageSize, options.window);
     const readPage = async (): Promise<{ page: Patient[]; failed: Promise<Set<string>> } | undefined> => {
       const step = await reads.run(() => pages.next());
@@ -415,7 +427,12 @@ export class SyncService {
     const run = this.begin(`sync${type}`, trigger, runId);
     const resource = await this.deps.reader.getResource(type, id);
     run.tally.read++;
-    const refs = [...carriedReferences(type, this.resourceTypes)].sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
+    const directory = directoryTypes(this.resourceTypes);
+    const sink = this.sink(run);
+    await this.ensureDirectory(run, sink, [resource]);
+    const refs = [...carriedReferences(type, this.resourceTypes)]
+      .filter((r) => !directory.includes(r.type))
+      .sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
     for (const { element, ...ref } of refs.flatMap((r) =>
       referenceTargets(resource, r.element, r.type).map((targetId) => ({ ...r, targetId })),
     )) {
@@ -445,10 +462,49 @@ export class SyncService {
       }
       this.notePresentOf(run, ref.type, [targetId]);
     }
-    const sink = this.sink(run);
     await this.mapDependentsInto([resource], run, sink, new Set());
     await sink.flush();
     return this.finish(run);
+  }
+
+  /**
+   * Writes the directory resources (Practitioner, Organization, Location) these resources point at
+   * and this run has not met yet, read by id from OpenEMR, what they point at first (a Location's
+   * Organization): a single-item sync never writes an Encounter whose Practitioner the target may
+   * lack. Ids OpenEMR does not answer are noted absent (their dependants are then held back).
+   */
+  async ensureDirectory(run: RunContext, sink: BatchSink, resources: readonly SyncedResource[], depth = 0): Promise<void> {
+    const directory = directoryTypes(this.resourceTypes);
+    if (directory.length === 0 || depth > directory.length) return;
+    run.present ??= new Map();
+    run.absent ??= new Map();
+    const wanted = new Map<string, Set<string>>();
+    for (const r of resources)
+      for (const ref of carriedReferences(r.resourceType, this.resourceTypes))
+        if (directory.includes(ref.type))
+          for (const id of referenceTargets(r, ref.element, ref.type))
+            if (!mapSet(run.present, ref.type).has(id) && !mapSet(run.absent, ref.type).has(id)) mapSet(wanted, ref.type).add(id);
+    if (wanted.size === 0) return;
+    const fetched: SyncedResource[] = [];
+    for (const [type, ids] of wanted) {
+      const found = await this.deps.reader.byIds(type, [...ids]);
+      run.tally.read += found.length;
+      const foundIds = new Set(found.flatMap((r) => (r.id ? [r.id] : [])));
+      for (const id of ids) if (!foundIds.has(id)) mapSet(run.absent, type).add(id);
+      fetched.push(...found);
+    }
+    await this.ensureDirectory(run, sink, fetched, depth + 1);
+    for (const type of directory) {
+      const ofType = fetched.filter((r) => r.resourceType === type);
+      if (ofType.length === 0) continue;
+      this.notePresentOf(
+        run,
+        type,
+        ofType.flatMap((r) => (r.id ? [r.id] : [])),
+      );
+      await this.mapDependentsInto(ofType, run, sink, new Set());
+      await sink.flush();
+    }
   }
 
   /** Deletes in the target a resource the source reports deleted (export deleted[]). */
@@ -485,10 +541,10 @@ export class SyncService {
     const sink = this.sink(run);
     const failed = new Set<string>();
     const reads = new ReadSlots(this.deps.settings.readConcurrency);
-    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, reads))
+    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, reads, true))
       await this.mapDependentsInto(observations, run, sink, failed);
     else for (const o of observations) await this.mapInto(o, run, sink);
-    await this.writeAfterTypes(run, sink, [patient.id!], failed, reads);
+    await this.writeAfterTypes(run, sink, [patient.id!], failed, reads, true);
     await sink.flush();
   }
 
@@ -503,10 +559,14 @@ export class SyncService {
     patientIds: readonly string[],
     failedPatients: ReadonlySet<string>,
     reads: ReadSlots,
+    /** Write the directory resources they point at first (single-Patient calls; runs read the directory whole). */
+    withDirectory = false,
   ): Promise<boolean> {
     const observationRank = specOf('Observation').rank;
-    const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation' && specOf(t).rank <= observationRank);
-    return this.writePerPatient(run, sink, between, patientIds, failedPatients, reads);
+    const between = this.resourceTypes.filter(
+      (t) => t !== 'Patient' && t !== 'Observation' && specOf(t).read.patientScoped && specOf(t).rank <= observationRank,
+    );
+    return this.writePerPatient(run, sink, between, patientIds, failedPatients, reads, withDirectory);
   }
 
   /**
@@ -520,12 +580,13 @@ export class SyncService {
     patientIds: readonly string[],
     failedPatients: ReadonlySet<string>,
     reads: ReadSlots,
+    withDirectory = false,
   ): Promise<void> {
     const observationRank = specOf('Observation').rank;
-    const after = this.resourceTypes.filter((t) => specOf(t).rank > observationRank);
+    const after = this.resourceTypes.filter((t) => specOf(t).read.patientScoped && specOf(t).rank > observationRank);
     if (after.length === 0) return;
     await sink.flush();
-    await this.writePerPatient(run, sink, after, patientIds, failedPatients, reads);
+    await this.writePerPatient(run, sink, after, patientIds, failedPatients, reads, withDirectory);
   }
 
   /** Each type read per Patient and written (flushed) before the next type. Answers whether there were any. */
@@ -536,12 +597,14 @@ export class SyncService {
     patientIds: readonly string[],
     failedPatients: ReadonlySet<string>,
     reads: ReadSlots,
+    withDirectory: boolean,
   ): Promise<boolean> {
     const between = types;
     for (const type of between) {
       for (const patientId of patientIds) {
         const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
         run.tally.read += resources.length;
+        if (withDirectory) await this.ensureDirectory(run, sink, resources);
         this.notePresentOf(
           run,
           type,
@@ -690,23 +753,27 @@ export function subjectPatientId(observation: Observation): string | undefined {
 }
 
 /**
- * Every id an element names for `type`: a single Reference, a list of them (DiagnosticReport.result),
- * or one reached by a dotted path through objects and lists (DocumentReference.context.encounter).
+ * Every id the references at an element path name for `type`: a single Reference, a list of them
+ * (DiagnosticReport.result), or one reached by a dotted path through objects and lists
+ * (DocumentReference.context.encounter, Encounter.participant.individual); each id once, in document order.
  */
 export function referenceTargets(resource: SyncedResource, element: string, type: string): string[] {
   let nodes: unknown[] = [resource];
-  for (const key of element.split('.'))
+  for (const step of element.split('.')) {
     nodes = nodes.flatMap((n) => {
-      const v = n && typeof n === 'object' ? (n as Record<string, unknown>)[key] : undefined;
+      const v = n && typeof n === 'object' ? (n as Record<string, unknown>)[step] : undefined;
       return Array.isArray(v) ? v : v === undefined ? [] : [v];
     });
+  }
   const pattern = new RegExp(`(?:^|/)${type}/([^/]+?)(?:/_history/[^/]+)?/?$`);
-  return nodes.flatMap((n) => {
-    const ref = (n as { reference?: unknown } | null)?.reference;
-    if (typeof ref !== 'string') return [];
+  const ids: string[] = [];
+  for (const node of nodes) {
+    const ref = (node as { reference?: unknown } | null)?.reference;
+    if (typeof ref !== 'string') continue;
     const id = pattern.exec(ref)?.[1] ?? referencedId(ref, type);
-    return id === undefined ? [] : [id];
-  });
+    if (id !== undefined && !ids.includes(id)) ids.push(id);
+  }
+  return ids;
 }
 
 /** The writer's context of a run: its id, and its audit trail's Provenance riding with each bundle. */

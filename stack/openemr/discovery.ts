@@ -1,4 +1,5 @@
 /** Discovery documents and the CapabilityStatement, trimmed to what the stand-in really serves. */
+import { DIRECTORY_SEARCH_PARAMS } from './directory-search';
 import { OBSERVATION_SEARCH_PARAMS, PATIENT_SEARCH_PARAMS } from './fhir-search';
 import { MEDICAL_SERVICES, MEDICAL_TYPES } from './services/medical';
 
@@ -24,6 +25,12 @@ export const SUPPORTED_SCOPES = [
   'system/MedicationRequest.rs',
   'system/AllergyIntolerance.read',
   'system/AllergyIntolerance.rs',
+  'system/Practitioner.read',
+  'system/Practitioner.rs',
+  'system/Organization.read',
+  'system/Organization.rs',
+  'system/Location.read',
+  'system/Location.rs',
   'system/*.$export',
   'system/Patient.$export',
   'system/Group.$export',
@@ -132,6 +139,12 @@ export function capabilityStatement(e: Endpoints, date: string, softwareVersion:
             type,
             interaction: [{ code: 'read' }, { code: 'search-type' }],
             searchParam: MEDICAL_SERVICES[type].searchParams.map(param),
+          })),
+          ...Object.entries(DIRECTORY_SEARCH_PARAMS).map(([type, params]) => ({
+            type,
+            profile: `http://hl7.org/fhir/us/core/StructureDefinition/us-core-${type.toLowerCase()}`,
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: params.map(param),
           })),
         ],
         operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],

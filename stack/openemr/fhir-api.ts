@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BulkExports, EXPORT_ORDER, operationOutcome } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
 import { formatLocalNaive, parseFhirDate } from './fhir-dates';
+import { searchDirectory } from './directory-search';
 import { searchClinical, searchObservations, searchPatients } from './fhir-search';
 import { parsePhpQuery } from './php-query';
 import { ServeContext, servedJson } from './served-json';
@@ -14,7 +15,7 @@ import { readBody } from '../http-body';
 import { readJson } from './http-body';
 import { AccessToken, OAuthServer, scopeAllows } from './oauth-server';
 import { INVALID_UUID_VALIDATION, kernelError, oauthError, ROUTE_NOT_FOUND, sendJson, sendText } from './openemr-responses';
-import { SupportedType, UUID_SHAPE } from './resource-shape';
+import { isDirectoryType, SupportedType, UUID_SHAPE } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { RouteMatch } from './route-table';
 import { ServerClock } from './server-clock';
@@ -95,6 +96,9 @@ export async function handleFhirApi(
     case 'GET /fhir/Procedure':
     case 'GET /fhir/MedicationRequest':
     case 'GET /fhir/AllergyIntolerance':
+    case 'GET /fhir/Practitioner':
+    case 'GET /fhir/Organization':
+    case 'GET /fhir/Location':
     case 'GET /fhir/Observation': {
       const type = route.name.slice('GET /fhir/'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
@@ -106,7 +110,9 @@ export async function handleFhirApi(
           ? searchPatients(ctx.store, query, searchCtx)
           : type === 'Observation'
             ? searchObservations(ctx.store, query, searchCtx)
-            : searchClinical(ctx.store, type, query, searchCtx);
+            : isDirectoryType(type)
+              ? searchDirectory(ctx.store, type, query, searchCtx)
+              : searchClinical(ctx.store, type as 'Encounter' | 'Condition', query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
@@ -119,6 +125,9 @@ export async function handleFhirApi(
     case 'GET /fhir/Procedure/{id}':
     case 'GET /fhir/MedicationRequest/{id}':
     case 'GET /fhir/AllergyIntolerance/{id}':
+    case 'GET /fhir/Practitioner/{id}':
+    case 'GET /fhir/Organization/{id}':
+    case 'GET /fhir/Location/{id}':
     case 'GET /fhir/Observation/{id}': {
       const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
       if (!scopeAllows(token.scopes, type, 'read')) return denied();

@@ -20,7 +20,7 @@ import type { OpenEmrVersionTraits } from './versions';
 import { isReportType, REPORT_CODE_PARAM, REPORT_SEARCH_PARAMS } from './report-types';
 
 /** Thrown while reading parameters; the search then answers an empty bundle. */
-class InvalidSearch extends Error {}
+export class InvalidSearch extends Error {}
 
 export const MAX_COUNT = 200;
 
@@ -43,7 +43,7 @@ export const PATIENT_SEARCH_PARAMS = [
   'generalPractitioner',
 ] as const;
 export const OBSERVATION_SEARCH_PARAMS = ['patient', 'code', 'category', 'date', '_id', '_lastUpdated'] as const;
-const PAGING_PARAMS = ['_count', '_offset', '_sort'];
+export const PAGING_PARAMS = ['_count', '_offset', '_sort'];
 
 /** Order in which OpenEMR's Observation sub-services are asked; others follow alphabetically. */
 const SUB_SERVICE_ORDER = [
@@ -74,10 +74,10 @@ export interface SearchContext {
   unstableTies?: boolean;
 }
 
-type Predicate = (rec: StoredRecord) => boolean;
+export type Predicate = (rec: StoredRecord) => boolean;
 
 /** One parameter's alternatives (array elements and comma parts), all OR-ed; none may be empty. */
-function alternatives(value: PhpQueryValue): string[] {
+export function alternatives(value: PhpQueryValue): string[] {
   const parts = alternativesOf(value);
   if (parts.some((p) => p === '')) throw new InvalidSearch('empty value');
   return parts;
@@ -87,7 +87,7 @@ function alternatives(value: PhpQueryValue): string[] {
  * One date parameter's OR group, in local wall-clock seconds: the value is converted to the server's
  * local time with today's offset (adjustTimezoneToLocalTime), as the rows it is compared with are.
  */
-function dateGroup(value: PhpQueryValue | undefined, offsetMinutes: number): DateCondition[] | undefined {
+export function dateGroup(value: PhpQueryValue | undefined, offsetMinutes: number): DateCondition[] | undefined {
   if (value === undefined) return undefined;
   const shift = offsetMinutes * 60;
   return alternatives(value).map((alt) => {
@@ -98,7 +98,7 @@ function dateGroup(value: PhpQueryValue | undefined, offsetMinutes: number): Dat
 }
 
 /** The [lo, hi) hull of an OR group: the only candidates it can match. */
-function windowOf(group: DateCondition[]): DateInterval {
+export function windowOf(group: DateCondition[]): DateInterval {
   return group.map(conditionWindow).reduce((a, b) => ({ lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi) }));
 }
 
@@ -118,7 +118,7 @@ function offsetOf(query: SearchQuery): number {
   return n;
 }
 
-function checkNames(query: SearchQuery, allowed: readonly string[]): void {
+export function checkNames(query: SearchQuery, allowed: readonly string[]): void {
   for (const name of query.keys()) if (!allowed.includes(name)) throw new InvalidSearch(`unsupported parameter ${name}`);
 }
 
@@ -134,7 +134,7 @@ function patientSet(value: PhpQueryValue | undefined): Set<string> | undefined {
   );
 }
 
-function idSet(value: PhpQueryValue | undefined): Set<string> | undefined {
+export function idSet(value: PhpQueryValue | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
   const ids = alternatives(value);
   if (!ids.every((id) => UUID_SHAPE.test(id))) throw new InvalidSearch('ids must be UUIDs');
@@ -163,7 +163,7 @@ function tokenPredicate(value: PhpQueryValue | undefined, pick: (rec: StoredReco
 }
 
 /** A NULL lastUpdated column never matches a _lastUpdated condition (SQL comparison with NULL). */
-function lastUpdatedPredicate(group: DateCondition[] | undefined): Predicate[] {
+export function lastUpdatedPredicate(group: DateCondition[] | undefined): Predicate[] {
   if (!group) return [];
   return [(rec) => rec.lastUpdated !== null && group.some((c) => matchesDate(c, rec.lastUpdated as number))];
 }
@@ -177,10 +177,10 @@ function tieRank(seq: number, window: number): number {
 }
 
 /** Row (insertion) order: what MySQL gives without ORDER BY, and among ties of one. */
-const byRow = (a: StoredRecord, b: StoredRecord) => a.seq - b.seq;
+export const byRow = (a: StoredRecord, b: StoredRecord) => a.seq - b.seq;
 
 /** 7.0.2: a paging parameter falls through to "unsupported field" and empties the answer (openemr#8129). */
-function pagingEmpties(query: SearchQuery, traits: OpenEmrVersionTraits): boolean {
+export function pagingEmpties(query: SearchQuery, traits: OpenEmrVersionTraits): boolean {
   return traits.pagingEmptiesSearch && PAGING_PARAMS.some((p) => query.has(p));
 }
 

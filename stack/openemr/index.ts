@@ -20,6 +20,7 @@ import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
 import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson, sendText } from './openemr-responses';
 import { defaultDataDir } from './repo-paths';
+export { defaultDirectoryDir } from './repo-paths';
 import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
 import { matchRoute } from './route-table';
@@ -37,7 +38,7 @@ export { SHAPED_IDS, SHAPED_PATIENT_ID } from './openemr-shapes';
 
 /** The default client's scopes on a release that knows them all (7.0.4+); older releases drop the `.rs` ones. */
 export const DEFAULT_CLIENT_SCOPES =
-  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/Encounter.read system/Encounter.rs system/Condition.read system/Condition.rs system/Immunization.read system/Immunization.rs system/Procedure.read system/Procedure.rs system/MedicationRequest.read system/MedicationRequest.rs system/AllergyIntolerance.read system/AllergyIntolerance.rs system/DiagnosticReport.read system/DiagnosticReport.rs system/DocumentReference.read system/DocumentReference.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/Encounter.read system/Encounter.rs system/Condition.read system/Condition.rs system/Immunization.read system/Immunization.rs system/Procedure.read system/Procedure.rs system/MedicationRequest.read system/MedicationRequest.rs system/AllergyIntolerance.read system/AllergyIntolerance.rs system/DiagnosticReport.read system/DiagnosticReport.rs system/DocumentReference.read system/DocumentReference.rs system/Practitioner.read system/Practitioner.rs system/Organization.read system/Organization.rs system/Location.read system/Location.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
 
 export interface OpenEmrStandInOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
@@ -83,6 +84,12 @@ export interface OpenEmrStandInOptions {
    * "API is disabled" (OAuth2AuthorizationListener.php:108). Default true; see also setApiEnabled.
    */
   apiEnabled?: boolean;
+  /**
+   * Practitioners, Organizations and Locations to serve beside the data, with the links that make
+   * the Synthea Encounters point at them (data/openemr-directory: defaultDirectoryDir()). Default
+   * none: Encounters then carry no participant, serviceProvider or location (NULL provider and facility).
+   */
+  directoryDir?: string;
   /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
   openEmrShapes?: boolean;
   /**
@@ -154,7 +161,10 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   );
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
-  const loadReport = dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir);
+  const loadReport =
+    dataDir === null
+      ? undefined
+      : await loadNdjsonDirectory(store, dataDir, options.directoryDir !== undefined ? { directoryDir: options.directoryDir } : {});
 
   // Routes need the URLs, which exist only once the port is known: fill in after listen().
   let ready: ((req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) | undefined;

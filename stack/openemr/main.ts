@@ -1,7 +1,8 @@
 /**
  * Runs the OpenEMR stand-in on its own: `node dist/stack/openemr/main.js [dataDir]`.
  * Env: OPENEMR_STANDIN_PORT (default 0 = any free port), OPENEMR_STANDIN_DATA (data directory),
- * OPENEMR_STANDIN_VERSION (7.0.2, 7.0.3, 7.0.4 or master), OPENEMR_STANDIN_SITE_ADDR_OATH.
+ * OPENEMR_STANDIN_VERSION (7.0.2, 7.0.3, 7.0.4 or master), OPENEMR_STANDIN_SITE_ADDR_OATH,
+ * OPENEMR_STANDIN_DIRECTORY (Practitioner/Organization/Location folder, e.g. data/openemr-directory).
  * Prints the URLs and the default client's id and private key, then serves until interrupted.
  */
 import { isOpenEmrVersion, OPENEMR_VERSIONS, startOpenEmrStandIn } from './index';
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     dataDir: process.argv[2],
     version,
     siteAddrOath: process.env.OPENEMR_STANDIN_SITE_ADDR_OATH,
+    ...(process.env.OPENEMR_STANDIN_DIRECTORY ? { directoryDir: process.env.OPENEMR_STANDIN_DIRECTORY } : {}),
   });
   process.stdout.write(
     JSON.stringify(

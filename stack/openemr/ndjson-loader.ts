@@ -7,13 +7,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { FhirResource, SUPPORTED_TYPES, SupportedType } from './resource-shape';
+import { DIRECTORY_TYPES, type DirectoryType, FhirResource, isDirectoryType, SUPPORTED_TYPES, SupportedType } from './resource-shape';
 import { MEDICAL_TYPES } from './services/medical';
 import { ResourceStore } from './resource-store';
 
 export interface LoadReport {
   dir: string;
-  loaded: Record<SupportedType, number>;
+  /** Per type; the directory types only when a directory was loaded (or the data has their files). */
+  loaded: Record<Exclude<SupportedType, DirectoryType>, number> & Partial<Record<DirectoryType, number>>;
   /** Lines that were not JSON or not a resource of the file's type. */
   skipped: number;
   ms: number;
@@ -27,26 +28,38 @@ function filesFor(dir: string, type: SupportedType): string[] {
     .map((name) => path.join(dir, name));
 }
 
-export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Promise<LoadReport> {
+export interface LoadOptions {
+  /**
+   * A folder of Practitioner, Organization and Location NDJSON (data/openemr-directory) with a
+   * links.json that names the row each Synthea conditional reference stands for: loaded first, so
+   * Encounters point at Practitioner/Location/Organization as OpenEMR's do.
+   */
+  directoryDir?: string;
+}
+
+export async function loadNdjsonDirectory(store: ResourceStore, dir: string, options: LoadOptions = {}): Promise<LoadReport> {
   const started = Date.now();
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`OpenEMR stand-in data directory not found: ${dir}`);
-  const report: LoadReport = {
-    dir,
-    loaded: Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, 0])) as LoadReport['loaded'],
-    skipped: 0,
-    ms: 0,
-  };
+  const loaded: Record<string, number> = Object.fromEntries(SUPPORTED_TYPES.filter((t) => !isDirectoryType(t)).map((t) => [t, 0]));
+  const report: LoadReport = { dir, loaded: loaded as LoadReport['loaded'], skipped: 0, ms: 0 };
+  const directory = options.directoryDir;
+  if (directory !== undefined) {
+    if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory())
+      throw new Error(`OpenEMR stand-in directory data not found: ${directory}`);
+    const links = path.join(directory, 'links.json');
+    if (fs.existsSync(links)) store.setLinks(JSON.parse(fs.readFileSync(links, 'utf8')) as Record<string, string>);
+  }
   // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
-  for (const type of [
-    'Patient',
-    'Encounter',
-    'Condition',
-    'Observation',
-    ...MEDICAL_TYPES,
-    'DiagnosticReport',
-    'DocumentReference',
-  ] as const) {
-    for (const file of filesFor(dir, type)) {
+  const order = [
+    ...DIRECTORY_TYPES.flatMap((type) => [...(directory !== undefined ? [{ type, from: directory }] : []), { type, from: dir }]),
+    ...(['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL_TYPES, 'DiagnosticReport', 'DocumentReference'] as const).map(
+      (type) => ({ type, from: dir }),
+    ),
+  ];
+  for (const { type, from } of order) {
+    const files = filesFor(from, type);
+    if (files.length > 0 || (from === directory && from !== undefined)) loaded[type] ??= 0;
+    for (const file of files) {
       const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
       for await (const line of lines) {
         if (line.trim() === '') continue;
@@ -62,7 +75,7 @@ export async function loadNdjsonDirectory(store: ResourceStore, dir: string): Pr
           continue;
         }
         store.importResource(resource);
-        report.loaded[type]++;
+        loaded[type] = (loaded[type] ?? 0) + 1;
       }
     }
   }

@@ -16,6 +16,11 @@ export function findRepoRoot(start: string = __dirname): string {
   }
 }
 
+/** The Practitioners, Organizations and Locations of the synthea-dev data, OpenEMR-shaped (data/openemr-directory). */
+export function defaultDirectoryDir(): string {
+  return path.resolve(findRepoRoot(), 'data', 'openemr-directory');
+}
+
 /** The default data set: the synthea-dev NDJSON shipped in the repository's data/ (or $OPENEMR_STANDIN_DATA). */
 export function defaultDataDir(): string {
   const fromEnv = process.env.OPENEMR_STANDIN_DATA;

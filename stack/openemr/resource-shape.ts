@@ -6,7 +6,8 @@
  */
 import { MEDICAL_TYPES, type MedicalType } from './services/medical';
 
-export type SupportedType = 'Patient' | 'Observation' | 'Encounter' | 'Condition' | MedicalType | 'DiagnosticReport' | 'DocumentReference';
+export type SupportedType =
+  'Patient' | 'Observation' | 'Encounter' | 'Condition' | MedicalType | 'DiagnosticReport' | 'DocumentReference' | DirectoryType;
 export const SUPPORTED_TYPES: readonly SupportedType[] = [
   'Patient',
   'Observation',
@@ -15,7 +16,16 @@ export const SUPPORTED_TYPES: readonly SupportedType[] = [
   ...MEDICAL_TYPES,
   'DiagnosticReport',
   'DocumentReference',
+  'Practitioner',
+  'Organization',
+  'Location',
 ];
+/** Types that belong to no patient, served whole (directory-search.ts). */
+export type DirectoryType = 'Practitioner' | 'Organization' | 'Location';
+export const DIRECTORY_TYPES: readonly DirectoryType[] = ['Organization', 'Practitioner', 'Location'];
+export function isDirectoryType(type: string): type is DirectoryType {
+  return (DIRECTORY_TYPES as readonly string[]).includes(type);
+}
 /** Types whose rows belong to one patient (their subject), searched with `patient=`. */
 export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = [
   'Observation',
@@ -29,9 +39,9 @@ export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = [
 /**
  * Removes references OpenEMR could never serve: a conditional one (`Practitioner?identifier=…`, as
  * Synthea writes for practitioners, locations and organizations) names no row. OpenEMR serves only
- * `Type/uuid` of rows it holds (FhirEncounterService.php builds them with createRelativeReference),
- * and the stand-in holds no Practitioner, Location or Organization: the element goes, as a NULL
- * provider_uuid/facility_uuid leaves it out of OpenEMR's Encounter.
+ * `Type/uuid` of rows it holds (FhirEncounterService.php builds them with createRelativeReference).
+ * Those the loaded directory links to a row were rewritten before (linkConditionalReferences); the
+ * rest go, as a NULL provider_uuid/facility_uuid leaves them out of OpenEMR's Encounter.
  */
 export function dropConditionalReferences(node: unknown): unknown {
   if (Array.isArray(node)) {
@@ -47,6 +57,21 @@ export function dropConditionalReferences(node: unknown): unknown {
     if (w !== undefined) out[k] = w;
   }
   return Object.keys(out).length ? out : undefined;
+}
+
+/** Rewrites conditional references the directory's links.json names (`Type/uuid` of a served row), in place. */
+export function linkConditionalReferences(node: unknown, links: ReadonlyMap<string, string>): void {
+  if (links.size === 0 || node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const item of node) linkConditionalReferences(item, links);
+    return;
+  }
+  const obj = node as Record<string, unknown>;
+  if (typeof obj.reference === 'string' && obj.reference.includes('?')) {
+    const linked = links.get(obj.reference);
+    if (linked) obj.reference = linked;
+  }
+  for (const key in obj) linkConditionalReferences(obj[key], links);
 }
 
 export function isSupportedType(type: string): type is SupportedType {

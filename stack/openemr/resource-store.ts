@@ -8,6 +8,7 @@ import {
   codingTokens,
   dropConditionalReferences,
   FhirResource,
+  linkConditionalReferences,
   isSupportedType,
   rewriteUrnReferences,
   SUPPORTED_TYPES,
@@ -100,6 +101,8 @@ interface RowDate {
 
 export class ResourceStore {
   private readonly tables = Object.fromEntries(SUPPORTED_TYPES.map((t) => [t, new TypeTable()])) as Record<SupportedType, TypeTable>;
+  /** Synthea conditional reference -> `Type/uuid` of a directory row (data/openemr-directory/links.json). */
+  private links = new Map<string, string>();
   /** Category/code strings repeat millions of times; one copy each keeps 1M Observations affordable. */
   private readonly interned = new Map<string, string>();
   private readonly intern = (s: string): string => {
@@ -112,6 +115,11 @@ export class ResourceStore {
   private readonly subServices = new Set<string>();
 
   constructor(private readonly opts: StoreOptions) {}
+
+  /** Links Synthea's conditional references to directory rows, as an import sets provider_id/facility_id. */
+  setLinks(links: Record<string, string>): void {
+    this.links = new Map(Object.entries(links));
+  }
 
   table(type: SupportedType): TypeTable {
     return this.tables[type];
@@ -289,8 +297,10 @@ export class ResourceStore {
             ? 'Observation'
             : undefined,
     );
-    if (type !== 'Patient' && type !== 'Observation')
+    if (type !== 'Patient' && type !== 'Observation') {
+      linkConditionalReferences(resource, this.links);
       resource = { ...(dropConditionalReferences(resource) as FhirResource), id: resource.id };
+    }
     if (isMedicalType(type)) resource = MEDICAL_SERVICES[type].shape(resource);
     const id = resource.id as string;
     const stored = type === 'Observation' && this.opts.zone.followsDst ? this.withWallClockTimes(resource) : resource;

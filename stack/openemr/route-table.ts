@@ -23,6 +23,12 @@ export type RouteName =
   | 'GET /fhir/DiagnosticReport/{id}'
   | 'GET /fhir/DocumentReference'
   | 'GET /fhir/DocumentReference/{id}'
+  | 'GET /fhir/Practitioner'
+  | 'GET /fhir/Practitioner/{id}'
+  | 'GET /fhir/Organization'
+  | 'GET /fhir/Organization/{id}'
+  | 'GET /fhir/Location'
+  | 'GET /fhir/Location/{id}'
   | 'GET /fhir/$export'
   | 'GET /fhir/Patient/$export'
   | 'GET /fhir/Group/{id}/$export'
@@ -68,7 +74,16 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
   if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
   if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
   if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
-  for (const type of ['Encounter', 'Condition', ...MEDICAL_TYPES, 'DiagnosticReport', 'DocumentReference'] as const) {
+  for (const type of [
+    'Encounter',
+    'Condition',
+    ...MEDICAL_TYPES,
+    'DiagnosticReport',
+    'DocumentReference',
+    'Practitioner',
+    'Organization',
+    'Location',
+  ] as const) {
     if (s.length === 1 && s[0] === type) return fhir(`GET /fhir/${type}`);
     if (s.length === 2 && s[0] === type) return fhir(`GET /fhir/${type}/{id}`, s[1]);
   }

@@ -23,7 +23,27 @@ const META_LAST_UPDATED = /"lastUpdated":"([^"]*?)([+-]\d\d:\d\d|Z)?"/;
 // Observation times kept as wall-clock DATETIMEs with a DST zone (resource-store.ts withWallClockTimes).
 const CLINICAL_TIMES = /"(effectiveDateTime|issued)":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[+-]\d\d:\d\d|Z)"/g;
 
+/**
+ * Organization and Location addresses get the period start UtilsService::createAddressFromRecord
+ * invents when the row has none: now minus one year, to the millisecond (RFC3339_EXTENDED), so the
+ * same row reads differently every time (the connector removes it: src/mapping/directory.ts).
+ */
+function withInventedAddressPeriod(json: string, ctx: ServeContext): string {
+  const resource = JSON.parse(json) as { address?: unknown };
+  if (!resource.address) return json;
+  const ms = String(Date.now() % 1000).padStart(3, '0');
+  const start = formatLocalInstant(ctx.nowSeconds - 365 * 86_400, ctx.offsetMinutes).replace(/([+-]\d\d:\d\d|Z)$/, `.${ms}$1`);
+  const addresses = Array.isArray(resource.address) ? resource.address : [resource.address];
+  for (const a of addresses as Array<Record<string, unknown>>) a.period = { start };
+  return JSON.stringify(resource);
+}
+
 export function servedJson(rec: StoredRecord, ctx: ServeContext): string {
+  if (rec.type === 'Organization' || rec.type === 'Location') return withInventedAddressPeriod(servedStoredJson(rec, ctx), ctx);
+  return servedStoredJson(rec, ctx);
+}
+
+function servedStoredJson(rec: StoredRecord, ctx: ServeContext): string {
   const now = rec.lastUpdated === null || (rec.type === 'Observation' && ctx.traits.observationMetaNow);
   if (!ctx.relabel)
     return now ? rec.json.replace(META_LAST_UPDATED, `"lastUpdated":"${formatLocalInstant(ctx.nowSeconds, ctx.offsetMinutes)}"`) : rec.json;

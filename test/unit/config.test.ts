@@ -78,6 +78,18 @@ describe('configuration', () => {
     expect(configError(env({ DEID_MODE: 'on', DEID_KEY: 'short' })).setting).toBe('DEID_KEY');
   });
 
+  test('SYNC_RESOURCE_TYPES puts the directory (Organization, Practitioner, then Location, which points at an Organization) before Patient; a directory type alone beside Patient is accepted', () => {
+    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Encounter,Location,Patient,Practitioner,Organization' })).sync.resourceTypes).toEqual([
+      'Organization',
+      'Practitioner',
+      'Location',
+      'Patient',
+      'Encounter',
+    ]);
+    // Location's managingOrganization then follows MAPPING_UNCARRIED_REFERENCES (test/unit/mapping-directory.test.ts).
+    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Patient,Location' })).sync.resourceTypes).toEqual(['Location', 'Patient']);
+  });
+
   test('an unknown enum value lists the allowed ones', () => {
     const error = configError(env({ RECONCILE_DELETE_MODE: 'purge' }));
     expect(error.message).toBe('Setting RECONCILE_DELETE_MODE must be report-only or delete.');

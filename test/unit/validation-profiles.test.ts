@@ -52,6 +52,9 @@ describe('validation profiles shipped with the connector', () => {
       'Procedure',
       'MedicationRequest',
       'AllergyIntolerance',
+      'Practitioner',
+      'Organization',
+      'Location',
     ]);
   });
 
