@@ -13,7 +13,7 @@ import { reconcileLine, runReconcile } from '../sync/reconcile';
 import { replayDeadLetters, replayLine } from '../sync/replay';
 import { workDepsOf } from '../sync/work-queue';
 import type { Tally } from '../sync/tally';
-import { reportUnfinishedRun } from '../sync/run-report';
+import { freshnessSourceOf, reportUnfinishedRun } from '../sync/run-report';
 import { createTelemetry } from '../telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../telemetry/operation-scope';
 
@@ -209,7 +209,7 @@ export async function main(
     const startedAt = Date.now();
     const unfinished = (status: 'failed' | 'skipped', error?: unknown) =>
       reportUnfinishedRun(
-        { telemetry: connector.telemetry, watermarks: connector.state?.watermarks },
+        freshnessSourceOf(connector),
         { runId, trigger: 'cli', operation, status, error, startedAt },
       ).catch(() => undefined);
     try {

@@ -2,9 +2,8 @@ import type { Condition, Encounter, Observation, Patient, Resource } from '@medp
 
 export type { Condition, Encounter, Observation, Patient, Resource };
 
-/** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
-export const SYNCED_TYPES = ['Patient', 'Encounter', 'Condition', 'Observation'] as const;
-export type SyncedType = (typeof SYNCED_TYPES)[number];
+// The types the connector can carry are rows of src/sync/resource-types.ts (KNOWN_RESOURCE_TYPES);
+// what a deployment carries is config.sync.resourceTypes (SYNC_RESOURCE_TYPES). No list here.
 
 export type SyncedResource = Patient | Observation | Encounter | Condition;
 

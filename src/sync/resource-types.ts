@@ -20,6 +20,11 @@ export interface ResourceTypeSpec {
    * before any of a higher one, within a run and across batches (each rank's sink is flushed first).
    */
   rank: number;
+  /**
+   * Carried when SYNC_RESOURCE_TYPES is not set (and so read-scoped by the default OPENEMR_SCOPES).
+   * A type that is carried end to end on every release in the compatibility matrix sets it.
+   */
+  carriedByDefault: boolean;
   /** OpenEMR's FHIR service that serves it (royharden/openemr src/Services/FHIR/…). */
   openemrService: string;
   read: {
@@ -55,6 +60,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Patient',
     rank: 0,
+    carriedByDefault: true,
     openemrService: 'FhirPatientService.php',
     read: {
       patientScoped: false,
@@ -86,6 +92,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Encounter',
     rank: 1,
+    carriedByDefault: true,
     openemrService: 'FhirEncounterService.php',
     read: {
       patientScoped: true,
@@ -102,6 +109,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Condition',
     rank: 2,
+    carriedByDefault: true,
     openemrService: 'FhirConditionService.php (encounter-diagnosis, problem-list-item, health-concern sub-services)',
     read: {
       patientScoped: true,
@@ -121,6 +129,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Observation',
     rank: 2,
+    carriedByDefault: true,
     openemrService: 'FhirObservationService.php (vitals, laboratory, social-history, … sub-services)',
     read: {
       patientScoped: true,
@@ -141,8 +150,10 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
 
-/** What SYNC_RESOURCE_TYPES defaults to. */
-export const DEFAULT_RESOURCE_TYPES = 'Patient,Observation';
+/** What SYNC_RESOURCE_TYPES defaults to: every row carried by default, in reference order. */
+export const DEFAULT_RESOURCE_TYPES: string = RESOURCE_TYPES.filter((t) => t.carriedByDefault)
+  .map((t) => t.type)
+  .join(',');
 
 export function specOf(type: string): ResourceTypeSpec {
   const spec = RESOURCE_TYPES.find((t) => t.type === type);

@@ -376,7 +376,12 @@ export class SyncService {
     run.blockedEarlier ??= new Map();
     let ids = run.blockedEarlier.get(type);
     if (!ids) {
-      ids = this.deps.deadLetters.list({ resourceType: type }).then((letters) => new Set(letters.map((d) => d.id)));
+      // Storage down: the run goes on with what it knows (this run's own failures still hold back
+      // what points at them), as the Patient path does; writes must not stop because letters can't be read.
+      ids = this.deps.deadLetters.list({ resourceType: type }).then(
+        (letters) => new Set(letters.map((d) => d.id)),
+        () => new Set<string>(),
+      );
       run.blockedEarlier.set(type, ids);
     }
     return ids;

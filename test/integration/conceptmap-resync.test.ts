@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/load';
 import { createConnector } from '../../src/connector';
 import { CIEL, LOINC } from '../../src/mapping/codes';
 import { startStack, type Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
 
 const CODE_1030 = '1030'.padEnd(36, 'A');
 
@@ -52,7 +53,9 @@ async function fullSync(settings: Record<string, string> = {}) {
 test('a re-sync after adding a ConceptMap entry updates exactly the affected resources and no others', async () => {
   const first = await fullSync();
   expect(first.failed).toBe(0);
-  const total = stack.openemr.store.count('Patient') + stack.openemr.store.count('Observation');
+  // Every resource of every carried type (SYNC_RESOURCE_TYPES), all mappable.
+  const carried = loadConfig(stack.env).sync.resourceTypes as SupportedType[];
+  const total = carried.reduce((n, type) => n + stack.openemr.store.count(type), 0);
   expect(first.created).toBe(total);
   expect(first.unmapped.some((u) => u.code === CODE_1030)).toBe(true);
 

@@ -9,7 +9,6 @@ import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'inc';
-const EXPORT_SCOPES = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 let stack: Stack;
 let settings: Record<string, string>;
 
@@ -23,7 +22,7 @@ beforeAll(async () => {
   trimSource(stack, 800);
   settings = {
     SYNC_TABLE_PREFIX: PREFIX,
-    OPENEMR_SCOPES: EXPORT_SCOPES,
+    // OPENEMR_SCOPES unset: a read scope per carried type (the default types) and the export scopes.
     SYNC_LAG_SECONDS: '5',
     SYNC_OVERLAP_SECONDS: '300',
     AHDS_BATCH_SIZE: '100',
@@ -56,17 +55,18 @@ test('the first run reads everything through $export?_since and closes both wind
   expect(await watermark('Observation')).toBe(await watermark('Patient'));
 });
 
-test('(f) an incremental run with nothing changed makes 3 requests to OpenEMR and none to AHDS', async () => {
-  await getConnector(); // the token is cached from the previous run, as in a warm worker
+test('(f) an incremental run with nothing changed makes one request per carried type (and one for the clock) to OpenEMR and none to AHDS', async () => {
+  const connector = await getConnector(); // the token is cached from the previous run, as in a warm worker
+  const types = connector.config.sync.resourceTypes;
   stack.openemr.resetStats();
   stack.ahds.resetStats();
   const answer = await run();
   expect(answer.status).toBe(200);
   expect(answer.json).toMatchObject({ read: 0, created: 0, updated: 0, failed: 0 });
-  // GET /metadata (OpenEMR's clock), one Patient page, one Observation window.
+  // GET /metadata (OpenEMR's clock), then one short `_lastUpdated` window per carried type.
   expect(stack.openemr.stats()).toEqual({
-    requests: 3,
-    byRoute: { 'GET /fhir/metadata': 1, 'GET /fhir/Patient': 1, 'GET /fhir/Observation': 1 },
+    requests: 1 + types.length,
+    byRoute: { 'GET /fhir/metadata': 1, ...Object.fromEntries(types.map((t) => [`GET /fhir/${t}`, 1])) },
   });
   expect(stack.ahds.stats()).toMatchObject({ requests: 0, writes: 0, versionsCreated: 0 });
 });
