@@ -66,4 +66,4 @@ test('(b) a CLI run SIGKILLed at random points and restarted loses nothing and d
   expect([...versions.keys()]).toEqual([1]);
   const marks = await tableRows(stack, PREFIX, 'watermarks');
   expect(marks.map((m) => m.rowKey).sort()).toEqual([...carried].sort());
-}, 90_000);
+}, 180_000);
