@@ -458,7 +458,9 @@ async function startBenchStack(
   ]);
   const ready = openemr.ready;
   log(
-    `loaded OpenEMR stand-in (own process): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`,
+    `loaded OpenEMR stand-in (own process): ${Object.entries(ready.counts)
+      .map(([type, n]) => `${fmt(n)} ${type}`)
+      .join(', ')} in ${fmt(ready.loadMs / 1000, 1)} s`,
   );
   const envFor = (target: StandInProcess<AhdsReady>): Record<string, string> =>
     connectorSettings({ openemr: ready, ahds: target.ready, entra: target.ready.entra });

@@ -487,8 +487,16 @@ export class SyncService {
   ): Promise<boolean> {
     const between = this.resourceTypes.filter((t) => t !== 'Patient' && t !== 'Observation');
     for (const type of between) {
-      for (const patientId of patientIds) {
-        const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
+      // Read ahead through the shared slots, as the Observations are: one Patient's answer at a
+      // time behind OpenEMR's latency made every carried type cost a round trip per Patient.
+      const answers = new ReadAhead(
+        patientIds,
+        (id) => this.deps.reader.ofPatient(type, id),
+        reads,
+        readAheadLimits(this.deps.settings.readConcurrency),
+      );
+      for (let i = 0; i < patientIds.length; i++) {
+        const resources = await answers.next();
         run.tally.read += resources.length;
         this.notePresentOf(
           run,
