@@ -111,6 +111,10 @@ export class SyncService {
 
   /** Syncs the Observation's Patient first (unchanged if already current), then the Observation. */
   async syncObservation(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    // With Encounter carried, its Encounter must be read and written first too (else the target gets
+    // a reference to nothing): the generic path does that for every carried reference.
+    if (carriedReferences('Observation', this.resourceTypes).some((r) => r.type !== 'Patient'))
+      return this.syncResource('Observation', id, trigger, runId);
     const run = this.begin('syncObservation', trigger, runId);
     const observation = await this.deps.reader.getObservation(id);
     run.tally.read++;
