@@ -208,10 +208,9 @@ export async function main(
     const operation = args.replay ? 'replay' : args.reconcile ? 'reconcile' : 'incrementalSync';
     const startedAt = Date.now();
     const unfinished = (status: 'failed' | 'skipped', error?: unknown) =>
-      reportUnfinishedRun(
-        freshnessSourceOf(connector),
-        { runId, trigger: 'cli', operation, status, error, startedAt },
-      ).catch(() => undefined);
+      reportUnfinishedRun(freshnessSourceOf(connector), { runId, trigger: 'cli', operation, status, error, startedAt }).catch(
+        () => undefined,
+      );
     try {
       const code = await runMode(connector);
       if (code === 3) await unfinished('skipped');

@@ -60,8 +60,12 @@ const v1v2 = [
   ...OPTIONAL_SCOPES,
 ];
 test('the registered scopes cover every type carried by default, v1 form everywhere and v2 from 7.0.4', () => {
-  expect(v1).toEqual(expect.arrayContaining(['system/Patient.read', 'system/Encounter.read', 'system/Condition.read', 'system/Observation.read']));
-  expect(v1v2).toEqual(expect.arrayContaining(['system/Patient.rs', 'system/Encounter.rs', 'system/Condition.rs', 'system/Observation.rs']));
+  expect(v1).toEqual(
+    expect.arrayContaining(['system/Patient.read', 'system/Encounter.read', 'system/Condition.read', 'system/Observation.read']),
+  );
+  expect(v1v2).toEqual(
+    expect.arrayContaining(['system/Patient.rs', 'system/Encounter.rs', 'system/Condition.rs', 'system/Observation.rs']),
+  );
 });
 test.each([
   ['7.0.2', 'omitted', v1.join(' ')],

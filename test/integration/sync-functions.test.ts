@@ -128,7 +128,10 @@ describe('sync one patient with all observations', () => {
     expect(answer.json.read).toBe(Object.values(expected).reduce((a, b) => a + b, 0));
     expect(answer.json.failed).toBe(0);
     const written = Object.fromEntries(
-      Object.entries(answer.json.byType as Record<string, Record<string, number>>).map(([t, c]) => [t, c.created! + c.updated! + c.unchanged!]),
+      Object.entries(answer.json.byType as Record<string, Record<string, number>>).map(([t, c]) => [
+        t,
+        c.created! + c.updated! + c.unchanged!,
+      ]),
     );
     expect(written).toEqual(Object.fromEntries(Object.entries(expected).filter(([, n]) => n > 0)));
   });

@@ -111,14 +111,25 @@ describe('configuration', () => {
   });
 
   test('an explicit OPENEMR_SCOPES must let the client search every carried type: one sentence names the setting and the missing scope', () => {
-    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Encounter,Observation', OPENEMR_SCOPES: 'system/Patient.read system/Observation.rs' })).message).toBe(
+    expect(
+      configError(
+        env({ SYNC_RESOURCE_TYPES: 'Patient,Encounter,Observation', OPENEMR_SCOPES: 'system/Patient.read system/Observation.rs' }),
+      ).message,
+    ).toBe(
       'Setting OPENEMR_SCOPES lacks system/Encounter.read (or the .rs form from OpenEMR 7.0.4): SYNC_RESOURCE_TYPES carries Encounter, and OpenEMR answers a search without its scope with 401.',
     );
     // v1, v2 (any cruds holding r and s) and wildcard scopes all count; export scopes do not.
-    for (const scopes of ['system/Patient.rs system/Encounter.cruds', 'system/*.read', 'system/*.rs', 'system/Patient.read system/Encounter.*']) {
+    for (const scopes of [
+      'system/Patient.rs system/Encounter.cruds',
+      'system/*.read',
+      'system/*.rs',
+      'system/Patient.read system/Encounter.*',
+    ]) {
       expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Patient,Encounter', OPENEMR_SCOPES: scopes })).openemr.scopes).toBe(scopes);
     }
-    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient', OPENEMR_SCOPES: 'system/*.$export system/Patient.r' })).setting).toBe('OPENEMR_SCOPES');
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient', OPENEMR_SCOPES: 'system/*.$export system/Patient.r' })).setting).toBe(
+      'OPENEMR_SCOPES',
+    );
   });
 
   test('storage is required, by connection string or account name', () => {
