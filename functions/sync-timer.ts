@@ -1,7 +1,7 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { incrementalSync, runLine } from '../src/sync/incremental';
 import type { Connector } from '../src/connector';
-import { reportFreshness } from '../src/sync/run-report';
+import { freshnessSourceOf, reportFreshness } from '../src/sync/run-report';
 import { checkSettingsAtStartup, getConnector, inOperation, reportUnfinished, timerRunFailed } from './shared/runtime';
 
 checkSettingsAtStartup();
@@ -27,7 +27,7 @@ async function handleSyncTimer(timer: Timer, context: InvocationContext): Promis
       return;
     }
     context.log(runLine(outcome.value));
-    await reportFreshness(connector.telemetry, connector.state?.watermarks);
+    await reportFreshness(freshnessSourceOf(connector));
   } catch (error) {
     await reportUnfinished(connector, { ...run, status: 'failed', error });
     timerRunFailed('Incremental sync', error, context);

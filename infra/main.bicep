@@ -38,8 +38,8 @@ param openemrClientId string = ''
 @description('Private key (PEM, PKCS#8, or JWK JSON) that signs the client assertion. Leave empty to store it in Key Vault after deploy (recommended: it then never passes through deployment history).')
 param openemrPrivateKey string = ''
 
-@description('Scopes requested from OpenEMR.')
-param openemrScopes string = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'
+@description('Scopes requested from OpenEMR. Empty: a read scope for each carried resource type (SYNC_RESOURCE_TYPES) plus the bulk export scopes.')
+param openemrScopes string = ''
 
 @description('URL of an existing AHDS FHIR service to write to instead of creating one, e.g. https://ws-fhir.fhir.azurehealthcareapis.com. Empty: a workspace and FHIR service are created.')
 param existingFhirServiceUrl string = ''

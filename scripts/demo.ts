@@ -27,6 +27,15 @@ interface PassFigures {
   failed: number;
   seconds: number;
   resourcesPerSecond: number;
+  /** Per carried type: created, updated, unchanged and failed writes. */
+  byType: Record<string, TypeFigures>;
+}
+
+interface TypeFigures {
+  created: number;
+  updated: number;
+  unchanged: number;
+  failed: number;
 }
 
 export const USAGE = `Usage: npm run demo -- [--data DIR] [--out DIR] [--keep-running]
@@ -59,11 +68,9 @@ async function main(): Promise<number> {
   let keepOpen = false;
   try {
     Object.assign(process.env, stack.env);
-    const patients = stack.openemr.store.count('Patient');
-    const observations = stack.openemr.store.count('Observation');
-    console.log(
-      `Source: ${patients} Patients and ${observations} Observations${dataDir ? ` from ${dataDir}` : ' (synthetic sample data)'}.`,
-    );
+    // Per carried type (SYNC_RESOURCE_TYPES): a type added to the table shows up here when carried.
+    const counts = loadConfig(stack.env).sync.resourceTypes.map((type) => `${stack.openemr.store.count(type as SupportedType)} ${type}`);
+    console.log(`Source: ${counts.join(', ')}${dataDir ? ` from ${dataDir}` : ' (synthetic sample data)'}.`);
 
     const passes: PassFigures[] = [];
     passes.push(await runPass('full sync', () => invokeFunction('syncRun', { query: { full: 'true' } })));
@@ -159,10 +166,13 @@ async function runPass(name: string, run: () => Promise<Record<string, unknown>>
     failed: n('failed'),
     seconds: Math.round(seconds * 100) / 100,
     resourcesPerSecond: Math.round(written / Math.max(seconds, 0.001)),
+    byType: (summary.byType ?? {}) as Record<string, TypeFigures>,
   };
   console.log(
     `${name}: read ${figures.read}, created ${figures.created}, updated ${figures.updated}, unchanged ${figures.unchanged}, failed ${figures.failed} in ${figures.seconds} s (${figures.resourcesPerSecond} resources/s).`,
   );
+  for (const [type, t] of Object.entries(figures.byType))
+    console.log(`  ${type}: created ${t.created}, updated ${t.updated}, unchanged ${t.unchanged}, failed ${t.failed}`);
   return figures;
 }
 

@@ -2,7 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load';
 import { createConnector, type Connector, type ConnectorOverrides } from '../../src/connector';
 import { classifyRunError, runFailureMessage } from '../../src/state/errors';
-import { reportUnfinishedRun, type UnfinishedRun } from '../../src/sync/run-report';
+import { freshnessSourceOf, reportUnfinishedRun, type UnfinishedRun } from '../../src/sync/run-report';
 import { createTelemetry } from '../../src/telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../../src/telemetry/operation-scope';
 
@@ -39,7 +39,7 @@ export function cloudRoleOf(config: Config): string {
  */
 export async function reportUnfinished(connector: Connector | undefined, run: UnfinishedRun): Promise<void> {
   if (!connector) return;
-  await reportUnfinishedRun({ telemetry: connector.telemetry, watermarks: connector.state?.watermarks }, run).catch(() => undefined);
+  await reportUnfinishedRun(freshnessSourceOf(connector), run).catch(() => undefined);
 }
 
 /** Drops the cached connector (tests change settings between cases) and sets overrides for the next. */

@@ -49,7 +49,7 @@ param openemrBaseUrl string
 @description('OpenEMR site name (OPENEMR_SITE).')
 param openemrSite string = 'default'
 
-@description('Scopes requested from OpenEMR (OPENEMR_SCOPES).')
+@description('Scopes requested from OpenEMR (OPENEMR_SCOPES; empty: derived from the carried resource types).')
 param openemrScopes string
 
 @description('Key Vault secret URI of the OpenEMR client id.')

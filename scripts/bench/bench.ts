@@ -9,10 +9,11 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { planBatches } from '../../src/ahds/batching';
 import { BATCH_HEADERS, batchBody } from '../../src/ahds/writer';
+import { commandLine } from '../../src/cli/args';
 import { loadConfig } from '../../src/config/load';
+import { DEFAULT_RESOURCE_TYPES, orderedTypes } from '../../src/sync/resource-types';
 import { createConnector } from '../../src/connector';
 import type { SyncedResource } from '../../src/fhir/types';
 import { createResourceMapper } from '../../src/mapping';
@@ -28,7 +29,9 @@ import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { openemrLoadBench } from './openemr-load';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
-const USAGE = `npm run bench -- [options]
+const USAGE = `Usage: npm run bench -- [options]
+  A mixed data set of every carried type (SYNC_RESOURCE_TYPES, or --set SYNC_RESOURCE_TYPES=...):
+  Observations as counted below, the other patient-scoped types at the sample data's rate per Patient.
   --observations N       Observations to generate (default 100000)
   --patients N           Patients (default observations/100, at least 1)
   --openemr-latency MS   added to every OpenEMR request (default 30)
@@ -53,8 +56,9 @@ const USAGE = `npm run bench -- [options]
   --skip-openemr-load    skip the OpenEMR load figures (requests per incremental run and reconcile)
   --help`;
 
-const { values: opts } = parseArgs({
-  options: {
+const parsed = commandLine(
+  process.argv.slice(2),
+  {
     observations: { type: 'string', default: '100000' },
     patients: { type: 'string' },
     'openemr-latency': { type: 'string', default: '30' },
@@ -78,14 +82,21 @@ const { values: opts } = parseArgs({
     'connector-node-args': { type: 'string', default: '' },
     'connector-heap-mb': { type: 'string', default: '256' },
     cpus: { type: 'string', default: 'split' },
-    help: { type: 'boolean', default: false },
   },
-  allowPositionals: false,
-});
+  USAGE,
+);
+if (typeof parsed === 'number') process.exit(parsed);
+const opts = parsed;
+
+/** A bad option value: one line and the usage exit code, as for an unknown option. */
+function usageError(line: string): never {
+  process.stderr.write(`${line} Run with --help for the options.\n`);
+  process.exit(64);
+}
 
 const num = (name: keyof typeof opts): number => {
   const v = Number(opts[name]);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a non-negative number`);
+  if (!Number.isFinite(v) || v < 0) usageError(`Option --${name} must be a non-negative number.`);
   return v;
 };
 
@@ -93,14 +104,10 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<void> {
-  if (opts.help) {
-    log(USAGE);
-    return;
-  }
   const observations = Math.floor(num('observations'));
   const patients = Math.max(1, Math.floor(opts.patients !== undefined ? num('patients') : observations / 100));
   const cpuMode = String(opts.cpus);
-  if (cpuMode !== 'split' && cpuMode !== 'shared') throw new Error('--cpus must be split or shared');
+  if (cpuMode !== 'split' && cpuMode !== 'shared') usageError('Option --cpus must be split or shared.');
   const placement = placeOnCpus(cpuMode);
 
   const seed = Math.floor(num('seed'));
@@ -111,17 +118,31 @@ async function main(): Promise<void> {
   const tuning = Object.fromEntries(
     (opts.set ?? []).map((kv) => {
       const eq = kv.indexOf('=');
-      if (eq < 1) throw new Error(`--set wants KEY=VALUE, got ${kv}`);
+      if (eq < 1) usageError('Option --set wants KEY=VALUE.');
       return [kv.slice(0, eq), kv.slice(eq + 1)];
     }),
   );
 
+  // The carried types: the data set holds each of them (those the sample data has), mixed as the sample is.
+  const types = orderedTypes((tuning.SYNC_RESOURCE_TYPES ?? DEFAULT_RESOURCE_TYPES).split(',').map((t) => t.trim())).map((t) => t.type);
   log(
-    `bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`,
+    `bench: ${fmt(patients)} Patients, ${fmt(observations)} Observations, seed ${seed}, carried types ${types.join(', ')}; latency OpenEMR ${profile.openemr.latencyMs} ms/request, AHDS ${profile.ahds.latencyMs} ms/request + ${profile.ahds.perEntryLatencyMs} ms/entry; ${os.cpus().length} CPUs, ${placement.note}`,
   );
   const templates = loadTemplates();
-  const plan: BenchDataPlan = { patients, observations, seed };
+  const plan: BenchDataPlan = { patients, observations, seed, types };
   const planned = planOf(templates, plan);
+  const generated: Record<string, number> = {};
+  for (const p of planned) {
+    generated.Patient = (generated.Patient ?? 0) + 1;
+    generated.Observation = (generated.Observation ?? 0) + p.observations;
+    for (const [type, n] of Object.entries(p.others)) generated[type] = (generated[type] ?? 0) + n;
+  }
+  const totalResources = Object.values(generated).reduce((a, b) => a + b, 0);
+  log(
+    `bench data: ${Object.entries(generated)
+      .map(([t, n]) => `${fmt(n)} ${t}`)
+      .join(', ')} (${fmt(totalResources)} resources)`,
+  );
 
   const stack = await startBenchStack(plan, profile, placement);
   try {
@@ -220,7 +241,8 @@ async function main(): Promise<void> {
     const result = {
       observations,
       patients,
-      resources: observations + patients,
+      resources: totalResources,
+      generated,
       cpus: { count: cores, placement: placement.mode, ahds: placement.ahds ?? null, rest: placement.rest ?? null },
       latency: { openemrMs: profile.openemr.latencyMs, ahdsMs: profile.ahds.latencyMs, entryMs: profile.ahds.perEntryLatencyMs },
       settings: {
@@ -234,7 +256,8 @@ async function main(): Promise<void> {
       connector: {
         rate: Math.round(bRate),
         rounds: syncs.map((r) => Math.round(r.rate)),
-        seconds: round((observations + patients) / bRate, 1),
+        seconds: round(totalResources / bRate, 1),
+        byType: perType(syncs),
         peakRssMb: Math.round(peakRssKb / 1024),
         heapUsedPeakMb: Math.max(...syncs.map((r) => r.run.heapUsedPeakMb)),
         cpuMsPerResource: round(cpuMsPerResource, 3),
@@ -288,6 +311,31 @@ interface SyncRound {
   hostBusyPct: number;
 }
 
+/**
+ * Per type, over the rounds (medians): resources written and that type's share of the run's
+ * throughput (its resources over the whole run's wall time: the types are read and written
+ * interleaved, page by page, so a type has no wall time of its own).
+ */
+function perType(syncs: SyncRound[]): Record<string, { written: number; perSecond: number; failed: number }> {
+  const types = [...new Set(syncs.flatMap((r) => Object.keys(r.run.byType)))];
+  return Object.fromEntries(
+    types.map((type) => {
+      const written = (r: SyncRound) => {
+        const c = r.run.byType[type];
+        return c ? c.created + c.updated + c.unchanged : 0;
+      };
+      return [
+        type,
+        {
+          written: median(syncs.map(written)),
+          perSecond: Math.round(median(syncs.map((r) => written(r) / (r.run.wallMs / 1000)))),
+          failed: Math.max(...syncs.map((r) => r.run.byType[type]?.failed ?? 0)),
+        },
+      ];
+    }),
+  );
+}
+
 /** (b): one full sync by the connector in a child process, into `target`, with what it cost. */
 async function connectorRound(
   stack: BenchStack,
@@ -325,6 +373,10 @@ async function connectorRound(
   log(
     `(b) ${run.status}: ${fmt(written)} written (${fmt(run.created)} created, ${fmt(run.failed)} failed) in ${fmt(run.wallMs / 1000, 1)} s (child wall ${fmt(seconds, 1)} s): ${fmt(rate)} resources/s; peak RSS ${fmt(run.maxRssKb / 1024)} MB; limiter peak ${run.limiterPeak}; OpenEMR requests ${fmt(oStats.requests)}, AHDS requests ${fmt(aStats.requests)} (${fmt(aStats.entries)} entries; ${JSON.stringify(aStats.byEntryStatus)})`,
   );
+  for (const [type, c] of Object.entries(run.byType))
+    log(
+      `    ${type}: ${fmt(c.created + c.updated + c.unchanged)} written, ${fmt(c.failed)} failed: ${fmt((c.created + c.updated + c.unchanged) / (run.wallMs / 1000))} ${type} resources/s of the run`,
+    );
   log(
     `    bytes: to AHDS ${fmt(aStats.bytesIn / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesIn / 1048576)} MB), from AHDS ${fmt(aStats.bytesOut / 1048576 / seconds, 1)} MB/s (${fmt(aStats.bytesOut / 1048576)} MB): full answers`,
   );
@@ -406,7 +458,9 @@ async function startBenchStack(
   ]);
   const ready = openemr.ready;
   log(
-    `loaded OpenEMR stand-in (own process): ${fmt(ready.counts.Patient ?? 0)} Patients, ${fmt(ready.counts.Observation ?? 0)} Observations in ${fmt(ready.loadMs / 1000, 1)} s`,
+    `loaded OpenEMR stand-in (own process): ${Object.entries(ready.counts)
+      .map(([type, n]) => `${fmt(n)} ${type}`)
+      .join(', ')} in ${fmt(ready.loadMs / 1000, 1)} s`,
   );
   const envFor = (target: StandInProcess<AhdsReady>): Record<string, string> =>
     connectorSettings({ openemr: ready, ahds: target.ready, entra: target.ready.entra });
@@ -436,10 +490,10 @@ async function naiveLoop(
   const ahds = await stack.freshAhds();
   try {
     const connector = await createConnector(loadConfig({ ...stack.envFor(ahds), ...tuning }));
-    const ids: Array<{ type: 'Patient' | 'Observation'; id: string }> = [];
+    const ids: Array<{ type: string; id: string }> = [];
     for (const r of allResources(templates, planned)) {
       if (ids.length >= sample) break;
-      ids.push({ type: r.resourceType as 'Patient' | 'Observation', id: r.id });
+      ids.push({ type: r.resourceType, id: r.id });
     }
     // Token fetches are not part of the steady state: warm both sides up first.
     await connector.reader.getPatient(planned[0]!.patient.id);
@@ -448,7 +502,7 @@ async function naiveLoop(
     const t = performance.now();
     let failed = 0;
     for (const { type, id } of ids) {
-      const resource = type === 'Patient' ? await connector.reader.getPatient(id) : await connector.reader.getObservation(id);
+      const resource = await connector.reader.getResource(type, id);
       const mapped = connector.mapper.map(resource);
       if (!mapped.ok) {
         failed++;
@@ -775,6 +829,7 @@ function printTable(r: {
   resources: number;
   naive?: { resources: number; rate: number };
   connector: {
+    byType: Record<string, { written: number; perSecond: number; failed: number }>;
     rate: number;
     seconds: number;
     peakRssMb: number;
@@ -792,6 +847,10 @@ function printTable(r: {
       '(b) connector full sync',
       `${fmt(r.connector.rate)} resources/s (${fmt(r.resources)} resources in ${fmt(r.connector.seconds, 1)} s, limiter peak ${r.connector.limiterPeak})`,
     ],
+    ...Object.entries(r.connector.byType).map(([type, t]): [string, string] => [
+      `  (b) ${type}`,
+      `${fmt(t.perSecond)} resources/s (${fmt(t.written)} written${t.failed ? `, ${fmt(t.failed)} failed` : ''})`,
+    ]),
     ['(c) raw AHDS stand-in limit', r.raw ? `${fmt(r.raw.rate)} resources/s (concurrency ${r.raw.concurrency})` : 'skipped'],
     ['b / a', r.ratios.bOverA === null ? '-' : `${fmt(r.ratios.bOverA, 1)}x (target >= 30x)`],
     ['(c) again after (b)', r.raw?.afterB ? `${fmt(r.raw.afterB.rate)} resources/s (into the stand-in (b) filled)` : '-'],
@@ -817,6 +876,7 @@ function printTable(r: {
 }
 
 main().catch((error: unknown) => {
-  log(`bench failed: ${(error as Error)?.stack ?? String(error)}`);
+  // One line: the figures printed so far stay readable above it.
+  log(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

@@ -27,6 +27,8 @@ export interface ConnectorRunReport extends RunCounts {
   failures: unknown[];
   /** The adaptive limit sampled with the RSS. */
   limitSamples: number[];
+  /** Per carried type: created, updated, unchanged and failed writes. */
+  byType: Record<string, { created: number; updated: number; unchanged: number; failed: number }>;
 }
 
 async function main(): Promise<void> {
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     limiterFinal: connector.writer.limiter.limit,
     failures: summary.failures.slice(0, 5),
     limitSamples: limits,
+    byType: summary.byType,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }

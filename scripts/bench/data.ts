@@ -1,34 +1,53 @@
 /**
- * Deterministic benchmark data: Patients and Observations cloned from the shapes of the shared
- * Synthea sample (the same fields, codes and value types the connector meets), with new ids, subject
- * references `Patient/<id>` and lastUpdated spread over several years. The same seed always gives
- * the same resources, so runs are comparable.
+ * Deterministic benchmark data: Patients, Observations and every other patient-scoped type the run
+ * carries (Encounter, Condition, and whatever rows resource-types.ts gains) cloned from the shapes of
+ * the shared Synthea sample (the same fields, codes and value types the connector meets), with new
+ * ids, references to the same Patient's generated resources, and lastUpdated spread over several
+ * years. Observations are counted out (--observations); the other types come at the sample's own
+ * rate per Patient, so the mix is the sample's. The same seed always gives the same resources.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { seededRandom } from '../../stack/faults';
 import { defaultDataDir } from '../../stack/openemr/repo-paths';
+import { RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 
 export type Json = Record<string, unknown> & { resourceType: string; id: string };
 
 export interface Templates {
   patients: Json[];
   observations: Json[];
+  /** The sample's other patient-scoped types of the table (Encounter, Condition, ...), by type. */
+  others: Record<string, Json[]>;
+  /** How many of each of `others` the sample holds per Patient: the rate the bench generates them at. */
+  perPatient: Record<string, number>;
 }
 
 export function loadTemplates(dir: string = defaultDataDir()): Templates {
-  const read = (type: string): Json[] =>
-    fs
-      .readFileSync(path.join(dir, `${type}.ndjson`), 'utf8')
+  const read = (type: string): Json[] => {
+    const file = path.join(dir, `${type}.ndjson`);
+    if (!fs.existsSync(file)) return [];
+    return fs
+      .readFileSync(file, 'utf8')
       .split('\n')
       .filter((l) => l.trim() !== '')
       .map((l) => JSON.parse(l) as Json)
       .filter((r) => r.resourceType === type);
+  };
   const patients = read('Patient');
   const observations = read('Observation');
   if (patients.length === 0 || observations.length === 0) throw new Error(`no Patient/Observation sample data in ${dir}`);
-  return { patients, observations };
+  const others: Record<string, Json[]> = {};
+  const perPatient: Record<string, number> = {};
+  for (const spec of RESOURCE_TYPES) {
+    if (spec.type === 'Patient' || spec.type === 'Observation' || !spec.read.patientScoped) continue;
+    const list = read(spec.type);
+    if (list.length === 0) continue;
+    others[spec.type] = list;
+    perPatient[spec.type] = list.length / patients.length;
+  }
+  return { patients, observations, others, perPatient };
 }
 
 /**
@@ -54,6 +73,8 @@ export interface GeneratedPatient {
   patient: Json;
   /** How many Observations this patient has. */
   observations: number;
+  /** How many of each other generated type (Encounter, Condition, ...) this patient has. */
+  others: Record<string, number>;
   /** Seed of this patient's Observation stream (so they can be regenerated lazily). */
   seed: number;
   /** Data seed and position, which name the ids. */
@@ -64,19 +85,29 @@ export interface GeneratedPatient {
  * Plans `patients` Patients sharing `observations` Observations (uneven: 0.5x to 1.5x the mean,
  * totals exact). Returns the Patients; their Observations come from `observationsOf`.
  */
-export function planPatients(templates: Templates, patients: number, observations: number, seed: number): GeneratedPatient[] {
+export function planPatients(
+  templates: Templates,
+  patients: number,
+  observations: number,
+  seed: number,
+  /** Carried types besides Patient and Observation to generate (those the sample has); default none. */
+  types: readonly string[] = [],
+): GeneratedPatient[] {
   const random = seededRandom(seed);
   const weights = Array.from({ length: patients }, () => 0.5 + random());
   const sum = weights.reduce((a, b) => a + b, 0);
   const counts = weights.map((w) => Math.floor((w / sum) * observations));
   let rest = observations - counts.reduce((a, b) => a + b, 0);
   for (let i = 0; rest > 0; i = (i + 1) % patients, rest--) counts[i]!++;
+  const generated = types.filter((t) => templates.others[t]);
   return counts.map((count, i) => {
     const template = templates.patients[i % templates.patients.length]!;
     const id = namedUuid(seed, 'Patient', i);
     const lastUpdated = instant(START_MS + random() * 7 * YEAR_MS);
     const patient = { ...structuredClone(template), id, meta: { ...((template.meta as object) ?? {}), lastUpdated } } as Json;
-    return { patient, observations: count, seed: Math.floor(random() * 2 ** 31), name: `${seed}:${i}` };
+    // The other types follow the same weight as the Observations: a busy Patient has more of each.
+    const others = Object.fromEntries(generated.map((t) => [t, Math.round(weights[i]! * templates.perPatient[t]!)]));
+    return { patient, observations: count, others, seed: Math.floor(random() * 2 ** 31), name: `${seed}:${i}` };
   });
 }
 
@@ -85,23 +116,66 @@ export interface BenchDataPlan {
   patients: number;
   observations: number;
   seed: number;
+  /** The carried types (SYNC_RESOURCE_TYPES): those besides Patient and Observation are generated too. */
+  types?: string[];
 }
 
 export function planOf(templates: Templates, plan: BenchDataPlan): GeneratedPatient[] {
-  return planPatients(templates, plan.patients, plan.observations, plan.seed);
+  return planPatients(templates, plan.patients, plan.observations, plan.seed, plan.types ?? []);
 }
 
 /** Every generated resource in the order the connector reads them (Patients in pages, then theirs). */
 export function* allResources(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
   for (const p of planned) {
     yield p.patient;
-    yield* observationsOf(templates, p);
+    yield* dependentsOf(templates, p);
   }
+}
+
+/** A Patient's resources of every generated type, in reference order (an Encounter before what points at it). */
+export function* dependentsOf(templates: Templates, planned: GeneratedPatient): Generator<Json> {
+  const types = ['Observation', ...Object.keys(planned.others)].sort((a, b) => specOf(a).rank - specOf(b).rank);
+  for (const type of types) yield* type === 'Observation' ? observationsOf(templates, planned) : othersOf(templates, planned, type);
+}
+
+/**
+ * The reference a generated resource of this Patient makes to `type`: the Patient itself, one of
+ * the Patient's generated resources of that type, or undefined when none is generated.
+ */
+function referenceTo(planned: GeneratedPatient, type: string, random: () => number): { reference: string } | undefined {
+  if (type === 'Patient') return { reference: `Patient/${planned.patient.id}` };
+  const count = planned.others[type];
+  if (!count) return undefined;
+  return { reference: `${type}/${namedUuid(planned.name, type, Math.floor(random() * count))}` };
+}
+
+/** One Patient's resources of a generated type other than Observation, cloned from the sample's shapes. */
+export function* othersOf(templates: Templates, planned: GeneratedPatient, type: string): Generator<Json> {
+  const list = templates.others[type]!;
+  const random = seededRandom(planned.seed ^ hashOf(type));
+  const start = Date.parse(String((planned.patient.meta as { lastUpdated: string }).lastUpdated)) - 2 * YEAR_MS;
+  for (let i = 0; i < (planned.others[type] ?? 0); i++) {
+    const r = structuredClone(list[Math.floor(random() * list.length)]!);
+    r.id = namedUuid(planned.name, type, i);
+    for (const ref of specOf(type).references) {
+      const target = ref.type === type ? undefined : referenceTo(planned, ref.type, random);
+      if (target) r[ref.element] = target;
+      else delete r[ref.element];
+    }
+    const when = start + random() * 4 * YEAR_MS;
+    r.meta = { ...((r.meta as object) ?? {}), lastUpdated: instant(when) };
+    yield r;
+  }
+}
+
+function hashOf(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32LE(0) & 0x7fffffff;
 }
 
 /** The Observations of one planned Patient, cloned from the sample's Observation shapes. */
 export function* observationsOf(templates: Templates, planned: GeneratedPatient): Generator<Json> {
   const random = seededRandom(planned.seed);
+  const pick = seededRandom(planned.seed ^ hashOf('Observation'));
   const pid = planned.patient.id;
   const start = Date.parse(String((planned.patient.meta as { lastUpdated: string }).lastUpdated)) - 2 * YEAR_MS;
   for (let i = 0; i < planned.observations; i++) {
@@ -109,7 +183,10 @@ export function* observationsOf(templates: Templates, planned: GeneratedPatient)
     const o = structuredClone(template);
     o.id = namedUuid(planned.name, 'Observation', i);
     o.subject = { reference: `Patient/${pid}` };
-    if (o.encounter) o.encounter = { reference: `Encounter/${namedUuid(planned.name, 'Encounter', i)}` };
+    // Pointing at one of the Patient's generated Encounters when they are generated (their own
+    // stream of choices keeps the Observations' the same either way).
+    if (o.encounter)
+      o.encounter = referenceTo(planned, 'Encounter', pick) ?? { reference: `Encounter/${namedUuid(planned.name, 'Encounter', i)}` };
     const when = start + random() * 4 * YEAR_MS;
     if ('effectiveDateTime' in o) o.effectiveDateTime = instant(when);
     if ('issued' in o) o.issued = new Date(Math.floor(when)).toISOString();

@@ -15,6 +15,7 @@ import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
 import { reconcile } from '../../src/sync/reconcile';
 import { startStack, type Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
 
 export interface LoadRow {
   scenario: string;
@@ -59,7 +60,13 @@ export async function openemrLoadBench(log: (line: string) => void, options: { p
       const outcome = await incrementalSync(c).run({ trigger: 'cli' });
       if (outcome.skipped || outcome.value.status === 'failed') throw new Error('incremental run failed');
     };
-    await measure('first run ($export)', store.count('Patient') + store.count('Observation'), incremental);
+    // Every carried type (SYNC_RESOURCE_TYPES): the first run reads them all.
+    const carried = connector.config.sync.resourceTypes as SupportedType[];
+    await measure(
+      'first run ($export)',
+      carried.reduce((n, t) => n + store.count(t), 0),
+      incremental,
+    );
     store.advanceClock(10);
     await measure('no change', 0, incremental);
     for (const k of [10, 200, 1000, 3000]) {
@@ -95,7 +102,7 @@ export async function openemrLoadBench(log: (line: string) => void, options: { p
     rows.push({ scenario: 'reconcile (search, export off)', changed: 0, openemrRequests: stats.requests, byRoute: stats.byRoute });
 
     log(
-      `OpenEMR load per run (${store.count('Patient')} Patients, ${store.count('Observation')} Observations; requests counted at the stand-in, token requests included):`,
+      `OpenEMR load per run (${carried.map((t) => `${store.count(t)} ${t}`).join(', ')}; requests counted at the stand-in, token requests included):`,
     );
     log(`  ${'run'.padEnd(32)} ${'changed'.padStart(8)} ${'requests'.padStart(9)}  by route`);
     for (const r of rows)

@@ -12,8 +12,8 @@
 import type { FaultProfile } from '../../stack/faults';
 import { startAhdsStandIn } from '../../stack/ahds';
 import { startEntraStandIn } from '../../stack/entra';
-import { startOpenEmrStandIn } from '../../stack/openemr';
-import { allResources, loadTemplates, observationsOf, planOf, type BenchDataPlan } from './data';
+import { startOpenEmrStandIn, type SupportedType } from '../../stack/openemr';
+import { allResources, dependentsOf, loadTemplates, planOf, type BenchDataPlan } from './data';
 
 export type StandInSpec =
   { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile; capacity?: number };
@@ -58,7 +58,7 @@ async function startOpenEmr(
   openemr.store.importResources(planned.map((p) => p.patient));
   openemr.store.importResources(
     (function* () {
-      for (const p of planned) yield* observationsOf(templates, p);
+      for (const p of planned) yield* dependentsOf(templates, p);
     })(),
   );
   return {
@@ -67,7 +67,9 @@ async function startOpenEmr(
       site: openemr.site,
       clientId: openemr.client.clientId,
       privateKeyPem: openemr.client.privateKeyPem,
-      counts: { Patient: openemr.store.count('Patient'), Observation: openemr.store.count('Observation') },
+      counts: Object.fromEntries(
+        ['Patient', 'Observation', ...(spec.data.types ?? [])].map((t) => [t, openemr.store.count(t as SupportedType)]),
+      ),
       loadMs: Math.round(performance.now() - t),
     },
     ops: {

@@ -1,7 +1,7 @@
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
 import { canonicalJson } from '../fhir/canonical';
-import { keyString, SYNCED_TYPES, type SyncedResource } from '../fhir/types';
+import { keyString, type SyncedResource } from '../fhir/types';
 import { attemptsOf, createHttpClient, requestIdOf, type TokenSource } from '../http/client';
 import { safeDetail, UpstreamError } from '../http/errors';
 import { backoffMs, isRetryableStatus, serverRetryAfterMs } from '../http/retry-policy';
@@ -558,13 +558,16 @@ export class AhdsWriter {
   }
 }
 
-/** The AHDS writer the connector uses, with its HTTP client built from the settings. */
+/**
+ * The AHDS writer the connector uses, with its HTTP client built from the settings. `checkTypes` are
+ * the carried types (SYNC_RESOURCE_TYPES): the target check asks only about those.
+ */
 export function createAhdsWriter(
   settings: Config['ahds'],
   httpSettings: Config['http'],
   auth: TokenSource,
   telemetry: Telemetry,
-  extra: Partial<WriterOptions> = {},
+  extra: Partial<WriterOptions> & Required<Pick<WriterOptions, 'checkTypes'>>,
 ): AhdsWriter {
   const retry = { ...httpSettings.retry, maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS };
   const http = createHttpClient({
@@ -587,7 +590,6 @@ export function createAhdsWriter(
     conflictRetries: settings.conflictRetries,
     serverBudgetMs: settings.serverTimeLimitMs,
     auditHeader: AHDS_AUDIT_HEADER,
-    checkTypes: SYNCED_TYPES,
     telemetry,
     ...extra,
   });

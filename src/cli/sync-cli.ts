@@ -13,7 +13,7 @@ import { reconcileLine, runReconcile } from '../sync/reconcile';
 import { replayDeadLetters, replayLine } from '../sync/replay';
 import { workDepsOf } from '../sync/work-queue';
 import type { Tally } from '../sync/tally';
-import { reportUnfinishedRun } from '../sync/run-report';
+import { freshnessSourceOf, reportUnfinishedRun } from '../sync/run-report';
 import { createTelemetry } from '../telemetry';
 import { OperationScopedTelemetry, runInOperation } from '../telemetry/operation-scope';
 
@@ -208,10 +208,9 @@ export async function main(
     const operation = args.replay ? 'replay' : args.reconcile ? 'reconcile' : 'incrementalSync';
     const startedAt = Date.now();
     const unfinished = (status: 'failed' | 'skipped', error?: unknown) =>
-      reportUnfinishedRun(
-        { telemetry: connector.telemetry, watermarks: connector.state?.watermarks },
-        { runId, trigger: 'cli', operation, status, error, startedAt },
-      ).catch(() => undefined);
+      reportUnfinishedRun(freshnessSourceOf(connector), { runId, trigger: 'cli', operation, status, error, startedAt }).catch(
+        () => undefined,
+      );
     try {
       const code = await runMode(connector);
       if (code === 3) await unfinished('skipped');

@@ -3,6 +3,7 @@ import { parseInstant } from './instant';
 import { envSchema, SETTINGS, type RawSettings } from './schema';
 import { buildTargetConfig, type TargetConfig } from '../target/config';
 import { orderedTypes } from '../sync/resource-types';
+import { defaultScopesFor, readScopesOf, typesWithoutReadScope } from '../openemr/scopes';
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -184,6 +185,16 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
     fail('DEID_KEY', 'must be a secret of at least 32 characters when DEID_MODE is on');
   }
 
+  const resourceTypes = orderedTypes(s.SYNC_RESOURCE_TYPES).map((t) => t.type);
+  const scopes = s.OPENEMR_SCOPES ?? defaultScopesFor(resourceTypes);
+  const unscoped = typesWithoutReadScope(scopes, resourceTypes);
+  if (unscoped.length > 0) {
+    fail(
+      'OPENEMR_SCOPES',
+      `lacks ${readScopesOf(unscoped).join(' ')} (or the .rs form from OpenEMR 7.0.4): SYNC_RESOURCE_TYPES carries ${unscoped.join(', ')}, and OpenEMR answers a search without its scope with 401`,
+    );
+  }
+
   const baseUrl = s.OPENEMR_BASE_URL.replace(/\/+$/, '');
   const target = buildTargetConfig(s, fail);
   const fhirUrl = target.fhirUrl;
@@ -197,7 +208,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       privateKey: s.OPENEMR_PRIVATE_KEY,
       privateKeySecretUri: s.OPENEMR_PRIVATE_KEY_SECRET_URI,
       keyId: s.OPENEMR_KEY_ID,
-      scopes: s.OPENEMR_SCOPES,
+      scopes,
       readConcurrency: s.OPENEMR_READ_CONCURRENCY,
       pageSize: s.OPENEMR_PAGE_SIZE,
     },
@@ -240,7 +251,7 @@ function build(s: RawSettings, env: NodeJS.ProcessEnv): Config {
       tablePrefix: s.SYNC_TABLE_PREFIX,
       queueName: s.SYNC_QUEUE_NAME,
       reconcileDeleteMode: s.RECONCILE_DELETE_MODE,
-      resourceTypes: orderedTypes(s.SYNC_RESOURCE_TYPES).map((t) => t.type),
+      resourceTypes,
     },
     mapping: {
       conceptMapFiles: s.MAPPING_CONCEPTMAP_FILES ?? [],

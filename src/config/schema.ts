@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseInstant } from './instant';
+import { OPTIONAL_SCOPES } from '../openemr/scopes';
 import { DEFAULT_RESOURCE_TYPES, KNOWN_RESOURCE_TYPES, resourceTypesProblem } from '../sync/resource-types';
 
 /**
@@ -84,9 +85,7 @@ export const SETTINGS: SettingDoc[] = [
   {
     name: 'OPENEMR_SCOPES',
     required: false,
-    default: 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read',
-    description:
-      'Scopes requested with each token (SMART v1 .read or v2 .rs). The bulk export scopes make large gaps cheaper; OpenEMR drops scopes the client lacks, and the connector then reads by search.',
+    description: `Scopes requested with each token (SMART v1 .read or v2 .rs); they must include a read scope for every SYNC_RESOURCE_TYPES type. Unset: the v1 read scope of each SYNC_RESOURCE_TYPES type, then ${OPTIONAL_SCOPES.join(' ')}. The bulk export scopes make large gaps cheaper; OpenEMR drops scopes the client lacks, and the connector then reads by search.`,
   },
   {
     name: 'OPENEMR_CLIENT_SECRET',
@@ -413,9 +412,8 @@ const envSchema = z.object({
   OPENEMR_PRIVATE_KEY: z.string().optional(),
   OPENEMR_PRIVATE_KEY_SECRET_URI: secureUrl('Key Vault secret URI').optional(),
   OPENEMR_KEY_ID: z.string().optional(),
-  OPENEMR_SCOPES: z
-    .string()
-    .default('system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'),
+  /** Unset: derived from SYNC_RESOURCE_TYPES (load.ts). */
+  OPENEMR_SCOPES: z.string().optional(),
   OPENEMR_CLIENT_SECRET: z.string().optional(),
   OPENEMR_READ_CONCURRENCY: int(1, 32).default(3),
   OPENEMR_PAGE_SIZE: int(1, 200).default(200),

@@ -32,23 +32,8 @@ export type {
   Resource,
 };
 
-/** The resource types this connector can carry (SYNC_RESOURCE_TYPES picks; src/sync/resource-types.ts describes each). */
-export const SYNCED_TYPES = [
-  'Patient',
-  'Encounter',
-  'Condition',
-  'Observation',
-  'Immunization',
-  'Procedure',
-  'MedicationRequest',
-  'AllergyIntolerance',
-  'DiagnosticReport',
-  'DocumentReference',
-  'Practitioner',
-  'Organization',
-  'Location',
-] as const;
-export type SyncedType = (typeof SYNCED_TYPES)[number];
+// The types the connector can carry are rows of src/sync/resource-types.ts (KNOWN_RESOURCE_TYPES);
+// what a deployment carries is config.sync.resourceTypes (SYNC_RESOURCE_TYPES). No list here.
 
 export type SyncedResource =
   | Patient

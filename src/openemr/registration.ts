@@ -3,13 +3,21 @@ import { exportJWK, exportPKCS8, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
 import { ASSERTION_ALG, publicKeyThumbprint } from './assertion';
 import { diagnoseOpenEmrAnswer } from './auth-diagnosis';
+import { OPTIONAL_SCOPES, readScopesOf } from './scopes';
+import { DEFAULT_RESOURCE_TYPES } from '../sync/resource-types';
 
-/** SMART v1 scopes: every OpenEMR release knows them (with system scopes enabled). */
-export const V1_REGISTRATION_SCOPES =
-  'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
+const DEFAULT_READ_SCOPES = readScopesOf(DEFAULT_RESOURCE_TYPES.split(','));
+/**
+ * SMART v1 scopes: every OpenEMR release knows them (with system scopes enabled). A read scope for
+ * each type carried by default, so the connector's default OPENEMR_SCOPES are all granted.
+ */
+export const V1_REGISTRATION_SCOPES = [...DEFAULT_READ_SCOPES, ...OPTIONAL_SCOPES].join(' ');
 /** 7.0.4+ also knows the SMART v2 `.rs` scopes, so OPENEMR_SCOPES may use either. */
-export const DEFAULT_REGISTRATION_SCOPES =
-  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+export const DEFAULT_REGISTRATION_SCOPES = [
+  ...DEFAULT_READ_SCOPES,
+  ...DEFAULT_READ_SCOPES.map((s) => s.replace(/\.read$/, '.rs')),
+  ...OPTIONAL_SCOPES,
+].join(' ');
 
 export interface RegistrationResult {
   clientId: string;

@@ -9,6 +9,8 @@ import type { Telemetry } from '../telemetry/telemetry';
 import { assertionClaims, CLIENT_ASSERTION_TYPE, importSigningKey, signClientAssertion, signingKeyId } from './assertion';
 import { diagnoseOpenEmrAnswer } from './auth-diagnosis';
 import { tokenResponseSchema } from './schemas';
+import { scopeReads } from './scopes';
+import { KNOWN_RESOURCE_TYPES } from '../sync/resource-types';
 
 /** Renew this long before expiry at most: a token must outlive the request it is put on. */
 const MAX_RENEW_MARGIN_MS = 60_000;
@@ -200,14 +202,14 @@ function errorCode(body: unknown): string | undefined {
 }
 
 /**
- * Requested read scopes for Patient and Observation that the token lacks. Bulk export scopes are
- * optional (the connector falls back to search), so their absence is no failure.
+ * Requested resource read scopes (any type the connector knows) that the token lacks. Bulk export
+ * scopes are optional (the connector falls back to search), so their absence is no failure.
  */
 export function missingRequiredScopes(requested: string, granted: string | undefined): string[] {
   if (granted === undefined) return [];
   const have = new Set(granted.split(/\s+/).filter(Boolean));
   return requested
     .split(/\s+/)
-    .filter((s) => /^system\/(Patient|Observation)\.(read|rs)$/.test(s))
+    .filter((s) => KNOWN_RESOURCE_TYPES.some((type) => scopeReads(s, type)) && !s.startsWith('system/*.'))
     .filter((s) => !have.has(s));
 }

@@ -183,7 +183,7 @@ export async function executeRun(
   const leased = async <T extends { status: 'ok' | 'partial' | 'failed' }>(outcome: LeasedOutcome<T>) => {
     if (outcome.skipped) {
       await reportUnfinishedRun(
-        { telemetry: connector.telemetry, watermarks: state.watermarks },
+        { telemetry: connector.telemetry, watermarks: state.watermarks, types: connector.config.sync.resourceTypes },
         { runId: message.runId, trigger: 'http', operation: message.operation, status: 'skipped', startedAt },
       );
       return finish({ state: 'skipped', error: { failureClass: 'lease-held', message: outcome.skip.message } });
@@ -248,7 +248,7 @@ export async function executeRun(
     const line = runFailureMessage(error);
     log(`Run ${message.runId} (${message.operation}) failed: ${line}`);
     await reportUnfinishedRun(
-      { telemetry: connector.telemetry, watermarks: state.watermarks },
+      { telemetry: connector.telemetry, watermarks: state.watermarks, types: connector.config.sync.resourceTypes },
       { runId: message.runId, trigger: 'http', operation: message.operation, status: 'failed', error, startedAt },
     );
     await finish({ state: 'failed', error: { failureClass: failureClassOf(error), message: line } });

@@ -30,6 +30,8 @@ export function replayLine(s: ReplaySummary): string {
 /** Reference order (resource-types.ts): what is pointed at is replayed first; work items last. */
 const ORDER: Record<string, number> = { ...Object.fromEntries(RESOURCE_TYPES.map((t) => [t.type, t.rank])), [WORK_ITEM_TYPE]: 9 };
 const MAX_LISTED = 200;
+/** Types a Patient's replay writes along with it (read per Patient). */
+const PATIENT_SCOPED = new Set(RESOURCE_TYPES.filter((t) => t.read.patientScoped).map((t) => t.type));
 
 /**
  * Replays dead letters by reading the source again: a Patient with all its Observations, an
@@ -62,9 +64,9 @@ export async function replayDeadLetters(
   for (const letter of letters) {
     summary.attempted++;
     const key = { resourceType: letter.resourceType, id: letter.id };
-    // A Patient's replay writes its Observations too, which clears their letters: one point read
-    // here saves reading and writing each of them (and its Patient) a second time.
-    if (patientsReplayed > 0 && letter.resourceType === 'Observation' && !(await deps.deadLetters.get(letter.resourceType, letter.id))) {
+    // A Patient's replay writes its resources of every carried type too, which clears their letters:
+    // one point read here saves reading and writing each of them (and its Patient) a second time.
+    if (patientsReplayed > 0 && PATIENT_SCOPED.has(letter.resourceType) && !(await deps.deadLetters.get(letter.resourceType, letter.id))) {
       summary.replayed++;
       note({ ...key, outcome: 'replayed' });
       continue;

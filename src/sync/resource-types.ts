@@ -26,6 +26,11 @@ export interface ResourceTypeSpec {
    * before any of a higher one, within a run and across batches (each rank's sink is flushed first).
    */
   rank: number;
+  /**
+   * Carried when SYNC_RESOURCE_TYPES is not set (and so read-scoped by the default OPENEMR_SCOPES).
+   * A type that is carried end to end on every release in the compatibility matrix sets it.
+   */
+  carriedByDefault: boolean;
   /** OpenEMR's FHIR service that serves it (royharden/openemr src/Services/FHIR/…). */
   openemrService: string;
   read: {
@@ -76,6 +81,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Patient',
     rank: 0,
+    carriedByDefault: true,
     openemrService: 'FhirPatientService.php',
     read: {
       patientScoped: false,
@@ -107,6 +113,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Encounter',
     rank: 1,
+    carriedByDefault: true,
     openemrService: 'FhirEncounterService.php',
     read: {
       patientScoped: true,
@@ -130,6 +137,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Condition',
     rank: 2,
+    carriedByDefault: true,
     openemrService: 'FhirConditionService.php (encounter-diagnosis, problem-list-item, health-concern sub-services)',
     read: {
       patientScoped: true,
@@ -149,6 +157,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Observation',
     rank: 2,
+    carriedByDefault: true,
     openemrService: 'FhirObservationService.php (vitals, laboratory, social-history, … sub-services)',
     read: {
       patientScoped: true,
@@ -172,6 +181,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     // clinical report date, NULL-dated reports never match; result -> the lab Observations).
     type: 'DiagnosticReport',
     rank: 3,
+    carriedByDefault: false,
     openemrService: 'FhirDiagnosticReportService.php (clinical-notes, laboratory sub-services)',
     read: {
       patientScoped: true,
@@ -199,6 +209,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     // documents.date; content.attachment.url = OpenEMR's own /fhir/Binary/<uuid>), advance directives.
     type: 'DocumentReference',
     rank: 2,
+    carriedByDefault: false,
     openemrService: 'FhirDocumentReferenceService.php (clinical-notes, patient-documents, advance-directive sub-services)',
     read: {
       patientScoped: true,
@@ -224,6 +235,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Organization',
     rank: -2,
+    carriedByDefault: false,
     openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
     read: {
       patientScoped: false,
@@ -252,6 +264,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Practitioner',
     rank: -2,
+    carriedByDefault: false,
     openemrService: 'FhirPractitionerService.php',
     read: {
       patientScoped: false,
@@ -283,6 +296,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Location',
     rank: -1,
+    carriedByDefault: false,
     openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
     read: {
       patientScoped: false,
@@ -302,8 +316,10 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
 
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
 
-/** What SYNC_RESOURCE_TYPES defaults to. */
-export const DEFAULT_RESOURCE_TYPES = 'Patient,Observation';
+/** What SYNC_RESOURCE_TYPES defaults to: every row carried by default, in reference order. */
+export const DEFAULT_RESOURCE_TYPES: string = RESOURCE_TYPES.filter((t) => t.carriedByDefault)
+  .map((t) => t.type)
+  .join(',');
 
 export function specOf(type: string): ResourceTypeSpec {
   const spec = RESOURCE_TYPES.find((t) => t.type === type);

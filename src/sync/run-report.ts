@@ -1,4 +1,4 @@
-import { SYNCED_TYPES } from '../fhir/types';
+import type { Connector } from '../connector';
 import { failureClassOf } from '../state/errors';
 import type { WatermarkStore } from '../state/watermarks';
 import { METRICS } from '../telemetry/names';
@@ -22,10 +22,27 @@ export interface UnfinishedRun {
   startedAt: number;
 }
 
-/** Seconds since each synced type's watermark; types without one are left out. */
-export async function freshnessByType(watermarks: WatermarkStore, now: number = Date.now()): Promise<Record<string, number>> {
+/** Where freshness is read from: the watermarks of the carried types (SYNC_RESOURCE_TYPES). */
+export interface FreshnessSource {
+  telemetry: Telemetry;
+  watermarks?: WatermarkStore;
+  /** The carried types: a type no longer carried keeps its old watermark but is no longer reported. */
+  types: readonly string[];
+}
+
+/** The connector's freshness source: its telemetry, its watermarks (when it keeps state) and its carried types. */
+export function freshnessSourceOf(connector: Connector): FreshnessSource {
+  return { telemetry: connector.telemetry, watermarks: connector.state?.watermarks, types: connector.config.sync.resourceTypes };
+}
+
+/** Seconds since each carried type's watermark; types without one are left out. */
+export async function freshnessByType(
+  watermarks: WatermarkStore,
+  types: readonly string[],
+  now: number = Date.now(),
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const type of SYNCED_TYPES) {
+  for (const type of types) {
     const mark = await watermarks.get(type);
     if (mark) out[type] = Math.max(0, (now - Date.parse(mark.until)) / 1000);
   }
@@ -37,14 +54,13 @@ export async function freshnessByType(watermarks: WatermarkStore, now: number = 
  * watermark can be read (none yet, or storage down).
  */
 export async function reportFreshness(
-  telemetry: Telemetry,
-  watermarks: WatermarkStore | undefined,
+  { telemetry, watermarks, types }: FreshnessSource,
   now: number = Date.now(),
 ): Promise<number | undefined> {
   if (!watermarks) return undefined;
   let byType: Record<string, number>;
   try {
-    byType = await freshnessByType(watermarks, now);
+    byType = await freshnessByType(watermarks, types, now);
   } catch {
     return undefined;
   }
@@ -54,12 +70,8 @@ export async function reportFreshness(
 }
 
 /** The run event of a failed or skipped run, with status, failure class and the lag from the watermarks. */
-export async function reportUnfinishedRun(
-  deps: { telemetry: Telemetry; watermarks?: WatermarkStore },
-  run: UnfinishedRun,
-  now: number = Date.now(),
-): Promise<void> {
-  const lagSeconds = await reportFreshness(deps.telemetry, deps.watermarks, now);
+export async function reportUnfinishedRun(deps: FreshnessSource, run: UnfinishedRun, now: number = Date.now()): Promise<void> {
+  const lagSeconds = await reportFreshness(deps, now);
   deps.telemetry.runCompleted({
     runId: run.runId,
     trigger: run.trigger,

@@ -120,6 +120,10 @@ export class SyncService {
 
   /** Syncs the Observation's Patient first (unchanged if already current), then the Observation. */
   async syncObservation(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
+    // With Encounter carried, its Encounter must be read and written first too (else the target gets
+    // a reference to nothing): the generic path does that for every carried reference.
+    if (carriedReferences('Observation', this.resourceTypes).some((r) => r.type !== 'Patient'))
+      return this.syncResource('Observation', id, trigger, runId);
     const run = this.begin('syncObservation', trigger, runId);
     const observation = await this.deps.reader.getObservation(id);
     run.tally.read++;
@@ -404,7 +408,12 @@ export class SyncService {
     run.blockedEarlier ??= new Map();
     let ids = run.blockedEarlier.get(type);
     if (!ids) {
-      ids = this.deps.deadLetters.list({ resourceType: type }).then((letters) => new Set(letters.map((d) => d.id)));
+      // Storage down: the run goes on with what it knows (this run's own failures still hold back
+      // what points at them), as the Patient path does; writes must not stop because letters can't be read.
+      ids = this.deps.deadLetters.list({ resourceType: type }).then(
+        (letters) => new Set(letters.map((d) => d.id)),
+        () => new Set<string>(),
+      );
       run.blockedEarlier.set(type, ids);
     }
     return ids;
@@ -601,8 +610,16 @@ export class SyncService {
   ): Promise<boolean> {
     const between = types;
     for (const type of between) {
-      for (const patientId of patientIds) {
-        const resources = await reads.run(() => this.deps.reader.ofPatient(type, patientId));
+      // Read ahead through the shared slots, as the Observations are: one Patient's answer at a
+      // time behind OpenEMR's latency made every carried type cost a round trip per Patient.
+      const answers = new ReadAhead(
+        patientIds,
+        (id) => this.deps.reader.ofPatient(type, id),
+        reads,
+        readAheadLimits(this.deps.settings.readConcurrency),
+      );
+      for (let i = 0; i < patientIds.length; i++) {
+        const resources = await answers.next();
         run.tally.read += resources.length;
         if (withDirectory) await this.ensureDirectory(run, sink, resources);
         this.notePresentOf(

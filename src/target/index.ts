@@ -35,9 +35,6 @@ class FhirTargetWriter extends AhdsWriter {
   }
 }
 
-/** The types the sync writes: a target must take PUT-creates and updates of each. */
-export const WRITTEN_TYPES = ['Patient', 'Observation'] as const;
-
 export interface TargetWriter {
   writer: AhdsWriter;
   /** For TARGET_KIND=fhir: what /metadata said and how writes are grouped because of it. */
@@ -67,7 +64,7 @@ export function targetTokenSource(
  * The writer for the configured target. AHDS (the default kind) gets the AHDS writer exactly as
  * before. A generic FHIR R4 server is asked for its CapabilityStatement first: the writer sends batch
  * bundles only where they are accepted, and none of AHDS's headers; a server that cannot take
- * PUT-creates of Patient and Observation stops start-up saying why.
+ * PUT-creates of a carried type (SYNC_RESOURCE_TYPES) stops start-up saying why.
  */
 export async function createTargetWriter(
   config: Config,
@@ -96,8 +93,9 @@ export async function createTargetWriter(
     headers: { Accept: 'application/fhir+json', 'Cache-Control': 'no-cache' },
   });
   const capabilities = await fetchCapabilities(http);
-  // With the audit trail on, the target must also take the Provenance and AuditEvents it writes.
-  const written = config.audit.mode === 'off' ? WRITTEN_TYPES : [...WRITTEN_TYPES, 'Provenance', 'AuditEvent'];
+  // The types the sync writes (SYNC_RESOURCE_TYPES): the target must take PUT-creates and updates of
+  // each; with the audit trail on, also the Provenance and AuditEvents it writes.
+  const written = config.audit.mode === 'off' ? config.sync.resourceTypes : [...config.sync.resourceTypes, 'Provenance', 'AuditEvent'];
   const missing = missingCapabilities(capabilities, written);
   if (missing.length > 0)
     throw new UpstreamError('ahds', 'Failed', `The target FHIR server cannot take what the connector writes: ${missing.join('; ')}.`);

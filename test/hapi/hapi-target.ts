@@ -2,7 +2,7 @@ import { contentHash } from '../../src/fhir/canonical';
 import type { ResourceMapper } from '../../src/mapping/contract';
 import { withoutStampedSource } from '../../src/target';
 import type { Stack } from '../../stack';
-import { diffHashes, expectedTarget } from '../helpers/incremental-stack';
+import { diffHashes, expectedTarget, type CarryingMapper } from '../helpers/incremental-stack';
 
 /** Every resource of a type HAPI holds now (deleted ones excluded), paged by HAPI's next links. */
 export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Record<string, any>>> {
@@ -28,7 +28,8 @@ export async function hapiDiff(
 ): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
   const { hashes, unmappable } = expectedTarget(stack, mapper);
   const actual = new Map<string, string>();
-  for (const type of ['Patient', 'Observation'])
+  // The types the mapper's settings carry (mapperFor), else Patient and Observation.
+  for (const type of (mapper as Partial<CarryingMapper>).carriedTypes ?? ['Patient', 'Observation'])
     for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
   return { ...diffHashes(hashes, actual), unmappable: unmappable.length };
 }

@@ -31,6 +31,8 @@ beforeAll(async () => {
   // Four bundles of 100 at a time: HAPI validates each entry with HL7's validator on two shared cores.
   settings = {
     SYNC_TABLE_PREFIX: PREFIX,
+    // The story is Patient and Observation against HAPI's validator (the export path and its scopes).
+    SYNC_RESOURCE_TYPES: 'Patient,Observation',
     OPENEMR_SCOPES: EXPORT_SCOPES,
     SYNC_LAG_SECONDS: '5',
     AHDS_BATCH_SIZE: '100',

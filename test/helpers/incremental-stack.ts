@@ -16,20 +16,30 @@ export function incrementalSettings(stack: Stack, extra: Record<string, string> 
   return { ...stack.env, RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '1500', AHDS_SERVER_TIME_LIMIT_MS: '300', ...extra };
 }
 
-export function mapperFor(settings: Record<string, string>): ResourceMapper {
+/** A mapper that knows which types the settings carry (SYNC_RESOURCE_TYPES): the diffs compare those. */
+export interface CarryingMapper extends ResourceMapper {
+  carriedTypes: SupportedType[];
+}
+
+export function mapperFor(settings: Record<string, string>): CarryingMapper {
   const config = loadConfig(settings);
-  return createResourceMapper(mappingOptions(config));
+  return Object.assign(createResourceMapper(mappingOptions(config)), { carriedTypes: config.sync.resourceTypes as SupportedType[] });
+}
+
+/** The types to compare: given, else those the mapper's settings carry, else Patient and Observation. */
+function typesOf(mapper: ResourceMapper, types: readonly SupportedType[] | undefined): readonly SupportedType[] {
+  return types ?? (mapper as Partial<CarryingMapper>).carriedTypes ?? ['Patient', 'Observation'];
 }
 
 /** What AHDS should hold: every source resource the mapper accepts, by "Type/id" -> content hash. */
 export function expectedTarget(
   stack: Stack,
   mapper: ResourceMapper,
-  types: readonly SupportedType[] = ['Patient', 'Observation'],
+  types?: readonly SupportedType[],
 ): { hashes: Map<string, string>; unmappable: string[] } {
   const hashes = new Map<string, string>();
   const unmappable: string[] = [];
-  for (const type of types) {
+  for (const type of typesOf(mapper, types)) {
     for (const id of stack.openemr.store.ids(type)) {
       const outcome = mapper.map(stack.openemr.store.get(type, id) as unknown as SyncedResource);
       if (outcome.ok) hashes.set(`${type}/${outcome.resource.id}`, contentHash(outcome.resource as never));
@@ -51,9 +61,10 @@ export async function targetHashes(stack: Stack, types: readonly string[] = ['Pa
 export async function targetDiff(
   stack: Stack,
   mapper: ResourceMapper,
-  types: readonly SupportedType[] = ['Patient', 'Observation'],
+  types?: readonly SupportedType[],
 ): Promise<{ missing: string[]; stale: string[]; extra: string[] }> {
-  return diffHashes(expectedTarget(stack, mapper, types).hashes, await targetHashes(stack, types));
+  const compared = typesOf(mapper, types);
+  return diffHashes(expectedTarget(stack, mapper, compared).hashes, await targetHashes(stack, compared));
 }
 
 /** What is missing, stale or extra in `actual` ("Type/id" -> content hash) against `expected`. */

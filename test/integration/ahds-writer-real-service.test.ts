@@ -397,7 +397,9 @@ describe('the writer against AHDS as it really behaves', () => {
       const ahds = await standIn(options as AhdsStandInOptions);
       try {
         const config = settings(ahds.fhirUrl);
-        const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry());
+        const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry(), {
+          checkTypes: ['Patient', 'Observation'],
+        });
         const error = await writer.writeBatch(patients(1)).catch((e: unknown) => e);
         expect((error as Error).message).toMatch(message);
         expect(ahds.stats().entries).toBe(0);
@@ -408,7 +410,9 @@ describe('the writer against AHDS as it really behaves', () => {
     const fine = await standIn();
     try {
       const config = settings(fine.fhirUrl);
-      const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry());
+      const writer = createAhdsWriter(config.ahds, config.http, noAuth, new RecordingTelemetry(), {
+        checkTypes: ['Patient', 'Observation'],
+      });
       expect((await writer.writeBatch(patients(2))).map((r) => r.outcome)).toEqual(['created', 'created']);
     } finally {
       await fine.close();

@@ -44,8 +44,13 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
+// About an Observation code (CIEL 1030 in a LOINC slot): Patient and Observation are carried, the
+// other types' ConceptMap passes are pinned by test/unit/mapping-types.test.ts.
 async function fullSync(settings: Record<string, string> = {}) {
-  const connector = await createConnector(loadConfig({ ...stack.env, RETRY_BASE_DELAY_MS: '20', ...settings }), { state: null });
+  const connector = await createConnector(
+    loadConfig({ ...stack.env, RETRY_BASE_DELAY_MS: '20', SYNC_RESOURCE_TYPES: 'Patient,Observation', ...settings }),
+    { state: null },
+  );
   return connector.sync.fullSync({ trigger: 'cli' });
 }
 

@@ -57,7 +57,10 @@ test('a run whose dead letters cannot be stored leaves its windows open; once th
   deadLetters.down = false;
   const outcome = await incrementalSync(connector).run({ trigger: 'cli' });
   expect(outcome.skipped).toBe(false);
-  expect((await tableRows(stack, PREFIX, 'watermarks')).map((r) => r.rowKey).sort()).toEqual(['Observation', 'Patient']);
+  // One watermark per carried type (SYNC_RESOURCE_TYPES).
+  expect((await tableRows(stack, PREFIX, 'watermarks')).map((r) => r.rowKey).sort()).toEqual(
+    [...connector.config.sync.resourceTypes].sort(),
+  );
   expect((await deadLetters.list()).map((d) => `${d.resourceType}/${d.id}`)).toContain(`Patient/${plantedId}`);
 });
 

@@ -4,12 +4,12 @@ import { syncRunHandler } from '../../functions/sync-run';
 import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { getConnector } from '../../functions/shared/runtime';
 import { startStack, type Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
 import { incrementalSync } from '../../src/sync/incremental';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, tableRows, targetDiff, trimSource } from '../helpers/incremental-stack';
 
 const PREFIX = 'inc';
-const EXPORT_SCOPES = 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 let stack: Stack;
 let settings: Record<string, string>;
 
@@ -17,13 +17,15 @@ const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url
 const watermark = async (type: string) =>
   (await tableRows(stack, PREFIX, 'watermarks')).find((r) => r.rowKey === type)?.until as string | undefined;
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }));
+/** Resources of the carried types at the source: what a run over everything reads. */
+const sourceCount = (types: readonly string[]) => types.reduce((n, t) => n + stack.openemr.store.count(t as SupportedType), 0);
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
   trimSource(stack, 800);
   settings = {
     SYNC_TABLE_PREFIX: PREFIX,
-    OPENEMR_SCOPES: EXPORT_SCOPES,
+    // OPENEMR_SCOPES unset: a read scope per carried type (the default types) and the export scopes.
     SYNC_LAG_SECONDS: '5',
     SYNC_OVERLAP_SECONDS: '300',
     AHDS_BATCH_SIZE: '100',
@@ -56,17 +58,18 @@ test('the first run reads everything through $export?_since and closes both wind
   expect(await watermark('Observation')).toBe(await watermark('Patient'));
 });
 
-test('(f) an incremental run with nothing changed makes 3 requests to OpenEMR and none to AHDS', async () => {
-  await getConnector(); // the token is cached from the previous run, as in a warm worker
+test('(f) an incremental run with nothing changed makes one request per carried type (and one for the clock) to OpenEMR and none to AHDS', async () => {
+  const connector = await getConnector(); // the token is cached from the previous run, as in a warm worker
+  const types = connector.config.sync.resourceTypes;
   stack.openemr.resetStats();
   stack.ahds.resetStats();
   const answer = await run();
   expect(answer.status).toBe(200);
   expect(answer.json).toMatchObject({ read: 0, created: 0, updated: 0, failed: 0 });
-  // GET /metadata (OpenEMR's clock), one Patient page, one Observation window.
+  // GET /metadata (OpenEMR's clock), then one short `_lastUpdated` window per carried type.
   expect(stack.openemr.stats()).toEqual({
-    requests: 3,
-    byRoute: { 'GET /fhir/metadata': 1, 'GET /fhir/Patient': 1, 'GET /fhir/Observation': 1 },
+    requests: 1 + types.length,
+    byRoute: { 'GET /fhir/metadata': 1, ...Object.fromEntries(types.map((t) => [`GET /fhir/${t}`, 1])) },
   });
   expect(stack.ahds.stats()).toMatchObject({ requests: 0, writes: 0, versionsCreated: 0 });
 });
@@ -204,7 +207,7 @@ test('a long window read by search (export off) reads Observations per Patient, 
   expect(outcome.value.byType.Observation!.unchanged + outcome.value.byType.Observation!.created).toBe(
     stack.openemr.store.count('Observation'),
   );
-  expect(outcome.value.read).toBe(stack.openemr.store.count('Observation') + stack.openemr.store.count('Patient'));
+  expect(outcome.value.read).toBe(sourceCount(connector.config.sync.resourceTypes));
   // One Observation search per Patient (plus nothing else): bounded answers, no _count.
   expect(stack.openemr.stats().byRoute['GET /fhir/Observation']).toBe(stack.openemr.store.count('Patient'));
 });
@@ -240,7 +243,7 @@ test('a full sync over HTTP answers 202 with a run id and a status URL; the stat
     finishedAt: expect.any(String),
   });
   expect(status.result).toMatchObject({ runId: accepted.json.runId, operation: 'incrementalSync', status: 'ok', failed: 0 });
-  expect(status.result.read).toBe(stack.openemr.store.count('Patient') + stack.openemr.store.count('Observation'));
+  expect(status.result.read).toBe(sourceCount((await getConnector()).config.sync.resourceTypes));
   expect(status.result.windows.Observation.closed).toBe(true);
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
 });

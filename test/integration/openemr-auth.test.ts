@@ -88,7 +88,12 @@ test('without discovery differences nothing is said and the configured token URL
 // 7.0.3 ScopeRepository.php:148-151 / league AbstractGrant::validateScopes: unknown scope, 400.
 test('invalid_scope becomes a sentence naming OPENEMR_SCOPES and the v1 scopes of releases before 7.0.4', () =>
   withStandIn({ version: '7.0.3' }, async (s) => {
-    const error = await failure(providerFor(s, { OPENEMR_SCOPES: 'system/Patient.rs system/Observation.rs' }).provider.getToken());
+    const error = await failure(
+      providerFor(s, {
+        OPENEMR_SCOPES: 'system/Patient.rs system/Observation.rs',
+        SYNC_RESOURCE_TYPES: 'Patient,Observation',
+      }).provider.getToken(),
+    );
     expect(error).toBeInstanceOf(UpstreamError);
     expect(error!.message).toBe(
       "OpenEMR does not know the scope 'system/Patient.rs' that OPENEMR_SCOPES asks for (400 invalid_scope): releases before 7.0.4 know only SMART v1 scopes (system/Patient.read, not system/Patient.rs), and no system/* scope exists until an administrator turns on 'Enable OpenEMR FHIR System Scopes' (Administration > Globals > Connectors).",

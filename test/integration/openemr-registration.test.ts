@@ -1,5 +1,7 @@
 import { loadConfig } from '../../src/config/load';
 import { registerOpenEmrClient } from '../../src/openemr/registration';
+import { OPTIONAL_SCOPES, readScopesOf } from '../../src/openemr/scopes';
+import { DEFAULT_RESOURCE_TYPES } from '../../src/sync/resource-types';
 import { SmartBackendTokenProvider } from '../../src/openemr/token-provider';
 import { NoopTelemetry } from '../../src/telemetry/telemetry';
 import { UpstreamError } from '../../src/http/errors';
@@ -50,19 +52,26 @@ test('a token request signed with another key is refused with a message that nam
 
 // 7.0.3 AuthorizationController.php:245 (client_secret_basic/post only) and ServerScopeListEntity.php:171
 // (.rs from 7.0.4): the helper reads /metadata's software.version and registers the way the release accepts.
+// The scopes: a read scope per type carried by default (resource-types.ts), then the export scopes.
+const v1 = [...readScopesOf(DEFAULT_RESOURCE_TYPES.split(',')), ...OPTIONAL_SCOPES];
+const v1v2 = [
+  ...readScopesOf(DEFAULT_RESOURCE_TYPES.split(',')),
+  ...readScopesOf(DEFAULT_RESOURCE_TYPES.split(',')).map((s) => s.replace('.read', '.rs')),
+  ...OPTIONAL_SCOPES,
+];
+test('the registered scopes cover every type carried by default, v1 form everywhere and v2 from 7.0.4', () => {
+  expect(v1).toEqual(
+    expect.arrayContaining(['system/Patient.read', 'system/Encounter.read', 'system/Condition.read', 'system/Observation.read']),
+  );
+  expect(v1v2).toEqual(
+    expect.arrayContaining(['system/Patient.rs', 'system/Encounter.rs', 'system/Condition.rs', 'system/Observation.rs']),
+  );
+});
 test.each([
-  ['7.0.2', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
-  ['7.0.3', 'omitted', 'system/Patient.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read'],
-  [
-    '7.0.4',
-    'private_key_jwt',
-    'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read',
-  ],
-  [
-    'master',
-    'private_key_jwt',
-    'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/*.$export system/*.$bulkdata-status system/Binary.read',
-  ],
+  ['7.0.2', 'omitted', v1.join(' ')],
+  ['7.0.3', 'omitted', v1.join(' ')],
+  ['7.0.4', 'private_key_jwt', v1v2.join(' ')],
+  ['master', 'private_key_jwt', v1v2.join(' ')],
 ] as const)('the registration helper registers on %s (%s) and the connector then gets tokens', async (version, method, scopes) => {
   const s = await startOpenEmrStandIn({ dataDir: null, version });
   try {

@@ -52,6 +52,10 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     };
     const first = await runOnce();
     expect(first.status).toBe('ok');
+    // Every carried type (SYNC_RESOURCE_TYPES, default: the table's default rows) has its own window, closed on this release.
+    const types = connector.config.sync.resourceTypes;
+    expect(Object.keys(first.windows)).toEqual(types);
+    for (const type of types) expect([type, first.windows[type]?.closed]).toEqual([type, true]);
     expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
 
     const store = stack.openemr.store;
@@ -99,9 +103,10 @@ describe.each(SUPPORTED)('OpenEMR %s', (version) => {
     const before = connector.reader.requests;
     const outcome = await incrementalSync(connector).run({ trigger: 'cli' });
     expect(outcome.skipped).toBe(false);
-    // /metadata, one Patient page, one Observation read (the token is cached).
-    expect(connector.reader.requests - before).toBeLessThanOrEqual(4);
-    expect(stack.openemr.stats().requests).toBeLessThanOrEqual(5);
+    // /metadata and one read per carried type (the token is cached), with one to spare.
+    const types = connector.config.sync.resourceTypes.length;
+    expect(connector.reader.requests - before).toBeLessThanOrEqual(2 + types);
+    expect(stack.openemr.stats().requests).toBeLessThanOrEqual(3 + types);
   });
 });
 

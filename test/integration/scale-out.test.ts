@@ -75,7 +75,7 @@ test('the planner enqueues Patient windows (each reads its Patients and their Ob
   // Every unmapped code the workers met is counted, each once per resource: not only a summary's top 50.
   const mapper = mapperFor({ ...stack.env, ...settings });
   const expected = new UnmappedCodeReport();
-  for (const type of ['Patient', 'Observation'] as const) {
+  for (const type of mapper.carriedTypes) {
     for (const id of stack.openemr.store.ids(type)) {
       const outcome = mapper.map(stack.openemr.store.get(type, id) as never);
       if (outcome.ok) expected.add(outcome.unmapped);
@@ -142,7 +142,8 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
     triggerMetadata: { dequeueCount: 1 },
     logHandler: () => undefined,
   });
-  // The window of the 7 Patients updated first, read as the worker reads it: those Patients and their Observations.
+  // The window of the 7 Patients updated first, read as the worker reads it: those Patients and what
+  // each carried type (SYNC_RESOURCE_TYPES) holds of them.
   const store = stack.openemr.store;
   const lastUpdated = (id: string) =>
     Date.parse(String((store.get('Patient', id) as { meta?: { lastUpdated?: string } }).meta?.lastUpdated));
@@ -153,12 +154,16 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
   const until = new Date(Math.floor(first[6]! / 1000) * 1000 + 1000).toISOString();
   const inWindow = new Set(store.ids('Patient').filter((id) => lastUpdated(id) < Date.parse(until)));
   const mapper = mapperFor({ ...stack.env, ...settings });
-  const theirObservations = store.ids('Observation').filter((id) => {
-    const o = store.get('Observation', id) as { subject?: { reference?: string } };
-    return inWindow.has(String(o.subject?.reference).replace('Patient/', '')) && mapper.map(o as never).ok;
-  });
+  const theirs = mapper.carriedTypes
+    .filter((type) => type !== 'Patient')
+    .flatMap((type) =>
+      store.ids(type).filter((id) => {
+        const r = store.get(type, id) as { subject?: { reference?: string } };
+        return inWindow.has(String(r.subject?.reference).replace('Patient/', '')) && mapper.map(r as never).ok;
+      }),
+    );
   stack.ahds.resetStats();
   await backfillQueueHandler({ kind: 'patients', since: '1970-01-01T00:00:00.000Z', until }, context);
-  expect(stack.ahds.stats().writes).toBe(inWindow.size + theirObservations.length);
+  expect(stack.ahds.stats().writes).toBe(inWindow.size + theirs.length);
   expect(inWindow.size).toBeGreaterThanOrEqual(7);
 });

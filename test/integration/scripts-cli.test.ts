@@ -52,6 +52,7 @@ const SCRIPTS: Array<[string, string]> = [
   ['npm run sync', 'src/cli/sync-cli.ts'],
   ['npm run openemr:register', 'scripts/openemr-register.ts'],
   ['npm run profiles:extract', 'scripts/extract-validation-profiles.ts'],
+  ['npm run bench', 'scripts/bench/bench.ts'],
 ];
 
 describe.each(SCRIPTS)('%s', (command, script) => {
@@ -67,6 +68,17 @@ describe.each(SCRIPTS)('%s', (command, script) => {
     expect(stdout).toBe('');
     expect(stderr).toBe("Unknown option '--bogus'. Run with --help for the options.\n");
   });
+});
+
+test('a bad bench option value is one line and exit 64, before anything starts', () => {
+  for (const [args, line] of [
+    [['--observations', 'many'], 'Option --observations must be a non-negative number.'],
+    [['--cpus', 'half'], 'Option --cpus must be split or shared.'],
+    [['--set', 'novalue'], 'Option --set wants KEY=VALUE.'],
+  ] as const) {
+    const { code, stdout, stderr } = run('scripts/bench/bench.ts', [...args]);
+    expect({ code, stdout, stderr }).toEqual({ code: 64, stdout: '', stderr: `${line} Run with --help for the options.\n` });
+  }
 });
 
 test('key files are written readable by their owner only, even over a wider file or a planted link', () => {

@@ -2,6 +2,8 @@ import { syncObservationHandler } from '../../functions/sync-observation';
 import { syncPatientHandler } from '../../functions/sync-patient';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { startStack, type Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
+import { loadConfig } from '../../src/config/load';
 import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
 import { invoke, runSummaryOf, useStack } from '../helpers/functions';
 
@@ -114,17 +116,24 @@ describe('sync one observation', () => {
 });
 
 describe('sync one patient with all observations', () => {
-  test('writes the Patient and every Observation of it', async () => {
-    const expected = stack.openemr.store
-      .ids('Observation')
-      .filter((id) => String((stack.openemr.store.get('Observation', id) as any).subject?.reference).endsWith(patientId)).length;
+  test('writes the Patient and every resource of each carried type of it', async () => {
+    const { resourceTypes } = loadConfig(stack.env).sync;
+    const ofPatient = (type: SupportedType) =>
+      stack.openemr.store
+        .ids(type)
+        .filter((id) => String((stack.openemr.store.get(type, id) as any).subject?.reference).endsWith(patientId)).length;
+    const expected = Object.fromEntries(resourceTypes.map((t) => [t, t === 'Patient' ? 1 : ofPatient(t as SupportedType)]));
     const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
     expect(answer.status).toBe(200);
-    expect(answer.json.read).toBe(expected + 1);
+    expect(answer.json.read).toBe(Object.values(expected).reduce((a, b) => a + b, 0));
     expect(answer.json.failed).toBe(0);
-    expect(answer.json.byType.Observation.created + answer.json.byType.Observation.updated + answer.json.byType.Observation.unchanged).toBe(
-      expected,
+    const written = Object.fromEntries(
+      Object.entries(answer.json.byType as Record<string, Record<string, number>>).map(([t, c]) => [
+        t,
+        c.created! + c.updated! + c.unchanged!,
+      ]),
     );
+    expect(written).toEqual(Object.fromEntries(Object.entries(expected).filter(([, n]) => n > 0)));
   });
 
   test('an OpenEMR token that expires in the middle of a run is renewed and the run completes', async () => {

@@ -54,6 +54,11 @@ describe('granted scopes', () => {
   test('a token without the Observation read scope is reported', () => {
     expect(missingRequiredScopes(requested, 'system/Patient.read')).toEqual(['system/Observation.read']);
   });
+  test('a read scope of any carried type the token lacks is reported (not only Patient and Observation)', () => {
+    expect(
+      missingRequiredScopes('system/Patient.read system/Encounter.rs system/Condition.read', 'system/Patient.read system/Condition.read'),
+    ).toEqual(['system/Encounter.rs']);
+  });
   test('missing bulk export scopes are not a failure: the connector reads by search instead', () => {
     expect(missingRequiredScopes(requested, 'system/Patient.read system/Observation.read')).toEqual([]);
   });

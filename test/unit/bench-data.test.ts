@@ -1,4 +1,5 @@
-import { loadTemplates, namedUuid, observationsOf, planPatients } from '../../scripts/bench/data';
+import { allResources, loadTemplates, namedUuid, observationsOf, planPatients } from '../../scripts/bench/data';
+import { DEFAULT_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 
 const templates = loadTemplates();
 
@@ -36,5 +37,37 @@ describe('benchmark data', () => {
     for (let i = 0; i < 200_000; i++) ids.add(namedUuid(42, 'Observation', i));
     expect(ids.size).toBe(200_000);
     for (const id of [...ids].slice(0, 100)) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  test('a mixed data set: every carried type the sample has, at its rate per Patient, in reference order, every carried reference resolving', () => {
+    const types = DEFAULT_RESOURCE_TYPES.split(',');
+    const planned = planPatients(templates, 30, 3000, 5, types);
+    const all = [...allResources(templates, planned)];
+    const count = (type: string) => all.filter((r) => r.resourceType === type).length;
+    // Each patient-scoped carried type of the sample is generated (Encounter and Condition now; new rows when carried).
+    for (const type of Object.keys(templates.others).filter((t) => types.includes(t))) {
+      expect(count(type)).toBeGreaterThan(0);
+      // The sample's rate per Patient, give or take the weights' rounding.
+      expect(Math.abs(count(type) / 30 - templates.perPatient[type]!)).toBeLessThan(templates.perPatient[type]! * 0.25 + 1);
+    }
+    expect(count('Observation')).toBe(3000);
+    expect(count('Encounter')).toBeGreaterThan(100);
+    // Everything a resource points at (of a carried type) is generated, and comes before it.
+    const seen = new Set<string>();
+    const dangling: string[] = [];
+    for (const r of all) {
+      for (const ref of specOf(r.resourceType).references) {
+        const target = (r[ref.element] as { reference?: string } | undefined)?.reference;
+        if (target && !seen.has(target)) dangling.push(`${r.resourceType}/${r.id} -> ${target}`);
+      }
+      seen.add(`${r.resourceType}/${r.id}`);
+    }
+    expect(dangling).toEqual([]);
+    expect(new Set(all.map((r) => `${r.resourceType}/${r.id}`)).size).toBe(all.length);
+    // Patient and Observation only: the Observations are those of a plan without the other types.
+    const plain = planPatients(templates, 30, 3000, 5);
+    expect([...observationsOf(templates, plain[3]!)].map((o) => o.id)).toEqual(
+      [...observationsOf(templates, planned[3]!)].map((o) => o.id),
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../src/config/load';
 import { envSchema, SETTINGS } from '../../src/config/schema';
-import { KNOWN_RESOURCE_TYPES } from '../../src/sync/resource-types';
+import { OPTIONAL_SCOPES } from '../../src/openemr/scopes';
+import { KNOWN_RESOURCE_TYPES, RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 import { makeRsaKey } from '../helpers/keys';
 import { configError, minimalSettings } from '../helpers/settings';
 
@@ -105,15 +106,47 @@ describe('configuration', () => {
     expect(
       loadConfig(env({ SYNC_RESOURCE_TYPES: 'AllergyIntolerance,Immunization,Patient,MedicationRequest,Procedure' })).sync.resourceTypes,
     ).toEqual(['Patient', 'Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance']);
-    expect(loadConfig(env()).sync.resourceTypes).toEqual(['Patient', 'Observation']);
     expect(KNOWN_RESOURCE_TYPES).toEqual(
       expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference']),
     );
+    // Unset: every row of the table carried by default, in reference order.
+    expect(loadConfig(env()).sync.resourceTypes).toEqual(RESOURCE_TYPES.filter((t) => t.carriedByDefault).map((t) => t.type));
+    expect(loadConfig(env()).sync.resourceTypes).toEqual(expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation']));
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe(
       `Setting SYNC_RESOURCE_TYPES must be a comma-separated list of ${KNOWN_RESOURCE_TYPES.join(', ')}.`,
     );
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Observation' })).message).toBe(
       'Setting SYNC_RESOURCE_TYPES must include Patient (every other type points at it).',
+    );
+  });
+
+  test('OPENEMR_SCOPES unset: a read scope per carried type and the bulk export scopes', () => {
+    expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Patient,Condition' })).openemr.scopes).toBe(
+      'system/Patient.read system/Condition.read system/*.$export system/*.$bulkdata-status system/Binary.read',
+    );
+    const all = loadConfig(env()).sync.resourceTypes;
+    expect(loadConfig(env()).openemr.scopes.split(' ')).toEqual([...all.map((t) => specOf(t).read.scope), ...OPTIONAL_SCOPES]);
+  });
+
+  test('an explicit OPENEMR_SCOPES must let the client search every carried type: one sentence names the setting and the missing scope', () => {
+    expect(
+      configError(
+        env({ SYNC_RESOURCE_TYPES: 'Patient,Encounter,Observation', OPENEMR_SCOPES: 'system/Patient.read system/Observation.rs' }),
+      ).message,
+    ).toBe(
+      'Setting OPENEMR_SCOPES lacks system/Encounter.read (or the .rs form from OpenEMR 7.0.4): SYNC_RESOURCE_TYPES carries Encounter, and OpenEMR answers a search without its scope with 401.',
+    );
+    // v1, v2 (any cruds holding r and s) and wildcard scopes all count; export scopes do not.
+    for (const scopes of [
+      'system/Patient.rs system/Encounter.cruds',
+      'system/*.read',
+      'system/*.rs',
+      'system/Patient.read system/Encounter.*',
+    ]) {
+      expect(loadConfig(env({ SYNC_RESOURCE_TYPES: 'Patient,Encounter', OPENEMR_SCOPES: scopes })).openemr.scopes).toBe(scopes);
+    }
+    expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient', OPENEMR_SCOPES: 'system/*.$export system/Patient.r' })).setting).toBe(
+      'OPENEMR_SCOPES',
     );
   });
 

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SETTINGS } from '../../src/config/schema';
+import { KNOWN_RESOURCE_TYPES } from '../../src/sync/resource-types';
 import { EVENTS, METRICS } from '../../src/telemetry/names';
 
 const root = path.resolve(__dirname, '../..');
@@ -393,6 +394,17 @@ describe('workbook and alerts', () => {
     for (const table of ['customEvents', 'customMetrics', 'dependencies', 'exceptions'])
       expect(all).toMatch(new RegExp(`^${table}\\b|\\b${table}\\s*\\n`, 'm'));
     expect(all).toContain('customDimensions.side');
+  });
+
+  it('shows every carried type: per-type panels split by the resourceType dimension and name no type (nor do the alerts)', () => {
+    const perType: string[] = workbook.items
+      .filter((i: any) => i.type === 3 && /\btype\b/i.test(String(i.content.title)))
+      .map((i: any) => i.content.query);
+    expect(perType.length).toBeGreaterThanOrEqual(4);
+    for (const q of perType) expect(q).toMatch(/customDimensions\.resourceType/);
+    // A fixed list would leave out the types the table gains: no query or alert names one.
+    for (const text of [...queries, alertsText])
+      for (const type of KNOWN_RESOURCE_TYPES) expect([type, new RegExp(`['"]${type}['"]`).test(text)]).toEqual([type, false]);
   });
 
   it('is deployed by Bicep from this file, bound to Application Insights', () => {

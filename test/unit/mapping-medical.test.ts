@@ -11,14 +11,15 @@
 import path from 'node:path';
 import type { AllergyIntolerance, Immunization, MedicationRequest, Patient, Procedure } from '@medplum/fhirtypes';
 import { createResourceMapper, type MapOutcome } from '../../src/mapping';
-import { SYNCED_TYPES, type SyncedResource } from '../../src/fhir/types';
+import type { SyncedResource } from '../../src/fhir/types';
+import { KNOWN_RESOURCE_TYPES } from '../../src/sync/resource-types';
 import { DEFAULT_OPTIONS, deidOptions, readNdjson } from '../fixtures/mapping/load';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 const EXAMPLE_DRUGS = path.resolve(__dirname, '../..', 'mappings/examples/openemr-local-drugs.example.json');
 const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
 const CVX = 'http://hl7.org/fhir/sid/cvx';
-const CARRIED = [...SYNCED_TYPES];
+const CARRIED = [...KNOWN_RESOURCE_TYPES];
 const all = <T>(file: string): T[] => readNdjson<T>(path.join(DATA, file));
 /** As OpenEMR serves them: urn:uuid references resolved to Type/id. */
 function served<T>(r: T, patientElement: 'subject' | 'patient'): T {
