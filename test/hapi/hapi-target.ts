@@ -2,6 +2,7 @@ import { contentHash } from '../../src/fhir/canonical';
 import type { ResourceMapper } from '../../src/mapping/contract';
 import { withoutStampedSource } from '../../src/target';
 import type { Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr';
 import { diffHashes, expectedTarget } from '../helpers/incremental-stack';
 
 /** Every resource of a type HAPI holds now (deleted ones excluded), paged by HAPI's next links. */
@@ -25,10 +26,11 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
 export async function hapiDiff(
   stack: Stack,
   mapper: ResourceMapper,
+  types: readonly SupportedType[] = ['Patient', 'Observation'],
 ): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
-  const { hashes, unmappable } = expectedTarget(stack, mapper);
+  const { hashes, unmappable } = expectedTarget(stack, mapper, types);
   const actual = new Map<string, string>();
-  for (const type of ['Patient', 'Observation'])
+  for (const type of types)
     for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
   return { ...diffHashes(hashes, actual), unmappable: unmappable.length };
 }

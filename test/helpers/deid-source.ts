@@ -1,0 +1,53 @@
+import type { OpenEmrStandInStore } from '../../stack/openemr';
+
+/** Ids of the resources withFreeText adds (UUID-shaped, as OpenEMR's). */
+export const FREE_TEXT_IDS = { condition: 'd0d0d0d0-0000-4000-8000-000000000001', observation: 'd0d0d0d0-0000-4000-8000-000000000002' };
+
+/**
+ * Adds to the OpenEMR stand-in what the sample data lacks and a clinician writes: a Condition and an
+ * Observation of the first Patient with narrative, notes, a reference display and an identifier,
+ * each quoting the Patient's name, phone and street, so a de-identification audit has free text to
+ * look for in every type it carries (OpenEMR fills Condition.note from the issue's comments,
+ * FhirConditionService.php, and narratives from its data).
+ */
+export function withFreeText(store: OpenEmrStandInStore): void {
+  const condition = store.get('Condition', store.ids('Condition')[0]!) as Record<string, any>;
+  const patientId = (condition.subject.reference as string).split('/').pop()!;
+  const patient = store.get('Patient', patientId) as Record<string, any>;
+  const who = `${patient.name[0].given[0]} ${patient.name[0].family}`;
+  const phone = patient.telecom[0].value as string;
+  const street = patient.address[0].line[0] as string;
+  const narrative = (what: string) => ({
+    status: 'generated',
+    div: `<div xmlns="http://www.w3.org/1999/xhtml"><p>${what} of ${who}, ${street}</p></div>`,
+  });
+  const { meta: _c, ...conditionBody } = condition;
+  store.put({
+    ...conditionBody,
+    id: FREE_TEXT_IDS.condition,
+    resourceType: 'Condition',
+    text: narrative('Problem list entry'),
+    identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5', value: 'PROB-778-4412' }],
+    subject: { reference: `Patient/${patientId}`, display: who },
+    note: [
+      { authorString: 'Nurse Odalys Pennington', time: '2016-09-14T08:00:00+00:00', text: `${who} asked to be called back on ${phone}` },
+    ],
+  });
+  const observation = store.get(
+    'Observation',
+    store
+      .ids('Observation')
+      .find(
+        (id) => store.get('Observation', id)!.subject && (store.get('Observation', id) as any).subject.reference === `Patient/${patientId}`,
+      )!,
+  ) as Record<string, any>;
+  const { meta: _o, ...observationBody } = observation;
+  store.put({
+    ...observationBody,
+    id: FREE_TEXT_IDS.observation,
+    resourceType: 'Observation',
+    text: narrative('Measurement'),
+    identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.6', value: 'LAB-ACC-55120' }],
+    note: [{ text: `Drawn at home (${street}); ${who}'s daughter Marisol Quenby present` }],
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * De-identification end to end against the AHDS stand-in (the HAPI tier runs the same audit against
+ * a real HAPI server, test/hapi/deid.test.ts): DEID_MODE=on, a sync of every type the OpenEMR
+ * stand-in serves and the connector carries, then the target audited from the outside
+ * (test/helpers/deid-audit.ts).
+ */
+import { syncRunHandler } from '../../functions/sync-run';
+import { startStack, type Stack } from '../../stack';
+import { SUPPORTED_TYPES, type SupportedType } from '../../stack/openemr/resource-shape';
+import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
+import { auditDeidentified } from '../helpers/deid-audit';
+import { FREE_TEXT_IDS, withFreeText } from '../helpers/deid-source';
+import { invoke, useStack } from '../helpers/functions';
+import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+
+const TYPES = KNOWN_RESOURCE_TYPES.filter((t): t is SupportedType => (SUPPORTED_TYPES as readonly string[]).includes(t));
+const DEID_KEY = 'ahds-deid-test-key-0123456789abcdef0123';
+let stack: Stack;
+let settings: Record<string, string>;
+
+beforeAll(async () => {
+  stack = await startStack({ azurite: true });
+  settings = {
+    SYNC_TABLE_PREFIX: 'deid',
+    SYNC_RESOURCE_TYPES: TYPES.join(','),
+    OPENEMR_SCOPES: [...TYPES.map((t) => specOf(t).read.scope), 'system/*.$export system/*.$bulkdata-status system/Binary.read'].join(' '),
+    DEID_MODE: 'on',
+    DEID_KEY,
+    SYNC_LAG_SECONDS: '5',
+    AHDS_BATCH_SIZE: '100',
+  };
+  useStack(stack, settings);
+  withFreeText(stack.openemr.store);
+}, 120_000);
+afterAll(() => stack?.close());
+
+test('a de-identified sync leaves nothing identifying in the target, hashes every id, resolves every reference and moves every date of a patient by one shift', async () => {
+  const answer = await invoke(syncRunHandler, { url: 'sync/run' });
+  expect(answer.status).toBe(200);
+  expect(answer.json).toMatchObject({ status: 'ok', failed: 0, deadLettered: 0 });
+  const diff = await targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
+  expect(diff).toEqual({ missing: [], stale: [], extra: [] });
+
+  const store = stack.openemr.store;
+  const source = TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+  const written: Array<Record<string, any>> = [];
+  for (const type of TYPES) written.push(...((await stack.ahds.snapshot(type)) as Array<Record<string, any>>));
+  const audit = auditDeidentified({ source, written, key: DEID_KEY });
+  expect(audit.leaks).toEqual([]);
+  expect(audit.unhashedIds).toEqual([]);
+  expect(audit.unresolved).toEqual([]);
+  expect(audit.badDates).toEqual([]);
+  expect(audit.shifts.size).toBe(store.count('Patient'));
+  expect(audit.counts.dates).toBeGreaterThan(written.length);
+  expect(audit.references.length).toBeGreaterThan(store.count('Patient'));
+}, 300_000);
+
+test('the audit finds what it looks for: the same sync without DEID_MODE fails it on names, narrative, notes, ids and dates', () => {
+  const store = stack.openemr.store;
+  const mapper = mapperFor({ ...stack.env, ...settings, DEID_MODE: 'off' });
+  const source = TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+  const written = source.flatMap((r) => {
+    const outcome = mapper.map(r as never);
+    return outcome.ok ? [outcome.resource as unknown as Record<string, any>] : [];
+  });
+  const audit = auditDeidentified({ source, written, key: DEID_KEY });
+  const leaked = new Set(audit.leaks.map((l) => l.split(':')[0]));
+  expect(leaked.has(`Condition/${FREE_TEXT_IDS.condition}`)).toBe(true);
+  expect(leaked.has(`Observation/${FREE_TEXT_IDS.observation}`)).toBe(true);
+  expect([...leaked].filter((l) => l.startsWith('Patient/')).length).toBe(store.count('Patient'));
+  expect(audit.unhashedIds.length).toBe(written.length);
+});
