@@ -34,22 +34,24 @@ const daysBetween = (a: string, b: string) => Math.round((Date.parse(b.slice(0, 
 export function auditDeidentified(options: { source: Json[]; written: Json[]; key: string }): DeidAudit {
   const { source, written } = options;
   const deid = new Deidentifier(options.key);
-  const values = new Set<string>();
+  const values = new Map<string, string>();
   const ids = new Set<string>();
   for (const r of source) collectIdentifying(r, '', values, ids);
   // Short values ("MA", "US", "Mr.") say nothing alone and would match everywhere; values holding a
   // UUID are found by the UUID check below. As they stand in JSON text.
-  const needles = [...values].filter((v) => v.length >= 4 && !UUID.test(v)).map((v) => JSON.stringify(v).slice(1, -1));
+  const needles = [...values]
+    .filter(([v]) => v.length >= 4 && !UUID.test(v))
+    .map(([v, kind]) => ({ text: JSON.stringify(v).slice(1, -1), kind }));
 
   const leaks: string[] = [];
   const texts = written.map((r) => JSON.stringify(r));
   // One pass over everything per value; resources are searched only for the values found at all.
   const all = texts.join('\n');
-  const found = needles.filter((v) => all.includes(v));
+  const found = needles.filter((v) => all.includes(v.text));
   written.forEach((r, i) => {
     const at = `${r.resourceType}/${r.id}`;
     const json = texts[i]!;
-    for (const v of found) if (json.includes(v)) leaks.push(`${at}: an identifying value of the source`);
+    for (const v of found) if (containsWord(json, v.text)) leaks.push(`${at}: ${v.kind} of the source`);
     if (UUID.test(json)) leaks.push(`${at}: a UUID (the source's ids are UUIDs)`);
     for (const token of stringsOf(r).flatMap((s) => s.split(/[/:|#?=&\s]+/))) if (ids.has(token)) leaks.push(`${at}: a source id`);
   });
@@ -113,7 +115,7 @@ export function auditDeidentified(options: { source: Json[]; written: Json[]; ke
 }
 
 /** Free text, names, contact points, identifiers, addresses and every id of a source resource. */
-function collectIdentifying(node: unknown, key: string, values: Set<string>, ids: Set<string>): void {
+function collectIdentifying(node: unknown, key: string, values: Map<string, string>, ids: Set<string>): void {
   if (Array.isArray(node)) {
     for (const item of node) collectIdentifying(item, key, values, ids);
     return;
@@ -121,32 +123,50 @@ function collectIdentifying(node: unknown, key: string, values: Set<string>, ids
   if (!node || typeof node !== 'object') return;
   const o = node as Json;
   if (typeof o.resourceType === 'string' && typeof o.id === 'string') ids.add(o.id);
-  const add = (v: unknown) => {
-    for (const s of Array.isArray(v) ? v : [v]) if (typeof s === 'string' && s.trim()) values.add(s);
+  const add = (v: unknown, kind: string) => {
+    for (const s of Array.isArray(v) ? v : [v]) if (typeof s === 'string' && s.trim() && !values.has(s)) values.set(s, kind);
   };
   if (typeof o.reference === 'string') {
     const id = o.reference.split(/[/:]/).pop();
     if (id) ids.add(id);
-    add(o.display);
+    add(o.display, 'a reference display');
   }
-  if (key === 'identifier' || key === 'valueIdentifier') add(o.value);
-  if (key === 'name' || key === 'valueHumanName') [o.family, o.given, o.text].forEach(add);
-  if (key === 'telecom' || key === 'valueContactPoint') add(o.value);
-  if (key === 'address' || key === 'valueAddress') [o.line, o.city, o.district, o.postalCode, o.text].forEach(add);
+  if (key === 'identifier' || key === 'valueIdentifier') add(o.value, 'an identifier value');
+  if (key === 'name' || key === 'valueHumanName') [o.family, o.given, o.text].forEach((v) => add(v, 'a name'));
+  if (key === 'telecom' || key === 'valueContactPoint') add(o.value, 'a telecom value');
+  if (key === 'address' || key === 'valueAddress')
+    [o.line, o.city, o.district, o.postalCode, o.text].forEach((v) => add(v, 'an address part'));
   if (key === 'text' && typeof o.div === 'string') {
-    add(o.div);
+    add(o.div, 'a narrative');
     add(
       o.div
         .replace(/<[^>]*>/g, ' ')
         .replace(/\s+/g, ' ')
         .trim(),
+      "a narrative's text",
     );
   }
-  if (key === 'note') [o.text, o.authorString].forEach(add);
-  if (typeof o.url === 'string' && o.url.endsWith('patient-mothersMaidenName')) add(o.valueString);
-  for (const k of ['description', 'comment', 'conclusion']) add(o[k]);
-  if (typeof o.data === 'string') add(o.data);
+  if (key === 'note') [o.text, o.authorString].forEach((v) => add(v, 'a note'));
+  if (typeof o.url === 'string' && o.url.endsWith('patient-mothersMaidenName')) add(o.valueString, "a mother's maiden name");
+  for (const k of ['description', 'comment', 'conclusion']) add(o[k], 'free text');
+  if (typeof o.data === 'string') add(o.data, 'an attachment');
   for (const [k, v] of Object.entries(o)) if (v && typeof v === 'object') collectIdentifying(v, k, values, ids);
+}
+
+/**
+ * Whether `text` holds `word` standing alone: not inside a longer run of letters and digits (a
+ * 5-digit postal code turns up inside 32-hex hashes by chance, as any short number would).
+ */
+function containsWord(text: string, word: string): boolean {
+  const alnum = /[A-Za-z0-9]/;
+  for (let i = text.indexOf(word); i !== -1; i = text.indexOf(word, i + 1)) {
+    const before = text[i - 1];
+    const after = text[i + word.length];
+    const openStart = !alnum.test(word[0]!) || before === undefined || !alnum.test(before);
+    const openEnd = !alnum.test(word[word.length - 1]!) || after === undefined || !alnum.test(after);
+    if (openStart && openEnd) return true;
+  }
+  return false;
 }
 
 function stringsOf(node: unknown): string[] {
