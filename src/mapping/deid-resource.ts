@@ -17,13 +17,14 @@ import { ensureDefinitionsIndexed } from './validate';
  *   and `identifier` go; a reference that is not `Type/id` (contained `#x`, conditional, absolute
  *   elsewhere, `urn:`) goes with its Reference, as the research target could not resolve it;
  * - removed wherever they stand (Safe Harbor, 45 CFR §164.514(b)(2)(i)): HumanName (A, names),
- *   ContactPoint (D-F, telephone, fax, e-mail), Identifier (G-K, L-N, R: record, account, licence,
- *   device and any other number, also Reference.identifier), LocationPosition (B, coordinates),
- *   Signature; and free text, which can hold any of the eighteen: Narrative (`text`), Annotation
- *   (`note`, …), markdown, and string elements named description, comment, conclusion, alias,
- *   patientInstruction or name (names of organizations, locations, devices);
+ *   ContactPoint (D-F, telephone, fax, e-mail), Identifier (G-M and R: SSN, record, plan, account,
+ *   licence, vehicle, device and any other number; also Reference.identifier), LocationPosition
+ *   (B, coordinates), Signature; and free text, which can hold any of the eighteen: Narrative
+ *   (`text`), Annotation (`note`, …), markdown, and string elements named description, comment,
+ *   conclusion, alias, patientInstruction or name (names of organizations, locations, devices);
  * - Address keeps use, type, state and country only (B allows the state); Attachment keeps
- *   contentType, language and creation (the document itself, `data` or `url`, and its title go);
+ *   contentType, language and creation (the document or photo itself, `data` or `url` (N, Q), and
+ *   its title go);
  * - contained resources go (their references too); extensions that carry names or places
  *   (mothersMaidenName, birthPlace, geolocation, nationality, citizenship, humanname-*, ADXP-*, or any
  *   whose value is a name, address, contact point, identifier or attachment) go;
