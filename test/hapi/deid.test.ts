@@ -1,9 +1,7 @@
 import { syncRunHandler } from '../../functions/sync-run';
 import { startStack, type Stack } from '../../stack';
-import { SUPPORTED_TYPES, type SupportedType } from '../../stack/openemr/resource-shape';
-import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 import { auditDeidentified } from '../helpers/deid-audit';
-import { withFreeText } from '../helpers/deid-source';
+import { DEID_TYPES, deidFeedSettings, servedSource, withFreeText } from '../helpers/deid-source';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor } from '../helpers/incremental-stack';
 import { hapiAll, hapiDiff } from './hapi-target';
@@ -17,23 +15,14 @@ import { hapiAll, hapiDiff } from './hapi-target';
  * anywhere, every id a keyed hash, every reference answered by HAPI, every date of a patient moved
  * by that patient's one shift, and 0 validator errors.
  */
-const TYPES = KNOWN_RESOURCE_TYPES.filter((t): t is SupportedType => (SUPPORTED_TYPES as readonly string[]).includes(t));
+const TYPES = DEID_TYPES;
 const DEID_KEY = 'hapi-deid-test-key-0123456789abcdef0123';
 let stack: Stack;
 let settings: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true, target: 'hapi', hapi: { log: (l) => console.log(l) } });
-  settings = {
-    SYNC_TABLE_PREFIX: 'hapideid',
-    SYNC_RESOURCE_TYPES: TYPES.join(','),
-    OPENEMR_SCOPES: [...TYPES.map((t) => specOf(t).read.scope), 'system/*.$export system/*.$bulkdata-status system/Binary.read'].join(' '),
-    DEID_MODE: 'on',
-    DEID_KEY,
-    SYNC_LAG_SECONDS: '5',
-    AHDS_BATCH_SIZE: '100',
-    AHDS_MAX_CONCURRENCY: '4',
-  };
+  settings = deidFeedSettings('hapideid', DEID_KEY);
   useStack(stack, settings);
   withFreeText(stack.openemr.store);
 }, 900_000);
@@ -51,7 +40,7 @@ test('a de-identified full sync into HAPI: nothing identifying arrives, ids are 
   expect(d).toEqual({ missing: [], stale: [], extra: [], unmappable: d.unmappable });
 
   const store = stack.openemr.store;
-  const source = TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+  const source = servedSource(store);
   const written: Array<Record<string, any>> = [];
   for (const type of TYPES) {
     const held = await hapiAll(stack.hapi!.fhirUrl, type);

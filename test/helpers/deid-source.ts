@@ -1,4 +1,30 @@
 import type { OpenEmrStandInStore } from '../../stack/openemr';
+import { SUPPORTED_TYPES, type SupportedType } from '../../stack/openemr/resource-shape';
+import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
+
+/** Every type the OpenEMR stand-in serves and the connector carries, in reference order. */
+export const DEID_TYPES = KNOWN_RESOURCE_TYPES.filter((t): t is SupportedType => (SUPPORTED_TYPES as readonly string[]).includes(t));
+
+/** The settings of a de-identified feed of DEID_TYPES (scopes for each), four bundles of 100 at a time. */
+export function deidFeedSettings(prefix: string, key: string): Record<string, string> {
+  return {
+    SYNC_TABLE_PREFIX: prefix,
+    SYNC_RESOURCE_TYPES: DEID_TYPES.join(','),
+    OPENEMR_SCOPES: [...DEID_TYPES.map((t) => specOf(t).read.scope), 'system/*.$export system/*.$bulkdata-status system/Binary.read'].join(
+      ' ',
+    ),
+    DEID_MODE: 'on',
+    DEID_KEY: key,
+    SYNC_LAG_SECONDS: '5',
+    AHDS_BATCH_SIZE: '100',
+    AHDS_MAX_CONCURRENCY: '4',
+  };
+}
+
+/** What the stand-in serves of DEID_TYPES: the source the audit compares the target with. */
+export function servedSource(store: OpenEmrStandInStore): Array<Record<string, any>> {
+  return DEID_TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+}
 
 /** Ids of the resources withFreeText adds (UUID-shaped, as OpenEMR's). */
 export const FREE_TEXT_IDS = { condition: 'd0d0d0d0-0000-4000-8000-000000000001', observation: 'd0d0d0d0-0000-4000-8000-000000000002' };

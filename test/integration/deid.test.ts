@@ -6,29 +6,19 @@
  */
 import { syncRunHandler } from '../../functions/sync-run';
 import { startStack, type Stack } from '../../stack';
-import { SUPPORTED_TYPES, type SupportedType } from '../../stack/openemr/resource-shape';
-import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 import { auditDeidentified } from '../helpers/deid-audit';
-import { FREE_TEXT_IDS, withFreeText } from '../helpers/deid-source';
+import { DEID_TYPES, deidFeedSettings, FREE_TEXT_IDS, servedSource, withFreeText } from '../helpers/deid-source';
 import { invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 
-const TYPES = KNOWN_RESOURCE_TYPES.filter((t): t is SupportedType => (SUPPORTED_TYPES as readonly string[]).includes(t));
+const TYPES = DEID_TYPES;
 const DEID_KEY = 'ahds-deid-test-key-0123456789abcdef0123';
 let stack: Stack;
 let settings: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startStack({ azurite: true });
-  settings = {
-    SYNC_TABLE_PREFIX: 'deid',
-    SYNC_RESOURCE_TYPES: TYPES.join(','),
-    OPENEMR_SCOPES: [...TYPES.map((t) => specOf(t).read.scope), 'system/*.$export system/*.$bulkdata-status system/Binary.read'].join(' '),
-    DEID_MODE: 'on',
-    DEID_KEY,
-    SYNC_LAG_SECONDS: '5',
-    AHDS_BATCH_SIZE: '100',
-  };
+  settings = deidFeedSettings('deid', DEID_KEY);
   useStack(stack, settings);
   withFreeText(stack.openemr.store);
 }, 120_000);
@@ -42,7 +32,7 @@ test('a de-identified sync leaves nothing identifying in the target, hashes ever
   expect(diff).toEqual({ missing: [], stale: [], extra: [] });
 
   const store = stack.openemr.store;
-  const source = TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+  const source = servedSource(store);
   const written: Array<Record<string, any>> = [];
   for (const type of TYPES) written.push(...((await stack.ahds.snapshot(type)) as Array<Record<string, any>>));
   const audit = auditDeidentified({ source, written, key: DEID_KEY });
@@ -58,7 +48,7 @@ test('a de-identified sync leaves nothing identifying in the target, hashes ever
 test('the audit finds what it looks for: the same sync without DEID_MODE fails it on names, narrative, notes, ids and dates', () => {
   const store = stack.openemr.store;
   const mapper = mapperFor({ ...stack.env, ...settings, DEID_MODE: 'off' });
-  const source = TYPES.flatMap((t) => store.ids(t).map((id) => store.get(t, id) as Record<string, any>));
+  const source = servedSource(store);
   const written = source.flatMap((r) => {
     const outcome = mapper.map(r as never);
     return outcome.ok ? [outcome.resource as unknown as Record<string, any>] : [];
