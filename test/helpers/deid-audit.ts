@@ -115,6 +115,17 @@ export function auditDeidentified(options: { source: Json[]; written: Json[]; ke
 }
 
 /** Free text, names, contact points, identifiers, addresses and every id of a source resource. */
+/** What a clean de-identified target gives: nothing found, every patient's dates seen. */
+export function expectClean(audit: DeidAudit, counts: { patients: number; written: number }): void {
+  expect(audit.leaks).toEqual([]);
+  expect(audit.unhashedIds).toEqual([]);
+  expect(audit.unresolved).toEqual([]);
+  expect(audit.badDates).toEqual([]);
+  expect(audit.shifts.size).toBe(counts.patients);
+  expect(audit.counts.dates).toBeGreaterThan(counts.written);
+  expect(audit.references.length).toBeGreaterThan(counts.patients);
+}
+
 function collectIdentifying(node: unknown, key: string, values: Map<string, string>, ids: Set<string>): void {
   if (Array.isArray(node)) {
     for (const item of node) collectIdentifying(item, key, values, ids);

@@ -1,4 +1,6 @@
+import { startStack, type Stack, type StackOptions } from '../../stack';
 import type { OpenEmrStandInStore } from '../../stack/openemr';
+import { useStack } from './functions';
 import { SUPPORTED_TYPES, type SupportedType } from '../../stack/openemr/resource-shape';
 import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 
@@ -19,6 +21,19 @@ export function deidFeedSettings(prefix: string, key: string): Record<string, st
     AHDS_BATCH_SIZE: '100',
     AHDS_MAX_CONCURRENCY: '4',
   };
+}
+
+/** A stack whose connector settings are a de-identified feed, with free text added to the source. */
+export async function startDeidFeed(
+  prefix: string,
+  key: string,
+  options: StackOptions = {},
+): Promise<{ stack: Stack; settings: Record<string, string> }> {
+  const stack = await startStack({ azurite: true, ...options });
+  const settings = deidFeedSettings(prefix, key);
+  useStack(stack, settings);
+  withFreeText(stack.openemr.store);
+  return { stack, settings };
 }
 
 /** What the stand-in serves of DEID_TYPES: the source the audit compares the target with. */
