@@ -106,6 +106,15 @@ interface TypeInfo {
 
 const types = new Map<string, TypeInfo | null>();
 
+/**
+ * The FHIR type of an element of a type as written in JSON ("valueDateTime" of Extension is
+ * dateTime, "participant" of Encounter is EncounterParticipant), or undefined when the definitions
+ * do not know it. De-identification walks resources with it (deid-resource.ts).
+ */
+export function elementType(type: string, name: string): string | undefined {
+  return typeInfo(type)?.properties.get(name)?.typeCode;
+}
+
 function typeInfo(type: string): TypeInfo | null {
   let info = types.get(type);
   if (info !== undefined) return info;

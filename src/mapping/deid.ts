@@ -43,11 +43,6 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
 // FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, or a date with time and zone.
 const DATE_LIKE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(T.*)?)?)?$/;
 
-/** Whether a string has the shape of a FHIR date/dateTime/instant. */
-export function isDateLike(value: string): boolean {
-  return DATE_LIKE.test(value);
-}
-
 /**
  * Moves a FHIR date/dateTime/instant by whole days, keeping its precision and the time of day and
  * offset exactly as written. Year and year-month values move their first day and keep the

@@ -4,7 +4,8 @@ import { CHECKED_SYSTEMS, isStandardSystem, US_SSN, US_SSN_OID, V2_0203 } from '
 import { loadConceptMaps, type ConceptMapIndex, type TargetCoding } from './conceptmaps';
 import type { MapOutcome, MappingOptions, ResourceMapper, UnmappedCoding } from './contract';
 import { mapAttachments } from './attachments';
-import { Deidentifier, isDateLike, shiftDate } from './deid';
+import { Deidentifier } from './deid';
+import { deidentifyResource } from './deid-resource';
 import { normaliseQuantity } from './units';
 import { validationFailure, withSafeNarrative } from './validate';
 import { normaliseDirectoryResource } from './directory';
@@ -27,52 +28,11 @@ const DEFAULT_REF_TYPE: Record<string, string> = {
   device: 'Device',
   managingOrganization: 'Organization',
 };
-/** Keys whose string values are FHIR date/dateTime/instant (checked for the shape before shifting). */
-function isDateKey(key: string): boolean {
-  return (
-    key === 'birthDate' ||
-    key === 'issued' ||
-    key === 'start' ||
-    key === 'end' ||
-    key === 'date' ||
-    key === 'valueDate' ||
-    // Immunization.recorded/expirationDate, MedicationRequest.authoredOn, Condition.recordedDate,
-    // AllergyIntolerance.recordedDate/lastOccurrence: dates of the patient's care like the others.
-    key === 'recorded' ||
-    key === 'recordedDate' ||
-    key === 'authoredOn' ||
-    key === 'expirationDate' ||
-    key === 'lastOccurrence' ||
-    key.endsWith('DateTime') ||
-    key.endsWith('Instant')
-  );
-}
+
 /** Bundle-entry leftovers that are not resource content. */
 const ROOT_LEFTOVERS = new Set(['fullUrl', 'search', 'request', 'response']);
 
-/** Extensions that carry names or places, removed in de-identification mode. */
-const DEID_EXTENSION_URLS = new Set([
-  'http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName',
-  'http://hl7.org/fhir/StructureDefinition/patient-birthPlace',
-  'http://hl7.org/fhir/StructureDefinition/geolocation',
-  'http://hl7.org/fhir/StructureDefinition/patient-nationality',
-  'http://hl7.org/fhir/StructureDefinition/patient-citizenship',
-]);
-const DEID_EXTENSION_PREFIXES = [
-  'http://hl7.org/fhir/StructureDefinition/humanname-',
-  'http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-',
-];
-const DEID_VALUE_TYPES = ['valueHumanName', 'valueAddress', 'valueContactPoint', 'valueIdentifier', 'valueAttachment'];
-/** Patient elements that identify the person, removed in de-identification mode. */
-const DEID_PATIENT_DROP = ['text', 'identifier', 'name', 'telecom', 'address', 'photo', 'contact', 'contained'];
-const DEID_OBSERVATION_DROP = ['text', 'identifier', 'note', 'contained'];
-
 const US_CORE_PATIENT = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient';
-
-interface WalkContext {
-  /** Days to shift dates by (de-identification mode), else undefined. */
-  shift?: number;
-}
 
 /**
  * Builds the mapper. Reads and indexes every ConceptMap once (shipped maps, then the user's files);
@@ -130,7 +90,8 @@ class Mapper implements ResourceMapper {
           : type === 'Observation'
             ? this.mapObservation(resource as Observation, unmapped)
             : this.mapClinical(resource, spec, unmapped);
-      const out = withSafeNarrative(mapped);
+      // De-identification last, over the whole mapped resource, by FHIR data type (deid-resource.ts).
+      const out = withSafeNarrative(this.deid ? (deidentifyResource(mapped as never, this.deid, spec.mapping.deidDrop) as never) : mapped);
       const failure = validationFailure(out, this.options.validation);
       if (failure) return { ok: false, reason: failure };
       return { ok: true, resource: out, unmapped };
@@ -144,8 +105,7 @@ class Mapper implements ResourceMapper {
   // Patient
 
   private mapPatient(src: Patient): Patient {
-    const ctx: WalkContext = { shift: this.deid?.shiftDays(src.id!) };
-    const body = this.walkRoot(src, ctx, this.deid ? DEID_PATIENT_DROP : []);
+    const body = this.walkRoot(src);
     if (Array.isArray(body.link)) {
       // A link whose `other` was dropped (uncarried RelatedPerson) is no link.
       const links = (body.link as Json[]).filter((l) => l.other !== undefined);
@@ -160,10 +120,7 @@ class Mapper implements ResourceMapper {
   // Observation
 
   private mapObservation(src: Observation, unmapped: UnmappedCoding[]): Observation {
-    const subject = parseReference(src.subject?.reference, src.subject?.type ?? 'Patient');
-    const shiftKey = subject?.type === 'Patient' ? subject.id : undefined;
-    const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey ?? `Observation/${src.id}`) } : {};
-    const body = this.walkRoot(src, ctx, this.deid ? DEID_OBSERVATION_DROP : []) as Json;
+    const body = this.walkRoot(src);
 
     const report = reporter(unmapped);
     if (body.code) body.code = this.mapConcept(body.code as CodeableConcept, report);
@@ -188,20 +145,10 @@ class Mapper implements ResourceMapper {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Encounter, Condition (and any patient-scoped type of the table): the table's concepts through
-  // the ConceptMaps, dates shifted by the subject Patient's offset, its de-identification drops.
+  // Encounter, Condition (and any type of the table): the table's concepts through the ConceptMaps.
 
   private mapClinical(src: SyncedResource, spec: ResourceTypeSpec, unmapped: UnmappedCoding[]): SyncedResource {
-    // The Patient element the table names (subject, or patient for Immunization and AllergyIntolerance):
-    // every resource of one patient shifts its dates by that patient's offset.
-    const patientElement = spec.references.find((r) => r.type === 'Patient')?.element ?? 'subject';
-    const subject = parseReference(
-      (src as unknown as Record<string, { reference?: string } | undefined>)[patientElement]?.reference,
-      'Patient',
-    );
-    const shiftKey = subject?.type === 'Patient' ? subject.id : `${src.resourceType}/${src.id}`;
-    const ctx: WalkContext = this.deid ? { shift: this.deid.shiftDays(shiftKey) } : {};
-    const body = this.walkRoot(src, ctx, this.deid ? [...spec.mapping.deidDrop] : []);
+    const body = this.walkRoot(src);
     normaliseDirectoryResource(spec.type, body);
     const report = reporter(unmapped);
     for (const element of spec.mapping.concepts) {
@@ -264,36 +211,31 @@ class Mapper implements ResourceMapper {
   // Shared
 
   /** Copies the resource body (everything but resourceType, id and meta) through the walker. */
-  private walkRoot(src: SyncedResource, ctx: WalkContext, drop: string[]): Json {
+  private walkRoot(src: SyncedResource): Json {
     const out: Json = {};
     for (const [key, value] of Object.entries(src)) {
-      if (key === 'resourceType' || key === 'id' || key === 'meta' || ROOT_LEFTOVERS.has(key) || drop.includes(key)) continue;
-      const v = this.walk(value, key, ctx);
+      if (key === 'resourceType' || key === 'id' || key === 'meta' || ROOT_LEFTOVERS.has(key)) continue;
+      const v = this.walk(value, key);
       if (v !== undefined) out[key] = v;
     }
     return out;
   }
 
   /**
-   * A structural copy that drops empty strings, objects and arrays (FHIR forbids them), normalises
-   * references and, in de-identification mode, shifts dates and removes name/place extensions.
+   * A structural copy that drops empty strings, objects and arrays (FHIR forbids them) and
+   * normalises references.
    */
-  private walk(value: unknown, key: string, ctx: WalkContext): unknown {
-    if (typeof value === 'string') {
-      if (value.trim() === '') return undefined;
-      if (ctx.shift !== undefined && isDateKey(key) && isDateLike(value)) return shiftDate(value, ctx.shift);
-      return value;
-    }
+  private walk(value: unknown, key: string): unknown {
+    if (typeof value === 'string') return value.trim() === '' ? undefined : value;
     if (value === null) return undefined;
     if (typeof value !== 'object') return value;
     if (Array.isArray(value)) {
       const out: unknown[] = [];
       let present = 0;
       for (const item of value) {
-        if (this.deid && key === 'extension' && isDeidExtension(item)) continue;
         if (key === 'identifier' && this.isDroppedIdentifier(item)) continue;
         // null stays inside arrays: it aligns a primitive array with its _extension twin.
-        const v = item === null ? null : this.walk(item, key, ctx);
+        const v = item === null ? null : this.walk(item, key);
         if (v === undefined) continue;
         out.push(v);
         if (v !== null) present++;
@@ -303,40 +245,40 @@ class Mapper implements ResourceMapper {
     const obj = value as Json;
     // Reference.identifier is a single Identifier: the privacy filter applies wherever one stands.
     if (key === 'identifier' && this.isDroppedIdentifier(obj)) return undefined;
-    if (typeof obj.reference === 'string') return this.reference(obj, key, ctx);
+    if (typeof obj.reference === 'string') return this.reference(obj, key);
     const out: Json = {};
     for (const [k, v] of Object.entries(obj)) {
-      const w = this.walk(v, k, ctx);
+      const w = this.walk(v, k);
       if (w !== undefined) out[k] = w;
     }
     return Object.keys(out).length ? out : undefined;
   }
 
-  /** A Reference: normalised to relative Type/id, pseudonymised, or dropped per the settings. */
-  private reference(ref: Json, key: string, ctx: WalkContext): Json | undefined {
+  /**
+   * A Reference: normalised to relative Type/id (source ids; de-identification hashes them after),
+   * or dropped per the settings.
+   */
+  private reference(ref: Json, key: string): Json | undefined {
     const raw = ref.reference as string;
     let target: string | undefined;
     if (raw.startsWith('#')) {
-      if (this.deid) return undefined; // contained resources are removed in de-identification mode
       target = raw;
     } else {
       const parsed = parseReference(raw, (ref.type as string | undefined) ?? DEFAULT_REF_TYPE[key]);
       if (!parsed) {
-        // Not a literal reference we can read: nothing to resolve in the target, and in
-        // de-identification mode possibly identifying.
-        if (this.deid || this.options.uncarriedReferences === 'drop') return undefined;
+        // Not a literal reference we can read: nothing to resolve in the target.
+        if (this.options.uncarriedReferences === 'drop') return undefined;
         target = raw;
       } else {
         if (!this.carried.has(parsed.type) && this.options.uncarriedReferences === 'drop') return undefined;
-        target = `${parsed.type}/${this.targetId(parsed.type, parsed.id)}`;
+        target = `${parsed.type}/${parsed.id}`;
       }
     }
     const out: Json = {};
     for (const [k, v] of Object.entries(ref)) {
       if (k === 'reference') out.reference = target;
-      else if (this.deid && (k === 'display' || k === 'identifier')) continue;
       else {
-        const w = this.walk(v, k, ctx);
+        const w = this.walk(v, k);
         if (w !== undefined) out[k] = w;
       }
     }
@@ -353,10 +295,10 @@ class Mapper implements ResourceMapper {
 
   /** resourceType, id, meta (profiles vouched for, security labels), then the body. */
   private finish(src: SyncedResource, body: Json, profiles: string[]): SyncedResource {
-    const out: Json = { resourceType: src.resourceType, id: this.targetId(src.resourceType, src.id!) };
+    const out: Json = { resourceType: src.resourceType, id: src.id };
     const meta: Meta = {};
     if (profiles.length && this.options.profileClaims !== 'drop') meta.profile = profiles;
-    const security = src.meta?.security?.length ? (this.walk(src.meta.security, 'security', {}) as Coding[] | undefined) : undefined;
+    const security = src.meta?.security?.length ? (this.walk(src.meta.security, 'security') as Coding[] | undefined) : undefined;
     if (security) meta.security = security;
     if (meta.profile || meta.security) out.meta = meta;
     for (const [k, v] of Object.entries(body)) out[k] = v;
@@ -401,14 +343,6 @@ function mapLowHigh(range: Json): Json {
 function isSsnTyped(id: Json): boolean {
   const type = id.type as CodeableConcept | undefined;
   return (type?.coding ?? []).some((c) => c.code === 'SS' && (c.system === undefined || c.system === V2_0203));
-}
-
-function isDeidExtension(ext: unknown): boolean {
-  if (!ext || typeof ext !== 'object') return false;
-  const e = ext as Json;
-  const url = typeof e.url === 'string' ? e.url : '';
-  if (DEID_EXTENSION_URLS.has(url) || DEID_EXTENSION_PREFIXES.some((p) => url.startsWith(p))) return true;
-  return DEID_VALUE_TYPES.some((t) => t in e);
 }
 
 /**

@@ -2,7 +2,8 @@ import { contentHash } from '../../src/fhir/canonical';
 import type { ResourceMapper } from '../../src/mapping/contract';
 import { withoutStampedSource } from '../../src/target';
 import type { Stack } from '../../stack';
-import { diffHashes, expectedTarget, type CarryingMapper } from '../helpers/incremental-stack';
+import type { SupportedType } from '../../stack/openemr';
+import { diffHashes, expectedTarget, typesOf } from '../helpers/incremental-stack';
 
 /** Every resource of a type HAPI holds now (deleted ones excluded), paged by HAPI's next links. */
 export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Record<string, any>>> {
@@ -25,11 +26,12 @@ export async function hapiAll(fhirUrl: string, type: string): Promise<Array<Reco
 export async function hapiDiff(
   stack: Stack,
   mapper: ResourceMapper,
+  /** Default: the types the mapper's settings carry (mapperFor), else Patient and Observation. */
+  types?: readonly SupportedType[],
 ): Promise<{ missing: string[]; stale: string[]; extra: string[]; unmappable: number }> {
-  const { hashes, unmappable } = expectedTarget(stack, mapper);
+  const { hashes, unmappable } = expectedTarget(stack, mapper, types);
   const actual = new Map<string, string>();
-  // The types the mapper's settings carry (mapperFor), else Patient and Observation.
-  for (const type of (mapper as Partial<CarryingMapper>).carriedTypes ?? ['Patient', 'Observation'])
+  for (const type of typesOf(mapper, types))
     for (const r of await hapiAll(stack.hapi!.fhirUrl, type)) actual.set(`${type}/${r.id}`, contentHash(withoutStampedSource(r) as never));
   return { ...diffHashes(hashes, actual), unmappable: unmappable.length };
 }

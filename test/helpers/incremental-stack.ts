@@ -27,7 +27,7 @@ export function mapperFor(settings: Record<string, string>): CarryingMapper {
 }
 
 /** The types to compare: given, else those the mapper's settings carry, else Patient and Observation. */
-function typesOf(mapper: ResourceMapper, types: readonly SupportedType[] | undefined): readonly SupportedType[] {
+export function typesOf(mapper: ResourceMapper, types: readonly SupportedType[] | undefined): readonly SupportedType[] {
   return types ?? (mapper as Partial<CarryingMapper>).carriedTypes ?? ['Patient', 'Observation'];
 }
 
