@@ -42,12 +42,19 @@ export async function unresolvedReferences(stack: Stack, types: readonly Support
   );
 }
 
+export interface WriteWatch {
+  /** Every write sent that pointed at something the target did not hold then ("Type/id -> Ref"). */
+  dangling: string[];
+  /** Types in the order their first write was sent. */
+  firstSent: string[];
+}
+
 /** Wraps the connector's writer: before each write is sent, everything it points at must be in the target. */
 export async function watchWrites(
   stack: Stack,
   types: readonly SupportedType[],
-  record: { dangling: string[]; firstSent: string[] },
-): Promise<void> {
+  record: WriteWatch = { dangling: [], firstSent: [] },
+): Promise<WriteWatch> {
   const connector = await getConnector();
   const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
   for (const method of ['writeBatch', 'writeAll']) {
@@ -61,4 +68,5 @@ export async function watchWrites(
       return original(resources, ...rest);
     };
   }
+  return record;
 }

@@ -17,7 +17,7 @@ import type { SupportedType } from '../../stack/openemr';
 import { narrativeIssues } from '../../src/mapping/ahds-rules';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
-import { unresolvedInTarget, watchWrites, type WriteWatch } from '../helpers/reference-order';
+import { unresolvedReferences, watchWrites, type WriteWatch } from '../helpers/reference-watch';
 
 const MEDICAL: SupportedType[] = ['Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'];
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL];
@@ -30,7 +30,7 @@ let stack: Stack;
 let settings: Record<string, string>;
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-const unresolved = () => unresolvedInTarget(stack, TYPES);
+const unresolved = () => unresolvedReferences(stack, TYPES);
 let watch: WriteWatch;
 
 const target = async (type: string, id: string) => (await stack.ahds.read(type, id)) as Json | undefined;

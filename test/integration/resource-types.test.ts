@@ -16,7 +16,7 @@ import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { completeRun, invoke, useStack } from '../helpers/functions';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
-import { unresolvedInTarget, watchWrites, type WriteWatch } from '../helpers/reference-order';
+import { unresolvedReferences, watchWrites, type WriteWatch } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
 const SCOPES =
@@ -27,7 +27,7 @@ let stack: Stack;
 let settings: Record<string, string>;
 const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
 const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-const unresolved = () => unresolvedInTarget(stack, TYPES);
+const unresolved = () => unresolvedReferences(stack, TYPES);
 /** Every write sent that pointed at something the target did not hold then, and the types' first-write order. */
 let watch: WriteWatch;
 
