@@ -317,7 +317,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
 
 /** What SYNC_RESOURCE_TYPES defaults to: every row carried by default, in reference order. */
-export const DEFAULT_RESOURCE_TYPES: string = RESOURCE_TYPES.filter((t) => t.carriedByDefault)
+export const DEFAULT_RESOURCE_TYPES: string = orderedTypes(RESOURCE_TYPES.filter((t) => t.carriedByDefault).map((t) => t.type))
   .map((t) => t.type)
   .join(',');
 
