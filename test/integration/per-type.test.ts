@@ -118,7 +118,12 @@ test.each(REFERENCES)(
     const id = randomUUID();
     const missing = randomUUID();
     store.advanceClock(2);
-    await control(stack.openemr, 'PUT', `/${type}/${id}`, withReference(copyOf(type, id, element, targetType), element, `${targetType}/${missing}`));
+    await control(
+      stack.openemr,
+      'PUT',
+      `/${type}/${id}`,
+      withReference(copyOf(type, id, element, targetType), element, `${targetType}/${missing}`),
+    );
     store.advanceClock(5);
 
     const run = await runOnce();
