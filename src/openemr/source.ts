@@ -74,19 +74,22 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
   const { windows } = options;
   const types = orderedTypes(options.types ?? SOURCE_TYPES).map((t) => t.type);
   const via: SourceReadResult['via'] = Object.fromEntries(types.map((t) => [t, 'search' as const]));
-  const lows = types.map((t) => windows[t]!.since);
+  // Types the connector takes from an export; the others are read by search between them, in reference order.
+  const exportedTypes = types.filter(
+    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
+  );
+  // The export's `_since` and gap from the exported types' windows only: a searched type read whole
+  // (DocumentReference's pre-1970 dates) does not make the export ask for everything.
+  const lows = exportedTypes.map((t) => windows[t]!.since);
   const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
   const until = Math.max(...types.map((t) => windows[t]!.until));
   const gap = lowest === undefined ? Infinity : until - lowest;
   const useExport =
     !options.searchOnly &&
+    exportedTypes.length > 0 &&
     reader.settings.exportEnabled &&
     options.server.release.exportSince &&
     gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
-  // Types the connector takes from an export; the others are read by search between them, in reference order.
-  const exportedTypes = types.filter(
-    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
-  );
 
   let remaining: SourceType[] = useExport ? [...exportedTypes] : [];
   let exportAbandoned: string | undefined;
