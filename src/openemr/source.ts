@@ -74,23 +74,27 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
   const { windows } = options;
   const types = orderedTypes(options.types ?? SOURCE_TYPES).map((t) => t.type);
   const via: SourceReadResult['via'] = Object.fromEntries(types.map((t) => [t, 'search' as const]));
-  const lows = types.map((t) => windows[t]!.since);
+  // Types the connector takes from an export; the others are read by search between them, in reference order.
+  const exportedTypes = types.filter(
+    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
+  );
+  // The export's `_since` and gap from the exported types' windows only: a searched type read whole
+  // (DocumentReference's pre-1970 dates) does not make the export ask for everything.
+  const lows = exportedTypes.map((t) => windows[t]!.since);
   const lowest = lows.some((l) => l === undefined) ? undefined : Math.min(...(lows as number[]));
   const until = Math.max(...types.map((t) => windows[t]!.until));
   const gap = lowest === undefined ? Infinity : until - lowest;
   const useExport =
     !options.searchOnly &&
+    exportedTypes.length > 0 &&
     reader.settings.exportEnabled &&
     options.server.release.exportSince &&
     gap > (options.exportGapSeconds ?? reader.settings.exportGapSeconds) * 1000;
-  // Types the connector takes from an export; the others are read by search between them, in reference order.
-  const exportedTypes = types.filter(
-    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
-  );
 
   let remaining: SourceType[] = useExport ? [...exportedTypes] : [];
   let exportAbandoned: string | undefined;
-  const search = (type: string) => searchType(reader, options, visitor, type);
+  const roster = new PatientRoster(reader, options.pageSize);
+  const search = (type: string) => searchType(reader, options, visitor, type, roster);
   if (useExport) {
     const exporter = new BulkExportClient(reader);
     const searchedDuringExport: string[] = [];
@@ -145,8 +149,43 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
   return { via, ...(exportAbandoned ? { exportAbandoned } : {}) };
 }
 
+/**
+ * The Patient ids of one read, listed from OpenEMR once and walked again by every type read per
+ * Patient (ids only, in pages): without it each such type pages through every Patient again. A
+ * listing broken off is not kept; the next type lists afresh. The listing starts after the run's
+ * upper bound is fixed, so every Patient of a row in the windows is on it (a back-dated row's
+ * Patient that arrives later is reconciliation's, as its row is).
+ */
+class PatientRoster {
+  private pages: string[][] | undefined;
+  constructor(
+    private readonly reader: OpenEmrReader,
+    private readonly pageSize: number,
+  ) {}
+
+  async *idPages(): AsyncGenerator<string[]> {
+    if (this.pages) {
+      yield* this.pages;
+      return;
+    }
+    const pages: string[][] = [];
+    for await (const page of this.reader.patients(this.pageSize)) {
+      const ids = page.flatMap((p) => (p.id ? [p.id] : []));
+      pages.push(ids);
+      yield ids;
+    }
+    this.pages = pages;
+  }
+}
+
 /** One type's window by search, handed on to the visitor, then typeDone. */
-async function searchType(reader: OpenEmrReader, options: SourceReadOptions, visitor: SourceVisitor, type: string): Promise<void> {
+async function searchType(
+  reader: OpenEmrReader,
+  options: SourceReadOptions,
+  visitor: SourceVisitor,
+  type: string,
+  roster: PatientRoster,
+): Promise<void> {
   const window = options.windows[type]!;
   if (window.since !== undefined && window.since >= window.until) return;
   const hand = (batch: SyncedResource[]) =>
@@ -169,8 +208,7 @@ async function searchType(reader: OpenEmrReader, options: SourceReadOptions, vis
     // OPENEMR_READ_CONCURRENCY reads at a time, a bounded few answers ahead of the writes.
     const since = window.since !== undefined ? iso(window.since) : undefined;
     const slots = new ReadSlots(reader.connection.readConcurrency);
-    for await (const page of reader.patients(options.pageSize)) {
-      const ids = page.flatMap((p) => (p.id ? [p.id] : []));
+    for await (const ids of roster.idPages()) {
       const ahead = new ReadAhead(
         ids,
         (id) => reader.ofPatient(type, id, since),

@@ -144,15 +144,16 @@ export class IncrementalSync {
     const lower: Record<string, number | undefined> = {};
     for (const type of types) {
       if (request.full) lower[type] = undefined;
-      else if (request.since) lower[type] = Date.parse(request.since);
       else {
-        const mark = await watermarks.get(type);
-        const initial = Date.parse(settings.initialSince);
-        lower[type] = mark
-          ? Date.parse(mark.until) - settings.overlapSeconds * 1000
-          : initial <= 0 && specOf(type).read.preEpochDates
-            ? undefined
-            : initial;
+        // A window from the epoch (or before), asked for or SYNC_INITIAL_SINCE's default, reads a type
+        // whose column holds pre-1970 clinical dates whole: `_lastUpdated=ge1970` would skip those rows.
+        const fromEpoch = (since: number) => (since <= 0 && specOf(type).read.preEpochDates ? undefined : since);
+        const mark = request.since ? undefined : await watermarks.get(type);
+        lower[type] = request.since
+          ? fromEpoch(Date.parse(request.since))
+          : mark
+            ? Date.parse(mark.until) - settings.overlapSeconds * 1000
+            : fromEpoch(Date.parse(settings.initialSince));
       }
     }
     const lows = types.map((t) => lower[t]);

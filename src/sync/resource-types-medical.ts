@@ -20,7 +20,7 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Immunization',
     rank: 2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     // immunizations table; vaccineCode always labelled CVX (cvx_code); patient (not subject);
     // performer Practitioner only when the provider has an NPI; location a facility Location.
     openemrService: 'FhirImmunizationService.php',
@@ -44,7 +44,7 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Procedure',
     rank: 2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     // Two sub-services answered together: procedure orders (procedure_order + procedure_report;
     // code from the order's code type, else its standard_code labelled LOINC; performedDateTime
     // from the report date, else the order date, else a data-absent extension object under US Core
@@ -70,7 +70,7 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'MedicationRequest',
     rank: 2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     // prescriptions UNION lists type 'medication'; medicationCodeableConcept labelled RxNorm from
     // prescriptions.rxnorm_drugcode, else drugs.drug_code (the local inventory code); requester a
     // Practitioner, else the primary business Organization; category default "community".
@@ -93,7 +93,7 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'AllergyIntolerance',
     rank: 2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     // lists type 'allergy'; category always "medication"; code from lists.diagnosis (RXCUI/SNOMED)
     // or a data-absent "unknown" concept; the title as an "additional" narrative, unescaped; no encounter.
     openemrService: 'FhirAllergyIntoleranceService.php',

@@ -181,7 +181,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     // clinical report date, NULL-dated reports never match; result -> the lab Observations).
     type: 'DiagnosticReport',
     rank: 3,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirDiagnosticReportService.php (clinical-notes, laboratory sub-services)',
     read: {
       patientScoped: true,
@@ -209,7 +209,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     // documents.date; content.attachment.url = OpenEMR's own /fhir/Binary/<uuid>), advance directives.
     type: 'DocumentReference',
     rank: 2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirDocumentReferenceService.php (clinical-notes, patient-documents, advance-directive sub-services)',
     read: {
       patientScoped: true,
@@ -317,7 +317,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
 export const KNOWN_RESOURCE_TYPES: readonly string[] = RESOURCE_TYPES.map((t) => t.type);
 
 /** What SYNC_RESOURCE_TYPES defaults to: every row carried by default, in reference order. */
-export const DEFAULT_RESOURCE_TYPES: string = RESOURCE_TYPES.filter((t) => t.carriedByDefault)
+export const DEFAULT_RESOURCE_TYPES: string = orderedTypes(RESOURCE_TYPES.filter((t) => t.carriedByDefault).map((t) => t.type))
   .map((t) => t.type)
   .join(',');
 

@@ -94,6 +94,9 @@ test('a DST change shifts every emitted Observation time without moving lastUpda
     SYNC_TABLE_PREFIX: `d${randomUUID().replace(/-/g, '').slice(0, 10)}`,
     SYNC_LAG_SECONDS: '0',
     SYNC_OVERLAP_SECONDS: '60',
+    // What servedSource compares: Patients and Observations. The shift moves the other types' emitted
+    // DATETIMEs too (every DiagnosticReport's issued), which reconcile rewrites the same way.
+    SYNC_RESOURCE_TYPES: 'Patient,Observation',
   });
   const connector = await createConnector(loadConfig(settings), { deadLetters: new MemoryDeadLetterStore() });
   const runOnce = async () => {

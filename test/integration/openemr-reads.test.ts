@@ -3,6 +3,7 @@ import { loadConfig } from '../../src/config/load';
 import { createConnector, type Connector } from '../../src/connector';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
+import { carriedReferences } from '../../src/sync/resource-types';
 import { startStack, type Stack } from '../../stack';
 import { incrementalSettings, trimSource } from '../helpers/incremental-stack';
 
@@ -61,7 +62,15 @@ test('450 Patients in one second plus 400 changed Observations: each arrives onc
   expect(routes['GET /fhir/Patient']).toBeLessThanOrEqual(Math.ceil(450 / 200) + 2);
   // Observation: one `_lastUpdated=ge` read (no _count); their Patients were not read this run: one `_id` lookup.
   expect(routes['GET /fhir/Observation']).toBe(1);
-  expect(stack.openemr.stats().requests).toBeLessThanOrEqual(Math.ceil(850 / 200) + 6);
+  // The other carried types (Encounter, Condition, …): one `_lastUpdated=ge` read each, nothing
+  // changed; those the changed Observations point at (their Encounters) one `_id` lookup more.
+  const types = connector.config.sync.resourceTypes;
+  const others = types.filter((t) => t !== 'Patient' && t !== 'Observation');
+  const pointedAt = carriedReferences('Observation', types).map((r) => r.type);
+  expect(Object.fromEntries(others.map((t) => [t, routes[`GET /fhir/${t}`]]))).toEqual(
+    Object.fromEntries(others.map((t) => [t, pointedAt.includes(t) ? 2 : 1])),
+  );
+  expect(stack.openemr.stats().requests).toBeLessThanOrEqual(Math.ceil(850 / 200) + 6 + others.length + pointedAt.length);
 });
 
 test('an Observation whose Patient is not in OpenEMR is held back and dead-lettered with its reason, never written with a dangling subject', async () => {

@@ -14,7 +14,8 @@ import { createConnector, type Connector } from '../../src/connector';
 import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
 import { replayDeadLetters } from '../../src/sync/replay';
-import { RESOURCE_TYPES } from '../../src/sync/resource-types';
+import { referenceTargets } from '../../src/sync/sync-service';
+import { RESOURCE_TYPES, orderedTypes } from '../../src/sync/resource-types';
 import { workDepsOf } from '../../src/sync/work-queue';
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
@@ -24,7 +25,8 @@ import { incrementalSettings, mapperFor, reconcileBySearch, targetDiff, trimSour
 jest.setTimeout(120_000);
 
 type Json = Record<string, any>;
-const CARRIED = RESOURCE_TYPES.filter((t) => t.carriedByDefault);
+/** The default types in reference order (as SYNC_RESOURCE_TYPES' default lists them). */
+const CARRIED = orderedTypes(RESOURCE_TYPES.filter((t) => t.carriedByDefault).map((t) => t.type));
 const CARRIED_TYPES = CARRIED.map((t) => t.type);
 /** Every carried reference between carried types: [type, element, target type]. */
 const REFERENCES = CARRIED.flatMap((t) =>
@@ -40,10 +42,35 @@ const runOnce = async () => {
   if (outcome.skipped) throw new Error('skipped');
   return outcome.value;
 };
-/** A copy of an existing row of `type` (its references resolve) under a new id. */
-const copyOf = (type: string, id: string): Json => {
+/**
+ * A copy of an existing row of `type` (its references resolve) under a new id; with `element`, of a
+ * row that has a `target` reference there when one does (the sample's DiagnosticReports have no result).
+ */
+const copyOf = (type: string, id: string, element?: string, target?: string): Json => {
   const store = stack.openemr.store;
-  return { ...(store.get(type as SupportedType, store.ids(type as SupportedType)[0]!) as Json), id };
+  const rows = store.ids(type as SupportedType).map((i) => store.get(type as SupportedType, i) as Json);
+  const row = (element && rows.find((r) => referenceTargets(r as any, element, target!).length > 0)) || rows[0]!;
+  return { ...row, id };
+};
+
+/**
+ * `resource` with the reference at `element` (a dotted path such as DocumentReference's
+ * context.encounter, walked through the first item of a list) pointing at `reference`; a list at
+ * the end (context.encounter is 0..*) becomes a list of that one reference.
+ */
+/** Reference elements that are lists in FHIR R4 (0..*), for a copied row that has none there. */
+const LIST_REFERENCES = ['result', 'context.encounter'];
+const withReference = (resource: Json, element: string, reference: string): Json => {
+  const copy = structuredClone(resource);
+  const steps = element.split('.');
+  let node: Json = copy;
+  for (const step of steps.slice(0, -1)) {
+    const next = node[step];
+    node = Array.isArray(next) ? next[0] : (node[step] = next ?? {});
+  }
+  const last = steps.at(-1)!;
+  node[last] = Array.isArray(node[last]) || LIST_REFERENCES.includes(element) ? [{ reference }] : { reference };
+  return copy;
 };
 
 beforeAll(async () => {
@@ -91,7 +118,12 @@ test.each(REFERENCES)(
     const id = randomUUID();
     const missing = randomUUID();
     store.advanceClock(2);
-    await control(stack.openemr, 'PUT', `/${type}/${id}`, { ...copyOf(type, id), [element]: { reference: `${targetType}/${missing}` } });
+    await control(
+      stack.openemr,
+      'PUT',
+      `/${type}/${id}`,
+      withReference(copyOf(type, id, element, targetType), element, `${targetType}/${missing}`),
+    );
     store.advanceClock(5);
 
     const run = await runOnce();
@@ -106,7 +138,7 @@ test.each(REFERENCES)(
     await control(stack.openemr, 'PUT', `/${targetType}/${missing}`, copyOf(targetType, missing));
     const replay = await replayDeadLetters(workDepsOf(connector));
     expect(replay.items).toEqual([{ resourceType: type, id, outcome: 'replayed' }]);
-    expect(((await stack.ahds.read(type, id)) as Json | undefined)?.[element]).toEqual({ reference: `${targetType}/${missing}` });
+    expect(referenceTargets((await stack.ahds.read(type, id)) as any, element, targetType)).toEqual([missing]);
     expect(await stack.ahds.read(targetType, missing)).toBeDefined();
     expect(await connector.deadLetters.get(type, id)).toBeUndefined();
 

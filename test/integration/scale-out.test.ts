@@ -4,6 +4,8 @@ import { listDeadLettersHandler, replayDeadLettersHandler } from '../../function
 import { runStatusHandler } from '../../functions/runs';
 import { unmappedCodesHandler } from '../../functions/unmapped-codes';
 import { UnmappedCodeReport } from '../../src/mapping';
+import { specOf } from '../../src/sync/resource-types';
+import { referenceTargets } from '../../src/sync/sync-service';
 import { startStack, type Stack } from '../../stack';
 import { encodeWorkItem, MAX_DEQUEUE_COUNT, WORK_ITEM_TYPE, workItemId, type WorkItem } from '../../src/sync/work-queue';
 import { invoke, useStack } from '../helpers/functions';
@@ -158,8 +160,10 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
     .filter((type) => type !== 'Patient')
     .flatMap((type) =>
       store.ids(type).filter((id) => {
-        const r = store.get(type, id) as { subject?: { reference?: string } };
-        return inWindow.has(String(r.subject?.reference).replace('Patient/', '')) && mapper.map(r as never).ok;
+        // The element naming the Patient: subject, or patient (Immunization, AllergyIntolerance).
+        const element = specOf(type).references.find((r) => r.type === 'Patient')!.element;
+        const r = store.get(type, id)!;
+        return referenceTargets(r as never, element, 'Patient').some((p) => inWindow.has(p)) && mapper.map(r as never).ok;
       }),
     );
   stack.ahds.resetStats();

@@ -4,6 +4,8 @@ import { syncPatientEverythingHandler } from '../../functions/sync-patient-every
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
 import { loadConfig } from '../../src/config/load';
+import { specOf } from '../../src/sync/resource-types';
+import { referenceTargets } from '../../src/sync/sync-service';
 import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
 import { invoke, runSummaryOf, useStack } from '../helpers/functions';
 
@@ -118,10 +120,13 @@ describe('sync one observation', () => {
 describe('sync one patient with all observations', () => {
   test('writes the Patient and every resource of each carried type of it', async () => {
     const { resourceTypes } = loadConfig(stack.env).sync;
-    const ofPatient = (type: SupportedType) =>
-      stack.openemr.store
+    // The element that names the Patient: subject, or patient (Immunization, AllergyIntolerance).
+    const ofPatient = (type: SupportedType) => {
+      const element = specOf(type).references.find((r) => r.type === 'Patient')!.element;
+      return stack.openemr.store
         .ids(type)
-        .filter((id) => String((stack.openemr.store.get(type, id) as any).subject?.reference).endsWith(patientId)).length;
+        .filter((id) => referenceTargets(stack.openemr.store.get(type, id) as any, element, 'Patient').includes(patientId)).length;
+    };
     const expected = Object.fromEntries(resourceTypes.map((t) => [t, t === 'Patient' ? 1 : ofPatient(t as SupportedType)]));
     const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
     expect(answer.status).toBe(200);

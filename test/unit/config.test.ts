@@ -110,7 +110,12 @@ describe('configuration', () => {
       expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation', 'DiagnosticReport', 'DocumentReference']),
     );
     // Unset: every row of the table carried by default, in reference order.
-    expect(loadConfig(env()).sync.resourceTypes).toEqual(RESOURCE_TYPES.filter((t) => t.carriedByDefault).map((t) => t.type));
+    expect(loadConfig(env()).sync.resourceTypes).toEqual(
+      [...RESOURCE_TYPES]
+        .filter((t) => t.carriedByDefault)
+        .sort((a, b) => a.rank - b.rank)
+        .map((t) => t.type),
+    );
     expect(loadConfig(env()).sync.resourceTypes).toEqual(expect.arrayContaining(['Patient', 'Encounter', 'Condition', 'Observation']));
     expect(configError(env({ SYNC_RESOURCE_TYPES: 'Patient,Specimen' })).message).toBe(
       `Setting SYNC_RESOURCE_TYPES must be a comma-separated list of ${KNOWN_RESOURCE_TYPES.join(', ')}.`,
