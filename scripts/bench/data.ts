@@ -159,13 +159,32 @@ export function* othersOf(templates: Templates, planned: GeneratedPatient, type:
     r.id = namedUuid(planned.name, type, i);
     for (const ref of specOf(type).references) {
       const target = ref.type === type ? undefined : referenceTo(planned, ref.type, random);
-      if (target) r[ref.element] = target;
-      else delete r[ref.element];
+      repoint(r, ref.element.split('.'), target);
     }
     const when = start + random() * 4 * YEAR_MS;
     r.meta = { ...((r.meta as object) ?? {}), lastUpdated: instant(when) };
     yield r;
   }
+}
+
+/**
+ * Re-points the references the template holds at a (dotted, list-walking) element path, such as
+ * `context.encounter` or `result`, at `target`, or removes them when there is none: a generated
+ * resource never points at a resource the data set does not hold. A reference the template lacks
+ * stays absent, so the shapes stay the sample's.
+ */
+function repoint(node: unknown, path: readonly string[], target: { reference: string } | undefined): void {
+  if (Array.isArray(node)) {
+    for (const item of node) repoint(item, path, target);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const o = node as Record<string, unknown>;
+  const [key, ...rest] = path as [string, ...string[]];
+  if (!(key in o)) return;
+  if (rest.length > 0) return repoint(o[key], rest, target);
+  if (target === undefined) delete o[key];
+  else o[key] = Array.isArray(o[key]) ? [target] : target;
 }
 
 function hashOf(text: string): number {

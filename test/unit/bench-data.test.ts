@@ -1,5 +1,6 @@
 import { allResources, loadTemplates, namedUuid, observationsOf, planPatients } from '../../scripts/bench/data';
 import { DEFAULT_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
+import { referenceTargets } from '../../src/sync/sync-service';
 
 const templates = loadTemplates();
 
@@ -57,8 +58,9 @@ describe('benchmark data', () => {
     const dangling: string[] = [];
     for (const r of all) {
       for (const ref of specOf(r.resourceType).references) {
-        const target = (r[ref.element] as { reference?: string } | undefined)?.reference;
-        if (target && !seen.has(target)) dangling.push(`${r.resourceType}/${r.id} -> ${target}`);
+        // Dotted and list paths too (DocumentReference.context.encounter, DiagnosticReport.result).
+        for (const id of referenceTargets(r as never, ref.element, ref.type))
+          if (!seen.has(`${ref.type}/${id}`)) dangling.push(`${r.resourceType}/${r.id} -> ${ref.type}/${id}`);
       }
       seen.add(`${r.resourceType}/${r.id}`);
     }
