@@ -85,6 +85,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
     openemrService: 'FhirPatientService.php',
     read: {
       patientScoped: false,
+      // FhirPatientService::loadSearchParameters; `_count`, `_offset` and `_sort` are paging, taken on every search.
       searchParams: [
         '_id',
         'identifier',
@@ -92,14 +93,16 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
         'birthdate',
         'gender',
         'address',
+        'address-city',
+        'address-postalcode',
+        'address-state',
+        'email',
         'family',
         'given',
         'phone',
         'telecom',
         '_lastUpdated',
-        '_count',
-        '_offset',
-        '_sort',
+        'generalPractitioner',
       ],
       lastUpdatedColumn: 'patient_data.last_updated',
       lastUpdatedFrom: '7.0.3 (every release; 7.0.3 stamps all legacy rows in one second)',
