@@ -202,7 +202,16 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     knownScopes: new Set(endpoints.scopes),
     registrationPrivateKeyJwt: traits.registrationPrivateKeyJwt,
   });
-  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  const ops = createControlOperations({
+    store,
+    clock,
+    oauth,
+    faults,
+    exports: bulkExports,
+    stats,
+    zone,
+    fhirApiUrl: endpoints.fhirBaseUrl,
+  });
   if (options.openEmrShapes) ops.addOpenEmrShapes();
   const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits, unstableTies: options.unstableTies ?? false };
 
