@@ -12,24 +12,10 @@
  *   compares _lastUpdated with its `date` column and stamps meta.lastUpdated with it.
  * Both gained _lastUpdated in the fix of openemr#7746 (commit 48527473b), so 7.0.2 answers it with an
  * empty bundle. Expectations come from the NDJSON source, not from the stand-in.
- *
- * `category` routes to ONE sub-service (FhirDiagnosticReportService.php / FhirDocumentReferenceService.php
- * getAll -> Traits/MappedServiceCodeTrait.php getServiceForCategory: the first value whose code a
- * sub-service supportsCategory() picks the first such sub-service; none is a SearchFieldException,
- * which the REST controller's getAll answers with an empty bundle):
- * - DiagnosticReport: FhirDiagnosticReportClinicalNotesService supports the Clinical_Note_Category
- *   options (sql/database.sql: LP29708-2, LP7839-6, LP29684-5) and compares category_code;
- *   FhirDiagnosticReportLaboratoryService supports `LAB` and ignores category;
- * - DocumentReference: FhirClinicalNotesService supports `clinical-note`, FhirPatientDocumentReferenceService
- *   every code that is not a DocumentReferenceCategoryEnum case, FhirDocumentReferenceAdvanceCareDirectiveService
- *   `42348-3`; all three unset category before searching.
- * Without `category`, searchAllServices concatenates the sub-services in their addMappedService order.
- * The sample holds clinical notes only: the other sub-services' rows are the OpenEMR-shaped ones
- * (openemr-shapes.ts, option openEmrShapes).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OpenEmrStandIn, SHAPED_IDS, SHAPED_PATIENT_ID, startOpenEmrStandIn } from '../../stack/openemr';
+import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
@@ -47,22 +33,16 @@ const SCOPES = 'system/Patient.read system/DiagnosticReport.read system/Document
 
 let openemr: OpenEmrStandIn;
 let old: OpenEmrStandIn;
-/** The sample with the OpenEMR-shaped lab report, radiology note and patient document beside it. */
-let shaped: OpenEmrStandIn;
 let token: string;
-let shapedToken: string;
 
 beforeAll(async () => {
   openemr = await startOpenEmrStandIn();
   old = await startOpenEmrStandIn({ version: '7.0.2' });
-  shaped = await startOpenEmrStandIn({ openEmrShapes: true });
   token = await getAccessToken(openemr, SCOPES);
-  shapedToken = await getAccessToken(shaped, SCOPES);
 }, 60_000);
 afterAll(async () => {
   await openemr?.close();
   await old?.close();
-  await shaped?.close();
 });
 
 const get = (p: string) => fhirGet(openemr, p, token);
@@ -147,60 +127,4 @@ test('an unknown DiagnosticReport id is 404 with body [], and a token without th
   const patientOnly = await getAccessToken(openemr, 'system/Patient.read');
   const denied = await fhirGet(openemr, `/DocumentReference/${documents[0]!.id}`, patientOnly);
   expect(denied.status).toBe(401);
-});
-
-describe('category asks one sub-service', () => {
-  const shapedGet = (p: string) => fhirGet(shaped, p, shapedToken);
-  const ids = async (p: string) => {
-    const res = await shapedGet(p);
-    expect(res.status).toBe(200);
-    return entryIds(res.body);
-  };
-  const sampleNoteIds = sorted(documents.map((x) => x.id));
-
-  test('DiagnosticReport: LAB asks the laboratory service, a Clinical_Note_Category the clinical notes compared by category_code', async () => {
-    expect(await ids('/DiagnosticReport?category=LAB')).toEqual([SHAPED_IDS.labReport]);
-    expect(await ids('/DiagnosticReport?category=http://terminology.hl7.org/CodeSystem/v2-0074|LAB')).toEqual([SHAPED_IDS.labReport]);
-    expect(await ids('/DiagnosticReport?category=LP29684-5')).toEqual([SHAPED_IDS.radiologyNote]);
-    // Cardiology is a clinical-notes category, and no note has it.
-    expect(await ids('/DiagnosticReport?category=LP29708-2')).toEqual([]);
-  });
-
-  test("DiagnosticReport: a category no sub-service supports (the sample's own 34117-2) answers an empty bundle; the first supported value picks", async () => {
-    expect(reports.every((x) => x.category[0].coding[0].code === '34117-2')).toBe(true);
-    expect(await ids('/DiagnosticReport?category=34117-2')).toEqual([]);
-    expect(await ids('/DiagnosticReport?category=34117-2,LAB')).toEqual([SHAPED_IDS.labReport]);
-    // The first supported value picks the clinical notes, which then compare every value's code.
-    expect(sorted(await ids('/DiagnosticReport?category=LP29684-5,LAB'))).toEqual([SHAPED_IDS.radiologyNote]);
-  });
-
-  test('DocumentReference: clinical-note asks the clinical notes, any other code the patient documents (which do not compare it), 42348-3 the advance directives', async () => {
-    expect(sorted(await ids('/DocumentReference?category=clinical-note'))).toEqual(sampleNoteIds);
-    expect(await ids('/DocumentReference?category=no-such-category')).toEqual([SHAPED_IDS.patientDocument]);
-    expect(await ids(`/DocumentReference?category=${encodeURIComponent('http://loinc.org|42348-3')}`)).toEqual([]);
-  });
-
-  test('without category every sub-service answers, in mapped order: clinical notes before labs, notes before patient documents', async () => {
-    expect(await ids(`/DiagnosticReport?patient=${SHAPED_PATIENT_ID}`)).toEqual([SHAPED_IDS.radiologyNote, SHAPED_IDS.labReport]);
-    const all = await ids('/DocumentReference');
-    expect(all.length).toBe(documents.length + 1);
-    expect(all.at(-1)).toBe(SHAPED_IDS.patientDocument);
-  });
-
-  test('a patient document carries a url to the Binary route on site_addr_oath and no data', async () => {
-    const res = await shapedGet(`/DocumentReference/${SHAPED_IDS.patientDocument}`);
-    const attachment = res.body.content[0].attachment;
-    expect(attachment.url).toBe(`${shaped.siteAddrOath}/apis/${shaped.site}/fhir/Binary/${SHAPED_IDS.patientDocument}`);
-    expect(attachment.data).toBeUndefined();
-    const proxied = await startOpenEmrStandIn({ dataDir: null, openEmrShapes: true, siteAddrOath: 'https://emr.example.org' });
-    try {
-      expect(proxied.store.get('DocumentReference', SHAPED_IDS.patientDocument)?.content).toEqual([
-        expect.objectContaining({
-          attachment: expect.objectContaining({ url: `https://emr.example.org/apis/default/fhir/Binary/${SHAPED_IDS.patientDocument}` }),
-        }),
-      ]);
-    } finally {
-      await proxied.close();
-    }
-  });
 });
