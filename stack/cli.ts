@@ -36,7 +36,8 @@ async function main(): Promise<void> {
     console.error(`--target must be ahds or hapi, not ${target}. Run with --help for the options.`);
     process.exit(64);
   }
-  const openemr = args.directory !== undefined ? { directoryDir: args.directory === 'none' ? null : path.resolve(args.directory) } : undefined;
+  const openemr =
+    args.directory !== undefined ? { directoryDir: args.directory === 'none' ? null : path.resolve(args.directory) } : undefined;
   const stack = await startStack({ dataDir, target, ...(openemr ? { openemr } : {}), hapi: { log: (line) => console.log(line) } });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });

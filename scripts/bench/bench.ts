@@ -24,7 +24,16 @@ import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
-import { allResources, directoryOf, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Templates } from './data';
+import {
+  allResources,
+  directoryOf,
+  loadTemplates,
+  namedUuid,
+  planOf,
+  type BenchDataPlan,
+  type GeneratedPatient,
+  type Templates,
+} from './data';
 import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { openemrLoadBench } from './openemr-load';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';

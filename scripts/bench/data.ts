@@ -210,7 +210,8 @@ export function* directoryOf(templates: Templates, planned: GeneratedPatient[]):
   };
   const managingOrganization = { reference: `Organization/${directoryId(plan, 'Organization', 0)}`, type: 'Organization' };
   for (let i = 0; i < plan.facilities; i++) yield stamp(structuredClone(t.Organization[i % t.Organization.length]!), 'Organization', i, i);
-  for (let i = 0; i < plan.practitioners; i++) yield stamp(structuredClone(t.Practitioner[i % t.Practitioner.length]!), 'Practitioner', i, i);
+  for (let i = 0; i < plan.practitioners; i++)
+    yield stamp(structuredClone(t.Practitioner[i % t.Practitioner.length]!), 'Practitioner', i, i);
   let n = 0;
   for (let i = 0; i < plan.facilities; i++)
     yield { ...stamp(structuredClone(t.facility[i % t.facility.length]!), 'Location', n++, i), managingOrganization };
@@ -224,7 +225,11 @@ export function* directoryOf(templates: Templates, planned: GeneratedPatient[]):
     const r = stamp(structuredClone(home), 'Location', n++, 0);
     r.meta = { ...((r.meta as object) ?? {}), lastUpdated: (p.patient.meta as { lastUpdated: string }).lastUpdated };
     const { line, city, state, postalCode, country } = address as Record<string, unknown>;
-    yield { ...r, address: JSON.parse(JSON.stringify({ type: 'physical', line, city, state, postalCode, country })) as Json, managingOrganization };
+    yield {
+      ...r,
+      address: JSON.parse(JSON.stringify({ type: 'physical', line, city, state, postalCode, country })) as Json,
+      managingOrganization,
+    };
   }
 }
 
@@ -236,7 +241,8 @@ export function* directoryOf(templates: Templates, planned: GeneratedPatient[]):
 function referenceTo(planned: GeneratedPatient, type: string, random: () => number, salt = ''): { reference: string } | undefined {
   if (type === 'Patient') return { reference: `Patient/${planned.patient.id}` };
   const plan = planned.directory;
-  if (plan && (type === 'Organization' || type === 'Location')) return { reference: `${type}/${directoryId(plan, type, planned.facility)}` };
+  if (plan && (type === 'Organization' || type === 'Location'))
+    return { reference: `${type}/${directoryId(plan, type, planned.facility)}` };
   if (plan && type === 'Practitioner')
     return { reference: `Practitioner/${directoryId(plan, type, hashOf(`${salt}:Practitioner`) % plan.practitioners)}` };
   const count = planned.others[type];

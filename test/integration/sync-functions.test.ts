@@ -135,7 +135,9 @@ describe('sync one patient with all observations', () => {
     while (frontier.length > 0) {
       const next: any[] = [];
       for (const r of frontier)
-        for (const ref of carriedReferences(r.resourceType, resourceTypes).filter((x) => !patientScoped.includes(x.type) && x.type !== 'Patient'))
+        for (const ref of carriedReferences(r.resourceType, resourceTypes).filter(
+          (x) => !patientScoped.includes(x.type) && x.type !== 'Patient',
+        ))
           for (const id of referenceTargets(r, ref.element, ref.type))
             if (!directory.has(`${ref.type}/${id}`)) {
               directory.add(`${ref.type}/${id}`);
