@@ -238,7 +238,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Organization',
     rank: -2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
     read: {
       patientScoped: false,
@@ -267,7 +267,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Practitioner',
     rank: -2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirPractitionerService.php',
     read: {
       patientScoped: false,
@@ -299,7 +299,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Location',
     rank: -1,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
     read: {
       patientScoped: false,

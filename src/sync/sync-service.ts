@@ -502,15 +502,18 @@ export class SyncService {
       for (const id of ids) if (!foundIds.has(id)) mapSet(run.absent, type).add(id);
       fetched.push(...found);
     }
+    // Noted before what they point at is fetched: a Location's Organization fetched beside it (the
+    // Encounter's serviceProvider) is then neither read nor written twice; it is written first (rank).
+    for (const type of directory)
+      this.notePresentOf(
+        run,
+        type,
+        fetched.flatMap((r) => (r.resourceType === type && r.id ? [r.id] : [])),
+      );
     await this.ensureDirectory(run, sink, fetched, depth + 1);
     for (const type of directory) {
       const ofType = fetched.filter((r) => r.resourceType === type);
       if (ofType.length === 0) continue;
-      this.notePresentOf(
-        run,
-        type,
-        ofType.flatMap((r) => (r.id ? [r.id] : [])),
-      );
       await this.mapDependentsInto(ofType, run, sink, new Set());
       await sink.flush();
     }

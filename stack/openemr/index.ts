@@ -19,7 +19,7 @@ import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
 import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson, sendText } from './openemr-responses';
-import { defaultDataDir } from './repo-paths';
+import { defaultDataDir, defaultDirectoryFor } from './repo-paths';
 export { defaultDirectoryDir } from './repo-paths';
 import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
@@ -87,10 +87,12 @@ export interface OpenEmrStandInOptions {
   apiEnabled?: boolean;
   /**
    * Practitioners, Organizations and Locations to serve beside the data, with the links that make
-   * the Synthea Encounters point at them (data/openemr-directory: defaultDirectoryDir()). Default
-   * none: Encounters then carry no participant, serviceProvider or location (NULL provider and facility).
+   * the Synthea Encounters point at them. Default: data/openemr-directory (defaultDirectoryDir())
+   * when the data is the sample data (data/synthea-dev, whose Encounters its links name); other data
+   * brings its own directory files, if any. null: none, Encounters then carry no participant,
+   * serviceProvider or location (NULL provider and facility).
    */
-  directoryDir?: string;
+  directoryDir?: string | null;
   /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
   openEmrShapes?: boolean;
   /**
@@ -162,10 +164,9 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   );
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
+  const directoryDir = options.directoryDir === undefined ? defaultDirectoryFor(dataDir) : options.directoryDir;
   const loadReport =
-    dataDir === null
-      ? undefined
-      : await loadNdjsonDirectory(store, dataDir, options.directoryDir !== undefined ? { directoryDir: options.directoryDir } : {});
+    dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir, directoryDir !== null ? { directoryDir } : {});
 
   // Routes need the URLs, which exist only once the port is known: fill in after listen().
   let ready: ((req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) | undefined;

@@ -7,41 +7,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
-import { syncRunHandler } from '../../functions/sync-run';
 import { getConnector } from '../../functions/shared/runtime';
-import { startStack, type Stack } from '../../stack';
+import type { Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
 import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
-import { completeRun, invoke, useStack } from '../helpers/functions';
-import { mapperFor, targetDiff } from '../helpers/incremental-stack';
-import { unresolvedReferences, watchWrites, type WriteWatch } from '../helpers/reference-watch';
+import { startCarryingStack, type CarryingStack } from '../helpers/carried-types';
+import { completeRun, invoke } from '../helpers/functions';
+import type { WriteWatch } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
-const SCOPES =
-  'system/Patient.read system/Encounter.read system/Condition.read system/Observation.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 type Json = Record<string, any>;
 
 let stack: Stack;
-let settings: Record<string, string>;
-const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
-const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-const unresolved = () => unresolvedReferences(stack, TYPES);
+let run: CarryingStack['run'];
+let diff: CarryingStack['diff'];
+let unresolved: CarryingStack['unresolved'];
 /** Every write sent that pointed at something the target did not hold then, and the types' first-write order. */
 let watch: WriteWatch;
 
 beforeAll(async () => {
-  stack = await startStack({ azurite: true });
-  settings = {
-    SYNC_TABLE_PREFIX: 'rtypes',
-    OPENEMR_SCOPES: SCOPES,
-    SYNC_RESOURCE_TYPES: 'Observation,Condition,Encounter,Patient',
-    SYNC_LAG_SECONDS: '5',
-    AHDS_BATCH_SIZE: '50',
-  };
-  useStack(stack, settings);
-  watch = await watchWrites(stack, TYPES);
+  ({ stack, watch, run, diff, unresolved } = await startCarryingStack(TYPES, { prefix: 'rtypes' }));
 }, 120_000);
 afterAll(() => stack?.close());
 
