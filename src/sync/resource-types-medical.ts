@@ -59,8 +59,9 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'per sub-service (orders: procedure_report.report_date; surgeries: lists.modifydate)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): an order's procedure_report.date_report is NULL until a report is filed (sql/database.sql),
-      // and such orders never leave an export (FhirBulkExportDomainResourceTrait.php:71-73).
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): an order's
+      // procedure_report.date_report is NULL until a report is filed (sql/database.sql), and such orders never leave
+      // an export (FhirBulkExportDomainResourceTrait.php:71-73).
       connectorExports: false,
       exportsWindows: true,
       scope: 'system/Procedure.read',
@@ -85,7 +86,8 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'prescriptions.date_modified (medication list rows: lists.modifydate)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): prescriptions.date_modified is DEFAULT NULL, and imports insert without it
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows):
+      // prescriptions.date_modified is DEFAULT NULL, and imports insert without it
       // (interface/modules/zend_modules/module/Ccr/src/Ccr/Model/CcrTable.php:327,
       // src/Services/Cda/CdaTemplateImportDispose.php:1275): those prescriptions never leave an export.
       connectorExports: false,

@@ -50,7 +50,7 @@ export interface ResourceTypeSpec {
      * Unix epoch when there is none (FhirOperationExportRestController.php:176,
      * FhirBulkExportDomainResourceTrait.php:71-73), while a search for "everything" (first run of a
      * pre-1970 type, reconcile) sends no `_lastUpdated`: a column that may be NULL or hold a date
-     * before 1970 loses those rows in an export, and the type stays on search.
+     * before 1970 loses those rows in an export, and such a type is searched when read whole.
      */
     connectorExports: boolean;
     /**
@@ -209,8 +209,9 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'per sub-service (clinical notes: form_clinical_notes.last_updated; labs: procedure_report.report_date)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): a lab report's date_report is a clinical DATETIME, NULL until the report is filed and
-      // possibly before 1970 (sql/database.sql): such reports never leave an export.
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): a lab
+      // report's date_report is a clinical DATETIME, NULL until the report is filed and possibly before 1970
+      // (sql/database.sql): such reports never leave an export.
       connectorExports: false,
       exportsWindows: true,
       scope: 'system/DiagnosticReport.read',
@@ -241,9 +242,10 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
         'per sub-service date column (clinical notes: form_clinical_notes.date, a clinical date; documents: documents.date)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): form_clinical_notes.date and documents.date are clinical dates, nullable and often
-      // before 1970 (174 of the 968 sample notes): the export, which starts at the epoch, never
-      // carries those, and no `_lastUpdated` search finds a NULL one to complete it.
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows):
+      // form_clinical_notes.date and documents.date are clinical dates, nullable and often before 1970 (174 of the
+      // 968 sample notes): the export, which starts at the epoch, never carries those, and no `_lastUpdated` search
+      // finds a NULL one to complete it.
       connectorExports: false,
       exportsWindows: true,
       scope: 'system/DocumentReference.read',
@@ -333,9 +335,9 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'facility.last_updated, users.last_updated, patient_data.date (the UNION column last_updated)',
       lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
       exportedByOpenEmr: true,
-      // Searched when read whole (reconcile), else exported (exportsWindows): a patient's "Home Address" row takes its
-      // last_updated from patient_data.date, which may be NULL (LocationService.php:79), and never
-      // leaves an export.
+      // Searched when read whole (reconcile), else exported (exportsWindows): a patient's "Home Address" row takes
+      // its last_updated from patient_data.date, which may be NULL (LocationService.php:79), and never leaves an
+      // export.
       connectorExports: false,
       exportsWindows: true,
       scope: 'system/Location.read',
