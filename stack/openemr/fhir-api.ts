@@ -178,7 +178,9 @@ async function kickOffExport(
     return sendJson(res, 401, kernelError('Unauthorized'));
   const params = parsePhpQuery(rawQuery(req));
   const sinceRaw = params.get('_since');
-  let since = -Infinity;
+  // Without _since, `new \DateTime(date(ATOM, 0))` (:176): the Unix epoch, compared as local wall-clock
+  // time like any _since, so rows dated before 1970 (clinical notes) are never exported.
+  let since = ctx.zone.offsetNow() * 60;
   // 7.0.2 reads `_since ?? now` (any value present, even empty, reaches the TypeError); later releases `!empty(_since)`.
   if (sinceRaw !== undefined && (sinceRaw !== '' || !ctx.traits.exportSince)) {
     // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,

@@ -43,8 +43,9 @@ test('a full sync carries the directory before Patients and Encounters: target =
   expect(answer.status).toBe(200);
   expect(answer.json).toMatchObject({ status: 'ok', failed: 0, deadLettered: 0 });
   expect(Object.keys(answer.json.windows)).toEqual(TYPES);
+  // All from the export (Location's NULL-dated home-address rows are missed by its epoch-bounded search too).
   for (const type of ['Organization', 'Practitioner', 'Location'])
-    expect(answer.json.windows[type]).toMatchObject({ via: 'search', closed: true });
+    expect([type, answer.json.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
   for (const type of TYPES) expect(answer.json.byType[type].created).toBe(stack.openemr.store.count(type));
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
   expect(await unresolved()).toEqual([]);

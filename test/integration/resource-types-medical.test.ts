@@ -43,7 +43,9 @@ test('a full sync carries every type: target = source, every reference resolves,
   expect(answer.json).toMatchObject({ status: 'ok', failed: 0, deadLettered: 0 });
   expect(Object.keys(answer.json.windows)).toEqual(TYPES);
   for (const type of MEDICAL) {
-    expect(answer.json.windows[type]).toMatchObject({ via: 'search', closed: true });
+    // All four from the export: Procedure and MedicationRequest (NULL dates never leave an export)
+    // because a first run's window starts at the epoch, where their search misses the same rows.
+    expect([type, answer.json.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
     expect(answer.json.byType[type].created).toBe(stack.openemr.store.count(type));
     expect(stack.openemr.store.count(type)).toBeGreaterThan(0);
   }
