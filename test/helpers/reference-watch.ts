@@ -47,6 +47,8 @@ export interface WriteWatch {
   dangling: string[];
   /** Types in the order their first write was sent. */
   firstSent: string[];
+  /** When given: the type of every write sent, in order, a run of one type recorded once. */
+  sent?: string[];
 }
 
 /** Wraps the connector's writer: before each write is sent, everything it points at must be in the target. */
@@ -63,6 +65,7 @@ export async function watchWrites(
       const { held } = await heldIn(stack, types);
       for (const r of resources) {
         if (!record.firstSent.includes(r.resourceType)) record.firstSent.push(r.resourceType);
+        if (record.sent && record.sent.at(-1) !== r.resourceType) record.sent.push(r.resourceType);
         for (const ref of carriedRefs(r as Json, types)) if (!held.has(ref)) record.dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
       }
       return original(resources, ...rest);
