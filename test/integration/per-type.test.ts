@@ -10,8 +10,9 @@
  * - An edit at the source (through the control API) is carried by the next incremental run as a new
  *   target version holding the change.
  * - A row deleted at the source (OpenEMR keeps no tombstone) is reported by reconciliation, and
- *   removed from the target when RECONCILE_DELETE_MODE=delete; a row something at the source still
- *   points at is not (see the REFERENCES case).
+ *   removed from the target when RECONCILE_DELETE_MODE=delete. A row something at the source still
+ *   points at is not: its deletion is withheld and the referrer dead-lettered saying why, so no
+ *   reference in the target dangles. A Patient's resources, read per Patient, go with it.
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config/load';
@@ -275,9 +276,11 @@ test.each(CARRIED_TYPES)(
 test.each(REFERENCES.filter((r) => !goesWithItsPatient(r)))(
   "%s's %s: its %s deleted at the source while the referrer stays is kept in the target (deletion withheld), the referrer dead-lettered saying why",
   async (type, element, targetType) => {
-    const { pointedAt, deleted } = await deleteAtSource();
-    const [, targetId] = pointedAt[REFERENCES.findIndex((r) => r[0] === type && r[1] === element)]!.split('/') as [string, string];
+    const { pointedAt, referrers, deleted } = await deleteAtSource();
+    const index = REFERENCES.findIndex((r) => r[0] === type && r[1] === element);
+    const [, targetId] = pointedAt[index]!.split('/') as [string, string];
     expect(await stack.ahds.read(targetType, targetId)).toBeDefined();
+    expect(stack.ahds.versionCount(type, referrers[index]!)).toBe(1);
     const kept = REFERENCES.filter((r) => r[2] === targetType && !goesWithItsPatient(r)).length;
     expect(deleted.deletesWithheld).toContain(
       `${kept} ${targetType} deletion(s) withheld: resources OpenEMR still holds point at them (dead-lettered).`,
