@@ -66,18 +66,22 @@ const copyOf = (type: string, id: string, element?: string, target?: string): Js
  * context.encounter, walked through the first item of a list) pointing at `reference`; a list at
  * the end (context.encounter is 0..*) becomes a list of that one reference.
  */
-/** Reference elements that are lists in FHIR R4 (0..*), for a copied row that has none there. */
-const LIST_REFERENCES = ['result', 'context.encounter'];
+/**
+ * Elements on a reference path that are lists in FHIR R4 (0..*), as `Type.path`, for a copied row
+ * that has none there (the sample's Encounters have no participant or location without the directory).
+ */
+const LIST_ELEMENTS = ['DiagnosticReport.result', 'DocumentReference.context.encounter', 'Encounter.participant', 'Encounter.location'];
 const withReference = (resource: Json, element: string, reference: string): Json => {
   const copy = structuredClone(resource);
   const steps = element.split('.');
+  const isList = (depth: number) => LIST_ELEMENTS.includes(`${resource.resourceType}.${steps.slice(0, depth + 1).join('.')}`);
   let node: Json = copy;
-  for (const step of steps.slice(0, -1)) {
-    const next = node[step];
-    node = Array.isArray(next) ? next[0] : (node[step] = next ?? {});
+  for (const [depth, step] of steps.slice(0, -1).entries()) {
+    node[step] ??= isList(depth) ? [{}] : {};
+    node = Array.isArray(node[step]) ? node[step][0] : node[step];
   }
   const last = steps.at(-1)!;
-  node[last] = Array.isArray(node[last]) || LIST_REFERENCES.includes(element) ? [{ reference }] : { reference };
+  node[last] = Array.isArray(node[last]) || isList(steps.length - 1) ? [{ reference }] : { reference };
   return copy;
 };
 
