@@ -24,30 +24,18 @@ import { formatLocalNaive, formatUtcOffset } from './fhir-dates';
 import { SupportedType } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { ServeContext, servedJson } from './served-json';
+import { TYPES_IN_ROUTE_ORDER } from './standin-types';
 
 /**
  * Every type the stand-in serves, in the order OpenEMR exports them when `type=` is absent. The
  * registry is FhirServiceLocator::findServices(IFhirExportableResourceService), which walks the
  * CapabilityStatement's resources (RestControllerHelper::getCapabilityRESTObject), each placed by
- * its first route in apis/routes/_rest_routes_fhir_r4_us_core_3_1_0.inc.php (line of that route).
+ * its first route in apis/routes/_rest_routes_fhir_r4_us_core_3_1_0.inc.php (the routeLine of each
+ * entry in standin-types.ts).
  * All thirteen services implement IFhirExportableResourceService and use
  * FhirBulkExportDomainResourceTrait (src/Services/FHIR/Fhir<Type>Service.php).
  */
-export const EXPORT_ORDER: readonly SupportedType[] = [
-  'AllergyIntolerance', // :73
-  'Condition', // :167
-  'DiagnosticReport', // :221
-  'DocumentReference', // :247
-  'Encounter', // :297
-  'Immunization', // :380
-  'Location', // :403
-  'MedicationRequest', // :470
-  'Observation', // :493
-  'Organization', // :503
-  'Patient', // :578
-  'Practitioner', // :650
-  'Procedure', // :703
-];
+export const EXPORT_ORDER: readonly SupportedType[] = TYPES_IN_ROUTE_ORDER;
 export const EXPORT_TIMEOUT_TEXT = 'Export process timed out';
 /** MAX_DOCUMENT_ACCESS_TIME = "PT1H". */
 export const DOCUMENT_ACCESS_SECONDS = 3600;
