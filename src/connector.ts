@@ -72,6 +72,7 @@ export async function createConnector(config: Config, overrides: ConnectorOverri
           {
             mode: config.audit.mode,
             sourceFhirBase: config.openemr.fhirBaseUrl,
+            ...(config.privacy.deid.enabled ? { deidKey: config.privacy.deid.key } : {}),
             policy: {
               // The maps the mapper applies (shipped, then the user's), read once more for their url|version.
               conceptMaps: overrides.mapper ? [] : loadConceptMaps(config.mapping.conceptMapFiles).loaded,

@@ -1,6 +1,8 @@
 import type { BundleCompanions, WriteResult } from '../ahds/writer';
 import { contentHash } from '../fhir/canonical';
 import type { SyncedResource } from '../fhir/types';
+import { Deidentifier, shiftDate } from '../mapping/deid';
+import { shiftKeyOf } from '../mapping/deid-resource';
 import { auditEventsForRun, provenanceFor, type AuditPolicy, type WrittenResource } from './records';
 
 /**
@@ -22,6 +24,12 @@ export interface AuditSettings {
   /** The source OpenEMR's FHIR base (Provenance.agent author, entity identifier system). */
   sourceFhirBase: string;
   policy: AuditPolicy;
+  /**
+   * DEID_KEY when de-identifying (policy.deid): Provenance.recorded, the source's lastUpdated, then
+   * moves by the same shift as the dates of the resource it describes (its patient's; a resource of
+   * no patient, its own), or the unshifted instant would tie the record's hashed id back to the source.
+   */
+  deidKey?: string;
 }
 
 /** Writes the trail's clean-up and AuditEvents: the writer itself, without companions. */
@@ -46,13 +54,20 @@ interface SourceOf {
 
 /** The audit trail of the connector: a RunAudit per run, none when AUDIT_TRAIL=off. */
 export class AuditTrail {
+  private readonly deid?: Deidentifier;
+
   constructor(
     readonly settings: AuditSettings,
     private readonly writer: AuditWriter,
-  ) {}
+  ) {
+    if (settings.policy.deid) {
+      if (!settings.deidKey) throw new Error('The audit trail de-identifies (policy deid=on) but has no DEID_KEY');
+      this.deid = new Deidentifier(settings.deidKey);
+    }
+  }
 
   begin(run: { runId: string; trigger: string; startedAt: number }): RunAudit | undefined {
-    return this.settings.mode === 'off' ? undefined : new RunAudit(this.settings, this.writer, run);
+    return this.settings.mode === 'off' ? undefined : new RunAudit(this.settings, this.writer, run, this.deid);
   }
 }
 
@@ -81,12 +96,20 @@ export class RunAudit implements BundleCompanions {
     private readonly settings: AuditSettings,
     private readonly writer: AuditWriter,
     readonly run: { runId: string; trigger: string; startedAt: number },
+    private readonly deid?: Deidentifier,
   ) {}
 
-  /** Notes where a mapped resource came from: its source id and lastUpdated (never its content). */
+  /**
+   * Notes where a mapped resource came from: its source id and lastUpdated (never its content), the
+   * latter shifted as the resource's dates are when de-identifying.
+   */
   noteSource(mapped: SyncedResource, source: SyncedResource): void {
     const lastUpdated = source.meta?.lastUpdated;
-    if (lastUpdated && source.id) this.sources.set(mapped, { sourceId: source.id, lastUpdated });
+    if (!lastUpdated || !source.id) return;
+    const shifted = this.deid
+      ? shiftDate(lastUpdated, this.deid.shiftDays(shiftKeyOf(source as unknown as Record<string, unknown>)))
+      : lastUpdated;
+    this.sources.set(mapped, { sourceId: source.id, lastUpdated: shifted });
   }
 
   /** Notes resources the run deleted in the target (target ids). */

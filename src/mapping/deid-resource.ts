@@ -1,6 +1,7 @@
 import { tryGetDataType } from '@medplum/core';
 import { elementType } from './ahds-rules';
-import { type Deidentifier, shiftDate } from './deid';
+import { type Deidentifier, NINETY_OR_OLDER_BIRTH_YEAR, ninetyOrOlder, shiftDate } from './deid';
+import { parseReference } from '../fhir/references';
 import { ensureDefinitionsIndexed } from './validate';
 
 /**
@@ -12,6 +13,10 @@ import { ensureDefinitionsIndexed } from './validate';
  * - date, dateTime, instant (so Period, Timing.event, Attachment.creation, …): moved by the
  *   patient's shift, the same number of days for every resource of that patient, keeping precision,
  *   time of day and offset (intervals within a patient's record are preserved);
+ * - ages over 89 grouped into one category, "90 or older" (C): a `birthDate` (Patient, RelatedPerson,
+ *   Practitioner, Person) that makes its person 90 or older today, before or after the shift, becomes
+ *   NINETY_OR_OLDER_BIRTH_YEAR (its `_birthDate`, the birth time extension, goes); an Age of 90 years
+ *   or more (Condition.onsetAge, FamilyMemberHistory.ageAge, …) becomes `>= 90 a`;
  * - Reference: `Type/id` becomes `Type/<keyed hash of Type and id>`, the same hash as the
  *   resource's own id, so every reference still resolves; `display` (a person's or a place's name)
  *   and `identifier` go; a reference that is not `Type/id` (contained `#x`, conditional, absolute
@@ -111,6 +116,13 @@ export function deidentifyResource(resource: Json, deid: Deidentifier, drop: rea
     body[key] = value;
   }
   Object.assign(out, members(body, type, ctx));
+  if (typeof resource.birthDate === 'string' && elementType(type, 'birthDate') === 'date' && typeof out.birthDate === 'string') {
+    const now = deid.now();
+    if (ninetyOrOlder(resource.birthDate, now) || ninetyOrOlder(out.birthDate, now)) {
+      out.birthDate = NINETY_OR_OLDER_BIRTH_YEAR;
+      delete out._birthDate;
+    }
+  }
   return out;
 }
 
@@ -124,9 +136,13 @@ export function shiftKeyOf(resource: Json): string {
   if (type === 'Patient') return id;
   const keys = [...PATIENT_ELEMENTS, ...Object.keys(resource).filter((k) => !PATIENT_ELEMENTS.includes(k))];
   for (const key of keys) {
-    const ref = (resource[key] as { reference?: unknown } | undefined)?.reference;
-    const m = typeof ref === 'string' ? RELATIVE_REFERENCE.exec(ref) : null;
-    if (m && m[1] === 'Patient') return m[2]!;
+    const ref = resource[key] as { reference?: unknown; type?: unknown } | undefined;
+    if (typeof ref?.reference !== 'string') continue;
+    // The source's forms too (absolute, urn:uuid in subject or patient), so the audit trail finds the
+    // shift of a source resource that the mapper finds for its mapped copy.
+    const hint = typeof ref.type === 'string' ? ref.type : PATIENT_ELEMENTS.includes(key) ? 'Patient' : undefined;
+    const parsed = parseReference(ref.reference, hint);
+    if (parsed?.type === 'Patient') return parsed.id;
   }
   return `${type}/${id}`;
 }
@@ -174,7 +190,22 @@ function item(value: unknown, type: string | undefined, name: string, ctx: Conte
   if (type === 'Reference' || (type === undefined && typeof obj.reference === 'string')) return reference(obj, ctx);
   const kept = type === undefined ? undefined : KEPT_PARTS[type];
   if (kept) return members(Object.fromEntries(Object.entries(obj).filter(([k]) => kept.has(k))), type, ctx);
-  return members(obj, type, ctx);
+  const out = members(obj, type, ctx);
+  return type === 'Age' && out ? ageGrouped(out) : out;
+}
+
+/** UCUM units of time an Age is written in, in years. */
+const YEARS_PER_UNIT: Record<string, number> = { a: 1, mo: 1 / 12, wk: 7 / 365.25, d: 1 / 365.25, h: 1 / 8766, min: 1 / 525960 };
+
+const QUANTITY_PARTS = new Set(['value', 'comparator', 'unit', 'system', 'code']);
+
+/** An Age of 90 years or more, as the one category Safe Harbor allows: `>= 90 a`. */
+function ageGrouped(age: Json): Json {
+  const perUnit = typeof age.code === 'string' ? YEARS_PER_UNIT[age.code] : undefined;
+  if (typeof age.value !== 'number' || perUnit === undefined || age.value * perUnit < 90) return age;
+  // The quantity's own parts (and their `_x` twins) are replaced; id and extensions stay.
+  const rest = Object.entries(age).filter(([k]) => !QUANTITY_PARTS.has(k.startsWith('_') ? k.slice(1) : k));
+  return { ...Object.fromEntries(rest), value: 90, comparator: '>=', unit: 'a', system: 'http://unitsofmeasure.org', code: 'a' };
 }
 
 /** A Reference keeps its (hashed) reference and its type; display and identifier go. */

@@ -8,8 +8,15 @@ import { createHmac } from 'node:crypto';
 export class Deidentifier {
   private readonly idCache = new Map<string, string>();
   private readonly shiftCache = new Map<string, number>();
+  /** The clock ages are reckoned on (ninetyOrOlder). */
+  readonly now: () => number;
 
-  constructor(private readonly key: string) {}
+  constructor(
+    private readonly key: string,
+    options: { now?: () => number } = {},
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   /** 32 lower-case hex characters (128 bits): a valid FHIR id, the same for the same type and id. */
   pseudonymId(resourceType: string, sourceId: string): string {
@@ -62,4 +69,25 @@ export function shiftDate(value: string, days: number): string {
   if (m[3] === undefined) return `${y}-${mo}`;
   const dd = String(d.getUTCDate()).padStart(2, '0');
   return `${y}-${mo}-${dd}${m[4] ?? ''}`;
+}
+
+/**
+ * Safe Harbor groups ages over 89 into one category, "90 or older" (45 CFR §164.514(b)(2)(i)(C)):
+ * the birth date of such a person becomes this year, whatever it was, so every age reckoned from it
+ * (today or at any later date) reads 90 or more and says nothing more. A fixed value, not one moved
+ * with the calendar, so the output stays the same from run to run.
+ */
+export const NINETY_OR_OLDER_BIRTH_YEAR = '1900';
+
+/**
+ * Whether a person born on `birthDate` (a FHIR date: YYYY, YYYY-MM or YYYY-MM-DD) is 90 or older at
+ * `at` (ms since the epoch), reckoned from the earliest day the value allows (a year alone: 1 January),
+ * so a value that may mean 90 counts. False for a value that is not a FHIR date.
+ */
+export function ninetyOrOlder(birthDate: string, at: number): boolean {
+  const m = DATE_LIKE.exec(birthDate);
+  if (!m || m[4] !== undefined) return false;
+  const ninetieth = new Date(0);
+  ninetieth.setUTCFullYear(Number(m[1]) + 90, m[2] === undefined ? 0 : Number(m[2]) - 1, m[3] === undefined ? 1 : Number(m[3]));
+  return ninetieth.getTime() <= at;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config/load';
 import { createConnector, type Connector } from '../../src/connector';
 import { startStack, type Stack } from '../../stack';
@@ -9,15 +10,13 @@ import { hapiAll } from './hapi-target';
  * validator finds no error in the Provenance and AuditEvents, the README's two questions are answered
  * by HAPI's own search parameters, and a re-sync of unchanged data makes no Provenance and no version
  * (HAPI keeps a PUT of identical content as the version it has: SUCCESSFUL_UPDATE_NO_CHANGE).
+ * Then AUDIT_TRAIL=per-run on the same server (no second JVM on the CI machine), over the same small
+ * source: one Provenance per written bundle, its targets written in that very batch.
  */
 let stack: Stack;
 let connector: Connector;
-beforeAll(async () => {
-  // As the README asks of a HAPI target with the trail on: referential integrity on delete off (the
-  // trail's references would otherwise keep every audited resource from being deleted, answers.test.ts).
-  stack = await startStack({ azurite: false, target: 'hapi', hapi: { log: (l) => console.log(l), referentialIntegrityOnDelete: false } });
-  trimSource(stack, 40);
-  connector = await createConnector(
+const connectorWith = (mode: string): Promise<Connector> =>
+  createConnector(
     // Patient and Observation: the trail is the subject here (story.test.ts and deid.test.ts carry the
     // other types into HAPI); with every default type, per-resource Provenance doubles a run that
     // already holds three HAPI servers on a 2-core CI machine.
@@ -25,11 +24,17 @@ beforeAll(async () => {
       ...stack.env,
       RETRY_BASE_DELAY_MS: '20',
       AHDS_BATCH_SIZE: '25',
-      AUDIT_TRAIL: 'per-resource',
+      AUDIT_TRAIL: mode,
       SYNC_RESOURCE_TYPES: 'Patient,Observation',
     }),
     { state: null },
   );
+beforeAll(async () => {
+  // As the README asks of a HAPI target with the trail on: referential integrity on delete off (the
+  // trail's references would otherwise keep every audited resource from being deleted, answers.test.ts).
+  stack = await startStack({ azurite: false, target: 'hapi', hapi: { log: (l) => console.log(l), referentialIntegrityOnDelete: false } });
+  trimSource(stack, 40);
+  connector = await connectorWith('per-resource');
 }, 900_000);
 afterAll(() => stack?.close());
 
@@ -81,4 +86,56 @@ test('a source delete applied by reconcile is recorded as AuditEvent action D on
   expect(deletes.map((e) => e.agent[0].altId)).toEqual([summary.runId]);
   const report = await stack.hapi!.validationReport();
   expect(report.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal')).toEqual([]);
+});
+
+test("per-run on HAPI: one Provenance per written bundle, accepted beside the resources it targets in the same batch (a new one among them), 0 validator errors; the run's AuditEvent names what it wrote; a re-sync adds nothing", async () => {
+  const perRun = await connectorWith('per-run');
+  const store = stack.openemr.store;
+  // What HAPI holds since the tests above is unchanged: an edited Patient, an edited Observation and a
+  // new Observation give the run something to write (and so an AuditEvent).
+  const patientId = store.ids('Patient')[1]!;
+  const patient = store.get('Patient', patientId) as Record<string, any>;
+  store.put({ ...patient, name: [{ use: 'official', family: 'Trailname', given: ['Ann'] }] } as never);
+  const obsId = store.ids('Observation')[0]!;
+  const obs = store.get('Observation', obsId) as Record<string, any>;
+  store.put({ ...obs, status: obs.status === 'final' ? 'amended' : 'final' } as never);
+  const newObsId = randomUUID();
+  store.put({ ...obs, id: newObsId, valueQuantity: { value: 61, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' } } as never);
+  const before = new Set((await hapiAll(stack.hapi!.fhirUrl, 'Provenance')).map((p) => p.id));
+  await stack.hapi!.resetValidationReport();
+
+  const first = await perRun.sync.fullSync({ trigger: 'cli', runId: 'hapi-batch-1' });
+  expect(first).toMatchObject({ created: 1, updated: 2, failed: 0 });
+  const fresh = (await hapiAll(stack.hapi!.fhirUrl, 'Provenance')).filter((p) => !before.has(p.id));
+  expect(first.audit).toMatchObject({ provenanceCreated: fresh.length, provenanceFailed: 0, auditEvents: 1, auditEventsFailed: 0 });
+  // Every Patient and Observation HAPI holds is covered once; a bundle holds up to 25 resources.
+  const data = [...(await hapiAll(stack.hapi!.fhirUrl, 'Patient')), ...(await hapiAll(stack.hapi!.fhirUrl, 'Observation'))];
+  const targets = fresh.flatMap((p) => p.target.map((t: { reference: string }) => t.reference));
+  expect(targets.sort()).toEqual(data.map((r) => `${r.resourceType}/${r.id}`).sort());
+  expect(fresh.every((p) => p.target.length <= 25)).toBe(true);
+  expect(fresh.length).toBeLessThan(data.length / 2);
+  expect(fresh.every((p) => p.policy.includes('urn:fhirsync:policy:deid=off'))).toBe(true);
+  const report = await stack.hapi!.validationReport();
+  console.log(
+    `HAPI validator on a per-run sync (${data.length} resources, ${fresh.length} Provenances): ${report.requests} requests judged\n${report.issues.map((i) => `${i.severity}\t${i.count}\t${i.messageId}\t${i.path}\t${i.example}`).join('\n')}`,
+  );
+  expect(report.issues.filter((i) => i.severity === 'error' || i.severity === 'fatal')).toEqual([]);
+
+  // Which runs wrote Patient/X: the per-resource Provenance of the first run and the bundle's of this one.
+  const ofPatient = (await search(`/Provenance?target=Patient/${patientId}`)).filter((p) => !before.has(p.id));
+  expect(ofPatient).toHaveLength(1);
+  expect(ofPatient[0].target.length).toBeGreaterThan(1);
+  expect((await search(`/AuditEvent?entity=Observation/${newObsId}`)).map((e) => e.agent[0].altId)).toEqual(['hapi-batch-1']);
+  const ofRun = await search('/AuditEvent?altid=hapi-batch-1');
+  expect(ofRun.flatMap((e) => e.entity.flatMap((x: any) => (x.what.reference ? [x.what.reference] : []))).sort()).toEqual(
+    [`Observation/${newObsId}`, `Observation/${obsId}`, `Patient/${patientId}`].sort(),
+  );
+
+  const again = await perRun.sync.fullSync({ trigger: 'cli', runId: 'hapi-batch-2' });
+  expect(again).toMatchObject({ created: 0, updated: 0, failed: 0 });
+  expect(again.audit).toMatchObject({ provenanceCreated: 0, provenanceUnchanged: fresh.length, auditEvents: 0 });
+  const after = (await hapiAll(stack.hapi!.fhirUrl, 'Provenance')).filter((p) => !before.has(p.id));
+  expect(after.map((p) => p.id).sort()).toEqual(fresh.map((p) => p.id).sort());
+  expect(new Set(after.map((p) => p.meta.versionId))).toEqual(new Set(['1']));
+  expect(await search('/AuditEvent?altid=hapi-batch-2')).toEqual([]);
 });

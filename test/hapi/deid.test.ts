@@ -44,9 +44,12 @@ test('a de-identified full sync into HAPI: nothing identifying arrives, ids are 
   const audit = auditDeidentified({ source, written, key: DEID_KEY });
   console.log(
     `De-identified into HAPI: ${written.length} resources (${TYPES.join(', ')}); looked for ${audit.counts.values} identifying values and ${audit.counts.ids} source ids; ` +
-      `${audit.counts.dates} dates compared over ${audit.shifts.size} patients (shifts ${Math.min(...audit.shifts.values())}..${Math.max(...audit.shifts.values())} days); ${audit.counts.references} distinct references`,
+      `${audit.counts.dates} dates compared over ${audit.shifts.size} patients (shifts ${Math.min(...audit.shifts.values())}..${Math.max(...audit.shifts.values())} days); ${audit.counts.references} distinct references; ` +
+      `${audit.counts.ninetyOrOlder} Patients 90 or older, written as ${JSON.stringify(written.filter((r) => r.resourceType === 'Patient' && /^\d{4}$/.test(r.birthDate)).map((r) => r.birthDate))}`,
   );
   expectClean(audit, { patients: store.count('Patient'), written: written.length });
+  // Ages over 89 are one category: the sample's Patient born in 1929 (and, from 2029, the one born in 1939) is there to be grouped.
+  expect(audit.counts.ninetyOrOlder).toBeGreaterThan(0);
   // The injected free text and the sample's narratives and displays were there to be found.
   expect(audit.counts.values).toBeGreaterThan(100);
 

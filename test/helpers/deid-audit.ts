@@ -5,7 +5,9 @@ import { Deidentifier } from '../../src/mapping/deid';
  * code with src/mapping/deid-resource.ts but the keyed hash the key defines): what identifying
  * value of the source shows up in what was written, which written id is not a keyed hash of a
  * source id, which reference names nothing that was written, and whether every date of a patient
- * moved by one and the same number of days (so every interval within the record is kept).
+ * moved by one and the same number of days (so every interval within the record is kept), and
+ * whether ages over 89 are one category (Safe Harbor: every birth date of a person 90 or older is
+ * the same value, which itself says 90 or older).
  */
 type Json = Record<string, any>;
 
@@ -18,10 +20,16 @@ export interface DeidAudit {
   unresolved: string[];
   /** Dates not moved by their patient's one shift, or lost/added at a path. */
   badDates: string[];
+  /**
+   * Birth dates that break "ages over 89 are one category": a person 90 or older (by the source) whose
+   * written birth date is not the category, a written birth date saying 90 or older that is not the
+   * one category value, or a person well under 90 put in it.
+   */
+  ages: string[];
   /** Days each source Patient's dates moved by (source Patient id -> days). */
   shifts: Map<string, number>;
   /** Identifying values looked for (besides ids), date pairs compared, references followed. */
-  counts: { values: number; ids: number; dates: number; references: number };
+  counts: { values: number; ids: number; dates: number; references: number; ninetyOrOlder: number };
   /** Distinct references ("Type/id") of the written resources. */
   references: string[];
 }
@@ -31,8 +39,15 @@ const DATE = /^\d{4}-\d{2}-\d{2}(T.*)?$/;
 const DAY = 86_400_000;
 const daysBetween = (a: string, b: string) => Math.round((Date.parse(b.slice(0, 10)) - Date.parse(a.slice(0, 10))) / DAY);
 
-export function auditDeidentified(options: { source: Json[]; written: Json[]; key: string }): DeidAudit {
+export function auditDeidentified(options: {
+  source: Json[];
+  written: Json[];
+  key: string;
+  /** When ages are reckoned (default: now). */
+  at?: number;
+}): DeidAudit {
   const { source, written } = options;
+  const at = options.at ?? Date.now();
   const deid = new Deidentifier(options.key);
   const values = new Map<string, string>();
   const ids = new Set<string>();
@@ -76,6 +91,29 @@ export function auditDeidentified(options: { source: Json[]; written: Json[]; ke
       if (!held.has(ref)) unresolved.push(`${r.resourceType}/${r.id} -> ${ref}`);
     }
 
+  // Ages over 89: one category, the same written birth date for everyone 90 or older.
+  const ages: string[] = [];
+  const categories = new Set<string>();
+  let ninetyOrOlder = 0;
+  for (const r of written) {
+    const src = sourceOf.get(`${r.resourceType}/${r.id}`);
+    if (typeof r.birthDate !== 'string' || typeof src?.birthDate !== 'string') continue;
+    const at90 = yearsAt(r.birthDate, at) >= 90;
+    if (yearsAt(src.birthDate, at) >= 90) {
+      ninetyOrOlder++;
+      if (!at90) ages.push(`${r.resourceType}/${r.id}: 90 or older at the source, the birth date written says less`);
+    } else if (at90 && yearsAt(src.birthDate, at) < 89.5)
+      // Only a shift (at most 180 days) may move someone of 89 into the category.
+      ages.push(`${r.resourceType}/${r.id}: under 89.5 at the source, put among the 90 or older`);
+    if (at90) {
+      categories.add(r.birthDate);
+      if (!/^\d{4}$/.test(r.birthDate)) ages.push(`${r.resourceType}/${r.id}: a birth date of someone 90 or older written to the day`);
+      if (r._birthDate !== undefined) ages.push(`${r.resourceType}/${r.id}: the birth time of someone 90 or older kept`);
+    }
+  }
+  if (categories.size > 1) ages.push(`${categories.size} different birth dates for the 90 or older: ${[...categories].join(', ')}`);
+  const grouped = (r: Json) => typeof r.birthDate === 'string' && categories.has(r.birthDate);
+
   // Dates: each written date against the source's at the same path; one shift per patient.
   const shifts = new Map<string, number>();
   const badDates: string[] = [];
@@ -104,7 +142,8 @@ export function auditDeidentified(options: { source: Json[]; written: Json[]; ke
       });
     }
     for (const path of before.keys())
-      if (!after.has(path) && !droppedOnPurpose(path)) badDates.push(`${r.resourceType}.${path}: a date was lost`);
+      if (!after.has(path) && !droppedOnPurpose(path) && !(grouped(r) && /^_?birthDate(\.|$)/.test(path)))
+        badDates.push(`${r.resourceType}.${path}: a date was lost`);
   }
 
   return {
@@ -112,8 +151,9 @@ export function auditDeidentified(options: { source: Json[]; written: Json[]; ke
     unhashedIds,
     unresolved,
     badDates,
+    ages,
     shifts,
-    counts: { values: needles.length, ids: ids.size, dates, references: references.size },
+    counts: { values: needles.length, ids: ids.size, dates, references: references.size, ninetyOrOlder },
     references: [...references].sort(),
   };
 }
@@ -125,6 +165,7 @@ export function expectClean(audit: DeidAudit, counts: { patients: number; writte
   expect(audit.unhashedIds).toEqual([]);
   expect(audit.unresolved).toEqual([]);
   expect(audit.badDates).toEqual([]);
+  expect(audit.ages).toEqual([]);
   expect(audit.shifts.size).toBe(counts.patients);
   expect(audit.counts.dates).toBeGreaterThan(counts.written);
   expect(audit.references.length).toBeGreaterThan(counts.patients);
@@ -210,6 +251,12 @@ function referencesOf(node: unknown): string[] {
   const o = node as Json;
   const own = typeof o.reference === 'string' ? [o.reference as string] : [];
   return [...own, ...Object.values(o).flatMap(referencesOf)];
+}
+
+/** Age in years at `at` (ms) of a person born on a FHIR date, from the earliest day it allows (a year alone: 1 January). */
+function yearsAt(birthDate: string, at: number): number {
+  const [y, m = '01', d = '01'] = birthDate.slice(0, 10).split('-');
+  return (at - Date.parse(`${y}-${m}-${d}T00:00:00Z`)) / (365.2425 * DAY);
 }
 
 /** The source Patient id a source resource belongs to. */

@@ -2,6 +2,8 @@ import type { AxiosInstance } from 'axios';
 import { AhdsWriter, type WriteResult } from '../../src/ahds/writer';
 import { AuditTrail, type AuditMode, type AuditWriter } from '../../src/audit/trail';
 import type { SyncedResource } from '../../src/fhir/types';
+import { createResourceMapper } from '../../src/mapping';
+import { DEID_KEY, deidOptions, sampleObservations } from '../fixtures/mapping/load';
 
 const policy = {
   conceptMaps: [],
@@ -170,5 +172,81 @@ describe('the writer with companions', () => {
       ['Patient/x', 'Patient/y', 'Provenance/Patient/x', 'Provenance/Patient/y'],
       ['Patient/z', 'Provenance/Patient/z'],
     ]);
+  });
+});
+
+describe('Provenance.recorded under DEID_MODE=on', () => {
+  const DAY = 86_400_000;
+  const daysBetween = (a: string, b: string) => Math.round((Date.parse(b.slice(0, 10)) - Date.parse(a.slice(0, 10))) / DAY);
+  const deidPolicy = { ...policy, deid: true };
+  const trail = (mode: AuditMode) =>
+    new AuditTrail(
+      { mode, sourceFhirBase: 'https://emr.example/fhir', policy: deidPolicy, deidKey: DEID_KEY },
+      recordingWriter().writer,
+    ).begin({
+      runId: 'r1',
+      trigger: 'cli',
+      startedAt: 0,
+    })!;
+  const mapper = createResourceMapper({ ...deidOptions(), carriedTypes: ['Patient', 'Observation', 'Practitioner'] });
+  const deidMapped = (source: Record<string, any>) => {
+    const outcome = mapper.map(source as SyncedResource);
+    if (!outcome.ok) throw new Error(outcome.reason);
+    return outcome.resource as SyncedResource & Record<string, any>;
+  };
+  // Sample Observations name their Patient in transaction-bundle form (urn:uuid:), as a source may.
+  const [first, ...rest] = sampleObservations();
+  const otherPatient = rest.find((o) => o.subject!.reference !== first!.subject!.reference)!;
+  const withLastUpdated = (o: object, lastUpdated: string) => ({ ...o, meta: { lastUpdated } });
+
+  test("moves by the same days as the resource's own dates (its patient's shift), time of day kept; the source instant appears nowhere", () => {
+    const run = trail('per-resource');
+    const source = withLastUpdated(first!, '2019-03-04T05:06:07.000Z');
+    const out = deidMapped(source);
+    run.noteSource(out, source as SyncedResource);
+    const [provenance] = run.for([out]) as unknown as Array<Record<string, any>>;
+    const shift = daysBetween(first!.effectiveDateTime!, out.effectiveDateTime);
+    expect(shift).not.toBe(0);
+    expect(daysBetween('2019-03-04', provenance!.recorded)).toBe(shift);
+    expect(provenance!.recorded.slice(10)).toBe('T05:06:07.000Z');
+    expect(JSON.stringify(provenance)).not.toContain('2019-03-04');
+    expect(provenance).not.toHaveProperty('entity');
+  });
+
+  test('a resource of no patient moves by its own shift (the one its dates move by); a bundle Provenance records the latest shifted instant', () => {
+    const run = trail('per-run');
+    const practitioner = {
+      resourceType: 'Practitioner',
+      id: 'dr-1',
+      active: true,
+      birthDate: '1960-02-03',
+      meta: { lastUpdated: '2020-01-01T00:00:00Z' },
+    };
+    const dr = deidMapped(practitioner);
+    run.noteSource(dr, practitioner as unknown as SyncedResource);
+    const a = withLastUpdated(first!, '2020-01-01T00:00:00Z');
+    const b = withLastUpdated(otherPatient, '2020-01-01T00:00:00Z');
+    const [outA, outB] = [deidMapped(a), deidMapped(b)];
+    run.noteSource(outA, a as SyncedResource);
+    run.noteSource(outB, b as SyncedResource);
+    const alone = trail('per-resource');
+    alone.noteSource(dr, practitioner as unknown as SyncedResource);
+    expect(daysBetween('2020-01-01', (alone.for([dr])[0] as any).recorded)).toBe(daysBetween('1960-02-03', dr.birthDate));
+    const [bundle] = run.for([dr, outA, outB]) as unknown as Array<Record<string, any>>;
+    const shifts = [
+      daysBetween('1960-02-03', dr.birthDate),
+      daysBetween(first!.effectiveDateTime!, outA.effectiveDateTime),
+      daysBetween(otherPatient.effectiveDateTime!, outB.effectiveDateTime),
+    ];
+    expect(new Set(shifts).size).toBeGreaterThan(1);
+    expect(daysBetween('2020-01-01', bundle!.recorded)).toBe(Math.max(...shifts));
+  });
+
+  test('without de-identification recorded is the source lastUpdated; with it and no key the trail refuses to start', () => {
+    const { run, resources } = mapped('per-resource');
+    expect((run.for(resources)[0] as any).recorded).toBe('2026-01-01T00:00:00.000Z');
+    expect(() => new AuditTrail({ mode: 'per-run', sourceFhirBase: 'x', policy: deidPolicy }, recordingWriter().writer)).toThrow(
+      /DEID_KEY/,
+    );
   });
 });

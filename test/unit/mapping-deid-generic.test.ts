@@ -6,7 +6,7 @@
  */
 import type { Condition, Patient } from '@medplum/fhirtypes';
 import { createResourceMapper, type MapOutcome } from '../../src/mapping';
-import { Deidentifier } from '../../src/mapping/deid';
+import { Deidentifier, NINETY_OR_OLDER_BIRTH_YEAR, ninetyOrOlder } from '../../src/mapping/deid';
 import { deidentifyResource, shiftKeyOf } from '../../src/mapping/deid-resource';
 import type { SyncedResource } from '../../src/fhir/types';
 import { DEID_KEY, deepFreeze, deidOptions, samplePatients } from '../fixtures/mapping/load';
@@ -266,4 +266,84 @@ test('elements the definitions do not know are walked by shape: a full date move
   expect(daysBetween('2020-01-02', out.custom.when)).toBe(deid.shiftDays(PATIENT));
   expect(out.custom.ref).toEqual({ reference: hash('Encounter', 'e-1') });
   expect(out.custom.n).toBe('2020');
+});
+
+describe('ages over 89 are one category, "90 or older" (Safe Harbor, 45 CFR §164.514(b)(2)(i)(C))', () => {
+  const TODAY = Date.parse('2026-06-15T12:00:00Z');
+  const aged = new Deidentifier(DEID_KEY, { now: () => TODAY });
+  /** A source Patient id whose shift satisfies `ok` (ids are free: the shift is a keyed hash of them). */
+  const patientWith = (ok: (shift: number) => boolean) => {
+    for (let i = 0; ; i++) if (ok(aged.shiftDays(`old-${i}`))) return `old-${i}`;
+  };
+  const patient = (id: string, birthDate: string, extra: Json = {}): Json =>
+    deidentifyResource({ resourceType: 'Patient', id, gender: 'female', birthDate, ...extra }, aged) as Json;
+
+  test('a birth date that makes its person 90 or older becomes the one fixed year, its birth time goes; the other dates still move by the shift', () => {
+    const id = patientWith(() => true);
+    const out = patient(id, '1929-12-04', {
+      _birthDate: {
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime: '1929-12-04T06:10:00Z' }],
+      },
+      deceasedDateTime: '2026-02-01T10:00:00Z',
+    });
+    expect(out.birthDate).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    expect(out).not.toHaveProperty('_birthDate');
+    expect(daysBetween('2026-02-01', out.deceasedDateTime)).toBe(aged.shiftDays(id));
+    // Every age reckoned from it, today or later, reads 90 or more; and it is the same for everyone that old.
+    expect(ninetyOrOlder(out.birthDate, TODAY)).toBe(true);
+    expect(
+      patient(
+        patientWith(() => true),
+        '1901-03-03',
+      ).birthDate,
+    ).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    // On the 90th birthday, exactly; a year alone counts from its first day (it may mean 90).
+    expect(
+      patient(
+        patientWith((d) => d > 0),
+        '1936-06-15',
+      ).birthDate,
+    ).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    expect(
+      patient(
+        patientWith((d) => d > 0),
+        '1936',
+      ).birthDate,
+    ).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+  });
+
+  test('89 keeps its shifted birth date, unless the shift makes it read 90', () => {
+    // A day short of 90, moved later: still 89, shifted as any date.
+    const later = patientWith((d) => d > 0);
+    expect(daysBetween('1936-06-16', patient(later, '1936-06-16').birthDate)).toBe(aged.shiftDays(later));
+    // 89 and ten months, moved more than 47 days earlier: the shifted date would say 90, so it is the category.
+    const earlier = patientWith((d) => d < -50);
+    expect(patient(earlier, '1936-08-01').birthDate).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    // Younger people keep their shifted dates whatever the shift.
+    const any = patientWith((d) => d < 0);
+    expect(daysBetween('1937-06-16', patient(any, '1937-06-16').birthDate)).toBe(aged.shiftDays(any));
+  });
+
+  test('any resource with a birth date (a Practitioner) and any Age of 90 years or more (Condition.onsetAge) are grouped the same way', () => {
+    const practitioner = deidentifyResource({ resourceType: 'Practitioner', id: 'dr-old', birthDate: '1931-01-20' }, aged) as Json;
+    expect(practitioner.birthDate).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    const condition = (onsetAge: Json) =>
+      deidentifyResource(
+        { resourceType: 'Condition', id: 'c-old', subject: { reference: `Patient/${PATIENT}` }, code: { text: 'Hip fracture' }, onsetAge },
+        aged,
+      ) as Json;
+    const ucum = { system: 'http://unitsofmeasure.org' };
+    const category = { value: 90, comparator: '>=', unit: 'a', system: 'http://unitsofmeasure.org', code: 'a' };
+    expect(condition({ value: 93, unit: 'years', ...ucum, code: 'a' }).onsetAge).toEqual(category);
+    expect(condition({ value: 1100, unit: 'months', ...ucum, code: 'mo' }).onsetAge).toEqual(category);
+    expect(condition({ value: 89, unit: 'years', ...ucum, code: 'a' }).onsetAge).toEqual({ value: 89, unit: 'years', ...ucum, code: 'a' });
+  });
+
+  test('the sample Patient born in 1929, through the mapper: the category; the same output on every run', () => {
+    const src = samplePatients().find((p) => p.birthDate === '1929-12-04')!;
+    const a = ok(createResourceMapper(deidOptions()).map(src)).resource as Patient;
+    const b = ok(createResourceMapper(deidOptions()).map(src)).resource as Patient;
+    expect(a.birthDate).toBe(NINETY_OR_OLDER_BIRTH_YEAR);
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+  });
 });
