@@ -43,7 +43,8 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   },
   {
     type: 'Procedure',
-    rank: 2,
+    // Above Condition: reasonReference points at one.
+    rank: 3,
     carriedByDefault: true,
     // Two sub-services answered together: procedure orders (procedure_order + procedure_report;
     // code from the order's code type, else its standard_code labelled LOINC; performedDateTime
@@ -61,9 +62,15 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       connectorExports: false,
       scope: 'system/Procedure.read',
     },
+    // FhirProcedureOEProcedureService.php parseOpenEMRRecord: reasonReference -> Condition when the
+    // row has a reason_reference_uuid (ProcedureService::search selects none yet, so OpenEMR serves
+    // none today; carried so the day it does, the Condition is written first), and basedOn ->
+    // ServiceRequest (the procedure_order, always): not carried, kept or dropped as
+    // MAPPING_UNCARRIED_REFERENCES says, as is performer.actor (Practitioner).
     references: [
       { element: 'subject', type: 'Patient' },
       { element: 'encounter', type: 'Encounter' },
+      { element: 'reasonReference', type: 'Condition' },
     ],
     mapping: { concepts: ['code', 'category', 'reasonCode'], deidDrop: DEID_DROP },
   },

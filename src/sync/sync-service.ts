@@ -271,21 +271,31 @@ export class SyncService {
     withReferences = false,
   ): Promise<void> {
     for (const group of reads.groups) {
-      for (const type of group)
-        for (let i = 0; i < reads.keys; i++) {
-          const resources = await reads.answers.next();
-          run.tally.read += resources.length;
-          if (withReferences) await this.ensureReferenced(run, sink, resources);
-          this.notePresentOf(
+      // The group's answers come type by type, key by key (readRanks).
+      for (let i = 0; i < group.length * reads.keys; i++) {
+        const resources = await reads.answers.next();
+        run.tally.read += resources.length;
+        // What a held-back resource points at is not worth writing for it.
+        if (withReferences)
+          await this.ensureReferenced(
             run,
-            type,
-            resources.flatMap((r) => (r.id ? [r.id] : [])),
+            sink,
+            resources.filter((r) => !this.pointsAtPatient(r, blockedPatients)),
           );
-          await this.mapDependentsInto(resources, run, sink, blockedPatients);
-        }
+        await this.mapDependentsInto(resources, run, sink, blockedPatients);
+      }
       await sink.flush();
     }
   }
+
+  /** Whether a resource's carried Patient reference names one of these Patients. */
+  private pointsAtPatient(resource: SyncedResource, patientIds: ReadonlySet<string>): boolean {
+    if (patientIds.size === 0) return false;
+    return carriedReferences(resource.resourceType, this.resourceTypes).some(
+      (ref) => ref.type === 'Patient' && referenceTargets(resource, ref.element, 'Patient').some((id) => patientIds.has(id)),
+    );
+  }
+
   /** Maps and writes resources as one unit (patients before their observations). */
   async writeResources(resources: readonly SyncedResource[], run: RunContext): Promise<WriteResult[]> {
     const mapped: SyncedResource[] = [];
@@ -362,18 +372,13 @@ export class SyncService {
   }
 
   /**
-   * Maps Observations into a sink. Those whose Patient is blocked (failed or dead-lettered, any id
-   * length) or absent from OpenEMR are held back and dead-lettered saying why: never written with a
-   * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, up to a
-   * hundred per request (`_id=a,b,...`).
+   * A batch read from a window (an incremental run's type, a work item's Observations): counted, and
+   * mapped into the sink with what it points at checked (mapDependentsInto). `blocked`: the Patients
+   * that failed or are dead-lettered.
    */
-  async mapObservationsInto(
-    observations: readonly Observation[],
-    run: RunContext,
-    sink: BatchSink,
-    blocked: ReadonlySet<string>,
-  ): Promise<void> {
-    await this.mapDependentsInto(observations, run, sink, blocked);
+  async takeBatch(run: RunContext, sink: BatchSink, batch: readonly SyncedResource[], blocked: ReadonlySet<string>): Promise<void> {
+    run.tally.read += batch.length;
+    await this.mapDependentsInto(batch, run, sink, blocked);
   }
 
   /**
@@ -392,7 +397,7 @@ export class SyncService {
     const carried = this.resourceTypes;
     const { present: seen, absent: gone } = this.seenSets(run);
     // What is handed here was read from OpenEMR: a later resource pointing at it needs no lookup.
-    for (const r of resources) if (r.id && r.resourceType !== 'Patient') seen(r.resourceType).add(r.id);
+    for (const r of resources) if (r.id) seen(r.resourceType).add(r.id);
     // A Patient that failed in this run holds back what points at it, whoever wrote it (a single
     // item writes its Patient through the sink, ensureReferenced).
     const isBlocked = async (type: string, id: string) =>
@@ -465,14 +470,6 @@ export class SyncService {
     return ids;
   }
 
-  /** Notes ids of a type OpenEMR was seen to hold in this run (an Encounter read is a valid target). */
-  notePresentOf(run: RunContext, type: string, ids: readonly string[]): void {
-    if (type === 'Patient') return this.notePresent(run, ids);
-    run.present ??= new Map();
-    const set = mapSet(run.present, type);
-    for (const id of ids) set.add(id);
-  }
-
   /**
    * Syncs one resource of a patient-scoped type (a replay, a single item): what it points at
    * (its Patient, its Encounter) is read and written first, unchanged if current, so it never
@@ -530,15 +527,13 @@ export class SyncService {
     for (const group of groups) {
       const ofGroup = fetched.filter((r) => group.includes(r.resourceType));
       if (ofGroup.length === 0) continue;
-      for (const type of group) {
-        const ofType = ofGroup.filter((r) => r.resourceType === type);
-        this.notePresentOf(
+      for (const type of group)
+        await this.mapDependentsInto(
+          ofGroup.filter((r) => r.resourceType === type),
           run,
-          type,
-          ofType.flatMap((r) => (r.id ? [r.id] : [])),
+          sink,
+          new Set(),
         );
-        await this.mapDependentsInto(ofType, run, sink, new Set());
-      }
       await sink.flush();
     }
   }
