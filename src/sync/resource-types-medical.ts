@@ -43,8 +43,7 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   },
   {
     type: 'Procedure',
-    // Above Condition: reasonReference points at one.
-    rank: 3,
+    rank: 2,
     carriedByDefault: true,
     // Two sub-services answered together: procedure orders (procedure_order + procedure_report;
     // code from the order's code type, else its standard_code labelled LOINC; performedDateTime
@@ -62,15 +61,15 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       connectorExports: false,
       scope: 'system/Procedure.read',
     },
-    // FhirProcedureOEProcedureService.php parseOpenEMRRecord: reasonReference -> Condition when the
-    // row has a reason_reference_uuid (ProcedureService::search selects none yet, so OpenEMR serves
-    // none today; carried so the day it does, the Condition is written first), and basedOn ->
-    // ServiceRequest (the procedure_order, always): not carried, kept or dropped as
-    // MAPPING_UNCARRIED_REFERENCES says, as is performer.actor (Practitioner).
+    // FhirProcedureOEProcedureService.php parseOpenEMRRecord (royharden/openemr): basedOn ->
+    // ServiceRequest (the procedure_order, on every order) is not a carried type: kept or dropped as
+    // MAPPING_UNCARRIED_REFERENCES says, as is performer.actor (Practitioner). Its reasonReference ->
+    // Condition is set only from a reason_reference_uuid that ProcedureService::search never selects
+    // (nor does the surgery sub-service), so OpenEMR serves none: carrying it would need Procedure
+    // ranked above Condition (the rank-groups unit test holds references to lower ranks).
     references: [
       { element: 'subject', type: 'Patient' },
       { element: 'encounter', type: 'Encounter' },
-      { element: 'reasonReference', type: 'Condition' },
     ],
     mapping: { concepts: ['code', 'category', 'reasonCode'], deidDrop: DEID_DROP },
   },

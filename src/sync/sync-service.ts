@@ -386,7 +386,7 @@ export class SyncService {
    * sink. One whose target is blocked (failed or dead-lettered) or absent from OpenEMR is held back
    * and dead-lettered saying why: never written with a reference that points at nothing. Targets
    * not met in this run are looked up in OpenEMR, up to a hundred per request (`_id=a,b,...`).
-   * Patients are checked exactly as mapObservationsInto does (`blocked` are the Patient ids).
+   * `blocked` are Patient ids held back besides those that failed in this run (dead-lettered ones).
    */
   async mapDependentsInto(
     resources: readonly SyncedResource[],

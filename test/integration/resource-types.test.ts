@@ -14,7 +14,8 @@ import type { SupportedType } from '../../stack/openemr';
 import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
-import { completeRun, invoke, useStack } from '../helpers/functions';
+import { completeRun, invoke, runSummaryOf, useStack } from '../helpers/functions';
+import { syncObservationHandler } from '../../functions/sync-observation';
 import { mapperFor, targetDiff } from '../helpers/incremental-stack';
 import { unresolvedReferences, watchWrites, type WriteWatch } from '../helpers/reference-watch';
 
@@ -178,6 +179,50 @@ test('a Patient synced with everything brings its Encounters and Conditions befo
     byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Condition: { created: 1 }, Observation: { created: 1 } },
   });
   expect(watch.dangling).toEqual([]);
+}, 300_000);
+
+test('a single Observation sync writes its Patient and its Encounter first; when the Encounter fails, it holds the Observation back saying why', async () => {
+  const store = stack.openemr.store;
+  const patientId = randomUUID();
+  const encounterId = randomUUID();
+  const observationId = randomUUID();
+  store.put({ ...(store.get('Patient', store.ids('Patient')[4]!) as Json), id: patientId } as never);
+  const encounter = {
+    ...(store.get('Encounter', store.ids('Encounter')[4]!) as Json),
+    id: encounterId,
+    subject: { reference: `Patient/${patientId}` },
+  };
+  store.put(encounter as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[4]!) as Json),
+    id: observationId,
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${encounterId}` },
+  } as never);
+  const sync = () => invoke(syncObservationHandler, { url: `sync/observations/${observationId}`, params: { id: observationId } });
+
+  const answer = await sync();
+  expect(answer.status).toBe(200);
+  expect(answer.json).toMatchObject({
+    operation: 'syncObservation',
+    status: 'ok',
+    byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Observation: { created: 1 } },
+  });
+  expect(watch.dangling).toEqual([]);
+
+  // An Encounter the connector refuses (a status outside its required value set): the Observation waits.
+  store.put({ ...encounter, status: 'not-a-status' } as never);
+  store.advanceClock(30);
+  const refused = runSummaryOf((await sync()).json);
+  expect(refused.message).toBe(`Encounter/${encounterId} could not be written, so its Observation was not.`);
+  expect(refused.failures).toContainEqual({
+    resourceType: 'Observation',
+    id: observationId,
+    stage: 'write',
+    reason: `Not written because its Encounter/${encounterId} could not be written.`,
+  });
+  expect(refused.failures.find((f: Json) => f.resourceType === 'Encounter')).toMatchObject({ id: encounterId, stage: 'map' });
+  store.put(encounter as never);
 }, 300_000);
 
 test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
