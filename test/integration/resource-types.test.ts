@@ -210,8 +210,8 @@ test('a single Observation sync writes its Patient and its Encounter first; when
   });
   expect(watch.dangling).toEqual([]);
 
-  // An Encounter the connector refuses (a status outside its required value set): the Observation waits.
-  store.put({ ...encounter, status: 'not-a-status' } as never);
+  // An Encounter the connector refuses (a dateTime in the wrong format): the Observation waits.
+  store.put({ ...encounter, period: { start: '03/02/1980' } } as never);
   store.advanceClock(30);
   const refused = runSummaryOf((await sync()).json);
   expect(refused.message).toBe(`Encounter/${encounterId} could not be written, so its Observation was not.`);
