@@ -636,7 +636,12 @@ function forbiddenOutage(target: string, requestId: string | undefined): Upstrea
     target === targetName('ahds')
       ? "give the connector's identity the FHIR Data Writer role on the service (a new role assignment takes a few minutes to apply)"
       : "give the connector's client write access to the carried types on the server";
-  const error = new UpstreamError('ahds', 'Forbidden', withRequestId(`${target} refused every write of a bundle (403): ${remedy}.`, requestId), 403);
+  const error = new UpstreamError(
+    'ahds',
+    'Forbidden',
+    withRequestId(`${target} refused every write of a bundle (403): ${remedy}.`, requestId),
+    403,
+  );
   error.requestId = requestId;
   return error;
 }
