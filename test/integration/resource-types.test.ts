@@ -181,6 +181,31 @@ test('a Patient synced with everything brings its Encounters and Conditions befo
   expect(watch.dangling).toEqual([]);
 }, 300_000);
 
+test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
+  const connector = await getConnector();
+  const summary = await processWorkItem(workDepsOf(connector), {
+    kind: 'patients',
+    since: '1970-01-01T00:00:00.000Z',
+    until: new Date(Date.now() + 3600_000).toISOString(),
+  });
+  expect(summary).toMatchObject({ status: 'ok', failed: 0, created: 0, updated: 0 });
+  expect(summary.byType.Encounter!.unchanged).toBe(stack.openemr.store.count('Encounter'));
+  expect(summary.byType.Condition!.unchanged).toBe(stack.openemr.store.count('Condition'));
+  expect(watch.dangling).toEqual([]);
+}, 300_000);
+
+test('reconcile finds a Condition deleted at the source and counts every carried type', async () => {
+  const store = stack.openemr.store;
+  const goneId = store.ids('Condition')[2]!;
+  store.delete('Condition', goneId);
+  const answer = await invoke(reconcileHttpHandler, { method: 'POST', url: 'reconcile' });
+  const done = await completeRun(stack, answer);
+  expect(done.state).toBe('succeeded');
+  expect(done.result.byType.Condition).toMatchObject({ deletedAtSource: 1, missing: 0, stale: 0 });
+  expect(done.result.byType.Encounter).toMatchObject({ missing: 0, stale: 0, deletedAtSource: 0 });
+}, 300_000);
+
+// Last: the Observation and Encounter it holds back stay dead-lettered.
 test('a single Observation sync writes its Patient and its Encounter first; when the Encounter fails, it holds the Observation back saying why', async () => {
   const store = stack.openemr.store;
   const patientId = randomUUID();
@@ -210,41 +235,33 @@ test('a single Observation sync writes its Patient and its Encounter first; when
   });
   expect(watch.dangling).toEqual([]);
 
-  // An Encounter the connector refuses (a dateTime in the wrong format): the Observation waits.
-  store.put({ ...encounter, period: { start: '03/02/1980' } } as never);
-  store.advanceClock(30);
-  const refused = runSummaryOf((await sync()).json);
-  expect(refused.message).toBe(`Encounter/${encounterId} could not be written, so its Observation was not.`);
-  expect(refused.failures).toContainEqual({
-    resourceType: 'Observation',
-    id: observationId,
-    stage: 'write',
-    reason: `Not written because its Encounter/${encounterId} could not be written.`,
-  });
-  expect(refused.failures.find((f: Json) => f.resourceType === 'Encounter')).toMatchObject({ id: encounterId, stage: 'map' });
-  store.put(encounter as never);
-}, 300_000);
-
-test('a backfill work item (Patient window) writes every carried type in reference order and changes nothing already current', async () => {
-  const connector = await getConnector();
-  const summary = await processWorkItem(workDepsOf(connector), {
-    kind: 'patients',
-    since: '1970-01-01T00:00:00.000Z',
-    until: new Date(Date.now() + 3600_000).toISOString(),
-  });
-  expect(summary).toMatchObject({ status: 'ok', failed: 0, created: 0, updated: 0 });
-  expect(summary.byType.Encounter!.unchanged).toBe(stack.openemr.store.count('Encounter'));
-  expect(summary.byType.Condition!.unchanged).toBe(stack.openemr.store.count('Condition'));
+  // An Encounter that cannot be written (it points at a Patient OpenEMR does not have): its Observation waits.
+  const lonelyEncounterId = randomUUID();
+  const absentPatientId = randomUUID();
+  const heldId = randomUUID();
+  store.put({ ...encounter, id: lonelyEncounterId, subject: { reference: `Patient/${absentPatientId}` } } as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[4]!) as Json),
+    id: heldId,
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${lonelyEncounterId}` },
+  } as never);
+  const refused = runSummaryOf((await invoke(syncObservationHandler, { url: `sync/observations/${heldId}`, params: { id: heldId } })).json);
+  expect(refused.message).toBe(`Encounter/${lonelyEncounterId} could not be written, so its Observation was not.`);
+  expect(refused.failures).toEqual([
+    {
+      resourceType: 'Encounter',
+      id: lonelyEncounterId,
+      stage: 'read',
+      reason: `Not written because OpenEMR has no Patient/${absentPatientId} (the Encounter's subject).`,
+    },
+    {
+      resourceType: 'Observation',
+      id: heldId,
+      stage: 'write',
+      reason: `Not written because its Encounter/${lonelyEncounterId} could not be written.`,
+    },
+  ]);
+  expect(await stack.ahds.read('Observation', heldId)).toBeUndefined();
   expect(watch.dangling).toEqual([]);
-}, 300_000);
-
-test('reconcile finds a Condition deleted at the source and counts every carried type', async () => {
-  const store = stack.openemr.store;
-  const goneId = store.ids('Condition')[2]!;
-  store.delete('Condition', goneId);
-  const answer = await invoke(reconcileHttpHandler, { method: 'POST', url: 'reconcile' });
-  const done = await completeRun(stack, answer);
-  expect(done.state).toBe('succeeded');
-  expect(done.result.byType.Condition).toMatchObject({ deletedAtSource: 1, missing: 0, stale: 0 });
-  expect(done.result.byType.Encounter).toMatchObject({ missing: 0, stale: 0, deletedAtSource: 0 });
 }, 300_000);
