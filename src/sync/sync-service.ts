@@ -504,26 +504,32 @@ export class SyncService {
    * resource whose target the target server may lack. Ids OpenEMR does not answer are noted absent
    * (their dependants are then held back saying so).
    */
-  async ensureReferenced(run: RunContext, sink: BatchSink, resources: readonly SyncedResource[], depth = 0): Promise<void> {
+  async ensureReferenced(run: RunContext, sink: BatchSink, resources: readonly SyncedResource[]): Promise<void> {
     const groups = rankGroups(this.resourceTypes);
-    // References point at lower ranks only: deeper than the ranks there are is a loop in the data.
-    if (depth >= groups.length) return;
     const seen = this.seenSets(run);
-    const wanted = new Map<string, Set<string>>();
-    for (const r of resources)
-      for (const ref of carriedReferences(r.resourceType, this.resourceTypes))
-        for (const id of referenceTargets(r, ref.element, ref.type))
-          if (!seen.present(ref.type).has(id) && !seen.absent(ref.type).has(id)) mapSet(wanted, ref.type).add(id);
-    if (wanted.size === 0) return;
+    // What they point at, what that points at, …: each id read once (noted before the next step, so
+    // a Location's Organization fetched beside it as an Encounter's serviceProvider is not read again).
     const fetched: SyncedResource[] = [];
-    for (const [type, ids] of wanted) {
-      const found = await this.deps.reader.byIds(type, [...ids]);
-      run.tally.read += found.length;
-      const foundIds = new Set(found.flatMap((r) => (r.id ? [r.id] : [])));
-      for (const id of ids) if (!foundIds.has(id)) seen.absent(type).add(id);
+    let frontier = resources;
+    // References point at lower ranks only: more steps than there are ranks is a loop in the data.
+    for (let step = 0; frontier.length > 0 && step < groups.length; step++) {
+      const wanted = new Map<string, Set<string>>();
+      for (const r of frontier)
+        for (const ref of carriedReferences(r.resourceType, this.resourceTypes))
+          for (const id of referenceTargets(r, ref.element, ref.type))
+            if (!seen.present(ref.type).has(id) && !seen.absent(ref.type).has(id)) mapSet(wanted, ref.type).add(id);
+      const found: SyncedResource[] = [];
+      for (const [type, ids] of wanted) {
+        const ofType = await this.deps.reader.byIds(type, [...ids]);
+        run.tally.read += ofType.length;
+        const foundIds = new Set(ofType.flatMap((r) => (r.id ? [r.id] : [])));
+        for (const id of ids) (foundIds.has(id) ? seen.present(type) : seen.absent(type)).add(id);
+        found.push(...ofType);
+      }
       fetched.push(...found);
+      frontier = found;
     }
-    await this.ensureReferenced(run, sink, fetched, depth + 1);
+    // Written rank by rank, each rank flushed before the next is mapped: what they point at first.
     for (const group of groups) {
       const ofGroup = fetched.filter((r) => group.includes(r.resourceType));
       if (ofGroup.length === 0) continue;
