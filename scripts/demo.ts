@@ -43,7 +43,8 @@ export const USAGE = `Usage: npm run demo -- [--data DIR] [--out DIR] [--keep-ru
 A full sync of the sample data through the real function handlers on the local stack, a few source
 changes and an incremental run, then a byte-for-byte check of AHDS against the mapped source.
 
-  --data DIR       Bulk FHIR NDJSON directory instead of data/synthea-dev
+  --data DIR       Bulk FHIR NDJSON directory instead of data/synthea-dev (and data/openemr-directory,
+                   the sample's Practitioners, Organizations and Locations: DIR brings its own, if any)
   --out DIR        write the figures and the target's resources there
   --keep-running   leave the stack and the connector's endpoints up afterwards (Ctrl-C stops them)
   --help           this text`;
@@ -176,13 +177,24 @@ async function runPass(name: string, run: () => Promise<Record<string, unknown>>
   return figures;
 }
 
-/** A few edits as a clinic would make them: a phone number, two corrected results, a new result. */
+/**
+ * A few edits as a clinic would make them: a phone number, a provider's new work number (when the
+ * directory is carried), two corrected results, a new result.
+ */
 function simulateChanges(stack: Stack): string[] {
   const store = stack.openemr.store;
   const patientId = store.ids('Patient')[0]!;
   const patient = structuredClone(store.get('Patient', patientId)!) as Record<string, unknown>;
   patient.telecom = [{ system: 'phone', value: '555-0100', use: 'mobile' }];
   store.put(patient as never);
+  const changed = [`Patient/${patientId} (telecom)`];
+  const practitionerId = loadConfig(stack.env).sync.resourceTypes.includes('Practitioner') ? store.ids('Practitioner')[0] : undefined;
+  if (practitionerId) {
+    const practitioner = structuredClone(store.get('Practitioner', practitionerId)!) as Record<string, unknown>;
+    practitioner.telecom = [{ system: 'phone', value: '(617) 555-0142', use: 'work' }];
+    store.put(practitioner as never);
+    changed.push(`Practitioner/${practitionerId} (telecom)`);
+  }
 
   const numeric = store
     .ids('Observation')
@@ -197,7 +209,7 @@ function simulateChanges(stack: Stack): string[] {
   const template = structuredClone(numeric[0]!);
   template.id = 'demo-new-observation-0001';
   store.put(template as never);
-  return [`Patient/${patientId} (telecom)`, ...numeric.map((o) => `Observation/${o.id} (value)`), `Observation/${template.id} (new)`];
+  return [...changed, ...numeric.map((o) => `Observation/${o.id} (value)`), `Observation/${template.id} (new)`];
 }
 
 /** Every source resource, mapped as the connector maps it, must be in the target byte for byte. */

@@ -18,7 +18,7 @@ connector's functions (HTTP on a local port, the queue worker on Azurite) until 
 
   --data DIR     Bulk FHIR NDJSON directory to load into the OpenEMR stand-in (default data/synthea-dev)
   --directory DIR  Practitioners, Organizations and Locations to serve beside the data, linked from its
-                 Encounters (data/openemr-directory is the one for data/synthea-dev; default none)
+                 Encounters (default data/openemr-directory with data/synthea-dev, else none; 'none': none)
   --target KIND  ahds (default): the AHDS stand-in; hapi: also a real HAPI FHIR JPA server (needs Java 17
                  and Maven; the first start builds it), and the connector writes to it
   --help         this text`;
@@ -36,7 +36,8 @@ async function main(): Promise<void> {
     console.error(`--target must be ahds or hapi, not ${target}. Run with --help for the options.`);
     process.exit(64);
   }
-  const openemr = args.directory !== undefined ? { directoryDir: path.resolve(args.directory) } : undefined;
+  const openemr =
+    args.directory !== undefined ? { directoryDir: args.directory === 'none' ? null : path.resolve(args.directory) } : undefined;
   const stack = await startStack({ dataDir, target, ...(openemr ? { openemr } : {}), hapi: { log: (line) => console.log(line) } });
   Object.assign(process.env, stack.env);
   const host = await startFunctionsHost({ log: (line) => console.log(line) });

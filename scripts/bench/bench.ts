@@ -24,14 +24,25 @@ import type { AhdsStats } from '../../stack/ahds';
 import type { FaultProfile } from '../../stack/faults';
 import type { RequestStatsSnapshot } from '../../stack/openemr/request-stats';
 import type { ConnectorRunReport } from './connector-run';
-import { allResources, loadTemplates, namedUuid, planOf, type BenchDataPlan, type GeneratedPatient, type Templates } from './data';
+import {
+  allResources,
+  directoryOf,
+  loadTemplates,
+  namedUuid,
+  planOf,
+  type BenchDataPlan,
+  type GeneratedPatient,
+  type Templates,
+} from './data';
 import type { AhdsReady, OpenEmrReady, VerifyResult } from './stand-in-process';
 import { openemrLoadBench } from './openemr-load';
 import { placeOnCpus, startStandInProcess, type CpuPlacement, type StandInProcess } from './stand-in-processes';
 
 const USAGE = `Usage: npm run bench -- [options]
   A mixed data set of every carried type (SYNC_RESOURCE_TYPES, or --set SYNC_RESOURCE_TYPES=...):
-  Observations as counted below, the other patient-scoped types at the sample data's rate per Patient.
+  Observations as counted below, the other patient-scoped types at the sample data's rate per Patient,
+  and a practice's directory: a Practitioner per 500 Patients, a facility (Organization and Location)
+  per 5 Practitioners, a "Home Address" Location per user and per Patient, as OpenEMR serves them.
   --observations N       Observations to generate (default 100000)
   --patients N           Patients (default observations/100, at least 1)
   --openemr-latency MS   added to every OpenEMR request (default 30)
@@ -132,6 +143,7 @@ async function main(): Promise<void> {
   const plan: BenchDataPlan = { patients, observations, seed, types };
   const planned = planOf(templates, plan);
   const generated: Record<string, number> = {};
+  for (const r of directoryOf(templates, planned)) generated[r.resourceType] = (generated[r.resourceType] ?? 0) + 1;
   for (const p of planned) {
     generated.Patient = (generated.Patient ?? 0) + 1;
     generated.Observation = (generated.Observation ?? 0) + p.observations;

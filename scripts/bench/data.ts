@@ -5,12 +5,19 @@
  * ids, references to the same Patient's generated resources, and lastUpdated spread over several
  * years. Observations are counted out (--observations); the other types come at the sample's own
  * rate per Patient, so the mix is the sample's. The same seed always gives the same resources.
+ *
+ * When the directory types are carried, a practice's directory comes first (the shapes of
+ * data/openemr-directory): one Practitioner per PATIENTS_PER_PRACTITIONER Patients, one facility
+ * (an Organization and its Location) per PRACTITIONERS_PER_FACILITY of them, and the Locations
+ * OpenEMR's LocationService serves beside the facilities: a "Home Address" per user and per Patient
+ * with an address. Each Patient is seen at one facility; its Encounters point at that facility's
+ * Organization and Location and at one of the Practitioners.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { seededRandom } from '../../stack/faults';
-import { defaultDataDir } from '../../stack/openemr/repo-paths';
+import { defaultDataDir, defaultDirectoryDir } from '../../stack/openemr/repo-paths';
 import { RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 
 export type Json = Record<string, unknown> & { resourceType: string; id: string };
@@ -22,6 +29,21 @@ export interface Templates {
   others: Record<string, Json[]>;
   /** How many of each of `others` the sample holds per Patient: the rate the bench generates them at. */
   perPatient: Record<string, number>;
+  /** The directory's shapes (data/openemr-directory): Organizations, Practitioners, facility and home Locations. */
+  directory: { Organization: Json[]; Practitioner: Json[]; facility: Json[]; home: Json[] };
+}
+
+/** Patients per Practitioner (a provider's panel, specialists included, in an outpatient practice). */
+export const PATIENTS_PER_PRACTITIONER = 500;
+/** Practitioners per facility (a clinic site). */
+export const PRACTITIONERS_PER_FACILITY = 5;
+export const DIRECTORY_TYPES = ['Organization', 'Practitioner', 'Location'] as const;
+
+/** How large the generated directory is, and the seed that names its ids. */
+export interface DirectoryPlan {
+  seed: number;
+  practitioners: number;
+  facilities: number;
 }
 
 export function loadTemplates(dir: string = defaultDataDir()): Templates {
@@ -38,6 +60,19 @@ export function loadTemplates(dir: string = defaultDataDir()): Templates {
   const patients = read('Patient');
   const observations = read('Observation');
   if (patients.length === 0 || observations.length === 0) throw new Error(`no Patient/Observation sample data in ${dir}`);
+  const readDirectory = (type: string): Json[] =>
+    fs
+      .readFileSync(path.join(defaultDirectoryDir(), `${type}.ndjson`), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as Json);
+  const locations = readDirectory('Location');
+  const directory = {
+    Organization: readDirectory('Organization'),
+    Practitioner: readDirectory('Practitioner'),
+    facility: locations.filter((l) => l.identifier),
+    home: locations.filter((l) => !l.identifier),
+  };
   const others: Record<string, Json[]> = {};
   const perPatient: Record<string, number> = {};
   for (const spec of RESOURCE_TYPES) {
@@ -47,7 +82,7 @@ export function loadTemplates(dir: string = defaultDataDir()): Templates {
     others[spec.type] = list;
     perPatient[spec.type] = list.length / patients.length;
   }
-  return { patients, observations, others, perPatient };
+  return { patients, observations, others, perPatient, directory };
 }
 
 /**
@@ -79,6 +114,10 @@ export interface GeneratedPatient {
   seed: number;
   /** Data seed and position, which name the ids. */
   name: string;
+  /** The practice's directory, when its types are generated (the same object for every Patient). */
+  directory?: DirectoryPlan;
+  /** The facility this Patient is seen at (an index into the directory's facilities). */
+  facility: number;
 }
 
 /**
@@ -100,6 +139,10 @@ export function planPatients(
   let rest = observations - counts.reduce((a, b) => a + b, 0);
   for (let i = 0; rest > 0; i = (i + 1) % patients, rest--) counts[i]!++;
   const generated = types.filter((t) => templates.others[t]);
+  const practitioners = Math.max(1, Math.ceil(patients / PATIENTS_PER_PRACTITIONER));
+  const directory: DirectoryPlan | undefined = DIRECTORY_TYPES.every((t) => types.includes(t))
+    ? { seed, practitioners, facilities: Math.max(1, Math.ceil(practitioners / PRACTITIONERS_PER_FACILITY)) }
+    : undefined;
   return counts.map((count, i) => {
     const template = templates.patients[i % templates.patients.length]!;
     const id = namedUuid(seed, 'Patient', i);
@@ -107,7 +150,16 @@ export function planPatients(
     const patient = { ...structuredClone(template), id, meta: { ...((template.meta as object) ?? {}), lastUpdated } } as Json;
     // The other types follow the same weight as the Observations: a busy Patient has more of each.
     const others = Object.fromEntries(generated.map((t) => [t, Math.round(weights[i]! * templates.perPatient[t]!)]));
-    return { patient, observations: count, others, seed: Math.floor(random() * 2 ** 31), name: `${seed}:${i}` };
+    const facility = directory ? i % directory.facilities : 0;
+    return {
+      patient,
+      observations: count,
+      others,
+      seed: Math.floor(random() * 2 ** 31),
+      name: `${seed}:${i}`,
+      ...(directory ? { directory } : {}),
+      facility,
+    };
   });
 }
 
@@ -124,8 +176,9 @@ export function planOf(templates: Templates, plan: BenchDataPlan): GeneratedPati
   return planPatients(templates, plan.patients, plan.observations, plan.seed, plan.types ?? []);
 }
 
-/** Every generated resource in the order the connector reads them (Patients in pages, then theirs). */
+/** Every generated resource in the order the connector reads them (the directory, Patients in pages, then theirs). */
 export function* allResources(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
+  yield* directoryOf(templates, planned);
   for (const p of planned) {
     yield p.patient;
     yield* dependentsOf(templates, p);
@@ -138,12 +191,60 @@ export function* dependentsOf(templates: Templates, planned: GeneratedPatient): 
   for (const type of types) yield* type === 'Observation' ? observationsOf(templates, planned) : othersOf(templates, planned, type);
 }
 
+/** The id of the directory's `type` row number `i` (facility Locations first, then the homes). */
+const directoryId = (plan: DirectoryPlan, type: string, i: number): string => namedUuid(plan.seed, 'directory', type, i);
+
+/**
+ * The practice's directory (none unless its types are generated), before anything points at it: the
+ * Organizations, then the Practitioners, then the Locations (which point at the first Organization,
+ * the primary business entity). The same plan always gives the same resources.
+ */
+export function* directoryOf(templates: Templates, planned: GeneratedPatient[]): Generator<Json> {
+  const plan = planned[0]?.directory;
+  if (!plan) return;
+  const t = templates.directory;
+  const stamp = (r: Json, type: string, i: number, seconds: number): Json => {
+    r.id = directoryId(plan, type, i);
+    r.meta = { ...((r.meta as object) ?? {}), lastUpdated: instant(START_MS + seconds * 1000) };
+    return r;
+  };
+  const managingOrganization = { reference: `Organization/${directoryId(plan, 'Organization', 0)}`, type: 'Organization' };
+  for (let i = 0; i < plan.facilities; i++) yield stamp(structuredClone(t.Organization[i % t.Organization.length]!), 'Organization', i, i);
+  for (let i = 0; i < plan.practitioners; i++)
+    yield stamp(structuredClone(t.Practitioner[i % t.Practitioner.length]!), 'Practitioner', i, i);
+  let n = 0;
+  for (let i = 0; i < plan.facilities; i++)
+    yield { ...stamp(structuredClone(t.facility[i % t.facility.length]!), 'Location', n++, i), managingOrganization };
+  for (let i = 0; i < plan.practitioners; i++)
+    yield { ...stamp(structuredClone(t.home[i % t.home.length]!), 'Location', n++, i), managingOrganization };
+  // OpenEMR's LocationService serves every Patient's address as a "Home Address" Location too.
+  const home = t.home.find((l) => l.address) ?? t.home[0]!;
+  for (const p of planned) {
+    const address = (p.patient.address as Json[] | undefined)?.[0];
+    if (!address) continue;
+    const r = stamp(structuredClone(home), 'Location', n++, 0);
+    r.meta = { ...((r.meta as object) ?? {}), lastUpdated: (p.patient.meta as { lastUpdated: string }).lastUpdated };
+    const { line, city, state, postalCode, country } = address as Record<string, unknown>;
+    yield {
+      ...r,
+      address: JSON.parse(JSON.stringify({ type: 'physical', line, city, state, postalCode, country })) as Json,
+      managingOrganization,
+    };
+  }
+}
+
 /**
  * The reference a generated resource of this Patient makes to `type`: the Patient itself, one of
- * the Patient's generated resources of that type, or undefined when none is generated.
+ * the Patient's generated resources of that type, its facility's Organization or Location, one of
+ * the directory's Practitioners (by `salt`, the resource's id), or undefined when none is generated.
  */
-function referenceTo(planned: GeneratedPatient, type: string, random: () => number): { reference: string } | undefined {
+function referenceTo(planned: GeneratedPatient, type: string, random: () => number, salt = ''): { reference: string } | undefined {
   if (type === 'Patient') return { reference: `Patient/${planned.patient.id}` };
+  const plan = planned.directory;
+  if (plan && (type === 'Organization' || type === 'Location'))
+    return { reference: `${type}/${directoryId(plan, type, planned.facility)}` };
+  if (plan && type === 'Practitioner')
+    return { reference: `Practitioner/${directoryId(plan, type, hashOf(`${salt}:Practitioner`) % plan.practitioners)}` };
   const count = planned.others[type];
   if (!count) return undefined;
   return { reference: `${type}/${namedUuid(planned.name, type, Math.floor(random() * count))}` };
@@ -158,7 +259,7 @@ export function* othersOf(templates: Templates, planned: GeneratedPatient, type:
     const r = structuredClone(list[Math.floor(random() * list.length)]!);
     r.id = namedUuid(planned.name, type, i);
     for (const ref of specOf(type).references) {
-      const target = ref.type === type ? undefined : referenceTo(planned, ref.type, random);
+      const target = ref.type === type ? undefined : referenceTo(planned, ref.type, random, r.id);
       repoint(r, ref.element.split('.'), target);
     }
     const when = start + random() * 4 * YEAR_MS;

@@ -13,7 +13,7 @@ import type { FaultProfile } from '../../stack/faults';
 import { startAhdsStandIn } from '../../stack/ahds';
 import { startEntraStandIn } from '../../stack/entra';
 import { startOpenEmrStandIn, type SupportedType } from '../../stack/openemr';
-import { allResources, dependentsOf, loadTemplates, planOf, type BenchDataPlan } from './data';
+import { allResources, dependentsOf, directoryOf, loadTemplates, planOf, type BenchDataPlan } from './data';
 
 export type StandInSpec =
   { role: 'openemr'; data: BenchDataPlan; faults: FaultProfile } | { role: 'ahds'; faults: FaultProfile; capacity?: number };
@@ -55,6 +55,7 @@ async function startOpenEmr(
   const openemr = await startOpenEmrStandIn({ dataDir: null, faults: spec.faults });
   const templates = loadTemplates();
   const planned = planOf(templates, spec.data);
+  openemr.store.importResources(directoryOf(templates, planned));
   openemr.store.importResources(planned.map((p) => p.patient));
   openemr.store.importResources(
     (function* () {

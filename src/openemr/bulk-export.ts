@@ -24,7 +24,8 @@ import { bulkStatusSchema, deletedBundleSchema, phpDateTimeToIso, singleResource
  * - The job is DELETEd when done or abandoned.
  */
 
-export type ExportedType = 'Patient' | 'Observation';
+/** A resource type the connector asks the export for (a row of resource-types.ts with read.connectorExports). */
+export type ExportedType = string;
 
 export interface ExportFile {
   type: string;

@@ -12,12 +12,16 @@ import type { OpenEmrReader, ServerInfo } from './reader';
  * work items): export or search is decided here, once, by what the release and settings allow.
  *
  * Per type a window [since, until) on lastUpdated; since undefined means "everything".
- * - $export (one `_since`) when it is enabled and some window is long or open, for both types.
+ * - $export (one `_since`) when it is enabled and some window is long or open, for every configured
+ *   type whose row says `read.connectorExports` (the export gives the rows its search would: a
+ *   `_lastUpdated` column never NULL and never before 1970), and for `read.exportsWindows` types
+ *   whose window has a lower bound (the search would filter on the same column). The other types
+ *   are searched in their place in reference order, between the export's files.
  *   An incomplete export (error[], missing type, failed or expired file, foreign file) is abandoned
  *   and the types it has not finished are read by search: nothing is taken as "no changes".
- * - Search: Patients by `ge` cursor pages; Observations by one `_lastUpdated=ge` read when the window
- *   is short, else per Patient (every Patient's Observations, `ge` since when there is a since).
- *   Observations are never asked with `_count` (OpenEMR applies it per sub-service).
+ * - Search: Patients by `ge` cursor pages; the directory whole; the other types by one
+ *   `_lastUpdated=ge` read when the window is short, else per Patient (`ge` since when there is a
+ *   since). Observations are never asked with `_count` (OpenEMR applies it per sub-service).
  *
  * The upper bound of Observation windows is not applied: OpenEMR stamps some sub-services'
  * meta.lastUpdated with "now" (social history; every Observation on 7.0.2) whatever the row's own
@@ -26,6 +30,7 @@ import type { OpenEmrReader, ServerInfo } from './reader';
  */
 
 export type SourceType = ExportedType;
+/** The types read when a caller names none. */
 export const SOURCE_TYPES: readonly SourceType[] = ['Patient', 'Observation'];
 
 /** Per type a window on lastUpdated; since undefined means "everything". */
@@ -35,7 +40,7 @@ export interface SourceVisitor {
   /** Patients of a type's window, then (after typeDone('Patient')) the other types in reference order. */
   patients(batch: Patient[]): Promise<void>;
   observations(batch: Observation[]): Promise<void>;
-  /** Resources of the other configured types (Encounter, Condition), in reference order. */
+  /** Resources of the other configured types (Encounter, Condition, the directory), in reference order. */
   resources?(type: string, batch: SyncedResource[]): Promise<void>;
   /** Everything of `type` in its window was handed over (a window may be closed now). */
   typeDone(type: string, via: 'export' | 'search'): Promise<void>;
@@ -75,9 +80,12 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
   const types = orderedTypes(options.types ?? SOURCE_TYPES).map((t) => t.type);
   const via: SourceReadResult['via'] = Object.fromEntries(types.map((t) => [t, 'search' as const]));
   // Types the connector takes from an export; the others are read by search between them, in reference order.
-  const exportedTypes = types.filter(
-    (t): t is SourceType => specOf(t).read.connectorExports && (SOURCE_TYPES as readonly string[]).includes(t),
-  );
+  // A type whose export may miss rows (NULL or pre-1970 dates) is exported only for a window with a
+  // lower bound, where its search would miss them too (resource-types.ts exportsWindows).
+  const exportedTypes = types.filter((t) => {
+    const read = specOf(t).read;
+    return read.connectorExports || (read.exportsWindows === true && windows[t]!.since !== undefined);
+  });
   // The export's `_since` and gap from the exported types' windows only: a searched type read whole
   // (DocumentReference's pre-1970 dates) does not make the export ask for everything.
   const lows = exportedTypes.map((t) => windows[t]!.since);
@@ -103,7 +111,7 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
       try {
         // Reference order (each file whole): no resource is handed on before what it points at.
         for (const type of types) {
-          if (!remaining.includes(type as SourceType)) {
+          if (!remaining.includes(type)) {
             await search(type);
             searchedDuringExport.push(type);
             continue;
@@ -114,7 +122,8 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
             const out = batch;
             batch = [];
             if (type === 'Patient') await visitor.patients(out as unknown as Patient[]);
-            else await visitor.observations(out as unknown as Observation[]);
+            else if (type === 'Observation') await visitor.observations(out as unknown as Observation[]);
+            else await visitor.resources!(type, out as unknown as SyncedResource[]);
           };
           for (const file of manifest.outputs.filter((o) => o.type === type)) {
             for await (const r of fileResources(exporter, file)) {
@@ -137,12 +146,11 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
     } catch (error) {
       if (!(error instanceof ExportUnavailableError)) throw error;
       exportAbandoned = (error as Error).message;
-      visitor.log?.(`${exportAbandoned} Reading ${remaining.join(' and ')} with searches instead.`);
+      visitor.log?.(`${exportAbandoned} Reading ${remaining.join(', ')} with searches instead.`);
     }
     // What the export did not finish, and the searched types after it, in reference order.
     for (const type of types)
-      if (remaining.includes(type as SourceType) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type as SourceType)))
-        await search(type);
+      if (remaining.includes(type) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type))) await search(type);
   } else {
     for (const type of types) await search(type);
   }

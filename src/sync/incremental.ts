@@ -200,6 +200,9 @@ export class IncrementalSync {
             phase = 'Patient';
             run.tally.read += page.length;
             await sync.writeResources(page, run);
+            // Patients that failed here block what points at them: the set is taken again after
+            // them (the directory, read before any Patient, took it while it was still empty).
+            blocked = undefined;
             run.onProgress?.(run.tally);
           },
           observations: (batch) => take('Observation', batch),

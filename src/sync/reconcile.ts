@@ -103,6 +103,9 @@ export async function reconcile(
   // Ids met at the source so far, per type: types come in reference order, so a reference to a
   // carried type is resolved against what was already read.
   const sourceIds = new Map<string, Set<string>>(TYPES.map((t) => [t, new Set<string>()]));
+  // Target ids, per type, that resources OpenEMR still holds point at although OpenEMR has them no
+  // more: deleting them would leave those resources' references dangling in the target.
+  const stillPointedAt = new Map<string, Set<string>>(TYPES.map((t) => [t, new Set<string>()]));
   const blocked = await deps.sync.blockedPatients(run);
   const notWritten = async (type: string, resource: SyncedResource, reason: string, stage: 'map' | 'read') => {
     byType[type]!.unmappable++;
@@ -122,8 +125,10 @@ export async function reconcile(
           ? blocked.has(id)
           : run.tally.failedOf(ref.type).has(id) || (await deps.sync.blockedEarlier(run, ref.type)).has(id);
       if (isBlocked) return notWritten(type, resource, `Not written because its ${ref.type}/${id} could not be written.`, 'read');
-      if (!sourceIds.get(ref.type)!.has(id))
+      if (!sourceIds.get(ref.type)!.has(id)) {
+        stillPointedAt.get(ref.type)!.add(deps.sync.mapper.targetId(ref.type, id));
         return notWritten(type, resource, `Not written because OpenEMR has no ${ref.type}/${id} (the ${type}'s ${ref.element}).`, 'read');
+      }
     }
     const outcome = deps.sync.mapper.map(resource);
     if (!outcome.ok) return notWritten(type, resource, outcome.reason, 'map');
@@ -182,12 +187,22 @@ export async function reconcile(
   // 3. What is left in AHDS is gone from OpenEMR. Observations before Patients. Nothing is deleted on
   //    an answer that may be incomplete: a type not read to its end, or an empty source facing a
   //    non-empty target (an empty first page of a non-empty table, 7.0.2's empty paged searches).
+  //    Nor what a resource OpenEMR still holds points at (an Encounter deleted while a Condition of
+  //    it stays): that resource stays in the target, so its reference would dangle there; it is
+  //    dead-lettered saying why, and once it changes or goes the next reconciliation deletes.
   const withheld: string[] = [];
   for (const type of [...TYPES].reverse()) {
-    const gone = [...target[type]!.keys()];
+    const pointedAt = stillPointedAt.get(type)!;
+    const all = [...target[type]!.keys()];
+    const gone = all.filter((id) => !pointedAt.has(id));
     const counts = byType[type]!;
-    counts.deletedAtSource = gone.length;
-    if (deps.deleteMode !== 'delete' || gone.length === 0) continue;
+    counts.deletedAtSource = all.length;
+    if (deps.deleteMode !== 'delete' || all.length === 0) continue;
+    if (gone.length < all.length)
+      withheld.push(
+        `${all.length - gone.length} ${type} deletion(s) withheld: resources OpenEMR still holds point at them (dead-lettered).`,
+      );
+    if (gone.length === 0) continue;
     const doubt = !complete.has(type)
       ? `${type} was not read to its end`
       : counts.source === 0

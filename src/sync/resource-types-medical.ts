@@ -31,7 +31,8 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'immunizations.update_date',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // update_date is a TIMESTAMP NOT NULL (sql/database.sql): never NULL, never before 1970.
+      connectorExports: true,
       scope: 'system/Immunization.read',
     },
     references: [
@@ -58,7 +59,11 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'per sub-service (orders: procedure_report.report_date; surgeries: lists.modifydate)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): an order's
+      // procedure_report.date_report is NULL until a report is filed (sql/database.sql), and such orders never leave
+      // an export (FhirBulkExportDomainResourceTrait.php:71-73).
       connectorExports: false,
+      exportsWindows: true,
       scope: 'system/Procedure.read',
     },
     // FhirProcedureOEProcedureService.php parseOpenEMRRecord (royharden/openemr): basedOn ->
@@ -87,7 +92,12 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'prescriptions.date_modified (medication list rows: lists.modifydate)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows):
+      // prescriptions.date_modified is DEFAULT NULL, and imports insert without it
+      // (interface/modules/zend_modules/module/Ccr/src/Ccr/Model/CcrTable.php:327,
+      // src/Services/Cda/CdaTemplateImportDispose.php:1275): those prescriptions never leave an export.
       connectorExports: false,
+      exportsWindows: true,
       scope: 'system/MedicationRequest.read',
     },
     references: [
@@ -109,7 +119,8 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'lists.modifydate',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // lists.modifydate is a TIMESTAMP NOT NULL ON UPDATE CURRENT_TIMESTAMP: never NULL, never before 1970.
+      connectorExports: true,
       scope: 'system/AllergyIntolerance.read',
     },
     references: [{ element: 'patient', type: 'Patient' }],

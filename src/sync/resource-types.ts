@@ -44,8 +44,22 @@ export interface ResourceTypeSpec {
     lastUpdatedFrom: string;
     /** OpenEMR's `$export` carries it (IFhirExportableResourceService). */
     exportedByOpenEmr: boolean;
-    /** The connector reads it from an export (else always by search). */
+    /**
+     * The connector reads it from an export (else always by search): only where the export gives the
+     * rows its search would. OpenEMR's export filters every type with `_lastUpdated=ge<_since>`, the
+     * Unix epoch when there is none (FhirOperationExportRestController.php:176,
+     * FhirBulkExportDomainResourceTrait.php:71-73), while a search for "everything" (first run of a
+     * pre-1970 type, reconcile) sends no `_lastUpdated`: a column that may be NULL or hold a date
+     * before 1970 loses those rows in an export, and such a type is searched when read whole.
+     */
     connectorExports: boolean;
+    /**
+     * Where connectorExports is false: a window with a lower bound is still read from the export.
+     * Its search would send `_lastUpdated=ge<since>` on the same column, and the export's `_since`
+     * is at or below it, so a NULL or pre-1970 row is missed by both alike; only a read of
+     * "everything" (a pre-1970 type's first run, reconcile) needs the search.
+     */
+    exportsWindows?: boolean;
     /** The SMART scope a search needs. */
     scope: string;
     /**
@@ -124,7 +138,8 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'form_encounter.last_update',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // last_update is a TIMESTAMP NOT NULL ON UPDATE CURRENT_TIMESTAMP (sql/database.sql): never NULL, never before 1970.
+      connectorExports: true,
       scope: 'system/Encounter.read',
     },
     // FhirEncounterService.php parseOpenEMRRecord: provider and referrer as participant.individual,
@@ -148,7 +163,9 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'lists.last_updated_time',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // Every sub-service filters on lists.modifydate (ConditionService.php: `modifydate as last_updated_time`),
+      // a TIMESTAMP NOT NULL ON UPDATE CURRENT_TIMESTAMP: never NULL, never before 1970.
+      connectorExports: true,
       scope: 'system/Condition.read',
     },
     references: [
@@ -192,7 +209,11 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'per sub-service (clinical notes: form_clinical_notes.last_updated; labs: procedure_report.report_date)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows): a lab
+      // report's date_report is a clinical DATETIME, NULL until the report is filed and possibly before 1970
+      // (sql/database.sql): such reports never leave an export.
       connectorExports: false,
+      exportsWindows: true,
       scope: 'system/DiagnosticReport.read',
       preEpochDates: true,
     },
@@ -221,7 +242,12 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
         'per sub-service date column (clinical notes: form_clinical_notes.date, a clinical date; documents: documents.date)',
       lastUpdatedFrom: '7.0.2.2 (openemr#7746)',
       exportedByOpenEmr: true,
+      // Searched when read whole (reconcile; a pre-1970 type's first run), else exported (exportsWindows):
+      // form_clinical_notes.date and documents.date are clinical dates, nullable and often before 1970 (174 of the
+      // 968 sample notes): the export, which starts at the epoch, never carries those, and no `_lastUpdated` search
+      // finds a NULL one to complete it.
       connectorExports: false,
+      exportsWindows: true,
       scope: 'system/DocumentReference.read',
       preEpochDates: true,
     },
@@ -238,7 +264,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Organization',
     rank: -2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirOrganizationService.php (facility, insurance, procedure-provider sub-services)',
     read: {
       patientScoped: false,
@@ -257,7 +283,8 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'per sub-service: facility.last_updated, insurance_companies.last_updated, procedure_providers.last_updated',
       lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // Each sub-service's last_updated is DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE (sql/database.sql).
+      connectorExports: true,
       scope: 'system/Organization.read',
     },
     references: [],
@@ -267,7 +294,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Practitioner',
     rank: -2,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirPractitionerService.php',
     read: {
       patientScoped: false,
@@ -289,7 +316,8 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'users.last_updated',
       lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
       exportedByOpenEmr: true,
-      connectorExports: false,
+      // users.last_updated is DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE (sql/database.sql).
+      connectorExports: true,
       scope: 'system/Practitioner.read',
     },
     references: [],
@@ -299,7 +327,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
   {
     type: 'Location',
     rank: -1,
-    carriedByDefault: false,
+    carriedByDefault: true,
     openemrService: 'FhirLocationService.php (LocationService.php: facility, patient and user "Home Address" rows)',
     read: {
       patientScoped: false,
@@ -307,7 +335,11 @@ export const RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       lastUpdatedColumn: 'facility.last_updated, users.last_updated, patient_data.date (the UNION column last_updated)',
       lastUpdatedFrom: DIRECTORY_LAST_UPDATED_FROM,
       exportedByOpenEmr: true,
+      // Searched when read whole (reconcile), else exported (exportsWindows): a patient's "Home Address" row takes
+      // its last_updated from patient_data.date, which may be NULL (LocationService.php:79), and never leaves an
+      // export.
       connectorExports: false,
+      exportsWindows: true,
       scope: 'system/Location.read',
     },
     // The primary business entity (FacilityService::getPrimaryBusinessEntity) on every Location.

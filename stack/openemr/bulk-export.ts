@@ -1,14 +1,16 @@
 /**
  * Bulk export as OpenEMR does it (src/RestControllers/FHIR/Operations/FhirOperationExportRestController.php):
  * - the kick-off does all the work before it answers 202 (processResourceExportForJob, :217), one
- *   type after the other in route order, so Observation goes before Patient;
+ *   type after the other: the `type=` list in its own order, else every exportable type the token
+ *   may read in route order (EXPORT_ORDER: Observation before Patient, Patient near the end);
  * - the work has a time budget (2 minutes, :408-410); the type running when it ends gets an error
  *   file (an OperationOutcome "Export process timed out", listed in `error[]` as type
  *   OperationOutcome), every later type an inline OperationOutcome (:423-426); `output[]` lists
  *   only the types that finished, an empty one included;
  * - `type=` (comma list) chooses the types, `_type` is never read (openemr#8668); without it, every
- *   type the token may read; every resource is filtered by lastUpdated >= _since (epoch by
- *   default), so NULL-dated rows never come out (FhirBulkExportDomainResourceTrait.php:71-73);
+ *   type the token may read; every resource is filtered by lastUpdated >= _since (the Unix epoch
+ *   by default, :176), so NULL-dated rows and rows dated before 1970 (a clinical note's date) never
+ *   come out (FhirBulkExportDomainResourceTrait.php:71-73);
  * - `transactionTime` is the job's PHP DateTime, json_encode'd as an object (:286);
  * - files are Binary documents that expire an hour after the job started (MAX_DOCUMENT_ACCESS_TIME,
  *   :49; FhirDocumentRestController::downloadDocument answers 404 with an empty body then);
@@ -23,8 +25,29 @@ import { SupportedType } from './resource-shape';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { ServeContext, servedJson } from './served-json';
 
-/** Route order of the types the stand-in serves: GET /fhir/Observation comes before GET /fhir/Patient. */
-export const EXPORT_ORDER: readonly SupportedType[] = ['Observation', 'Patient'];
+/**
+ * Every type the stand-in serves, in the order OpenEMR exports them when `type=` is absent. The
+ * registry is FhirServiceLocator::findServices(IFhirExportableResourceService), which walks the
+ * CapabilityStatement's resources (RestControllerHelper::getCapabilityRESTObject), each placed by
+ * its first route in apis/routes/_rest_routes_fhir_r4_us_core_3_1_0.inc.php (line of that route).
+ * All thirteen services implement IFhirExportableResourceService and use
+ * FhirBulkExportDomainResourceTrait (src/Services/FHIR/Fhir<Type>Service.php).
+ */
+export const EXPORT_ORDER: readonly SupportedType[] = [
+  'AllergyIntolerance', // :73
+  'Condition', // :167
+  'DiagnosticReport', // :221
+  'DocumentReference', // :247
+  'Encounter', // :297
+  'Immunization', // :380
+  'Location', // :403
+  'MedicationRequest', // :470
+  'Observation', // :493
+  'Organization', // :503
+  'Patient', // :578
+  'Practitioner', // :650
+  'Procedure', // :703
+];
 export const EXPORT_TIMEOUT_TEXT = 'Export process timed out';
 /** MAX_DOCUMENT_ACCESS_TIME = "PT1H". */
 export const DOCUMENT_ACCESS_SECONDS = 3600;
@@ -110,8 +133,9 @@ export class BulkExports {
   ) {}
 
   /**
-   * Runs the export now. `since` (epoch seconds) keeps resources with lastUpdated >= since; `types`
-   * are the types to export in route order (the caller has checked access).
+   * Runs the export now. `since` (local wall-clock seconds) keeps resources with lastUpdated >= since;
+   * `types` are exported in the order given (the caller has checked access): the `type=` list as
+   * written, else EXPORT_ORDER (processResourceExportForJob walks $job->getResources() as set).
    */
   start(opts: { request: string; clientId: string; since: number; types: SupportedType[]; serve: ServeContext }): StartedExport {
     const now = opts.serve.nowSeconds;
@@ -128,7 +152,7 @@ export class BulkExports {
     const { timeBudgetMs, msPerResource, faults } = this.settings;
     let elapsedMs = 0;
     let shutdown = false;
-    for (const type of EXPORT_ORDER.filter((t) => opts.types.includes(t))) {
+    for (const type of opts.types) {
       if (shutdown) {
         job.errors.push(operationOutcome(EXPORT_TIMEOUT_TEXT));
         continue;

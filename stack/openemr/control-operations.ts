@@ -64,6 +64,8 @@ export function createControlOperations(deps: {
   exports: BulkExports;
   stats: RequestStats;
   zone: ServerZone;
+  /** `{site_addr_oath}/apis/{site}/fhir`: the base of the URLs OpenEMR writes into what it serves. */
+  fhirApiUrl: string;
 }): OpenEmrStandInStore {
   const { store, clock, oauth, faults, stats } = deps;
   const bulkExports = deps.exports;
@@ -94,7 +96,7 @@ export function createControlOperations(deps: {
     ids: (type) => store.ids(typeOf(type)),
     labCorrection: (id, patch) => store.labCorrection(id, patch),
     addOpenEmrShapes() {
-      const shaped = openEmrShapedResources();
+      const shaped = openEmrShapedResources({ fhirApiUrl: deps.fhirApiUrl });
       for (const { resource, lastUpdated } of shaped) store.put(resource, { lastUpdated });
       return shaped.length;
     },

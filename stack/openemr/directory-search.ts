@@ -1,6 +1,6 @@
 /**
  * Practitioner, Organization and Location search with OpenEMR's semantics. Each lists its own
- * parameters (loadSearchParameters / getSearchParams in royharden/openemr
+ * parameters (standin-types.ts, from loadSearchParameters / getSearchParams in royharden/openemr
  * src/Services/FHIR/FhirPractitionerService.php, FhirOrganizationService.php, FhirLocationService.php);
  * any other parameter empties the answer. None pages: `_count`, `_offset` and `_sort` are read and
  * ignored, as for Encounter and Condition. `_lastUpdated` compares users.last_updated,
@@ -22,41 +22,10 @@ import {
   type SearchQuery,
   windowOf,
 } from './fhir-search';
-import type { DirectoryType } from './resource-shape';
+import { type DirectoryType, SEARCH_PARAMS } from './standin-types';
 import type { ResourceStore, StoredRecord } from './resource-store';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-export const DIRECTORY_SEARCH_PARAMS: Record<DirectoryType, readonly string[]> = {
-  Practitioner: [
-    '_id',
-    'active',
-    'email',
-    'phone',
-    'telecom',
-    'address',
-    'address-city',
-    'address-postalcode',
-    'address-state',
-    'family',
-    'given',
-    'name',
-    '_lastUpdated',
-  ],
-  Organization: [
-    '_id',
-    'email',
-    'phone',
-    'telecom',
-    'address',
-    'address-city',
-    'address-postalcode',
-    'address-state',
-    'name',
-    '_lastUpdated',
-  ],
-  Location: ['_id', 'address', 'name', 'address-city', 'address-state', 'address-postalcode', '_lastUpdated'],
-};
 
 const list = (v: unknown): Json[] => (Array.isArray(v) ? v : v ? [v] : []);
 const strings = (values: unknown[]): string[] => values.filter((v): v is string => typeof v === 'string').map((s) => s.toLowerCase());
@@ -91,7 +60,7 @@ const TOKEN_FIELDS: Record<string, (r: Json) => string[]> = {
 export function searchDirectory(store: ResourceStore, type: DirectoryType, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
-    checkNames(query, [...DIRECTORY_SEARCH_PARAMS[type], ...PAGING_PARAMS]);
+    checkNames(query, [...SEARCH_PARAMS[type], ...PAGING_PARAMS]);
     const table = store.table(type);
     const predicates: Predicate[] = [];
     const ids = idSet(query.get('_id'));

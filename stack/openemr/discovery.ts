@@ -1,42 +1,16 @@
 /** Discovery documents and the CapabilityStatement, trimmed to what the stand-in really serves. */
-import { DIRECTORY_SEARCH_PARAMS } from './directory-search';
-import { OBSERVATION_SEARCH_PARAMS, PATIENT_SEARCH_PARAMS } from './fhir-search';
-import { MEDICAL_SERVICES, MEDICAL_TYPES } from './services/medical';
+import { isDirectoryType, SEARCH_PARAMS, SUPPORTED_TYPES, TYPE_SCOPES } from './standin-types';
 
-export const SUPPORTED_SCOPES = [
-  'openid',
-  'system/Patient.read',
-  'system/Patient.rs',
-  'system/Observation.read',
-  'system/Observation.rs',
-  'system/Encounter.read',
-  'system/Encounter.rs',
-  'system/Condition.read',
-  'system/Condition.rs',
-  'system/DiagnosticReport.read',
-  'system/DiagnosticReport.rs',
-  'system/DocumentReference.read',
-  'system/DocumentReference.rs',
-  'system/Immunization.read',
-  'system/Immunization.rs',
-  'system/Procedure.read',
-  'system/Procedure.rs',
-  'system/MedicationRequest.read',
-  'system/MedicationRequest.rs',
-  'system/AllergyIntolerance.read',
-  'system/AllergyIntolerance.rs',
-  'system/Practitioner.read',
-  'system/Practitioner.rs',
-  'system/Organization.read',
-  'system/Organization.rs',
-  'system/Location.read',
-  'system/Location.rs',
+/** Scopes of the export and its files (FhirOperationExportRestController.php, FhirDocumentRestController.php). */
+export const EXPORT_SCOPES = [
   'system/*.$export',
   'system/Patient.$export',
   'system/Group.$export',
   'system/*.$bulkdata-status',
   'system/Binary.read',
 ];
+
+export const SUPPORTED_SCOPES = ['openid', ...TYPE_SCOPES, ...EXPORT_SCOPES];
 
 /** The scopes a release knows: SMART v2 `.rs` only from 7.0.4 (ServerScopeListEntity.php:171). */
 export function knownScopes(smartV2Scopes: boolean): string[] {
@@ -122,31 +96,17 @@ export function capabilityStatement(e: Endpoints, date: string, softwareVersion:
           ],
           service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
         },
-        resource: [
-          {
-            type: 'Patient',
-            profile: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: PATIENT_SEARCH_PARAMS.map(param),
-            operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' }],
-          },
-          {
-            type: 'Observation',
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: OBSERVATION_SEARCH_PARAMS.map(param),
-          },
-          ...MEDICAL_TYPES.map((type) => ({
-            type,
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: MEDICAL_SERVICES[type].searchParams.map(param),
-          })),
-          ...Object.entries(DIRECTORY_SEARCH_PARAMS).map(([type, params]) => ({
-            type,
-            profile: `http://hl7.org/fhir/us/core/StructureDefinition/us-core-${type.toLowerCase()}`,
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: params.map(param),
-          })),
-        ],
+        resource: SUPPORTED_TYPES.map((type) => ({
+          type,
+          ...(type === 'Patient' || isDirectoryType(type)
+            ? { profile: `http://hl7.org/fhir/us/core/StructureDefinition/us-core-${type.toLowerCase()}` }
+            : {}),
+          interaction: [{ code: 'read' }, { code: 'search-type' }],
+          searchParam: SEARCH_PARAMS[type].map(param),
+          ...(type === 'Patient'
+            ? { operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' }] }
+            : {}),
+        })),
         operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
       },
     ],

@@ -8,14 +8,15 @@ import { BulkExports, EXPORT_ORDER, operationOutcome } from './bulk-export';
 import { capabilityStatement, Endpoints, openIdConfiguration, smartConfiguration } from './discovery';
 import { formatLocalNaive, parseFhirDate } from './fhir-dates';
 import { searchDirectory } from './directory-search';
-import { searchClinical, searchObservations, searchPatients } from './fhir-search';
+import { searchClinical, type SearchContext, searchObservations, searchPatients, type SearchQuery } from './fhir-search';
 import { parsePhpQuery } from './php-query';
 import { ServeContext, servedJson } from './served-json';
 import { readBody } from '../http-body';
 import { readJson } from './http-body';
 import { AccessToken, OAuthServer, scopeAllows } from './oauth-server';
 import { INVALID_UUID_VALIDATION, kernelError, oauthError, ROUTE_NOT_FOUND, sendJson, sendText } from './openemr-responses';
-import { isDirectoryType, SupportedType, UUID_SHAPE } from './resource-shape';
+import { SupportedType, UUID_SHAPE } from './resource-shape';
+import { type ClinicalType, type DirectoryType, specOf } from './standin-types';
 import { ResourceStore, StoredRecord } from './resource-store';
 import { RouteMatch } from './route-table';
 import { ServerClock } from './server-clock';
@@ -86,56 +87,24 @@ export async function handleFhirApi(
   // A missing scope is 401 in OpenEMR, not 403.
   const denied = () => sendJson(res, 401, kernelError('Unauthorized'));
 
-  switch (route.name) {
-    case 'GET /fhir/Patient':
-    case 'GET /fhir/Encounter':
-    case 'GET /fhir/Condition':
-    case 'GET /fhir/DiagnosticReport':
-    case 'GET /fhir/DocumentReference':
-    case 'GET /fhir/Immunization':
-    case 'GET /fhir/Procedure':
-    case 'GET /fhir/MedicationRequest':
-    case 'GET /fhir/AllergyIntolerance':
-    case 'GET /fhir/Practitioner':
-    case 'GET /fhir/Organization':
-    case 'GET /fhir/Location':
-    case 'GET /fhir/Observation': {
-      const type = route.name.slice('GET /fhir/'.length) as SupportedType;
+  if (route.type !== undefined) {
+    const type = route.type;
+    if (route.id === undefined) {
       if (!scopeAllows(token.scopes, type, 'search')) return denied();
       // $_GET, not the raw query: PHP has already kept the last of repeated keys (php-query.ts).
       const query = parsePhpQuery(rawQuery(req));
       const searchCtx = { offsetMinutes: ctx.zone.offsetNow(), traits: ctx.traits, unstableTies: ctx.unstableTies };
-      const records =
-        type === 'Patient'
-          ? searchPatients(ctx.store, query, searchCtx)
-          : type === 'Observation'
-            ? searchObservations(ctx.store, query, searchCtx)
-            : isDirectoryType(type)
-              ? searchDirectory(ctx.store, type, query, searchCtx)
-              : searchClinical(ctx.store, type as 'Encounter' | 'Condition', query, searchCtx);
+      const records = searchType(ctx.store, type, query, searchCtx);
       // self = site_addr_oath + REDIRECT_URL: the path without its query (FhirResourcesService::createBundle).
       return sendText(res, 200, bundleJson(records, `${ctx.endpoints.fhirBaseUrl}/${type}`, ctx), JSON_TYPE);
     }
-    case 'GET /fhir/Patient/{id}':
-    case 'GET /fhir/Encounter/{id}':
-    case 'GET /fhir/Condition/{id}':
-    case 'GET /fhir/DiagnosticReport/{id}':
-    case 'GET /fhir/DocumentReference/{id}':
-    case 'GET /fhir/Immunization/{id}':
-    case 'GET /fhir/Procedure/{id}':
-    case 'GET /fhir/MedicationRequest/{id}':
-    case 'GET /fhir/AllergyIntolerance/{id}':
-    case 'GET /fhir/Practitioner/{id}':
-    case 'GET /fhir/Organization/{id}':
-    case 'GET /fhir/Location/{id}':
-    case 'GET /fhir/Observation/{id}': {
-      const type = route.name.slice('GET /fhir/'.length, -'/{id}'.length) as SupportedType;
-      if (!scopeAllows(token.scopes, type, 'read')) return denied();
-      const id = route.id as string;
-      if (!UUID_SHAPE.test(id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);
-      const rec = ctx.store.getRecord(type, id);
-      return rec ? sendText(res, 200, servedJson(rec, serveContext(ctx)), JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
-    }
+    if (!scopeAllows(token.scopes, type, 'read')) return denied();
+    if (!UUID_SHAPE.test(route.id)) return sendJson(res, 400, INVALID_UUID_VALIDATION);
+    const rec = ctx.store.getRecord(type, route.id);
+    return rec ? sendText(res, 200, servedJson(rec, serveContext(ctx)), JSON_TYPE) : sendText(res, 404, '[]', JSON_TYPE);
+  }
+
+  switch (route.name) {
     case 'GET /fhir/$export':
     case 'GET /fhir/Patient/$export':
     case 'GET /fhir/Group/{id}/$export':
@@ -148,6 +117,15 @@ export async function handleFhirApi(
     default:
       return sendJson(res, 404, ROUTE_NOT_FOUND);
   }
+}
+
+/** The search each type's entry in standin-types.ts names. */
+function searchType(store: ResourceStore, type: SupportedType, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
+  const search = specOf(type).search;
+  if (search === 'patient') return searchPatients(store, query, ctx);
+  if (search === 'observation') return searchObservations(store, query, ctx);
+  if (search === 'directory') return searchDirectory(store, type as DirectoryType, query, ctx);
+  return searchClinical(store, type as ClinicalType, query, ctx);
 }
 
 export function serveContext(ctx: FhirApiContext): ServeContext {
@@ -200,7 +178,9 @@ async function kickOffExport(
     return sendJson(res, 401, kernelError('Unauthorized'));
   const params = parsePhpQuery(rawQuery(req));
   const sinceRaw = params.get('_since');
-  let since = -Infinity;
+  // Without _since, `new \DateTime(date(ATOM, 0))` (:176): the Unix epoch, compared as local wall-clock
+  // time like any _since, so rows dated before 1970 (clinical notes) are never exported.
+  let since = ctx.zone.offsetNow() * 60;
   // 7.0.2 reads `_since ?? now` (any value present, even empty, reaches the TypeError); later releases `!empty(_since)`.
   if (sinceRaw !== undefined && (sinceRaw !== '' || !ctx.traits.exportSince)) {
     // 7.0.2 before .2 hands the raw string to ExportJob::setResourceIncludeTime(\DateTime): a TypeError,

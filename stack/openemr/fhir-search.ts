@@ -13,36 +13,18 @@
  */
 import { conditionWindow, DateCondition, DateInterval, matchesDate, parseDateCondition, parseFhirDate } from './fhir-dates';
 import { alternativesOf, PhpQueryValue, phpIntval } from './php-query';
-import { UUID_SHAPE, type SupportedType } from './resource-shape';
-import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
+import { UUID_SHAPE } from './resource-shape';
+import { MEDICAL_SERVICES } from './services/medical';
 import { ResourceStore, StoredRecord } from './resource-store';
 import type { OpenEmrVersionTraits } from './versions';
-import { isReportType, REPORT_CODE_PARAM, REPORT_SEARCH_PARAMS } from './report-types';
+import { REPORT_CODE_PARAM, REPORT_SUB_SERVICES, reportSubServiceFor } from './report-types';
+import { type ClinicalType, isMedicalType, isReportType, SEARCH_PARAMS } from './standin-types';
 
 /** Thrown while reading parameters; the search then answers an empty bundle. */
 export class InvalidSearch extends Error {}
 
 export const MAX_COUNT = 200;
 
-export const PATIENT_SEARCH_PARAMS = [
-  '_id',
-  'identifier',
-  'name',
-  'birthdate',
-  'gender',
-  'address',
-  'address-city',
-  'address-postalcode',
-  'address-state',
-  'email',
-  'family',
-  'given',
-  'phone',
-  'telecom',
-  '_lastUpdated',
-  'generalPractitioner',
-] as const;
-export const OBSERVATION_SEARCH_PARAMS = ['patient', 'code', 'category', 'date', '_id', '_lastUpdated'] as const;
 export const PAGING_PARAMS = ['_count', '_offset', '_sort'];
 
 /** Order in which OpenEMR's Observation sub-services are asked; others follow alphabetically. */
@@ -237,7 +219,7 @@ function compareKeys(a: number | string | null, b: number | string | null): numb
 }
 
 function runPatientSearch(store: ResourceStore, query: SearchQuery, off: number, unstableTies: boolean): StoredRecord[] {
-  checkNames(query, [...PATIENT_SEARCH_PARAMS, ...PAGING_PARAMS]);
+  checkNames(query, [...SEARCH_PARAMS.Patient, ...PAGING_PARAMS]);
   const table = store.table('Patient');
   const predicates: Predicate[] = [];
   const ids = idSet(query.get('_id'));
@@ -357,7 +339,7 @@ function* recordsById(byId: Map<string, StoredRecord>, ...idLists: Iterable<stri
 }
 
 function runObservationSearch(store: ResourceStore, query: SearchQuery, off: number): StoredRecord[] {
-  checkNames(query, [...OBSERVATION_SEARCH_PARAMS, ...PAGING_PARAMS]);
+  checkNames(query, [...SEARCH_PARAMS.Observation, ...PAGING_PARAMS]);
   const table = store.table('Observation');
   const predicates: Predicate[] = [];
   const ids = idSet(query.get('_id'));
@@ -423,36 +405,18 @@ function runObservationSearch(store: ResourceStore, query: SearchQuery, off: num
 }
 
 /**
- * Search parameters of the single-service patient-scoped types, as their loadSearchParameters()
- * lists them (royharden/openemr src/Services/FHIR/FhirEncounterService.php: _id, patient, date,
- * _lastUpdated on `form_encounter.last_update`; FhirConditionService.php: patient, _id, _lastUpdated
- * on `lists.last_updated_time`). Both got `_lastUpdated` in the commit that fixed openemr#7746 (with
- * Observation's), so 7.0.2 answers it with an empty bundle like Observation (traits.observationLastUpdated).
- */
-export const CLINICAL_SEARCH_PARAMS: Record<'Encounter' | 'Condition', readonly string[]> = {
-  Encounter: ['_id', 'patient', 'date', '_lastUpdated'],
-  Condition: ['patient', '_id', '_lastUpdated'],
-};
-
-/** The patient-scoped types other than Observation, searched by searchClinical. */
-export type ClinicalType = Exclude<SupportedType, 'Patient' | 'Observation'>;
-
-/**
- * Encounter, Condition, the report types (report-types.ts) and the types of services/medical.ts
- * (Immunization, Procedure, MedicationRequest, AllergyIntolerance); all gained `_lastUpdated` with
- * openemr#7746. No paging of their own (the connector never asks for it).
+ * The patient-scoped types of one service each (standin-types.ts `search: 'clinical'`): Encounter
+ * (FhirEncounterService.php), Condition (FhirConditionService.php), the report types
+ * (report-types.ts) and the types of services/medical.ts. All gained `_lastUpdated` with
+ * openemr#7746, so 7.0.2 answers it with an empty bundle like Observation
+ * (traits.observationLastUpdated). No paging of their own (the connector never asks for it).
+ * A report type's rows come sub-service after sub-service; `category` asks one of them only.
  */
 export function searchClinical(store: ResourceStore, type: ClinicalType, query: SearchQuery, ctx: SearchContext): StoredRecord[] {
   try {
     if (pagingEmpties(query, ctx.traits)) return [];
     if (!ctx.traits.observationLastUpdated && query.has('_lastUpdated')) return [];
-    const medical = isMedicalType(type) ? MEDICAL_SERVICES[type] : undefined;
-    const names = medical
-      ? medical.searchParams
-      : isReportType(type)
-        ? REPORT_SEARCH_PARAMS[type]
-        : CLINICAL_SEARCH_PARAMS[type as 'Encounter' | 'Condition'];
-    checkNames(query, [...names, ...PAGING_PARAMS]);
+    checkNames(query, [...SEARCH_PARAMS[type], ...PAGING_PARAMS]);
     const table = store.table(type);
     const predicates: Predicate[] = [];
     const ids = idSet(query.get('_id'));
@@ -463,17 +427,14 @@ export function searchClinical(store: ResourceStore, type: ClinicalType, query: 
     if (date) predicates.push((rec) => rec.effective !== undefined && date.some((c) => matchesDate(c, rec.effective as number)));
     const updated = dateGroup(query.get('_lastUpdated'), ctx.offsetMinutes);
     predicates.push(...lastUpdatedPredicate(updated));
+    let order: (a: StoredRecord, b: StoredRecord) => number = byRow;
     if (isReportType(type)) {
       predicates.push(...tokenPredicate(query.get(REPORT_CODE_PARAM[type]), (rec) => rec.codeTokens ?? []));
-      predicates.push(...tokenPredicate(query.get('category'), (rec) => rec.categoryTokens ?? []));
+      predicates.push(...reportCategoryPredicates(type, query.get('category')));
+      const rank = (rec: StoredRecord) => REPORT_SUB_SERVICES[type].findIndex((s) => s.name === rec.subService);
+      order = (a, b) => rank(a) - rank(b) || byRow(a, b);
     }
-    for (const [param, element] of Object.entries(medical?.tokens ?? {})) {
-      const value = query.get(param);
-      if (value === undefined) continue;
-      // A token's code, with or without `system|`; comma-separated values are OR-ed.
-      const codes = new Set(alternatives(value).map((v) => v.slice(v.indexOf('|') + 1)));
-      predicates.push((rec) => codes.has(String((JSON.parse(rec.json) as Record<string, unknown>)[element])));
-    }
+    if (isMedicalType(type)) predicates.push(...medicalTokenPredicates(MEDICAL_SERVICES[type].tokens ?? {}, query));
     let candidates: Iterable<StoredRecord> = table.byId.values();
     if (ids) candidates = [...ids].flatMap((id) => table.byId.get(id) ?? []);
     else if (patients)
@@ -482,9 +443,38 @@ export function searchClinical(store: ResourceStore, type: ClinicalType, query: 
       const w = windowOf(updated);
       candidates = table.byTime.range(w.lo, w.hi);
     }
-    return [...candidates].filter((rec) => predicates.every((p) => p(rec))).sort(byRow);
+    return [...candidates].filter((rec) => predicates.every((p) => p(rec))).sort(order);
   } catch (err) {
     if (err instanceof InvalidSearch) return [];
     throw err;
   }
+}
+
+/**
+ * `category` of a report type: the rows of the one sub-service it picks (report-types.ts), compared
+ * with the category only where that sub-service does; none picked: an invalid search.
+ */
+function reportCategoryPredicates(type: keyof typeof REPORT_SUB_SERVICES, value: PhpQueryValue | undefined): Predicate[] {
+  if (value === undefined) return [];
+  const values = alternatives(value);
+  const service = reportSubServiceFor(type, values);
+  if (!service) throw new InvalidSearch('Invalid or unsupported category');
+  const predicates: Predicate[] = [(rec) => rec.subService === service.name];
+  // category_code IN ('LOINC:<code>', …): the code of each value, its system not compared.
+  const codes = new Set(values.map((v) => v.slice(v.indexOf('|') + 1)));
+  if (service.filtersCategory) predicates.push((rec) => (rec.categoryTokens ?? []).some((t) => codes.has(t.slice(t.indexOf('|') + 1))));
+  return predicates;
+}
+
+/** Token parameters compared with a top-level code element (MedicationRequest intent, status). */
+function medicalTokenPredicates(tokens: Readonly<Record<string, string>>, query: SearchQuery): Predicate[] {
+  const predicates: Predicate[] = [];
+  for (const [param, element] of Object.entries(tokens)) {
+    const value = query.get(param);
+    if (value === undefined) continue;
+    // A token's code, with or without `system|`; comma-separated values are OR-ed.
+    const codes = new Set(alternatives(value).map((v) => v.slice(v.indexOf('|') + 1)));
+    predicates.push((rec) => codes.has(String((JSON.parse(rec.json) as Record<string, unknown>)[element])));
+  }
+  return predicates;
 }

@@ -19,17 +19,19 @@ import { parseFhirDate } from './fhir-dates';
 import { loadNdjsonDirectory, LoadReport } from './ndjson-loader';
 import { OAuthServer } from './oauth-server';
 import { API_DISABLED, API_SITE_ERROR, FAULT_MESSAGES, kernelError, sendJson, sendText } from './openemr-responses';
-import { defaultDataDir } from './repo-paths';
+import { defaultDataDir, defaultDirectoryFor } from './repo-paths';
 export { defaultDirectoryDir } from './repo-paths';
 import { RequestStats, RequestStatsSnapshot } from './request-stats';
 import { ResourceStore } from './resource-store';
 import { matchRoute } from './route-table';
 import { ServerClock } from './server-clock';
 import { ServerZone } from './server-zone';
+import { TYPE_SCOPES } from './standin-types';
 import { DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, OpenEmrVersion } from './versions';
 
 export type { OpenEmrStandInStore } from './control-operations';
 export type { FhirResource, SupportedType } from './resource-shape';
+export { STANDIN_TYPES, TYPES_IN_ROUTE_ORDER } from './standin-types';
 export type { LoadReport } from './ndjson-loader';
 export { OPENEMR_VERSIONS, DEFAULT_OPENEMR_VERSION, OPENEMR_VERSION_TRAITS, isOpenEmrVersion } from './versions';
 export type { OpenEmrVersion, OpenEmrVersionTraits } from './versions';
@@ -37,8 +39,7 @@ export type { ExportFaults, ExportSettings } from './bulk-export';
 export { SHAPED_IDS, SHAPED_PATIENT_ID } from './openemr-shapes';
 
 /** The default client's scopes on a release that knows them all (7.0.4+); older releases drop the `.rs` ones. */
-export const DEFAULT_CLIENT_SCOPES =
-  'system/Patient.read system/Observation.read system/Patient.rs system/Observation.rs system/Encounter.read system/Encounter.rs system/Condition.read system/Condition.rs system/Immunization.read system/Immunization.rs system/Procedure.read system/Procedure.rs system/MedicationRequest.read system/MedicationRequest.rs system/AllergyIntolerance.read system/AllergyIntolerance.rs system/DiagnosticReport.read system/DiagnosticReport.rs system/DocumentReference.read system/DocumentReference.rs system/Practitioner.read system/Practitioner.rs system/Organization.read system/Organization.rs system/Location.read system/Location.rs system/*.$export system/*.$bulkdata-status system/Binary.read';
+export const DEFAULT_CLIENT_SCOPES = [...TYPE_SCOPES, 'system/*.$export', 'system/*.$bulkdata-status', 'system/Binary.read'].join(' ');
 
 export interface OpenEmrStandInOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
@@ -86,10 +87,12 @@ export interface OpenEmrStandInOptions {
   apiEnabled?: boolean;
   /**
    * Practitioners, Organizations and Locations to serve beside the data, with the links that make
-   * the Synthea Encounters point at them (data/openemr-directory: defaultDirectoryDir()). Default
-   * none: Encounters then carry no participant, serviceProvider or location (NULL provider and facility).
+   * the Synthea Encounters point at them. Default: data/openemr-directory (defaultDirectoryDir())
+   * when the data is the sample data (data/synthea-dev, whose Encounters its links name); other data
+   * brings its own directory files, if any. null: none, Encounters then carry no participant,
+   * serviceProvider or location (NULL provider and facility).
    */
-  directoryDir?: string;
+  directoryDir?: string | null;
   /** Also serve the OpenEMR-shaped resources of openemr-shapes.ts beside the data (default false). */
   openEmrShapes?: boolean;
   /**
@@ -161,10 +164,9 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
   );
 
   const dataDir = options.dataDir === undefined ? defaultDataDir() : options.dataDir;
+  const directoryDir = options.directoryDir === undefined ? defaultDirectoryFor(dataDir) : options.directoryDir;
   const loadReport =
-    dataDir === null
-      ? undefined
-      : await loadNdjsonDirectory(store, dataDir, options.directoryDir !== undefined ? { directoryDir: options.directoryDir } : {});
+    dataDir === null ? undefined : await loadNdjsonDirectory(store, dataDir, directoryDir !== null ? { directoryDir } : {});
 
   // Routes need the URLs, which exist only once the port is known: fill in after listen().
   let ready: ((req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>) | undefined;
@@ -201,7 +203,16 @@ export async function startOpenEmrStandIn(options: OpenEmrStandInOptions = {}): 
     knownScopes: new Set(endpoints.scopes),
     registrationPrivateKeyJwt: traits.registrationPrivateKeyJwt,
   });
-  const ops = createControlOperations({ store, clock, oauth, faults, exports: bulkExports, stats, zone });
+  const ops = createControlOperations({
+    store,
+    clock,
+    oauth,
+    faults,
+    exports: bulkExports,
+    stats,
+    zone,
+    fhirApiUrl: endpoints.fhirBaseUrl,
+  });
   if (options.openEmrShapes) ops.addOpenEmrShapes();
   const fhirCtx = { endpoints, zone, clock, store, oauth, exports: bulkExports, traits, unstableTies: options.unstableTies ?? false };
 

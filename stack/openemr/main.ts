@@ -2,10 +2,17 @@
  * Runs the OpenEMR stand-in on its own: `node dist/stack/openemr/main.js [dataDir]`.
  * Env: OPENEMR_STANDIN_PORT (default 0 = any free port), OPENEMR_STANDIN_DATA (data directory),
  * OPENEMR_STANDIN_VERSION (7.0.2, 7.0.3, 7.0.4 or master), OPENEMR_STANDIN_SITE_ADDR_OATH,
- * OPENEMR_STANDIN_DIRECTORY (Practitioner/Organization/Location folder, e.g. data/openemr-directory).
+ * OPENEMR_STANDIN_DIRECTORY (Practitioner/Organization/Location folder; default data/openemr-directory
+ * with the sample data, else none; `none`: none).
  * Prints the URLs and the default client's id and private key, then serves until interrupted.
  */
 import { isOpenEmrVersion, OPENEMR_VERSIONS, startOpenEmrStandIn } from './index';
+
+/** OPENEMR_STANDIN_DIRECTORY as the directoryDir option: unset is the default, `none` none. */
+function directoryOption(value: string | undefined): { directoryDir?: string | null } {
+  if (!value) return {};
+  return { directoryDir: value === 'none' ? null : value };
+}
 
 async function main(): Promise<void> {
   const version = process.env.OPENEMR_STANDIN_VERSION;
@@ -16,7 +23,7 @@ async function main(): Promise<void> {
     dataDir: process.argv[2],
     version,
     siteAddrOath: process.env.OPENEMR_STANDIN_SITE_ADDR_OATH,
-    ...(process.env.OPENEMR_STANDIN_DIRECTORY ? { directoryDir: process.env.OPENEMR_STANDIN_DIRECTORY } : {}),
+    ...directoryOption(process.env.OPENEMR_STANDIN_DIRECTORY),
   });
   process.stdout.write(
     JSON.stringify(

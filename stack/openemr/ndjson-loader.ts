@@ -1,14 +1,13 @@
 /**
  * Loads a directory of Bulk FHIR NDJSON (`Patient.ndjson`, `Observation.ndjson`, also split names
- * like `Observation.000.ndjson`; also Encounter, Condition, Immunization, Procedure, MedicationRequest
- * and AllergyIntolerance), one line at a time so a million-line file never sits in memory
- * as one string. Patients go first so Observation subjects resolve to known Patients.
+ * like `Observation.000.ndjson`; every type of standin-types.ts), one line at a time so a million-line
+ * file never sits in memory as one string. Types load in that list's reference order, so Observation
+ * subjects resolve to known Patients.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { DIRECTORY_TYPES, type DirectoryType, FhirResource, isDirectoryType, SUPPORTED_TYPES, SupportedType } from './resource-shape';
-import { MEDICAL_TYPES } from './services/medical';
+import { type DirectoryType, FhirResource, isDirectoryType, SUPPORTED_TYPES, SupportedType } from './resource-shape';
 import { ResourceStore } from './resource-store';
 
 export interface LoadReport {
@@ -49,13 +48,12 @@ export async function loadNdjsonDirectory(store: ResourceStore, dir: string, opt
     const links = path.join(directory, 'links.json');
     if (fs.existsSync(links)) store.setLinks(JSON.parse(fs.readFileSync(links, 'utf8')) as Record<string, string>);
   }
-  // Reference order: what is pointed at first, so every urn:uuid reference resolves to its type.
-  const order = [
-    ...DIRECTORY_TYPES.flatMap((type) => [...(directory !== undefined ? [{ type, from: directory }] : []), { type, from: dir }]),
-    ...(['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL_TYPES, 'DiagnosticReport', 'DocumentReference'] as const).map(
-      (type) => ({ type, from: dir }),
-    ),
-  ];
+  // Reference order (SUPPORTED_TYPES, standin-types.ts): what is pointed at first, so every urn:uuid
+  // reference resolves to its type. Directory types come from the directory folder, then the data's.
+  const order = SUPPORTED_TYPES.flatMap((type) => [
+    ...(isDirectoryType(type) && directory !== undefined ? [{ type, from: directory }] : []),
+    { type, from: dir },
+  ]);
   for (const { type, from } of order) {
     const files = filesFor(from, type);
     if (files.length > 0 || (from === directory && from !== undefined)) loaded[type] ??= 0;

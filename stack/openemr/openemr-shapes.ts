@@ -11,7 +11,17 @@
  *   local code still labelled LOINC (:255) with a free-text unit in a UCUM-labelled quantity, and a
  *   lab without report_date: `effectiveDateTime` is then the data-missing extension OBJECT
  *   (:238, UtilsService::createDataMissingExtension :163-174) — invalid FHIR JSON — its date column
- *   is NULL (never matched by _lastUpdated, never exported) and meta.lastUpdated is "now" (:221).
+ *   is NULL (never matched by _lastUpdated, never exported) and meta.lastUpdated is "now" (:221);
+ * - reports of the sub-services the sample lacks: a lab DiagnosticReport
+ *   (DiagnosticReport/FhirDiagnosticReportLaboratoryService.php parseOpenEMRRecord: category LAB of
+ *   v2-0074, effectiveDateTime = issued = report_date, result -> the lab's Observation, LOINC
+ *   standard_code), a clinical note with a Clinical_Note_Category (radiology, LOINC LP29684-5:
+ *   DiagnosticReport/FhirDiagnosticReportClinicalNotesService.php, the note base64 in presentedForm),
+ *   and a patient document (DocumentReference/FhirPatientDocumentReferenceService.php parseOpenEMRRecord
+ *   with Trait/FhirDocumentReferenceTrait.php populateContent): no data, content.attachment.url =
+ *   `{site_addr_oath}/apis/{site}/fhir/Binary/<documents.uuid>`, the mimeTypeSufficient format code,
+ *   the document's name as title, a category of its category_name only, type NullFlavor UNK. (Their
+ *   author/custodian/performer, the primary business Organization, are left out: nothing here holds it.)
  */
 import type { FhirResource } from './resource-shape';
 
@@ -26,6 +36,9 @@ export const SHAPED_IDS = {
   labNullFlavor: obsId(6),
   labLocalCode: obsId(7),
   labWithoutDate: obsId(8),
+  labReport: `e0e0e0e0-0000-4000-8000-000000000201`,
+  radiologyNote: `e0e0e0e0-0000-4000-8000-000000000202`,
+  patientDocument: `e0e0e0e0-0000-4000-8000-000000000203`,
 } as const;
 
 const UCUM = 'http://unitsofmeasure.org';
@@ -63,8 +76,8 @@ const lab = (id: string, rest: Record<string, unknown>): FhirResource => ({
   subject,
 });
 
-/** The resources, and for each the date its row carries (null: a NULL column). */
-export function openEmrShapedResources(): Array<{ resource: FhirResource; lastUpdated?: null }> {
+/** The resources, and for each the date its row carries (null: a NULL column). `fhirApiUrl`: `{site_addr_oath}/apis/{site}/fhir`. */
+export function openEmrShapedResources(opts: { fhirApiUrl: string }): Array<{ resource: FhirResource; lastUpdated?: null }> {
   const patient: FhirResource = {
     id: SHAPED_PATIENT_ID,
     meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient'] },
@@ -130,5 +143,61 @@ export function openEmrShapedResources(): Array<{ resource: FhirResource; lastUp
       valueQuantity: { value: 99, unit: 'mg/dL', system: UCUM, code: 'mg/dL' },
     }),
   ];
+  resources.push(...reports(opts.fhirApiUrl));
   return resources.map((resource) => (resource.id === SHAPED_IDS.labWithoutDate ? { resource, lastUpdated: null } : { resource }));
+}
+
+function reports(fhirApiUrl: string): FhirResource[] {
+  const nullFlavorUnknown = {
+    coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK', display: 'unknown' }],
+  };
+  const labReport: FhirResource = {
+    id: SHAPED_IDS.labReport,
+    meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab'] },
+    resourceType: 'DiagnosticReport',
+    effectiveDateTime: formDate,
+    issued: formDate,
+    result: [{ reference: `Observation/${SHAPED_IDS.labLocalCode}`, type: 'Observation' }],
+    subject,
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'LAB', display: 'Laboratory' }] }],
+    status: 'final',
+    code: loinc('2345-7', 'Glucose [Mass/volume] in Serum or Plasma'),
+  };
+  const radiologyNote: FhirResource = {
+    id: SHAPED_IDS.radiologyNote,
+    meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-note'] },
+    resourceType: 'DiagnosticReport',
+    effectiveDateTime: formDate,
+    issued: formDate,
+    presentedForm: [{ contentType: 'text/plain', data: Buffer.from('Chest X-ray: no acute findings.').toString('base64') }],
+    subject,
+    category: [loinc('LP29684-5', 'Radiology')],
+    status: 'final',
+    code: loinc('18748-4', 'Diagnostic imaging study'),
+  };
+  const patientDocument: FhirResource = {
+    id: SHAPED_IDS.patientDocument,
+    resourceType: 'DocumentReference',
+    identifier: [{ value: SHAPED_IDS.patientDocument }],
+    date: formDate,
+    content: [
+      {
+        attachment: {
+          contentType: 'application/pdf',
+          url: `${fhirApiUrl}/Binary/${SHAPED_IDS.patientDocument}`,
+          title: 'outside-records.pdf',
+        },
+        format: {
+          system: 'http://ihe.net/fhir/ValueSet/IHE.FormatCode.codesystem',
+          code: 'urn:ihe:iti:xds:2017:mimeTypeSufficient',
+          display: 'mimeType Sufficient',
+        },
+      },
+    ],
+    subject,
+    category: [{ text: 'Medical Record' }],
+    status: 'current',
+    type: nullFlavorUnknown,
+  };
+  return [labReport, radiologyNote, patientDocument];
 }

@@ -25,5 +25,18 @@ export function defaultDirectoryDir(): string {
 export function defaultDataDir(): string {
   const fromEnv = process.env.OPENEMR_STANDIN_DATA;
   if (fromEnv) return path.resolve(fromEnv);
+  return sampleDataDir();
+}
+
+/** The sample data's own folder, data/synthea-dev (whatever $OPENEMR_STANDIN_DATA says). */
+export function sampleDataDir(): string {
   return path.resolve(findRepoRoot(), 'data', 'synthea-dev');
+}
+
+/**
+ * The directory served beside a data folder by default: data/openemr-directory beside the sample
+ * data (its links.json names the sample Encounters' conditional references), none beside other data.
+ */
+export function defaultDirectoryFor(dataDir: string | null): string | null {
+  return dataDir !== null && path.resolve(dataDir) === sampleDataDir() ? defaultDirectoryDir() : null;
 }

@@ -4,37 +4,15 @@
  * lastUpdated in the server's local offset. Source key order is kept (meta goes right after id when
  * the source has none), so served JSON looks like the source.
  */
-import { MEDICAL_TYPES, type MedicalType } from './services/medical';
-
-export type SupportedType =
-  'Patient' | 'Observation' | 'Encounter' | 'Condition' | MedicalType | 'DiagnosticReport' | 'DocumentReference' | DirectoryType;
-export const SUPPORTED_TYPES: readonly SupportedType[] = [
-  'Patient',
-  'Observation',
-  'Encounter',
-  'Condition',
-  ...MEDICAL_TYPES,
-  'DiagnosticReport',
-  'DocumentReference',
-  'Practitioner',
-  'Organization',
-  'Location',
-];
-/** Types that belong to no patient, served whole (directory-search.ts). */
-export type DirectoryType = 'Practitioner' | 'Organization' | 'Location';
-export const DIRECTORY_TYPES: readonly DirectoryType[] = ['Organization', 'Practitioner', 'Location'];
-export function isDirectoryType(type: string): type is DirectoryType {
-  return (DIRECTORY_TYPES as readonly string[]).includes(type);
-}
-/** Types whose rows belong to one patient (their subject), searched with `patient=`. */
-export const PATIENT_SCOPED_TYPES: readonly SupportedType[] = [
-  'Observation',
-  'Encounter',
-  'Condition',
-  ...MEDICAL_TYPES,
-  'DiagnosticReport',
-  'DocumentReference',
-];
+export {
+  DIRECTORY_TYPES,
+  type DirectoryType,
+  isDirectoryType,
+  isSupportedType,
+  PATIENT_SCOPED_TYPES,
+  SUPPORTED_TYPES,
+  type SupportedType,
+} from './standin-types';
 
 /**
  * Removes references OpenEMR could never serve: a conditional one (`Practitioner?identifier=…`, as
@@ -72,10 +50,6 @@ export function linkConditionalReferences(node: unknown, links: ReadonlyMap<stri
     if (linked) obj.reference = linked;
   }
   for (const key in obj) linkConditionalReferences(obj[key], links);
-}
-
-export function isSupportedType(type: string): type is SupportedType {
-  return (SUPPORTED_TYPES as readonly string[]).includes(type);
 }
 
 /** A FHIR resource as plain JSON; the stand-in never needs more typing than this. */

@@ -15,7 +15,8 @@ import {
   SupportedType,
   withServerMeta,
 } from './resource-shape';
-import { isMedicalType, MEDICAL_SERVICES } from './services/medical';
+import { MEDICAL_SERVICES } from './services/medical';
+import { isMedicalType, isReportType } from './standin-types';
 import { ServerClock } from './server-clock';
 import { ServerZone } from './server-zone';
 import { TimeIndex } from './time-index';
@@ -40,7 +41,10 @@ export interface StoredRecord {
   /** Observation: `system|code` of every category / code coding. */
   categoryTokens?: string[];
   codeTokens?: string[];
-  /** Observation: the OpenEMR sub-service it would come from (first category code). */
+  /**
+   * The OpenEMR sub-service it would come from: Observation's first category code; a report's
+   * mapped service (report-types.ts REPORT_SUB_SERVICES).
+   */
   subService?: string;
   /** Observation: effective time (local wall-clock seconds) for the `date` parameter. */
   effective?: number;
@@ -341,11 +345,12 @@ export class ResourceStore {
       const eff = instantSeconds(period?.start, this.opts.zone.offsetNow());
       if (eff !== null) rec.effective = this.opts.zone.toNaive(eff);
     }
-    if (type === 'DiagnosticReport' || type === 'DocumentReference') {
+    if (isReportType(type)) {
       const fields = reportRecordFields(resource, this.opts.zone.offsetNow(), this.intern);
       if (fields.patientId !== undefined) rec.patientId = fields.patientId;
       rec.codeTokens = fields.codeTokens;
       rec.categoryTokens = fields.categoryTokens;
+      rec.subService = fields.subService;
       if (fields.effective !== undefined) rec.effective = this.opts.zone.toNaive(fields.effective);
     } else if (isMedicalType(type)) {
       const service = MEDICAL_SERVICES[type];

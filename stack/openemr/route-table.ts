@@ -2,33 +2,15 @@
  * Maps a request to a route template. Templates name the routes in stats() and let the handler
  * count a request (and fault it) before doing any work.
  */
-import { MEDICAL_TYPES, type MedicalType } from './services/medical';
+import { isSupportedType, type SupportedType } from './standin-types';
 export type RouteName =
   | 'POST /oauth2/token'
   | 'POST /oauth2/registration'
   | 'GET /oauth2/.well-known/openid-configuration'
   | 'GET /fhir/.well-known/smart-configuration'
   | 'GET /fhir/metadata'
-  | 'GET /fhir/Patient'
-  | 'GET /fhir/Patient/{id}'
-  | 'GET /fhir/Observation'
-  | 'GET /fhir/Observation/{id}'
-  | 'GET /fhir/Encounter'
-  | 'GET /fhir/Encounter/{id}'
-  | 'GET /fhir/Condition'
-  | 'GET /fhir/Condition/{id}'
-  | `GET /fhir/${MedicalType}`
-  | `GET /fhir/${MedicalType}/{id}`
-  | 'GET /fhir/DiagnosticReport'
-  | 'GET /fhir/DiagnosticReport/{id}'
-  | 'GET /fhir/DocumentReference'
-  | 'GET /fhir/DocumentReference/{id}'
-  | 'GET /fhir/Practitioner'
-  | 'GET /fhir/Practitioner/{id}'
-  | 'GET /fhir/Organization'
-  | 'GET /fhir/Organization/{id}'
-  | 'GET /fhir/Location'
-  | 'GET /fhir/Location/{id}'
+  | `GET /fhir/${SupportedType}`
+  | `GET /fhir/${SupportedType}/{id}`
   | 'GET /fhir/$export'
   | 'GET /fhir/Patient/$export'
   | 'GET /fhir/Group/{id}/$export'
@@ -43,6 +25,8 @@ export interface RouteMatch {
   id?: string;
   /** FHIR routes need a bearer token unless public. */
   fhir: boolean;
+  /** A type's search (`GET /fhir/<Type>`) or read (`GET /fhir/<Type>/{id}`) route: the type. */
+  type?: SupportedType;
 }
 
 export function matchRoute(method: string, segments: string[], site: string): RouteMatch {
@@ -70,22 +54,11 @@ export function matchRoute(method: string, segments: string[], site: string): Ro
   if (s.length === 2 && s[0] === 'Patient' && s[1] === '$export') return fhir('GET /fhir/Patient/$export');
   if (s.length === 3 && s[0] === 'Group' && s[2] === '$export') return fhir('GET /fhir/Group/{id}/$export', s[1]);
   if (s.length === 2 && s[0] === 'Binary') return fhir('GET /fhir/Binary/{id}', s[1]);
-  if (s.length === 1 && s[0] === 'Patient') return fhir('GET /fhir/Patient');
-  if (s.length === 2 && s[0] === 'Patient') return fhir('GET /fhir/Patient/{id}', s[1]);
-  if (s.length === 1 && s[0] === 'Observation') return fhir('GET /fhir/Observation');
-  if (s.length === 2 && s[0] === 'Observation') return fhir('GET /fhir/Observation/{id}', s[1]);
-  for (const type of [
-    'Encounter',
-    'Condition',
-    ...MEDICAL_TYPES,
-    'DiagnosticReport',
-    'DocumentReference',
-    'Practitioner',
-    'Organization',
-    'Location',
-  ] as const) {
-    if (s.length === 1 && s[0] === type) return fhir(`GET /fhir/${type}`);
-    if (s.length === 2 && s[0] === type) return fhir(`GET /fhir/${type}/{id}`, s[1]);
+  // Every served type has a search and a read route (standin-types.ts).
+  const type = s[0];
+  if (type !== undefined && isSupportedType(type)) {
+    if (s.length === 1) return { name: `GET /fhir/${type}`, type, fhir: true };
+    if (s.length === 2) return { name: `GET /fhir/${type}/{id}`, id: s[1], type, fhir: true };
   }
   return { name: 'unmatched', fhir: true };
 }

@@ -42,11 +42,19 @@ export async function unresolvedReferences(stack: Stack, types: readonly Support
   );
 }
 
+/** The target holds "Type/id" now: a point lookup in the stand-in's version heads (a snapshot per write would be quadratic). */
+function holds(stack: Stack, ref: string): boolean {
+  const slash = ref.indexOf('/');
+  return stack.ahds.store.head(ref.slice(0, slash), ref.slice(slash + 1))?.deleted === false;
+}
+
 export interface WriteWatch {
   /** Every write sent that pointed at something the target did not hold then ("Type/id -> Ref"). */
   dangling: string[];
   /** Types in the order their first write was sent. */
   firstSent: string[];
+  /** When given: the type of every write sent, in order, a run of one type recorded once. */
+  sent?: string[];
 }
 
 /** Wraps the connector's writer: before each write is sent, everything it points at must be in the target. */
@@ -60,10 +68,11 @@ export async function watchWrites(
   for (const method of ['writeBatch', 'writeAll']) {
     const original = writer[method]!.bind(writer);
     writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const { held } = await heldIn(stack, types);
       for (const r of resources) {
         if (!record.firstSent.includes(r.resourceType)) record.firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json, types)) if (!held.has(ref)) record.dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
+        if (record.sent && record.sent.at(-1) !== r.resourceType) record.sent.push(r.resourceType);
+        for (const ref of carriedRefs(r as Json, types))
+          if (!holds(stack, ref)) record.dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
       }
       return original(resources, ...rest);
     };

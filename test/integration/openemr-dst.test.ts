@@ -8,6 +8,7 @@ import { incrementalSync } from '../../src/sync/incremental';
 import { startStack, type Stack } from '../../stack';
 import { diffHashes, incrementalSettings, mapperFor, reconcileBySearch, targetHashes, trimSource } from '../helpers/incremental-stack';
 import { fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
+import { fakeDateOnly, HOUR_MS, nextDstChange, zoneLabel as zoneLabelOf } from '../helpers/dst-clock';
 
 /**
  * OpenEMR labels every stored local wall-clock time with TODAY's UTC offset, whatever the row's
@@ -26,42 +27,13 @@ import { fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 jest.setTimeout(300_000);
 
 const ZONE = 'America/New_York';
-const HOUR_MS = 3_600_000;
+const zoneLabel = (ms: number) => zoneLabelOf(ZONE, ms);
 
-/** UTC offset label of the zone at an instant, e.g. "GMT-05:00". */
-const zoneLabel = (ms: number) =>
-  new Intl.DateTimeFormat('en-US', { timeZone: ZONE, timeZoneName: 'longOffset' })
-    .formatToParts(new Date(ms))
-    .find((p) => p.type === 'timeZoneName')!.value;
-
-/** The first whole hour after `fromMs` at which the zone's offset differs from the one before it. */
-function nextDstChange(fromMs: number): number {
-  let t = Math.ceil(fromMs / HOUR_MS) * HOUR_MS;
-  const start = zoneLabel(t);
-  while (zoneLabel(t) === start) t += HOUR_MS;
-  return t;
-}
-
-const change = nextDstChange(Date.now());
+const change = nextDstChange(ZONE, Date.now());
 
 let stack: Stack;
 beforeAll(async () => {
-  jest.useFakeTimers({
-    now: change - 2 * HOUR_MS,
-    advanceTimers: true,
-    doNotFake: [
-      'nextTick',
-      'setImmediate',
-      'clearImmediate',
-      'setTimeout',
-      'clearTimeout',
-      'setInterval',
-      'clearInterval',
-      'queueMicrotask',
-      'hrtime',
-      'performance',
-    ],
-  });
+  fakeDateOnly(change - 2 * HOUR_MS);
   stack = await startStack({ azurite: true, openemr: { timeZone: ZONE } });
   trimSource(stack, 200);
 });

@@ -55,6 +55,22 @@ async function connector(extra: Record<string, string> = {}): Promise<Connector>
   return createConnector(loadConfig(settings(extra)), { deadLetters: new MemoryDeadLetterStore() });
 }
 
+/**
+ * The default types a first run takes from the export, in reference order: every one but the two
+ * read whole on a first run (DocumentReference, DiagnosticReport: pre-1970 dates the export, which
+ * starts at the epoch, never carries; resource-types.ts connectorExports / exportsWindows).
+ */
+const exportedTypes = () => [
+  'Patient',
+  'Encounter',
+  'Condition',
+  'Observation',
+  'Immunization',
+  'Procedure',
+  'MedicationRequest',
+  'AllergyIntolerance',
+];
+
 /** A first run (no watermark): read by $export, falling back to search where the export fails. */
 async function firstRun(extra: Record<string, string> = {}) {
   const outcome = await incrementalSync(await connector(extra), {}, (m) => logs.push(m)).run({ trigger: 'cli' });
@@ -85,13 +101,42 @@ test('a clean export: status and Binary URLs on the stand-in origin (site_addr_o
   expect(await diff()).toEqual(clean);
   const kickoff = proxy.requests.find((r) => r.path.includes('/$export'))!;
   const query = new URL(kickoff.path, 'http://x').searchParams;
-  expect(query.get('type')).toBe('Patient,Observation');
-  expect(query.get('_type')).toBe('Patient,Observation');
+  // Every carried type whose export gives the rows its search would, in reference order.
+  const exported = exportedTypes();
+  for (const type of exported) expect([type, summary.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
+  expect(query.get('type')).toBe(exported.join(','));
+  expect(query.get('_type')).toBe(exported.join(','));
   expect(query.getAll('_since')).toHaveLength(1);
   // Every status poll and Binary download went to the configured base, with the token.
-  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(2);
+  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(exported.length);
   expect(proxy.requests.filter((r) => /Binary|bulkdata-status/.test(r.path)).every((r) => r.authorized)).toBe(true);
   expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
+});
+
+test('an exported resource pointing at an Encounter OpenEMR does not have is held back and dead-lettered saying why', async () => {
+  const store = stack.openemr.store;
+  const missingEncounter = randomUUID();
+  const heldId = randomUUID();
+  store.put({
+    ...store.get('Immunization', store.ids('Immunization')[2]!)!,
+    id: heldId,
+    encounter: { reference: `Encounter/${missingEncounter}` },
+  });
+  try {
+    const summary = await firstRun();
+    expect(summary.windows.Immunization).toMatchObject({ via: 'export', closed: true });
+    expect(summary.failures).toEqual([
+      {
+        resourceType: 'Immunization',
+        id: heldId,
+        stage: 'read',
+        reason: `Not written because OpenEMR has no Encounter/${missingEncounter} (the Immunization's encounter).`,
+      },
+    ]);
+    expect(await stack.ahds.read('Immunization', mapperFor(settings()).targetId('Immunization', heldId))).toBeUndefined();
+  } finally {
+    store.delete('Immunization', heldId);
+  }
 });
 
 test('a type cut off by the 2-minute budget (listed in error[], absent from output) is read by search: nothing lost, the job deleted', async () => {
@@ -105,7 +150,8 @@ test('a type cut off by the 2-minute budget (listed in error[], absent from outp
   const summary = await firstRun();
   expect(summary.windows.Patient).toMatchObject({ via: 'search', closed: true });
   expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
-  expect(logs.join('\n')).toMatch(/reported 1 error file.*Reading Patient and Observation with searches instead/);
+  expect(logs.join('\n')).toContain(`Reading ${exportedTypes().join(', ')} with searches instead.`);
+  for (const type of exportedTypes()) expect([type, summary.windows[type]]).toMatchObject([type, { via: 'search', closed: true }]);
   expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(0);
   expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
   expect(await diff()).toEqual(clean);
@@ -274,5 +320,29 @@ describe('reconcile in delete mode deletes nothing on evidence that may be incom
     expect(summary.byType.Observation.deleted).toBe(0);
     expect(summary.deletesWithheld?.join(' ')).toMatch(/Patient deletion\(s\) withheld: OpenEMR answered no Patient at all/);
     expect((await stack.ahds.snapshot()).length).toBe(target);
+  });
+  // FhirOperationExportRestController.php:176 (epoch when no _since) and
+  // FhirBulkExportDomainResourceTrait.php:71-73 (`_lastUpdated=ge` on the service's column): an
+  // order whose procedure_report.date_report is NULL never leaves an export. Reconcile reads
+  // everything, so it exports only the types whose column is never NULL and searches the rest.
+  test('reconcile exports the never-NULL types and searches the rest: a Procedure with a NULL report date still reaches the target', async () => {
+    await firstRun();
+    const template = stack.openemr.store.get('Procedure', stack.openemr.store.ids('Procedure')[0]!)!;
+    const undated = { ...template, id: randomUUID() };
+    stack.openemr.store.put(undated, { lastUpdated: null });
+    try {
+      proxy.reset();
+      const summary = await reconcileWith();
+      const kickoff = proxy.requests.find((r) => r.path.includes('/$export'))!;
+      expect(new URL(kickoff.path, 'http://x').searchParams.get('type')).toBe(
+        'Patient,Encounter,Condition,Observation,Immunization,AllergyIntolerance',
+      );
+      expect(summary.via).toBe('export');
+      expect(summary.byType.Procedure).toMatchObject({ missing: 1, deleted: 0 });
+      expect(await stack.ahds.read('Procedure', mapperFor(settings()).targetId('Procedure', undated.id))).toBeDefined();
+      expect(await diff()).toEqual(clean);
+    } finally {
+      stack.openemr.store.delete('Procedure', undated.id);
+    }
   });
 });

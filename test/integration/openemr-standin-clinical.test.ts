@@ -8,46 +8,40 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
-import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
+import { defaultDirectoryDir } from '../../stack/openemr';
+import { readNdjson } from '../fixtures/mapping/load';
+import { startTypeStandIns, type TypeStandIns } from '../helpers/carried-types';
+import { entryIds } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 type Json = Record<string, any>;
-const readNdjson = (file: string): Json[] =>
-  fs
-    .readFileSync(path.join(DATA, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Json);
-const encounters = readNdjson('Encounter.ndjson');
-const conditions = readNdjson('Condition.ndjson');
+const encounters = readNdjson<Json>(path.join(DATA, 'Encounter.ndjson'));
+const conditions = readNdjson<Json>(path.join(DATA, 'Condition.ndjson'));
+/** Synthea conditional reference -> the directory row it stands for (data/openemr-directory). */
+const links = JSON.parse(fs.readFileSync(path.join(defaultDirectoryDir(), 'links.json'), 'utf8')) as Record<string, string>;
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '');
-const SCOPES = 'system/Patient.read system/Encounter.read system/Condition.read';
 
-let openemr: OpenEmrStandIn;
-let old: OpenEmrStandIn;
-let token: string;
+let standIns: TypeStandIns;
+/** 7.0.2, before `_lastUpdated` was honoured. */
+let getOld: TypeStandIns['getBeside'];
 
 beforeAll(async () => {
-  openemr = await startOpenEmrStandIn();
-  old = await startOpenEmrStandIn({ version: '7.0.2' });
-  token = await getAccessToken(openemr, SCOPES);
+  standIns = await startTypeStandIns(['Patient', 'Encounter', 'Condition'], { version: '7.0.2' });
+  getOld = standIns.getBeside;
 }, 60_000);
-afterAll(async () => {
-  await openemr?.close();
-  await old?.close();
-});
+afterAll(() => standIns?.close());
 
-const get = (p: string) => fhirGet(openemr, p, token);
+const get = (p: string) => standIns.get(p);
 
-test('an Encounter is served with its subject as Patient/<id> and no conditional reference left', async () => {
+test('an Encounter is served with its subject as Patient/<id>, its facility as Organization/<id> and no conditional reference left', async () => {
   const source = encounters[0]!;
   const res = await get(`/Encounter/${source.id}`);
   expect(res.status).toBe(200);
   expect(res.body.subject).toEqual({ reference: `Patient/${uuidOf(source.subject.reference)}`, display: source.subject.display });
   expect(res.text).not.toContain('urn:uuid:');
   expect(res.text).not.toContain('?identifier=');
-  expect(res.body.serviceProvider).toBeUndefined();
+  // The facility row the sample's conditional reference stands for (openemr-standin-directory.test.ts pins the rest).
+  expect(res.body.serviceProvider.reference).toBe(links[source.serviceProvider.reference]);
   expect(res.body.period).toEqual(source.period);
 });
 
@@ -97,11 +91,10 @@ test('an unsupported parameter (Condition has no date) and 7.0.2 _lastUpdated an
   const c = await get('/Condition?date=ge2020-01-01');
   expect(c.status).toBe(200);
   expect(c.body.entry ?? []).toEqual([]);
-  const oldToken = await getAccessToken(old, SCOPES);
-  const e = await fhirGet(old, '/Encounter?_lastUpdated=ge2000-01-01T00:00:00Z', oldToken);
+  const e = await getOld('/Encounter?_lastUpdated=ge2000-01-01T00:00:00Z');
   expect(e.status).toBe(200);
   expect(e.body.entry ?? []).toEqual([]);
-  const all = await fhirGet(old, `/Encounter?patient=${uuidOf(encounters[0]!.subject.reference)}`, oldToken);
+  const all = await getOld(`/Encounter?patient=${uuidOf(encounters[0]!.subject.reference)}`);
   expect((all.body.entry ?? []).length).toBeGreaterThan(0);
 });
 

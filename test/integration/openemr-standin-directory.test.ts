@@ -8,38 +8,30 @@
  * serviceProvider and location.location point at served rows (FhirEncounterService.php).
  * Expectations come from the NDJSON source (data/openemr-directory), not from the stand-in.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { defaultDirectoryDir, OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
-import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
+import { defaultDirectoryDir, type OpenEmrStandIn } from '../../stack/openemr';
+import { readNdjson } from '../fixtures/mapping/load';
+import { startTypeStandIns, type TypeStandIns } from '../helpers/carried-types';
+import { entryIds } from '../helpers/openemr-standin-client';
 
 type Json = Record<string, any>;
-const readNdjson = (type: string): Json[] =>
-  fs
-    .readFileSync(path.join(defaultDirectoryDir(), `${type}.ndjson`), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Json);
-const practitioners = readNdjson('Practitioner');
-const organizations = readNdjson('Organization');
-const locations = readNdjson('Location');
-const SCOPES = 'system/Encounter.read system/Practitioner.read system/Organization.read system/Location.read';
+const read = (type: string) => readNdjson<Json>(path.join(defaultDirectoryDir(), `${type}.ndjson`));
+const practitioners = read('Practitioner');
+const organizations = read('Organization');
+const locations = read('Location');
 
+let standIns: TypeStandIns;
 let openemr: OpenEmrStandIn;
-let plain: OpenEmrStandIn;
-let token: string;
+/** The bare sample: the one stand-in of the suite started without the directory (directoryDir: null). */
+let getBare: TypeStandIns['getBeside'];
 
 beforeAll(async () => {
-  openemr = await startOpenEmrStandIn({ directoryDir: defaultDirectoryDir() });
-  plain = await startOpenEmrStandIn();
-  token = await getAccessToken(openemr, SCOPES);
+  standIns = await startTypeStandIns(['Encounter', 'Practitioner', 'Organization', 'Location'], { directoryDir: null });
+  ({ openemr, getBeside: getBare } = standIns);
 }, 60_000);
-afterAll(async () => {
-  await openemr?.close();
-  await plain?.close();
-});
+afterAll(() => standIns?.close());
 
-const get = (p: string) => fhirGet(openemr, p, token);
+const get = (p: string) => standIns.get(p);
 
 test('each directory type is searched whole with no parameter, and read by id', async () => {
   expect(openemr.loadReport?.loaded).toMatchObject({
@@ -100,16 +92,15 @@ test('an Organization or Location address gets a new invented period on every re
   expect((await get(`/Practitioner/${practitioners[0]!.id}`)).body.address).toBeUndefined();
 });
 
-test('an Encounter points at served rows: participant.individual, serviceProvider, location.location; without the directory it has none', async () => {
+test('an Encounter points at served rows: participant.individual, serviceProvider, location.location; started without the directory it has none', async () => {
   const encounterId = openemr.store.ids('Encounter')[0]!;
   const e = (await get(`/Encounter/${encounterId}`)).body;
   const refs = [e.participant[0].individual.reference, e.serviceProvider.reference, e.location[0].location.reference];
   expect(refs.map((r: string) => r.split('/')[0])).toEqual(['Practitioner', 'Organization', 'Location']);
   for (const ref of refs) expect((await get(`/${ref}`)).status).toBe(200);
   expect(e.participant[0].type[0].coding[0].code).toBe('PPRF');
-  const plainToken = await getAccessToken(plain, SCOPES);
-  const bare = (await fhirGet(plain, `/Encounter/${encounterId}`, plainToken)).body;
+  const bare = (await getBare(`/Encounter/${encounterId}`)).body;
   expect(bare.serviceProvider).toBeUndefined();
   expect(bare.location).toBeUndefined();
-  expect((await fhirGet(plain, '/Practitioner', plainToken)).body.total).toBe(0);
+  expect((await getBare('/Practitioner')).body.total).toBe(0);
 });

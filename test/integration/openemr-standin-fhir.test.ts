@@ -36,8 +36,13 @@ afterAll(async () => {
 const get = (p: string) => fhirGet(openemr, p, token);
 
 describe('data load', () => {
-  test('the default data directory loads all 20 Patients, their Observations, Encounters, Conditions, Immunizations, Procedures, MedicationRequests, DiagnosticReports, DocumentReferences and the AllergyIntolerance sample', () => {
+  test('the default data directory loads all 20 Patients, their Observations, Encounters, Conditions, Immunizations, Procedures, MedicationRequests, DiagnosticReports, DocumentReferences, the AllergyIntolerance sample and the directory beside it', () => {
     expect(openemr.loadReport?.loaded).toEqual({
+      // data/openemr-directory: a practitioner and a facility per distinct provider of the Encounters;
+      // Locations are the 36 facilities, the 36 users' and the 20 Patients' "Home Address" rows.
+      Practitioner: 36,
+      Organization: 36,
+      Location: 36 + 36 + 20,
       Patient: 20,
       Observation: 3576,
       Encounter: 968,

@@ -15,9 +15,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
+import { defaultDirectoryDir, type OpenEmrStandIn } from '../../stack/openemr';
 import { allergySampleNdjson } from '../../stack/openemr/services/allergy-sample';
 import { readNdjson } from '../fixtures/mapping/load';
+import { startTypeStandIns, type TypeStandIns } from '../helpers/carried-types';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
@@ -27,25 +28,24 @@ const immunizations = read('Immunization.ndjson');
 const procedures = read('Procedure.ndjson');
 const medicationRequests = read('MedicationRequest.ndjson');
 const allergies = read('AllergyIntolerance.ndjson');
+/** Synthea conditional reference -> the directory row it stands for (data/openemr-directory). */
+const links = JSON.parse(fs.readFileSync(path.join(defaultDirectoryDir(), 'links.json'), 'utf8')) as Record<string, string>;
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '').replace('Patient/', '');
-const SCOPES =
-  'system/Patient.read system/Immunization.read system/Procedure.read system/MedicationRequest.read system/AllergyIntolerance.read';
 
+let standIns: TypeStandIns;
 let openemr: OpenEmrStandIn;
-let old: OpenEmrStandIn;
-let token: string;
+/** 7.0.2, before `_lastUpdated` was honoured. */
+let getOld: TypeStandIns['getBeside'];
 
 beforeAll(async () => {
-  openemr = await startOpenEmrStandIn();
-  old = await startOpenEmrStandIn({ version: '7.0.2' });
-  token = await getAccessToken(openemr, SCOPES);
+  standIns = await startTypeStandIns(['Patient', 'Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'], {
+    version: '7.0.2',
+  });
+  ({ openemr, getBeside: getOld } = standIns);
 }, 60_000);
-afterAll(async () => {
-  await openemr?.close();
-  await old?.close();
-});
+afterAll(() => standIns?.close());
 
-const get = (p: string) => fhirGet(openemr, p, token);
+const get = (p: string) => standIns.get(p);
 const sortedIds = (list: Json[]) => list.map((x) => x.id as string).sort();
 
 test('the AllergyIntolerance sample file is what its generator (from FhirAllergyIntoleranceService.php) gives', () => {
@@ -54,14 +54,16 @@ test('the AllergyIntolerance sample file is what its generator (from FhirAllergy
   );
 });
 
-test('an Immunization names its Patient in patient and its Encounter as Encounter/<id>; the conditional Location goes', async () => {
+test('an Immunization names its Patient in patient, its Encounter as Encounter/<id> and its facility as Location/<id>', async () => {
   const source = immunizations[0]!;
   const res = await get(`/Immunization/${source.id}`);
   expect(res.status).toBe(200);
   expect(res.body.patient).toEqual({ reference: `Patient/${uuidOf(source.patient.reference)}` });
   expect(res.body.encounter).toEqual({ reference: `Encounter/${uuidOf(source.encounter.reference)}` });
   expect(res.body.vaccineCode).toEqual(source.vaccineCode);
-  expect(res.body.location).toBeUndefined();
+  // FhirImmunizationService.php:214-217: location is Location/<facility_location_uuid>, the linked facility.
+  expect(res.body.location.reference).toBe(links[source.location.reference]);
+  expect(res.body.location.reference).toMatch(/^Location\//);
   expect(res.body.meta.versionId).toBe('1');
 });
 
@@ -75,7 +77,7 @@ test('a Procedure is served with performedDateTime (one list date), without loca
   expect(res.body.code).toEqual(source.code);
 });
 
-test('a MedicationRequest carries the "community" category populateCategory() writes, and no conditional requester', async () => {
+test('a MedicationRequest carries the "community" category populateCategory() writes, and its prescriber as requester', async () => {
   const source = medicationRequests[0]!;
   const res = await get(`/MedicationRequest/${source.id}`);
   expect(res.body.category).toEqual([
@@ -86,7 +88,9 @@ test('a MedicationRequest carries the "community" category populateCategory() wr
     },
   ]);
   expect(res.body.medicationCodeableConcept).toEqual(source.medicationCodeableConcept);
-  expect(res.body.requester).toBeUndefined();
+  // FhirMedicationRequestService.php:450: requester is Practitioner/<the prescription's provider uuid>.
+  expect(res.body.requester.reference).toBe(links[source.requester.reference]);
+  expect(res.body.requester.reference).toMatch(/^Practitioner\//);
 });
 
 test('an AllergyIntolerance keeps its unescaped narrative and its meta.lastUpdated is lists.modifydate', async () => {
@@ -149,11 +153,10 @@ test('an unsupported parameter (Immunization has no date, AllergyIntolerance no 
     expect(res.status).toBe(200);
     expect(res.body.entry ?? []).toEqual([]);
   }
-  const oldToken = await getAccessToken(old, SCOPES);
-  const e = await fhirGet(old, '/Immunization?_lastUpdated=ge2000-01-01T00:00:00Z', oldToken);
+  const e = await getOld('/Immunization?_lastUpdated=ge2000-01-01T00:00:00Z');
   expect(e.status).toBe(200);
   expect(e.body.entry ?? []).toEqual([]);
-  const all = await fhirGet(old, `/Immunization?patient=${uuidOf(immunizations[0]!.patient.reference)}`, oldToken);
+  const all = await getOld(`/Immunization?patient=${uuidOf(immunizations[0]!.patient.reference)}`);
   expect((all.body.entry ?? []).length).toBeGreaterThan(0);
 });
 

@@ -15,37 +15,31 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { OpenEmrStandIn, startOpenEmrStandIn } from '../../stack/openemr';
+import { defaultDirectoryDir, type OpenEmrStandIn } from '../../stack/openemr';
+import { readNdjson } from '../fixtures/mapping/load';
+import { startTypeStandIns, type TypeStandIns } from '../helpers/carried-types';
 import { entryIds, fhirGet, getAccessToken } from '../helpers/openemr-standin-client';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
 type Json = Record<string, any>;
-const readNdjson = (file: string): Json[] =>
-  fs
-    .readFileSync(path.join(DATA, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Json);
-const reports = readNdjson('DiagnosticReport.ndjson');
-const documents = readNdjson('DocumentReference.ndjson');
+const reports = readNdjson<Json>(path.join(DATA, 'DiagnosticReport.ndjson'));
+const documents = readNdjson<Json>(path.join(DATA, 'DocumentReference.ndjson'));
+/** Synthea conditional reference -> the directory row it stands for (data/openemr-directory). */
+const links = JSON.parse(fs.readFileSync(path.join(defaultDirectoryDir(), 'links.json'), 'utf8')) as Record<string, string>;
 const uuidOf = (ref: string) => ref.replace('urn:uuid:', '');
-const SCOPES = 'system/Patient.read system/DiagnosticReport.read system/DocumentReference.read';
 
+let standIns: TypeStandIns;
 let openemr: OpenEmrStandIn;
-let old: OpenEmrStandIn;
-let token: string;
+/** 7.0.2, before `_lastUpdated` was honoured. */
+let getOld: TypeStandIns['getBeside'];
 
 beforeAll(async () => {
-  openemr = await startOpenEmrStandIn();
-  old = await startOpenEmrStandIn({ version: '7.0.2' });
-  token = await getAccessToken(openemr, SCOPES);
+  standIns = await startTypeStandIns(['Patient', 'DiagnosticReport', 'DocumentReference'], { version: '7.0.2' });
+  ({ openemr, getBeside: getOld } = standIns);
 }, 60_000);
-afterAll(async () => {
-  await openemr?.close();
-  await old?.close();
-});
+afterAll(() => standIns?.close());
 
-const get = (p: string) => fhirGet(openemr, p, token);
+const get = (p: string) => standIns.get(p);
 const sorted = (ids: string[]) => [...ids].sort();
 
 test('every sample DiagnosticReport and DocumentReference is loaded', () => {
@@ -54,26 +48,28 @@ test('every sample DiagnosticReport and DocumentReference is loaded', () => {
   expect(reports.length).toBe(968);
 });
 
-test('a DiagnosticReport points at Patient/<id> and Encounter/<id>, keeps its note inline, and has no conditional reference left', async () => {
+test('a DiagnosticReport points at Patient/<id>, Encounter/<id> and its author as performer, keeps its note inline, and has no conditional reference left', async () => {
   const source = reports[0]!;
   const res = await get(`/DiagnosticReport/${source.id}`);
   expect(res.status).toBe(200);
   expect(res.body.subject).toEqual({ reference: `Patient/${uuidOf(source.subject.reference)}` });
   expect(res.body.encounter).toEqual({ reference: `Encounter/${uuidOf(source.encounter.reference)}` });
   expect(res.body.presentedForm).toEqual(source.presentedForm);
-  expect(res.body.performer).toBeUndefined();
+  // FhirDiagnosticReportClinicalNotesService.php:128-136: performer is Practitioner/<the note's user>.
+  expect(res.body.performer.map((p: Json) => p.reference)).toEqual(source.performer.map((p: Json) => links[p.reference]));
   expect(res.text).not.toContain('urn:uuid:');
   expect(res.text).not.toContain('?identifier=');
 });
 
-test('a DocumentReference points at its Encounter through context.encounter and keeps its attachment data', async () => {
+test('a DocumentReference points at its Encounter through context.encounter, its author and an Organization as custodian, and keeps its attachment data', async () => {
   const source = documents[0]!;
   const res = await get(`/DocumentReference/${source.id}`);
   expect(res.body.subject).toEqual({ reference: `Patient/${uuidOf(source.subject.reference)}` });
   expect(res.body.context.encounter).toEqual([{ reference: `Encounter/${uuidOf(source.context.encounter[0].reference)}` }]);
   expect(res.body.content).toEqual(source.content);
-  expect(res.body.author).toBeUndefined();
-  expect(res.body.custodian).toBeUndefined();
+  // DocumentReference/FhirClinicalNotesService.php:153-158: author Practitioner/<user>, custodian an Organization.
+  expect(res.body.author.map((a: Json) => a.reference)).toEqual(source.author.map((a: Json) => links[a.reference]));
+  expect(res.body.custodian.reference).toMatch(/^Organization\//);
 });
 
 test('patient= answers every report and document of that patient, and only those', async () => {
@@ -112,11 +108,10 @@ test('an unsupported parameter and 7.0.2 _lastUpdated answer an empty 200 bundle
   const r = await get('/DiagnosticReport?status=final');
   expect(r.status).toBe(200);
   expect(r.body.entry ?? []).toEqual([]);
-  const oldToken = await getAccessToken(old, SCOPES);
-  const d = await fhirGet(old, '/DocumentReference?_lastUpdated=ge2000-01-01T00:00:00Z', oldToken);
+  const d = await getOld('/DocumentReference?_lastUpdated=ge2000-01-01T00:00:00Z');
   expect(d.status).toBe(200);
   expect(d.body.entry ?? []).toEqual([]);
-  const all = await fhirGet(old, `/DocumentReference?patient=${uuidOf(documents[0]!.subject.reference)}`, oldToken);
+  const all = await getOld(`/DocumentReference?patient=${uuidOf(documents[0]!.subject.reference)}`);
   expect((all.body.entry ?? []).length).toBeGreaterThan(0);
 });
 

@@ -70,7 +70,7 @@ test('a lab without report date has the data-absent object in effectiveDateTime 
 test('the control API adds the same resources to a running stand-in', async () => {
   const other = await startOpenEmrStandIn({ dataDir: null });
   try {
-    expect((await control(other, 'POST', '/openemr-shapes')).body).toEqual({ added: 9 });
+    expect((await control(other, 'POST', '/openemr-shapes')).body).toEqual({ added: 12 });
     expect(other.store.count('Observation')).toBe(8);
   } finally {
     await other.close();

@@ -44,7 +44,7 @@ test('bundle links, the export status URL and Binary URLs are built from site_ad
   const bundle = await fhirGet(s, '/Patient', token);
   expect(bundle.body.link).toEqual([{ relation: 'self', url: `${PUBLIC}/apis/default/fhir/Patient` }]);
   expect(bundle.body.entry[0].fullUrl).toBe(`${PUBLIC}/apis/default/fhir/Patient/aaaaaaaa-0000-4000-8000-000000000001`);
-  const kick = await fhirGet(s, '/$export', token, { accept: 'application/fhir+json', prefer: 'respond-async' });
+  const kick = await fhirGet(s, '/$export?type=Patient,Observation', token, { accept: 'application/fhir+json', prefer: 'respond-async' });
   const statusUrl = kick.headers.get('content-location') as string;
   expect(statusUrl.startsWith(`${PUBLIC}/apis/default/fhir/$bulkdata-status?job=`)).toBe(true);
   // Reach it where the stand-in listens, as a proxy would forward it.

@@ -11,41 +11,29 @@
  */
 import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
-import { syncRunHandler } from '../../functions/sync-run';
-import { startStack, type Stack } from '../../stack';
+import type { Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
 import { narrativeIssues } from '../../src/mapping/ahds-rules';
-import { completeRun, invoke, useStack } from '../helpers/functions';
-import { mapperFor, targetDiff } from '../helpers/incremental-stack';
-import { unresolvedReferences, watchWrites, type WriteWatch } from '../helpers/reference-watch';
+import { startCarryingStack, type CarryingStack } from '../helpers/carried-types';
+import { completeRun, invoke } from '../helpers/functions';
+import type { WriteWatch } from '../helpers/reference-watch';
 
 const MEDICAL: SupportedType[] = ['Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'];
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation', ...MEDICAL];
-const SCOPES = [...TYPES.map((t) => `system/${t}.read`), 'system/*.$export', 'system/*.$bulkdata-status', 'system/Binary.read'].join(' ');
 /** The element each type names its Patient in. */
 const PATIENT_ELEMENT: Record<string, string> = { Immunization: 'patient', AllergyIntolerance: 'patient' };
 type Json = Record<string, any>;
 
 let stack: Stack;
-let settings: Record<string, string>;
-const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
-const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-const unresolved = () => unresolvedReferences(stack, TYPES);
+let run: CarryingStack['run'];
+let diff: CarryingStack['diff'];
+let unresolved: CarryingStack['unresolved'];
 let watch: WriteWatch;
 
 const target = async (type: string, id: string) => (await stack.ahds.read(type, id)) as Json | undefined;
 
 beforeAll(async () => {
-  stack = await startStack({ azurite: true });
-  settings = {
-    SYNC_TABLE_PREFIX: 'rtmed',
-    OPENEMR_SCOPES: SCOPES,
-    SYNC_RESOURCE_TYPES: 'AllergyIntolerance,MedicationRequest,Procedure,Immunization,Observation,Condition,Encounter,Patient',
-    SYNC_LAG_SECONDS: '5',
-    AHDS_BATCH_SIZE: '50',
-  };
-  useStack(stack, settings);
-  watch = await watchWrites(stack, TYPES);
+  ({ stack, watch, run, diff, unresolved } = await startCarryingStack(TYPES, { prefix: 'rtmed' }));
 }, 120_000);
 afterAll(() => stack?.close());
 
@@ -55,7 +43,9 @@ test('a full sync carries every type: target = source, every reference resolves,
   expect(answer.json).toMatchObject({ status: 'ok', failed: 0, deadLettered: 0 });
   expect(Object.keys(answer.json.windows)).toEqual(TYPES);
   for (const type of MEDICAL) {
-    expect(answer.json.windows[type]).toMatchObject({ via: 'search', closed: true });
+    // All four from the export: Procedure and MedicationRequest (NULL dates never leave an export)
+    // because a first run's window starts at the epoch, where their search misses the same rows.
+    expect([type, answer.json.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
     expect(answer.json.byType[type].created).toBe(stack.openemr.store.count(type));
     expect(stack.openemr.store.count(type)).toBeGreaterThan(0);
   }

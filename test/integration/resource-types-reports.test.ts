@@ -15,75 +15,30 @@
  */
 import { randomUUID } from 'node:crypto';
 import { reconcileHttpHandler } from '../../functions/reconcile';
-import { syncRunHandler } from '../../functions/sync-run';
 import { getConnector } from '../../functions/shared/runtime';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
-import { startStack, type Stack } from '../../stack';
+import type { Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
-import type { SyncedResource } from '../../src/fhir/types';
 import { replayDeadLetters } from '../../src/sync/replay';
-import { completeRun, invoke, useStack } from '../helpers/functions';
-import { mapperFor, targetDiff } from '../helpers/incremental-stack';
+import { startCarryingStack, type CarryingStack } from '../helpers/carried-types';
+import { completeRun, invoke } from '../helpers/functions';
 import { control } from '../helpers/openemr-standin-client';
 import { scanForLeaks } from '../helpers/privacy-scan';
+import type { WriteWatch } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Observation', 'DiagnosticReport', 'DocumentReference'];
-const SCOPES =
-  'system/Patient.read system/Encounter.read system/Observation.read system/DiagnosticReport.read system/DocumentReference.read system/*.$export system/*.$bulkdata-status system/Binary.read';
 type Json = Record<string, any>;
 
 let stack: Stack;
-let settings: Record<string, string>;
-/** Every write the connector sent that pointed at something the target did not hold then. */
-const dangling: string[] = [];
-/** Types in the order their first write was sent. */
-const firstSent: string[] = [];
+let run: CarryingStack['run'];
+let diff: CarryingStack['diff'];
+let unresolved: CarryingStack['unresolved'];
+/** Every write sent that pointed at something the target did not hold then, and the types' first-write order. */
+let watch: WriteWatch;
 /** The lab reports added to the source, with the Observations each lists. */
 const labs: Array<{ id: string; results: string[] }> = [];
 /** The kept sample's reports and documents. */
 const sampleCounts = { DiagnosticReport: 0, DocumentReference: 0 };
-
-const run = (query: Record<string, string> = {}) => invoke(syncRunHandler, { url: 'sync/run', query });
-const diff = async () => targetDiff(stack, mapperFor({ ...stack.env, ...settings }), TYPES);
-
-/** References of a resource to carried types ("Type/id"), wherever this test's types hold them. */
-function carriedRefs(r: Json): string[] {
-  const refs: unknown[] = [r.subject, r.encounter, ...(r.result ?? []), ...(r.context?.encounter ?? [])];
-  return refs.flatMap((x) => (typeof (x as Json | undefined)?.reference === 'string' ? [(x as Json).reference as string] : []));
-}
-
-/** Watches the connector's writes: before each is sent, everything it points at must be in the target. */
-async function watchWrites(): Promise<void> {
-  const connector = await getConnector();
-  const writer = connector.writer as unknown as Record<string, (...args: any[]) => Promise<any>>;
-  for (const method of ['writeBatch', 'writeAll']) {
-    const original = writer[method]!.bind(writer);
-    writer[method] = async (resources: SyncedResource[], ...rest: unknown[]) => {
-      const held = new Set<string>();
-      for (const type of TYPES) for (const r of await stack.ahds.snapshot(type)) held.add(`${type}/${r.id}`);
-      for (const r of resources) {
-        if (!firstSent.includes(r.resourceType)) firstSent.push(r.resourceType);
-        for (const ref of carriedRefs(r as Json)) if (!held.has(ref)) dangling.push(`${r.resourceType}/${r.id} -> ${ref}`);
-      }
-      return original(resources, ...rest);
-    };
-  }
-}
-
-async function unresolvedInTarget(): Promise<string[]> {
-  const held = new Set<string>();
-  const all: Json[] = [];
-  for (const type of TYPES)
-    for (const r of await stack.ahds.snapshot(type)) {
-      held.add(`${type}/${r.id}`);
-      all.push(r as Json);
-    }
-  return all.flatMap((r) =>
-    carriedRefs(r)
-      .filter((ref) => !held.has(ref))
-      .map((ref) => `${r.resourceType}/${r.id} -> ${ref}`),
-  );
-}
 
 /** A lab report as FhirDiagnosticReportLaboratoryService.php parseOpenEMRRecord builds it. */
 function labReport(id: string, observations: Json[]): Json {
@@ -115,7 +70,10 @@ function keepPatients(count: number): void {
 }
 
 beforeAll(async () => {
-  stack = await startStack({ azurite: true });
+  ({ stack, watch, run, diff, unresolved } = await startCarryingStack(TYPES, {
+    prefix: 'rtreports',
+    settings: { RECONCILE_DELETE_MODE: 'delete' },
+  }));
   keepPatients(6);
   const store = stack.openemr.store;
   sampleCounts.DiagnosticReport = store.count('DiagnosticReport');
@@ -134,16 +92,6 @@ beforeAll(async () => {
     store.put(labReport(id, picked) as never, { lastUpdated: Date.parse(picked[0]!.effectiveDateTime) / 1000 });
     labs.push({ id, results: picked.map((o) => o.id as string) });
   }
-  settings = {
-    SYNC_TABLE_PREFIX: 'rtreports',
-    OPENEMR_SCOPES: SCOPES,
-    SYNC_RESOURCE_TYPES: 'DocumentReference,DiagnosticReport,Observation,Encounter,Patient',
-    SYNC_LAG_SECONDS: '5',
-    AHDS_BATCH_SIZE: '50',
-    RECONCILE_DELETE_MODE: 'delete',
-  };
-  useStack(stack, settings);
-  await watchWrites();
 }, 120_000);
 afterAll(() => stack?.close());
 
@@ -162,15 +110,15 @@ test('a full sync carries both types: target = source, every reference resolves,
   expect(answer.json.byType.DiagnosticReport.created).toBe(sampleCounts.DiagnosticReport + labs.length);
   expect(answer.json.byType.DocumentReference.created).toBe(sampleCounts.DocumentReference);
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
+  expect(await unresolved()).toEqual([]);
   const lab = (await stack.ahds.read('DiagnosticReport', labs[0]!.id)) as Json;
   expect(lab.result).toEqual(labs[0]!.results.map((id) => ({ reference: `Observation/${id}` })));
   // The clinical notes travel inline (base64 text/plain), as OpenEMR serves them.
   const note = (await stack.ahds.snapshot('DocumentReference'))[0] as Json;
   expect(note.content[0].attachment.data).toMatch(/^[A-Za-z0-9+/=]+$/);
   expect(note.context.encounter[0].reference).toMatch(/^Encounter\//);
-  expect(dangling).toEqual([]);
-  expect(firstSent.indexOf('DiagnosticReport')).toBeGreaterThan(firstSent.indexOf('Observation'));
+  expect(watch.dangling).toEqual([]);
+  expect(watch.firstSent.indexOf('DiagnosticReport')).toBeGreaterThan(watch.firstSent.indexOf('Observation'));
 }, 300_000);
 
 test('a re-sync of everything creates no new versions', async () => {
@@ -180,7 +128,7 @@ test('a re-sync of everything creates no new versions', async () => {
   expect(done.state).toBe('succeeded');
   expect(done.result).toMatchObject({ created: 0, updated: 0, failed: 0 });
   expect(stack.ahds.stats().versionsCreated).toBe(before);
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('an incremental run catches an edit and a new lab report (after its new Observation); reconcile catches a delete and a back-dated document', async () => {
@@ -213,7 +161,7 @@ test('an incremental run catches an edit and a new lab report (after its new Obs
   expect(answer.json.byType.DocumentReference?.created ?? 0).toBe(0);
   expect(((await stack.ahds.read('DiagnosticReport', editedId)) as Json).status).toBe('amended');
   expect(await stack.ahds.read('DocumentReference', backDatedId)).toBeUndefined();
-  expect(dangling).toEqual([]);
+  expect(watch.dangling).toEqual([]);
   expect(await diff()).toEqual({ missing: [`DocumentReference/${backDatedId}`], stale: [], extra: [`DocumentReference/${deletedId}`] });
 
   const reconciled = await completeRun(stack, await invoke(reconcileHttpHandler, { method: 'POST', url: 'reconcile' }));
@@ -221,7 +169,7 @@ test('an incremental run catches an edit and a new lab report (after its new Obs
   expect(reconciled.result.byType.DocumentReference).toMatchObject({ missing: 1, stale: 0, deletedAtSource: 1, deleted: 1 });
   expect(reconciled.result.byType.DiagnosticReport).toMatchObject({ missing: 0, stale: 0, deletedAtSource: 0 });
   expect(await diff()).toEqual({ missing: [], stale: [], extra: [] });
-  expect(await unresolvedInTarget()).toEqual([]);
+  expect(await unresolved()).toEqual([]);
 }, 300_000);
 
 test('a report listing an Observation OpenEMR does not have is held back with a reason free of its note, then replayed once it arrives', async () => {
@@ -256,8 +204,8 @@ test('a report listing an Observation OpenEMR does not have is held back with a 
   });
   expect(replay).toMatchObject({ attempted: 1, replayed: 1, stillFailing: 0 });
   expect(((await stack.ahds.read('DiagnosticReport', heldId)) as Json).result).toEqual([{ reference: `Observation/${missing}` }]);
-  expect(await unresolvedInTarget()).toEqual([]);
-  expect(dangling).toEqual([]);
+  expect(await unresolved()).toEqual([]);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);
 
 test('a Patient synced with everything writes its lab report after the Observations it lists', async () => {
@@ -273,7 +221,7 @@ test('a Patient synced with everything writes its lab report after the Observati
   store.put(observation as never);
   const labId = randomUUID();
   store.put(labReport(labId, [observation]) as never);
-  const sentBefore = firstSent.length;
+  const sentBefore = watch.firstSent.length;
   const answer = await invoke(syncPatientEverythingHandler, {
     method: 'POST',
     url: `sync/patients/${patientId}/everything`,
@@ -285,6 +233,6 @@ test('a Patient synced with everything writes its lab report after the Observati
     failed: 0,
     byType: { Patient: { created: 1 }, Observation: { created: 1 }, DiagnosticReport: { created: 1 } },
   });
-  expect(firstSent.length).toBe(sentBefore);
-  expect(dangling).toEqual([]);
+  expect(watch.firstSent.length).toBe(sentBefore);
+  expect(watch.dangling).toEqual([]);
 }, 300_000);

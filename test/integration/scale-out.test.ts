@@ -144,8 +144,8 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
     triggerMetadata: { dequeueCount: 1 },
     logHandler: () => undefined,
   });
-  // The window of the 7 Patients updated first, read as the worker reads it: those Patients and what
-  // each carried type (SYNC_RESOURCE_TYPES) holds of them.
+  // The window of the 7 Patients updated first, read as the worker reads it: the directory, those
+  // Patients and what each carried type (SYNC_RESOURCE_TYPES) holds of them.
   const store = stack.openemr.store;
   const lastUpdated = (id: string) =>
     Date.parse(String((store.get('Patient', id) as { meta?: { lastUpdated?: string } }).meta?.lastUpdated));
@@ -156,8 +156,12 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
   const until = new Date(Math.floor(first[6]! / 1000) * 1000 + 1000).toISOString();
   const inWindow = new Set(store.ids('Patient').filter((id) => lastUpdated(id) < Date.parse(until)));
   const mapper = mapperFor({ ...stack.env, ...settings });
+  // The directory (Organization, Practitioner, Location) is read whole from the window's since, as a run reads it.
+  const directory = mapper.carriedTypes.filter((type) => type !== 'Patient' && !specOf(type).read.patientScoped);
+  expect(directory.length).toBeGreaterThan(0);
+  const directoryRows = directory.reduce((n, type) => n + store.count(type), 0);
   const theirs = mapper.carriedTypes
-    .filter((type) => type !== 'Patient')
+    .filter((type) => type !== 'Patient' && specOf(type).read.patientScoped)
     .flatMap((type) =>
       store.ids(type).filter((id) => {
         // The element naming the Patient: subject, or patient (Immunization, AllergyIntolerance).
@@ -168,6 +172,6 @@ test('a work item handed over as an object (the host decodes JSON) is processed 
     );
   stack.ahds.resetStats();
   await backfillQueueHandler({ kind: 'patients', since: '1970-01-01T00:00:00.000Z', until }, context);
-  expect(stack.ahds.stats().writes).toBe(inWindow.size + theirs.length);
+  expect(stack.ahds.stats().writes).toBe(directoryRows + inWindow.size + theirs.length);
   expect(inWindow.size).toBeGreaterThanOrEqual(7);
 });

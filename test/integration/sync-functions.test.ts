@@ -4,7 +4,7 @@ import { syncPatientEverythingHandler } from '../../functions/sync-patient-every
 import { startStack, type Stack } from '../../stack';
 import type { SupportedType } from '../../stack/openemr';
 import { loadConfig } from '../../src/config/load';
-import { specOf } from '../../src/sync/resource-types';
+import { carriedReferences, specOf } from '../../src/sync/resource-types';
 import { referenceTargets } from '../../src/sync/sync-service';
 import { RecordingTelemetry, type DependencyCall } from '../../src/telemetry/telemetry';
 import { invoke, runSummaryOf, useStack } from '../helpers/functions';
@@ -118,16 +118,40 @@ describe('sync one observation', () => {
 });
 
 describe('sync one patient with all observations', () => {
-  test('writes the Patient and every resource of each carried type of it', async () => {
+  test('writes the Patient, every resource of each carried type of it and the directory rows those point at', async () => {
     const { resourceTypes } = loadConfig(stack.env).sync;
+    const store = stack.openemr.store;
+    const get = (type: string, id: string) => store.get(type as SupportedType, id) as any;
     // The element that names the Patient: subject, or patient (Immunization, AllergyIntolerance).
-    const ofPatient = (type: SupportedType) => {
+    const ofPatient = (type: string) => {
       const element = specOf(type).references.find((r) => r.type === 'Patient')!.element;
-      return stack.openemr.store
-        .ids(type)
-        .filter((id) => referenceTargets(stack.openemr.store.get(type, id) as any, element, 'Patient').includes(patientId)).length;
+      return store.ids(type as SupportedType).filter((id) => referenceTargets(get(type, id), element, 'Patient').includes(patientId));
     };
-    const expected = Object.fromEntries(resourceTypes.map((t) => [t, t === 'Patient' ? 1 : ofPatient(t as SupportedType)]));
+    const patientScoped = resourceTypes.filter((t) => specOf(t).read.patientScoped);
+    // The directory (Practitioner, Organization, Location) is read whole by a run, but for one
+    // Patient only the rows its resources point at, and what those point at (a Location's Organization).
+    const directory = new Set<string>();
+    let frontier = patientScoped.flatMap((t) => ofPatient(t).map((id) => get(t, id)));
+    while (frontier.length > 0) {
+      const next: any[] = [];
+      for (const r of frontier)
+        for (const ref of carriedReferences(r.resourceType, resourceTypes).filter(
+          (x) => !patientScoped.includes(x.type) && x.type !== 'Patient',
+        ))
+          for (const id of referenceTargets(r, ref.element, ref.type))
+            if (!directory.has(`${ref.type}/${id}`)) {
+              directory.add(`${ref.type}/${id}`);
+              next.push(get(ref.type, id));
+            }
+      frontier = next;
+    }
+    const directoryCount = (type: string) => [...directory].filter((key) => key.startsWith(`${type}/`)).length;
+    const expected = Object.fromEntries(
+      resourceTypes.map((t) => [t, t === 'Patient' ? 1 : patientScoped.includes(t) ? ofPatient(t).length : directoryCount(t)]),
+    );
+    // The sample Patient's Encounters point at the directory (data/openemr-directory/links.json).
+    expect(directoryCount('Practitioner')).toBeGreaterThan(0);
+    expect(directoryCount('Location')).toBeGreaterThan(0);
     const answer = await invoke(syncPatientEverythingHandler, { url: `sync/patients/${patientId}/everything`, params: { id: patientId } });
     expect(answer.status).toBe(200);
     expect(answer.json.read).toBe(Object.values(expected).reduce((a, b) => a + b, 0));

@@ -1,4 +1,13 @@
-import { allResources, loadTemplates, namedUuid, observationsOf, planPatients } from '../../scripts/bench/data';
+import {
+  allResources,
+  directoryOf,
+  loadTemplates,
+  namedUuid,
+  observationsOf,
+  PATIENTS_PER_PRACTITIONER,
+  planPatients,
+  PRACTITIONERS_PER_FACILITY,
+} from '../../scripts/bench/data';
 import { DEFAULT_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 import { referenceTargets } from '../../src/sync/sync-service';
 
@@ -31,6 +40,18 @@ describe('benchmark data', () => {
     for (const o of obs) for (const k of Object.keys(o)) expect(templateKeys.has(k) || k === 'meta').toBe(true);
     expect(new Set(obs.map((o) => (o.meta as { lastUpdated: string }).lastUpdated)).size).toBeGreaterThan(40);
     expect(Object.keys(p!.patient)).toEqual(expect.arrayContaining(Object.keys(templates.patients[0]!).filter((k) => k !== 'meta')));
+  });
+
+  test('the directory is sized as a practice is: a Practitioner per 500 Patients, a facility per 5 Practitioners, a home Location per Patient', () => {
+    const planned = planPatients(templates, 5001, 5001, 9, DEFAULT_RESOURCE_TYPES.split(','));
+    const directory = [...directoryOf(templates, planned)];
+    const count = (type: string) => directory.filter((r) => r.resourceType === type).length;
+    expect(count('Practitioner')).toBe(Math.ceil(5001 / PATIENTS_PER_PRACTITIONER));
+    expect(count('Organization')).toBe(Math.ceil(11 / PRACTITIONERS_PER_FACILITY));
+    expect(count('Location')).toBe(3 + 11 + 5001);
+    // Patients spread over the facilities; without the directory types none is generated.
+    expect(new Set(planned.map((p) => p.facility)).size).toBe(3);
+    expect([...directoryOf(templates, planPatients(templates, 50, 100, 9, ['Patient', 'Encounter']))]).toEqual([]);
   });
 
   test('ids are UUID-shaped, as OpenEMR requires, and do not collide at scale', () => {
@@ -66,6 +87,13 @@ describe('benchmark data', () => {
     }
     expect(dangling).toEqual([]);
     expect(new Set(all.map((r) => `${r.resourceType}/${r.id}`)).size).toBe(all.length);
+    // The directory: one Practitioner and one facility for 30 Patients; Locations are the facility,
+    // the user's and every Patient's "Home Address" (the sample's Patients all have one).
+    expect([count('Practitioner'), count('Organization'), count('Location')]).toEqual([1, 1, 1 + 1 + 30]);
+    // Every Encounter points at the directory, as OpenEMR's do when provider and facility are set.
+    for (const e of all.filter((r) => r.resourceType === 'Encounter'))
+      for (const ref of specOf('Encounter').references.filter((x) => x.type !== 'Patient'))
+        expect(referenceTargets(e as never, ref.element, ref.type)).toHaveLength(1);
     // Patient and Observation only: the Observations are those of a plan without the other types.
     const plain = planPatients(templates, 30, 3000, 5);
     expect([...observationsOf(templates, plain[3]!)].map((o) => o.id)).toEqual(

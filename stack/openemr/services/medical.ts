@@ -1,23 +1,16 @@
 /**
  * How OpenEMR serves Immunization, Procedure, MedicationRequest and AllergyIntolerance, read from its
  * PHP code (royharden/openemr, src/Services/FHIR/…), for the stand-in's store and search:
- * - search parameters: loadSearchParameters(); any other parameter empties the answer;
  * - the row date `_lastUpdated` compares and meta.lastUpdated shows: getLastModifiedSearchField();
  * - the shape an imported (Synthea) resource takes once OpenEMR holds it and serves it back:
  *   parseOpenEMRRecord() writes only what its tables hold.
  */
 import type { FhirResource } from '../resource-shape';
+import type { MedicalType } from '../standin-types';
+export { isMedicalType, MEDICAL_TYPES, type MedicalType } from '../standin-types';
 
-export type MedicalType = 'Immunization' | 'Procedure' | 'MedicationRequest' | 'AllergyIntolerance';
-export const MEDICAL_TYPES: readonly MedicalType[] = ['Immunization', 'Procedure', 'MedicationRequest', 'AllergyIntolerance'];
-
-export function isMedicalType(type: string): type is MedicalType {
-  return (MEDICAL_TYPES as readonly string[]).includes(type);
-}
-
+/** Search parameters are the type's entry in standin-types.ts (SEARCH_PARAMS). */
 export interface MedicalService {
-  /** loadSearchParameters() keys. */
-  searchParams: readonly string[];
   /** The element holding the Patient reference (getPatientContextSearchField binds `puuid` to it). */
   patientElement: 'subject' | 'patient';
   /** Candidates for the row date (first one present and after 1970 wins), as the column's meaning. */
@@ -37,7 +30,6 @@ export const MEDICAL_SERVICES: Record<MedicalType, MedicalService> = {
   // modification time). Synthea's fields all have a column (cvx_code, administered_date, euuid,
   // primarySource); its Location is a conditional reference, which the store drops.
   Immunization: {
-    searchParams: ['patient', '_id', '_lastUpdated'],
     patientElement: 'patient',
     rowDates: (r) => [r.recorded, r.occurrenceDateTime],
     shape: (r) => r,
@@ -48,7 +40,6 @@ export const MEDICAL_SERVICES: Record<MedicalType, MedicalService> = {
   // and no reasonReference (lists.diagnosis holds codes, not Condition rows); the row date is
   // lists.modifydate (`date_modified`), `date` compares begdate.
   Procedure: {
-    searchParams: ['patient', 'date', '_id', '_lastUpdated'],
     patientElement: 'subject',
     rowDates: (r) => [r.performedDateTime],
     dateOf: (r) => r.performedDateTime,
@@ -71,7 +62,6 @@ export const MEDICAL_SERVICES: Record<MedicalType, MedicalService> = {
   // usage_category, else "community" (Home/Community); requester is a Practitioner, else the
   // primary business Organization (the stand-in holds neither, so Synthea's conditional one goes).
   MedicationRequest: {
-    searchParams: ['patient', 'intent', 'status', '_id', '_lastUpdated'],
     patientElement: 'subject',
     rowDates: (r) => [r.authoredOn],
     tokens: { intent: 'intent', status: 'status' },
@@ -85,7 +75,6 @@ export const MEDICAL_SERVICES: Record<MedicalType, MedicalService> = {
   },
   // FhirAllergyIntoleranceService.php: patient, _id, _lastUpdated (lists.modifydate).
   AllergyIntolerance: {
-    searchParams: ['patient', '_id', '_lastUpdated'],
     patientElement: 'patient',
     rowDates: (r) => [r.recordedDate],
     shape: (r) => r,
