@@ -1,5 +1,6 @@
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Config, RetrySettings } from '../config/load';
+import type { TargetKind } from '../target/config';
 import { canonicalJson } from '../fhir/canonical';
 import { keyString, type SyncedResource } from '../fhir/types';
 import { attemptsOf, createHttpClient, requestIdOf, type TokenSource } from '../http/client';
@@ -113,6 +114,16 @@ export interface WriterOptions {
   checkTypes?: readonly string[];
   /** How the writer waits (tests record the waits instead of sleeping them). */
   sleep?: (ms: number) => Promise<void>;
+  /** How its errors name the target (targetName of TARGET_KIND); default the AHDS FHIR service. */
+  targetName?: string;
+}
+
+/**
+ * How errors name the target of a TARGET_KIND, at the start of a sentence: an operator of a HAPI
+ * server must not be sent looking for an AHDS service, nor given AHDS's role names.
+ */
+export function targetName(kind: TargetKind): string {
+  return kind === 'ahds' ? 'AHDS FHIR service' : 'Target FHIR server';
 }
 
 export const AHDS_AUDIT_HEADER = 'X-MS-AZUREFHIR-AUDIT-RUN-ID';
@@ -156,6 +167,7 @@ export class AhdsWriter {
       serverBudgetMs: AHDS_SERVER_BUDGET_MS,
       maxServerWaitMs: AHDS_MAX_SERVER_WAIT_MS,
       conflictRetries: 3,
+      targetName: targetName('ahds'),
       bundleHeaders: { 'x-bundle-processing-logic': 'parallel' },
       bundleMode: 'batch',
       maxBundleEntries: 500,
@@ -204,7 +216,7 @@ export class AhdsWriter {
           await sleep(backoffMs(conflicts + 1, this.o.retry, this.o.random));
           continue;
         }
-        if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
+        if (error.statusCode === 403) throw forbiddenOutage(this.o.targetName, error.requestId);
         if (!error.isOutage && error.statusCode !== 401) {
           return {
             resourceType,
@@ -318,7 +330,7 @@ export class AhdsWriter {
           );
           break;
         }
-        if (error.statusCode === 403) throw forbiddenOutage(error.requestId);
+        if (error.statusCode === 403) throw forbiddenOutage(this.o.targetName, error.requestId);
         const retryable = error.isOutage && ++wholeFailures < this.o.retry.maxAttempts && Date.now() - started < this.o.retry.maxTotalMs;
         // A bundle whose answer never came may still be running there: nothing that could overtake
         // it (its resubmission, or a later version once this settles) goes out before it is over.
@@ -343,7 +355,7 @@ export class AhdsWriter {
         else results.set(item.index, { ...result, attempts: item.tries });
       });
       // Every entry refused: the identity has no write role (yet); hundreds of dead letters would hide that.
-      if (forbiddenCount === answer.results.length) throw forbiddenOutage(answer.results[0]?.requestId);
+      if (forbiddenCount === answer.results.length) throw forbiddenOutage(this.o.targetName, answer.results[0]?.requestId);
       const throttled = answer.results.some((r) => r.status === 429);
       waitMs =
         again.length === 0
@@ -403,7 +415,7 @@ export class AhdsWriter {
   /** The target check, once per writer; a failed check is not kept, so a transient failure is retried. */
   ensureTarget(): Promise<void> {
     if (!this.o.checkTypes) return Promise.resolve();
-    this.targetChecked ??= checkTarget(this.http, this.o.checkTypes).catch((error: unknown) => {
+    this.targetChecked ??= checkTarget(this.http, this.o.checkTypes, this.o.targetName).catch((error: unknown) => {
       if (!(error instanceof UpstreamError && error.code === 'InvalidResponse')) this.targetChecked = undefined;
       throw error;
     });
@@ -418,7 +430,7 @@ export class AhdsWriter {
       const error = new UpstreamError(
         'ahds',
         'InvalidResponse',
-        withRequestId('AHDS FHIR service answered a batch with a bundle that does not match the request.', requestId),
+        withRequestId(`${this.o.targetName} answered a batch with a bundle that does not match the request.`, requestId),
         response.status,
       );
       error.requestId = requestId;
@@ -441,7 +453,7 @@ export class AhdsWriter {
       return {
         ...base,
         outcome: 'failed' as const,
-        reason: withRequestId(`AHDS FHIR service answered ${status}${detail ? ` (${detail})` : ''}.`, requestId),
+        reason: withRequestId(`${this.o.targetName} answered ${status}${detail ? ` (${detail})` : ''}.`, requestId),
       };
     });
   }
@@ -501,7 +513,7 @@ export class AhdsWriter {
         throw new UpstreamError(
           'ahds',
           'InvalidResponse',
-          `AHDS answered a ${resourceType} search with something that is not a Bundle.`,
+          `${this.o.targetName} answered a ${resourceType} search with something that is not a Bundle.`,
           response.status,
         );
       yield (parsed.data.entry ?? []).flatMap((e) =>
@@ -618,14 +630,16 @@ export function withRequestId(message: string, requestId: string | undefined): s
   return requestId ? `${message.replace(/\.$/, '')} (X-Request-Id ${requestId}).` : message;
 }
 
-function forbiddenOutage(requestId: string | undefined): UpstreamError {
+function forbiddenOutage(target: string, requestId: string | undefined): UpstreamError {
+  // The role to ask for is AHDS's own; a generic server grants writes its own way.
+  const remedy =
+    target === targetName('ahds')
+      ? "give the connector's identity the FHIR Data Writer role on the service (a new role assignment takes a few minutes to apply)"
+      : "give the connector's client write access to the carried types on the server";
   const error = new UpstreamError(
     'ahds',
     'Forbidden',
-    withRequestId(
-      "AHDS FHIR service refused every write of a bundle (403): give the connector's identity the FHIR Data Writer role on the service (a new role assignment takes a few minutes to apply).",
-      requestId,
-    ),
+    withRequestId(`${target} refused every write of a bundle (403): ${remedy}.`, requestId),
     403,
   );
   error.requestId = requestId;

@@ -20,6 +20,8 @@ export interface HttpClientOptions {
   telemetry: Telemetry;
   /** Dependency target name in telemetry. */
   dependencyName: string;
+  /** How errors name the other side (default SIDE_NAMES: a generic FHIR target is no AHDS service). */
+  name?: string;
   auth?: TokenSource;
   /** Re-signs or otherwise refreshes a request before it is retried (e.g. a fresh jti). */
   beforeRetry?: (config: InternalAxiosRequestConfig) => Promise<void> | void;
@@ -112,12 +114,12 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
       config.meta = { ...(config.meta ?? { firstAttemptAt: Date.now(), attemptStartedAt: Date.now() }), authRenewed: true };
       return instance.request(config);
     }
-    if (error.response?.status === 401) telemetry.authFailure(side, `${SIDE_NAMES[side]} refused the access token (401)`);
+    if (error.response?.status === 401) telemetry.authFailure(side, `${options.name ?? SIDE_NAMES[side]} refused the access token (401)`);
     return Promise.reject(error);
   });
 
   // Last: whatever is still an AxiosError becomes a typed UpstreamError.
-  instance.interceptors.response.use(undefined, (error: unknown) => Promise.reject(toUpstreamError(side, error)));
+  instance.interceptors.response.use(undefined, (error: unknown) => Promise.reject(toUpstreamError(side, error, options.name)));
 
   function recordDependency(config: Config, resultCode: number | string, requestId: string | undefined): void {
     const started = config.meta?.attemptStartedAt ?? Date.now();
@@ -161,9 +163,9 @@ export function attemptsOf(config: unknown): number {
   return (state?.retryCount ?? 0) + 1;
 }
 
-function toUpstreamError(side: Side, error: unknown): UpstreamError {
+function toUpstreamError(side: Side, error: unknown, name = SIDE_NAMES[side]): UpstreamError {
   if (error instanceof UpstreamError) return error;
-  const converted = convert(side, error);
+  const converted = convert(side, error, name);
   if (error instanceof AxiosError && error.response) {
     converted.requestId = requestIdOf(error.response.headers);
     converted.retryAfterMs = serverRetryAfterMs(error.response.headers as Record<string, unknown>);
@@ -171,8 +173,7 @@ function toUpstreamError(side: Side, error: unknown): UpstreamError {
   return converted;
 }
 
-function convert(side: Side, error: unknown): UpstreamError {
-  const name = SIDE_NAMES[side];
+function convert(side: Side, error: unknown, name: string): UpstreamError {
   if (error instanceof AxiosError) {
     const attempts = attemptsOf(error.config);
     const status = error.response?.status;

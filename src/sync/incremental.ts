@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Connector } from '../connector';
+import type { SyncedResource } from '../fhir/types';
 import type { OpenEmrReader } from '../openemr/reader';
 import type { StateStores } from '../state';
 import { DeadLetterStorageError } from '../state/errors';
@@ -175,6 +176,12 @@ export class IncrementalSync {
     const sink = sync.sink(run);
     let blocked: Set<string> | undefined;
     const blockedNow = async () => (blocked ??= await sync.blockedPatients(run));
+    const take = async (type: string, batch: readonly SyncedResource[]) => {
+      this.checkLease(handle);
+      phase = type;
+      await sync.takeBatch(run, sink, batch, await blockedNow());
+      run.onProgress?.(run.tally);
+    };
     try {
       phase = 'reading';
       await readSource(
@@ -198,25 +205,8 @@ export class IncrementalSync {
             blocked = undefined;
             run.onProgress?.(run.tally);
           },
-          observations: async (batch) => {
-            this.checkLease(handle);
-            phase = 'Observation';
-            run.tally.read += batch.length;
-            await sync.mapObservationsInto(batch, run, sink, await blockedNow());
-            run.onProgress?.(run.tally);
-          },
-          resources: async (type, batch) => {
-            this.checkLease(handle);
-            phase = type;
-            run.tally.read += batch.length;
-            sync.notePresentOf(
-              run,
-              type,
-              batch.flatMap((r) => (r.id ? [r.id] : [])),
-            );
-            await sync.mapDependentsInto(batch, run, sink, await blockedNow());
-            run.onProgress?.(run.tally);
-          },
+          observations: (batch) => take('Observation', batch),
+          resources: take,
           present: (ids) => sync.notePresent(run, ids),
           deleted: async (type, id) => {
             this.checkLease(handle);

@@ -18,13 +18,14 @@ export function readAheadLimits(readConcurrency: number): ReadAheadLimits {
 }
 
 /**
- * Reads one answer per id (a page's Patients' Observations), in order, ahead of the consumer and
+ * Reads one answer per key (a page's Patients' Observations; a page's reads of every type, Patient
+ * by Patient, rank by rank), in order, ahead of the consumer and
  * through the shared read slots. While the consumer waits on AHDS, small answers keep both reads
  * busy, so it finds the next ones ready instead of waiting a round trip for each. OpenEMR answers a
  * Patient's Observations all at once (no paging), so the look-ahead is bounded by the resources
  * waiting too: a Patient with years of labs stops it early and memory stays bounded.
  */
-export class ReadAhead<T> {
+export class ReadAhead<T, K = string> {
   private readonly answers: Array<Promise<T[]>> = [];
   private taken = 0;
   /** Resources received and not yet taken. */
@@ -33,8 +34,8 @@ export class ReadAhead<T> {
   private receivedResources = 0;
 
   constructor(
-    private readonly ids: readonly string[],
-    private readonly read: (id: string) => Promise<T[]>,
+    private readonly ids: readonly K[],
+    private readonly read: (id: K) => Promise<T[]>,
     private readonly slots: ReadSlots,
     private readonly limits: ReadAheadLimits,
   ) {

@@ -66,6 +66,12 @@ export const MEDICAL_RESOURCE_TYPES: readonly ResourceTypeSpec[] = [
       exportsWindows: true,
       scope: 'system/Procedure.read',
     },
+    // FhirProcedureOEProcedureService.php parseOpenEMRRecord (royharden/openemr): basedOn ->
+    // ServiceRequest (the procedure_order, on every order) is not a carried type: kept or dropped as
+    // MAPPING_UNCARRIED_REFERENCES says, as is performer.actor (Practitioner). Its reasonReference ->
+    // Condition is set only from a reason_reference_uuid that ProcedureService::search never selects
+    // (nor does the surgery sub-service), so OpenEMR serves none: carrying it would need Procedure
+    // ranked above Condition (the rank-groups unit test holds references to lower ranks).
     references: [
       { element: 'subject', type: 'Patient' },
       { element: 'encounter', type: 'Encounter' },

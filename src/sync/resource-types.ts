@@ -392,3 +392,19 @@ export function directoryTypes(types: readonly string[]): string[] {
 export function carriedReferences(type: string, carried: readonly string[]): CarriedReference[] {
   return specOf(type).references.filter((r) => carried.includes(r.type));
 }
+
+/**
+ * The configured types grouped by rank, in reference order: the unit the sync loop writes and
+ * flushes, so every resource of a group is written (or dead-lettered) before the next group's are
+ * mapped. Types of one rank never point at each other (a unit test holds the table to it).
+ */
+export function rankGroups(types: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  let rank: number | undefined;
+  for (const spec of orderedTypes(types)) {
+    if (spec.rank !== rank) groups.push([]);
+    rank = spec.rank;
+    groups[groups.length - 1]!.push(spec.type);
+  }
+  return groups;
+}

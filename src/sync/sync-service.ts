@@ -5,7 +5,6 @@ import { referencedId } from '../fhir/references';
 import { byResourceType, type Observation, type Patient, type SyncedResource } from '../fhir/types';
 import type { MapOutcome, ResourceMapper } from '../mapping/contract';
 import type { LastUpdatedWindow, OpenEmrReader } from '../openemr/reader';
-import { UpstreamError } from '../http/errors';
 import type { RunCounts, RunSummary, Telemetry } from '../telemetry/telemetry';
 import type { UnmappedCodeEntry } from '../mapping/report';
 import { BatchSink } from './batch-sink';
@@ -13,7 +12,7 @@ import { ReadAhead, readAheadLimits } from './read-ahead';
 import { ReadSlots } from './read-slots';
 import type { DeadLetter, DeadLetterStore } from './dead-letters';
 import { Tally, type FailureItem } from './tally';
-import { carriedReferences, directoryTypes, orderedTypes, specOf } from './resource-types';
+import { carriedReferences, orderedTypes, rankGroups, specOf } from './resource-types';
 
 export type Trigger = RunSummary['trigger'];
 
@@ -84,6 +83,14 @@ export interface RunContext {
 
 const MAX_LISTED_FAILURES = 100;
 
+/** The reads of a run of ranks, started ahead of the writer: one answer per type (in rank order) and key. */
+interface RankReads {
+  groups: string[][];
+  /** Answers per type: one per Patient of a page, or one (the type read whole). */
+  keys: number;
+  answers: ReadAhead<SyncedResource, { type: string; key: string }>;
+}
+
 /**
  * The orchestration: read from OpenEMR, map, write to AHDS, record outcomes. A Patient is always
  * written before its Observations; when it fails, its Observations are not written and say why.
@@ -118,51 +125,56 @@ export class SyncService {
     return this.finish(run);
   }
 
-  /** Syncs the Observation's Patient first (unchanged if already current), then the Observation. */
+  /**
+   * Syncs one Observation after what it points at (its Patient, its Encounter when carried), each
+   * unchanged if already current; when one of those fails, the Observation is held back saying why.
+   */
   async syncObservation(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
-    // With Encounter carried, its Encounter must be read and written first too (else the target gets
-    // a reference to nothing): the generic path does that for every carried reference.
-    if (carriedReferences('Observation', this.resourceTypes).some((r) => r.type !== 'Patient'))
-      return this.syncResource('Observation', id, trigger, runId);
     const run = this.begin('syncObservation', trigger, runId);
     const observation = await this.deps.reader.getObservation(id);
     run.tally.read++;
-    const patientId = subjectPatientId(observation);
-    if (!patientId) {
+    if (!subjectPatientId(observation)) {
       await this.fail(run, [
         { resourceType: 'Observation', id, stage: 'map', reason: 'Observation.subject does not reference a Patient.' },
       ]);
       return this.finish(run);
     }
-    const patient = await this.deps.reader.getPatient(patientId);
-    run.tally.read++;
-    const [patientResult] = await this.writeResources([patient], run);
-    if (patientResult?.outcome === 'failed') {
-      await this.fail(run, [blockedByPatient(observation, patientId)]);
-      return this.finish(run, `Patient/${patientId} could not be written, so its Observation was not.`);
-    }
-    await this.writeResources([observation], run);
-    return this.finish(run);
+    return this.writeWithReferences(run, observation);
   }
 
+  /**
+   * One Patient and its resources of every carried type, rank by rank, each after the directory rows
+   * it points at (read by id). When the Patient fails, its resources are held back saying why.
+   */
   async syncPatientWithObservations(id: string, trigger: Trigger = 'http', runId?: string): Promise<SyncSummary> {
     const run = this.begin('syncPatientWithObservations', trigger, runId);
-    const [patient, observations] = await Promise.all([this.deps.reader.getPatient(id), this.deps.reader.observationsOfPatient(id)]);
-    run.tally.read += 1 + observations.length;
-    await this.writePatientThenObservations(run, patient, observations);
-    const patientFailed = run.tally.failedPatients.has(id);
+    const reads = new ReadSlots(this.deps.settings.readConcurrency);
+    // Its resources are read while the Patient is read and written.
+    const answers = this.readPerPatient([id], reads);
+    const patient = await reads.run(() => this.deps.reader.getPatient(id));
+    run.tally.read++;
+    const [result] = await this.writeResources([patient], run);
+    const failed = new Set(result?.outcome === 'failed' ? [id] : []);
+    await this.writeRanks(run, this.sink(run), answers, failed, true);
+    if (failed.size === 0) return this.finish(run);
+    const held = Object.entries(run.tally.byType)
+      .filter(([type, counts]) => type !== 'Patient' && counts.failed > 0)
+      .map(([type, counts]) => `${counts.failed} ${type}(s)`);
     return this.finish(
       run,
-      patientFailed ? `Patient/${id} could not be written, so its ${observations.length} Observation(s) were not.` : undefined,
+      `Patient/${id} could not be written, so ${held.length > 0 ? `its ${held.join(', ')} were not` : 'nothing of it was'}.`,
     );
   }
 
   /**
-   * Every Patient (optionally those updated in a window) with all their Observations, streamed.
-   * Patient pages come in lastUpdated order and a page's Patients are written before any of their
-   * Observations. Reads hold one of `readConcurrency` slots only while the request is open, and run
-   * a bounded few answers ahead (ReadAhead): the next page is read and its Patients written while
-   * this page's Observations stream, so reads overlap mapping and writing instead of alternating.
+   * Every Patient (optionally those updated in a window) with its resources of every carried type,
+   * streamed through one loop over the types grouped by rank (rankGroups): the ranks below Patient's
+   * (the directory) read whole, then Patient pages in lastUpdated order, each page's Patients written
+   * before the ranks above Patient's are read for them Patient by Patient. The sink is flushed after
+   * each rank, so whatever a resource points at is written (or known failed) before it is mapped.
+   * Reads hold one of `readConcurrency` slots only while the request is open, and run a bounded few
+   * answers ahead (ReadAhead) across types and ranks: the next type is read while the current one is
+   * written, and the next page is read and its Patients written while this page's ranks stream.
    */
   async fullSync(options: {
     trigger: Trigger;
@@ -178,18 +190,7 @@ export class SyncService {
     const sink = this.sink(run);
     const { readConcurrency, pageSize } = this.deps.settings;
     const reads = new ReadSlots(readConcurrency);
-    // The directory (Organization, Practitioner, Location) first, whole: Patients and Encounters point at it.
-    for (const type of directoryTypes(this.resourceTypes)) {
-      const resources = await reads.run(() => this.deps.reader.whole(type, options.window?.since));
-      run.tally.read += resources.length;
-      this.notePresentOf(
-        run,
-        type,
-        resources.flatMap((r) => (r.id ? [r.id] : [])),
-      );
-      await this.mapDependentsInto(resources, run, sink, new Set());
-      await sink.flush();
-    }
+    await this.writeRanks(run, sink, this.readWhole(reads, options.window?.since), new Set());
     const pages = this.deps.reader.patients(pageSize, options.window);
     const readPage = async (): Promise<{ page: Patient[]; failed: Promise<Set<string>> } | undefined> => {
       const step = await reads.run(() => pages.next());
@@ -204,51 +205,95 @@ export class SyncService {
     };
     let next = readPage();
     for (let current = await next; current; current = await next) {
-      const { page } = current;
-      const observations = new ReadAhead(
-        page.map((p) => p.id!),
-        (id) => this.deps.reader.observationsOfPatient(id),
+      // Read ahead while the page's Patients are written (nothing is mapped before they are).
+      const answers = this.readPerPatient(
+        current.page.map((p) => p.id!),
         reads,
-        readAheadLimits(readConcurrency),
       );
       const failedIds = await current.failed;
       next = readPage();
       next.catch(() => undefined);
-      // The page's Encounters (and other carried types) are written before its Observations.
-      const between = await this.writeBetweenTypes(
-        run,
-        sink,
-        page.map((p) => p.id!),
-        failedIds,
-        reads,
-      );
-      for (const patient of page) {
-        const patientId = patient.id!;
-        const ofPatient = await observations.next();
-        run.tally.read += ofPatient.length;
-        if (failedIds.has(patientId)) {
-          await this.fail(
-            run,
-            ofPatient.map((o) => blockedByPatient(o, patientId)),
-          );
-          continue;
-        }
-        if (between) await this.mapDependentsInto(ofPatient, run, sink, failedIds);
-        else for (const o of ofPatient) await this.mapInto(o, run, sink);
-      }
-      // The page's DiagnosticReports (types ranked after Observation) once its Observations are written.
-      await this.writeAfterTypes(
-        run,
-        sink,
-        page.map((p) => p.id!),
-        failedIds,
-        reads,
-      );
+      await this.writeRanks(run, sink, answers, failedIds);
       run.onProgress?.(run.tally);
     }
     await sink.flush();
     await options.beforeFinish?.(run.tally);
     return this.finish(run, undefined, options.window);
+  }
+
+  /** The ranks below Patient's (the directory: Organization and Practitioner, then Location), each type read whole. */
+  private readWhole(reads: ReadSlots, since?: string): RankReads {
+    const patientRank = specOf('Patient').rank;
+    return this.readRanks(
+      rankGroups(this.resourceTypes).filter((g) => specOf(g[0]!).rank < patientRank),
+      [''],
+      (type) => this.deps.reader.whole(type, since),
+      reads,
+    );
+  }
+
+  /** The ranks above Patient's (Encounter; Condition, Observation, …; DiagnosticReport), each type read per Patient. */
+  private readPerPatient(patientIds: readonly string[], reads: ReadSlots): RankReads {
+    const patientRank = specOf('Patient').rank;
+    return this.readRanks(
+      rankGroups(this.resourceTypes).filter((g) => specOf(g[0]!).rank > patientRank),
+      patientIds,
+      (type, patientId) => this.deps.reader.ofPatient(type, patientId),
+      reads,
+    );
+  }
+
+  /** Starts reading one answer per type (in rank order) and key, ahead of the writer, through the shared slots. */
+  private readRanks(
+    groups: string[][],
+    keys: readonly string[],
+    read: (type: string, key: string) => Promise<SyncedResource[]>,
+    reads: ReadSlots,
+  ): RankReads {
+    const all = groups.flat().flatMap((type) => keys.map((key) => ({ type, key })));
+    const answers = new ReadAhead(all, (k) => read(k.type, k.key), reads, readAheadLimits(this.deps.settings.readConcurrency));
+    return { groups, keys: keys.length, answers };
+  }
+
+  /**
+   * The one write loop, rank by rank: each type's answers taken in order, noted as held by the
+   * source, checked for what they point at (held back and dead-lettered saying why when that failed,
+   * is dead-lettered or is absent) and mapped into the sink, which is flushed after each rank: the
+   * next rank is mapped only once everything it may point at is written or known failed, within a
+   * run and across batches. `withReferences` (single-item calls; runs read the directory whole):
+   * what they point at and this run has not met is read by id and written first.
+   */
+  private async writeRanks(
+    run: RunContext,
+    sink: BatchSink,
+    reads: RankReads,
+    blockedPatients: ReadonlySet<string>,
+    withReferences = false,
+  ): Promise<void> {
+    for (const group of reads.groups) {
+      // The group's answers come type by type, key by key (readRanks).
+      for (let i = 0; i < group.length * reads.keys; i++) {
+        const resources = await reads.answers.next();
+        run.tally.read += resources.length;
+        // What a held-back resource points at is not worth writing for it.
+        if (withReferences)
+          await this.ensureReferenced(
+            run,
+            sink,
+            resources.filter((r) => !this.pointsAtPatient(r, blockedPatients)),
+          );
+        await this.mapDependentsInto(resources, run, sink, blockedPatients);
+      }
+      await sink.flush();
+    }
+  }
+
+  /** Whether a resource's carried Patient reference names one of these Patients. */
+  private pointsAtPatient(resource: SyncedResource, patientIds: ReadonlySet<string>): boolean {
+    if (patientIds.size === 0) return false;
+    return carriedReferences(resource.resourceType, this.resourceTypes).some(
+      (ref) => ref.type === 'Patient' && referenceTargets(resource, ref.element, 'Patient').some((id) => patientIds.has(id)),
+    );
   }
 
   /** Maps and writes resources as one unit (patients before their observations). */
@@ -327,18 +372,13 @@ export class SyncService {
   }
 
   /**
-   * Maps Observations into a sink. Those whose Patient is blocked (failed or dead-lettered, any id
-   * length) or absent from OpenEMR are held back and dead-lettered saying why: never written with a
-   * subject that points at nothing. Patients not met in this run are looked up in OpenEMR, up to a
-   * hundred per request (`_id=a,b,...`).
+   * A batch read from a window (an incremental run's type, a work item's Observations): counted, and
+   * mapped into the sink with what it points at checked (mapDependentsInto). `blocked`: the Patients
+   * that failed or are dead-lettered.
    */
-  async mapObservationsInto(
-    observations: readonly Observation[],
-    run: RunContext,
-    sink: BatchSink,
-    blocked: ReadonlySet<string>,
-  ): Promise<void> {
-    await this.mapDependentsInto(observations, run, sink, blocked);
+  async takeBatch(run: RunContext, sink: BatchSink, batch: readonly SyncedResource[], blocked: ReadonlySet<string>): Promise<void> {
+    run.tally.read += batch.length;
+    await this.mapDependentsInto(batch, run, sink, blocked);
   }
 
   /**
@@ -346,7 +386,7 @@ export class SyncService {
    * sink. One whose target is blocked (failed or dead-lettered) or absent from OpenEMR is held back
    * and dead-lettered saying why: never written with a reference that points at nothing. Targets
    * not met in this run are looked up in OpenEMR, up to a hundred per request (`_id=a,b,...`).
-   * Patients are checked exactly as mapObservationsInto does (`blocked` are the Patient ids).
+   * `blocked` are Patient ids held back besides those that failed in this run (dead-lettered ones).
    */
   async mapDependentsInto(
     resources: readonly SyncedResource[],
@@ -354,17 +394,16 @@ export class SyncService {
     sink: BatchSink,
     blocked: ReadonlySet<string>,
   ): Promise<void> {
-    run.presentPatients ??= new Set();
-    run.absentPatients ??= new Set();
-    run.present ??= new Map();
-    run.absent ??= new Map();
     const carried = this.resourceTypes;
+    const { present: seen, absent: gone } = this.seenSets(run);
     // What is handed here was read from OpenEMR: a later resource pointing at it needs no lookup.
-    for (const r of resources) if (r.id && r.resourceType !== 'Patient') mapSet(run.present, r.resourceType).add(r.id);
-    const seen = (type: string) => (type === 'Patient' ? run.presentPatients! : mapSet(run.present!, type));
-    const gone = (type: string) => (type === 'Patient' ? run.absentPatients! : mapSet(run.absent!, type));
+    for (const r of resources) if (r.id) seen(r.resourceType).add(r.id);
+    // A Patient that failed in this run holds back what points at it, whoever wrote it (a single
+    // item writes its Patient through the sink, ensureReferenced).
     const isBlocked = async (type: string, id: string) =>
-      type === 'Patient' ? blocked.has(id) : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id);
+      type === 'Patient'
+        ? blocked.has(id) || run.tally.failedPatients.has(id)
+        : run.tally.failedOf(type).has(id) || (await this.blockedEarlier(run, type)).has(id);
     const targets = resources.map((r) =>
       carriedReferences(r.resourceType, carried).flatMap((ref) => referenceTargets(r, ref.element, ref.type).map((id) => ({ ...ref, id }))),
     );
@@ -403,6 +442,18 @@ export class SyncService {
     await this.fail(run, held);
   }
 
+  /** The ids of a type OpenEMR was seen to hold in this run, and those it does not hold. */
+  private seenSets(run: RunContext): { present: (type: string) => Set<string>; absent: (type: string) => Set<string> } {
+    run.presentPatients ??= new Set();
+    run.absentPatients ??= new Set();
+    const present = (run.present ??= new Map());
+    const absent = (run.absent ??= new Map());
+    return {
+      present: (type) => (type === 'Patient' ? run.presentPatients! : mapSet(present, type)),
+      absent: (type) => (type === 'Patient' ? run.absentPatients! : mapSet(absent, type)),
+    };
+  }
+
   /** Ids of a referenced type dead-lettered before this run (loaded once per run and type). */
   blockedEarlier(run: RunContext, type: string): Promise<Set<string>> {
     run.blockedEarlier ??= new Map();
@@ -419,14 +470,6 @@ export class SyncService {
     return ids;
   }
 
-  /** Notes ids of a type OpenEMR was seen to hold in this run (an Encounter read is a valid target). */
-  notePresentOf(run: RunContext, type: string, ids: readonly string[]): void {
-    if (type === 'Patient') return this.notePresent(run, ids);
-    run.present ??= new Map();
-    const set = mapSet(run.present, type);
-    for (const id of ids) set.add(id);
-  }
-
   /**
    * Syncs one resource of a patient-scoped type (a replay, a single item): what it points at
    * (its Patient, its Encounter) is read and written first, unchanged if current, so it never
@@ -436,85 +479,67 @@ export class SyncService {
     const run = this.begin(`sync${type}`, trigger, runId);
     const resource = await this.deps.reader.getResource(type, id);
     run.tally.read++;
-    const directory = directoryTypes(this.resourceTypes);
+    return this.writeWithReferences(run, resource);
+  }
+
+  /** One resource after what it points at (ensureReferenced); the summary says which target held it back. */
+  private async writeWithReferences(run: RunContext, resource: SyncedResource): Promise<SyncSummary> {
     const sink = this.sink(run);
-    await this.ensureDirectory(run, sink, [resource]);
-    const refs = [...carriedReferences(type, this.resourceTypes)]
-      .filter((r) => !directory.includes(r.type))
-      .sort((a, b) => specOf(a.type).rank - specOf(b.type).rank);
-    for (const { element, ...ref } of refs.flatMap((r) =>
-      referenceTargets(resource, r.element, r.type).map((targetId) => ({ ...r, targetId })),
-    )) {
-      const { targetId } = ref;
-      let target: SyncedResource;
-      try {
-        target = await this.deps.reader.getResource(ref.type, targetId);
-      } catch (error) {
-        if (!(error instanceof UpstreamError && error.missing)) throw error;
-        await this.fail(run, [
-          {
-            resourceType: type,
-            id,
-            stage: 'read',
-            reason: `Not written because OpenEMR has no ${ref.type}/${targetId} (the ${type}'s ${element}).`,
-          },
-        ]);
-        return this.finish(run);
-      }
-      run.tally.read++;
-      const [written] = await this.writeResources([target], run);
-      if (written?.outcome === 'failed') {
-        await this.fail(run, [
-          { resourceType: type, id, stage: 'write', reason: `Not written because its ${ref.type}/${targetId} could not be written.` },
-        ]);
-        return this.finish(run, `${ref.type}/${targetId} could not be written, so its ${type} was not.`);
-      }
-      this.notePresentOf(run, ref.type, [targetId]);
-    }
+    await this.ensureReferenced(run, sink, [resource]);
     await this.mapDependentsInto([resource], run, sink, new Set());
     await sink.flush();
-    return this.finish(run);
+    const failedTarget = carriedReferences(resource.resourceType, this.resourceTypes)
+      .flatMap((r) => referenceTargets(resource, r.element, r.type).map((id) => ({ type: r.type, id })))
+      .find((t) => run.tally.failedOf(t.type).has(t.id));
+    return this.finish(
+      run,
+      failedTarget ? `${failedTarget.type}/${failedTarget.id} could not be written, so its ${resource.resourceType} was not.` : undefined,
+    );
   }
 
   /**
-   * Writes the directory resources (Practitioner, Organization, Location) these resources point at
-   * and this run has not met yet, read by id from OpenEMR, what they point at first (a Location's
-   * Organization): a single-item sync never writes an Encounter whose Practitioner the target may
-   * lack. Ids OpenEMR does not answer are noted absent (their dependants are then held back).
+   * Writes what these resources point at and this run has not met (an Observation's Patient and
+   * Encounter, the Encounter's Practitioner and Location, the Location's Organization), read by id
+   * from OpenEMR, rank by rank and what that points at first: a single-item sync never writes a
+   * resource whose target the target server may lack. Ids OpenEMR does not answer are noted absent
+   * (their dependants are then held back saying so).
    */
-  async ensureDirectory(run: RunContext, sink: BatchSink, resources: readonly SyncedResource[], depth = 0): Promise<void> {
-    const directory = directoryTypes(this.resourceTypes);
-    if (directory.length === 0 || depth > directory.length) return;
-    run.present ??= new Map();
-    run.absent ??= new Map();
-    const wanted = new Map<string, Set<string>>();
-    for (const r of resources)
-      for (const ref of carriedReferences(r.resourceType, this.resourceTypes))
-        if (directory.includes(ref.type))
-          for (const id of referenceTargets(r, ref.element, ref.type))
-            if (!mapSet(run.present, ref.type).has(id) && !mapSet(run.absent, ref.type).has(id)) mapSet(wanted, ref.type).add(id);
-    if (wanted.size === 0) return;
+  async ensureReferenced(run: RunContext, sink: BatchSink, resources: readonly SyncedResource[]): Promise<void> {
+    const groups = rankGroups(this.resourceTypes);
+    const seen = this.seenSets(run);
+    // What they point at, what that points at, …: each id read once (noted before the next step, so
+    // a Location's Organization fetched beside it as an Encounter's serviceProvider is not read again).
     const fetched: SyncedResource[] = [];
-    for (const [type, ids] of wanted) {
-      const found = await this.deps.reader.byIds(type, [...ids]);
-      run.tally.read += found.length;
-      const foundIds = new Set(found.flatMap((r) => (r.id ? [r.id] : [])));
-      for (const id of ids) if (!foundIds.has(id)) mapSet(run.absent, type).add(id);
+    let frontier = resources;
+    // References point at lower ranks only: more steps than there are ranks is a loop in the data.
+    for (let step = 0; frontier.length > 0 && step < groups.length; step++) {
+      const wanted = new Map<string, Set<string>>();
+      for (const r of frontier)
+        for (const ref of carriedReferences(r.resourceType, this.resourceTypes))
+          for (const id of referenceTargets(r, ref.element, ref.type))
+            if (!seen.present(ref.type).has(id) && !seen.absent(ref.type).has(id)) mapSet(wanted, ref.type).add(id);
+      const found: SyncedResource[] = [];
+      for (const [type, ids] of wanted) {
+        const ofType = await this.deps.reader.byIds(type, [...ids]);
+        run.tally.read += ofType.length;
+        const foundIds = new Set(ofType.flatMap((r) => (r.id ? [r.id] : [])));
+        for (const id of ids) (foundIds.has(id) ? seen.present(type) : seen.absent(type)).add(id);
+        found.push(...ofType);
+      }
       fetched.push(...found);
+      frontier = found;
     }
-    // Noted before what they point at is fetched: a Location's Organization fetched beside it (the
-    // Encounter's serviceProvider) is then neither read nor written twice; it is written first (rank).
-    for (const type of directory)
-      this.notePresentOf(
-        run,
-        type,
-        fetched.flatMap((r) => (r.resourceType === type && r.id ? [r.id] : [])),
-      );
-    await this.ensureDirectory(run, sink, fetched, depth + 1);
-    for (const type of directory) {
-      const ofType = fetched.filter((r) => r.resourceType === type);
-      if (ofType.length === 0) continue;
-      await this.mapDependentsInto(ofType, run, sink, new Set());
+    // Written rank by rank, each rank flushed before the next is mapped: what they point at first.
+    for (const group of groups) {
+      const ofGroup = fetched.filter((r) => group.includes(r.resourceType));
+      if (ofGroup.length === 0) continue;
+      for (const type of group)
+        await this.mapDependentsInto(
+          ofGroup.filter((r) => r.resourceType === type),
+          run,
+          sink,
+          new Set(),
+        );
       await sink.flush();
     }
   }
@@ -539,102 +564,6 @@ export class SyncService {
       run.audit?.noteSource(outcome.resource, resource);
     }
     return outcome;
-  }
-
-  private async writePatientThenObservations(run: RunContext, patient: Patient, observations: Observation[]): Promise<void> {
-    const [result] = await this.writeResources([patient], run);
-    if (result?.outcome === 'failed') {
-      await this.fail(
-        run,
-        observations.map((o) => blockedByPatient(o, patient.id!)),
-      );
-      return;
-    }
-    const sink = this.sink(run);
-    const failed = new Set<string>();
-    const reads = new ReadSlots(this.deps.settings.readConcurrency);
-    if (await this.writeBetweenTypes(run, sink, [patient.id!], failed, reads, true))
-      await this.mapDependentsInto(observations, run, sink, failed);
-    else for (const o of observations) await this.mapInto(o, run, sink);
-    await this.writeAfterTypes(run, sink, [patient.id!], failed, reads, true);
-    await sink.flush();
-  }
-
-  /**
-   * The carried types that come between Patient and Observation in the reference order (Encounter,
-   * Condition): each read per Patient and written (flushed) before the next type and before the
-   * Observations. Answers whether there were any (then Observations are checked for their Encounter).
-   */
-  private async writeBetweenTypes(
-    run: RunContext,
-    sink: BatchSink,
-    patientIds: readonly string[],
-    failedPatients: ReadonlySet<string>,
-    reads: ReadSlots,
-    /** Write the directory resources they point at first (single-Patient calls; runs read the directory whole). */
-    withDirectory = false,
-  ): Promise<boolean> {
-    const observationRank = specOf('Observation').rank;
-    const between = this.resourceTypes.filter(
-      (t) => t !== 'Patient' && t !== 'Observation' && specOf(t).read.patientScoped && specOf(t).rank <= observationRank,
-    );
-    return this.writePerPatient(run, sink, between, patientIds, failedPatients, reads, withDirectory);
-  }
-
-  /**
-   * The carried types ranked after Observation (DiagnosticReport, whose result lists Observations):
-   * the sink is flushed first, so every Observation of these Patients is written (or dead-lettered,
-   * and then what lists it is held back) before any of them is sent.
-   */
-  private async writeAfterTypes(
-    run: RunContext,
-    sink: BatchSink,
-    patientIds: readonly string[],
-    failedPatients: ReadonlySet<string>,
-    reads: ReadSlots,
-    withDirectory = false,
-  ): Promise<void> {
-    const observationRank = specOf('Observation').rank;
-    const after = this.resourceTypes.filter((t) => specOf(t).read.patientScoped && specOf(t).rank > observationRank);
-    if (after.length === 0) return;
-    await sink.flush();
-    await this.writePerPatient(run, sink, after, patientIds, failedPatients, reads, withDirectory);
-  }
-
-  /** Each type read per Patient and written (flushed) before the next type. Answers whether there were any. */
-  private async writePerPatient(
-    run: RunContext,
-    sink: BatchSink,
-    types: readonly string[],
-    patientIds: readonly string[],
-    failedPatients: ReadonlySet<string>,
-    reads: ReadSlots,
-    withDirectory: boolean,
-  ): Promise<boolean> {
-    const between = types;
-    for (const type of between) {
-      // Read ahead through the shared slots, as the Observations are: one Patient's answer at a
-      // time behind OpenEMR's latency made every carried type cost a round trip per Patient.
-      const answers = new ReadAhead(
-        patientIds,
-        (id) => this.deps.reader.ofPatient(type, id),
-        reads,
-        readAheadLimits(this.deps.settings.readConcurrency),
-      );
-      for (let i = 0; i < patientIds.length; i++) {
-        const resources = await answers.next();
-        run.tally.read += resources.length;
-        if (withDirectory) await this.ensureDirectory(run, sink, resources);
-        this.notePresentOf(
-          run,
-          type,
-          resources.flatMap((r) => (r.id ? [r.id] : [])),
-        );
-        await this.mapDependentsInto(resources, run, sink, failedPatients);
-      }
-      await sink.flush();
-    }
-    return between.length > 0;
   }
 
   /** Tallies write results (carrying source ids) and dead-letters the failures. */
@@ -805,13 +734,4 @@ function mapSet(map: Map<string, Set<string>>, key: string): Set<string> {
   let set = map.get(key);
   if (!set) map.set(key, (set = new Set()));
   return set;
-}
-
-function blockedByPatient(observation: Observation, patientId: string): FailureItem {
-  return {
-    resourceType: 'Observation',
-    id: observation.id ?? '',
-    stage: 'write',
-    reason: `Not written because its Patient/${patientId} could not be written.`,
-  };
 }

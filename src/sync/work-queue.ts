@@ -136,8 +136,7 @@ export async function processWorkItem(
     const observations = (await deps.reader.observationsSince(item.since)).filter(
       (o: Observation) => !(Date.parse(o.meta?.lastUpdated ?? '') >= until),
     );
-    run.tally.read += observations.length;
-    await deps.sync.mapObservationsInto(observations, run, sink, blocked);
+    await deps.sync.takeBatch(run, sink, observations, blocked);
     await sink.flush();
   } catch (error) {
     await sink.flush().catch(() => undefined);

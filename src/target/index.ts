@@ -1,7 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
 import type { BundleBudget } from '../ahds/bundle-budget';
 import { CredentialTokenSource } from '../ahds/credential';
-import { AhdsWriter, createAhdsWriter } from '../ahds/writer';
+import { AhdsWriter, createAhdsWriter, targetName } from '../ahds/writer';
 import type { Config } from '../config/load';
 import { createHttpClient, type TokenSource } from '../http/client';
 import { UpstreamError } from '../http/errors';
@@ -88,6 +88,7 @@ export async function createTargetWriter(
     retry: config.http.retry,
     telemetry,
     dependencyName: DEPENDENCIES.ahds,
+    name: targetName('fhir'),
     auth,
     // HAPI FHIR answers a repeated search from its result cache for a minute: reconciliation must see now.
     headers: { Accept: 'application/fhir+json', 'Cache-Control': 'no-cache' },
@@ -115,6 +116,7 @@ export async function createTargetWriter(
     budget: options.budget,
     fullUrlBase: config.target.fhirUrl,
     telemetry,
+    targetName: targetName('fhir'),
   });
   return { writer, capabilities, plan };
 }

@@ -14,7 +14,8 @@ import { replayDeadLetters } from '../../src/sync/replay';
 import { processWorkItem, workDepsOf } from '../../src/sync/work-queue';
 import { syncPatientEverythingHandler } from '../../functions/sync-patient-everything';
 import { startCarryingStack, type CarryingStack } from '../helpers/carried-types';
-import { completeRun, invoke } from '../helpers/functions';
+import { completeRun, invoke, runSummaryOf } from '../helpers/functions';
+import { syncObservationHandler } from '../../functions/sync-observation';
 import type { WriteWatch } from '../helpers/reference-watch';
 
 const TYPES: SupportedType[] = ['Patient', 'Encounter', 'Condition', 'Observation'];
@@ -189,4 +190,65 @@ test('reconcile finds a Condition deleted at the source and counts every carried
   expect(done.state).toBe('succeeded');
   expect(done.result.byType.Condition).toMatchObject({ deletedAtSource: 1, missing: 0, stale: 0 });
   expect(done.result.byType.Encounter).toMatchObject({ missing: 0, stale: 0, deletedAtSource: 0 });
+}, 300_000);
+
+// Last: the Observation and Encounter it holds back stay dead-lettered.
+test('a single Observation sync writes its Patient and its Encounter first; when the Encounter fails, it holds the Observation back saying why', async () => {
+  const store = stack.openemr.store;
+  const patientId = randomUUID();
+  const encounterId = randomUUID();
+  const observationId = randomUUID();
+  store.put({ ...(store.get('Patient', store.ids('Patient')[4]!) as Json), id: patientId } as never);
+  const encounter = {
+    ...(store.get('Encounter', store.ids('Encounter')[4]!) as Json),
+    id: encounterId,
+    subject: { reference: `Patient/${patientId}` },
+  };
+  store.put(encounter as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[4]!) as Json),
+    id: observationId,
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${encounterId}` },
+  } as never);
+  const sync = () => invoke(syncObservationHandler, { url: `sync/observations/${observationId}`, params: { id: observationId } });
+
+  const answer = await sync();
+  expect(answer.status).toBe(200);
+  expect(answer.json).toMatchObject({
+    operation: 'syncObservation',
+    status: 'ok',
+    byType: { Patient: { created: 1 }, Encounter: { created: 1 }, Observation: { created: 1 } },
+  });
+  expect(watch.dangling).toEqual([]);
+
+  // An Encounter that cannot be written (it points at a Patient OpenEMR does not have): its Observation waits.
+  const lonelyEncounterId = randomUUID();
+  const absentPatientId = randomUUID();
+  const heldId = randomUUID();
+  store.put({ ...encounter, id: lonelyEncounterId, subject: { reference: `Patient/${absentPatientId}` } } as never);
+  store.put({
+    ...(store.get('Observation', store.ids('Observation')[4]!) as Json),
+    id: heldId,
+    subject: { reference: `Patient/${patientId}` },
+    encounter: { reference: `Encounter/${lonelyEncounterId}` },
+  } as never);
+  const refused = runSummaryOf((await invoke(syncObservationHandler, { url: `sync/observations/${heldId}`, params: { id: heldId } })).json);
+  expect(refused.message).toBe(`Encounter/${lonelyEncounterId} could not be written, so its Observation was not.`);
+  expect(refused.failures).toEqual([
+    {
+      resourceType: 'Encounter',
+      id: lonelyEncounterId,
+      stage: 'read',
+      reason: `Not written because OpenEMR has no Patient/${absentPatientId} (the Encounter's subject).`,
+    },
+    {
+      resourceType: 'Observation',
+      id: heldId,
+      stage: 'write',
+      reason: `Not written because its Encounter/${lonelyEncounterId} could not be written.`,
+    },
+  ]);
+  expect(await stack.ahds.read('Observation', heldId)).toBeUndefined();
+  expect(watch.dangling).toEqual([]);
 }, 300_000);

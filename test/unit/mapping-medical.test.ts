@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { AllergyIntolerance, Immunization, MedicationRequest, Patient, Procedure } from '@medplum/fhirtypes';
 import { createResourceMapper, type MapOutcome } from '../../src/mapping';
 import type { SyncedResource } from '../../src/fhir/types';
-import { KNOWN_RESOURCE_TYPES } from '../../src/sync/resource-types';
+import { KNOWN_RESOURCE_TYPES, specOf } from '../../src/sync/resource-types';
 import { DEFAULT_OPTIONS, deidOptions, readNdjson } from '../fixtures/mapping/load';
 
 const DATA = path.resolve(__dirname, '../..', 'data/synthea-dev');
@@ -126,4 +126,19 @@ test('a code outside its required value set (an edited status, a category) is re
   expect(!category.ok && category.reason).not.toContain('drug');
   for (const status of ['preparation', 'entered-in-error', 'unknown'])
     expect(mapper.map({ ...procedure, status } as SyncedResource).ok).toBe(true);
+});
+
+// FhirProcedureOEProcedureService.php (royharden/openemr) adds basedOn -> ServiceRequest (the
+// procedure_order) to every order's Procedure, and would add reasonReference -> Condition from a
+// reason_reference_uuid ProcedureService::search never selects.
+test("a Procedure's basedOn ServiceRequest follows MAPPING_UNCARRIED_REFERENCES; a reasonReference to a carried Condition stays", () => {
+  const order = { ...procedure, basedOn: [{ reference: 'ServiceRequest/order-1' }], reasonReference: [{ reference: 'Condition/c-1' }] };
+  const kept = ok(mapper.map(order as SyncedResource)).resource as unknown as Procedure;
+  expect(kept.basedOn).toEqual([{ reference: 'ServiceRequest/order-1' }]);
+  expect(kept.reasonReference).toEqual([{ reference: 'Condition/c-1' }]);
+  const dropping = createResourceMapper({ ...DEFAULT_OPTIONS, uncarriedReferences: 'drop', carriedTypes: CARRIED });
+  const dropped = ok(dropping.map(order as SyncedResource)).resource as unknown as Procedure;
+  expect(dropped.basedOn).toBeUndefined();
+  expect(dropped.reasonReference).toEqual([{ reference: 'Condition/c-1' }]);
+  expect(specOf('Procedure').references.map((r) => r.type)).not.toContain('ServiceRequest');
 });
