@@ -35,7 +35,7 @@ export function errorResponse(error: unknown, context: InvocationContext, subjec
     return outcomeResponse(run.status, run.code, run.message, run.status === 503 ? { 'Retry-After': '30' } : {});
   }
   if (error instanceof UpstreamError) {
-    const side = SIDE_NAMES[error.side];
+    const side = error.sideName ?? SIDE_NAMES[error.side];
     if (error.code === 'NotFound' && error.side === 'openemr' && subject) {
       return outcomeResponse(404, 'not-found', `${subject.type}/${subject.id} was not found in OpenEMR.`);
     }

@@ -643,6 +643,7 @@ function forbiddenOutage(target: string, requestId: string | undefined): Upstrea
     403,
   );
   error.requestId = requestId;
+  error.sideName = target;
   return error;
 }
 
@@ -652,6 +653,7 @@ function withAttempts(error: UpstreamError, attempts: number): UpstreamError {
   const copy = new UpstreamError(error.side, error.code, withRequestId(message, error.requestId), error.statusCode, attempts, error.detail);
   copy.requestId = error.requestId;
   copy.retryAfterMs = error.retryAfterMs;
+  if (error.sideName) copy.sideName = error.sideName;
   return copy;
 }
 

@@ -166,6 +166,7 @@ export function attemptsOf(config: unknown): number {
 function toUpstreamError(side: Side, error: unknown, name = SIDE_NAMES[side]): UpstreamError {
   if (error instanceof UpstreamError) return error;
   const converted = convert(side, error, name);
+  converted.sideName = name;
   if (error instanceof AxiosError && error.response) {
     converted.requestId = requestIdOf(error.response.headers);
     converted.retryAfterMs = serverRetryAfterMs(error.response.headers as Record<string, unknown>);

@@ -36,6 +36,12 @@ export class UpstreamError extends Error {
   /** For a NotFound: the resource the source said it does not have ("Type/id"), when it said so. */
   missing?: string;
 
+  /**
+   * How the message names the other side when it is not SIDE_NAMES' (a generic FHIR target is no
+   * AHDS service): answers built from this error name the side the same way.
+   */
+  sideName?: string;
+
   /** The server's correlation id of the failed answer (AHDS: X-Request-Id), for support tickets. */
   requestId?: string;
 

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { InvocationContext } from '@azure/functions';
+import { errorResponse } from '../../functions/shared/http';
 import { createAhdsWriter, targetName } from '../../src/ahds/writer';
 import { loadConfig } from '../../src/config/load';
 import { UpstreamError } from '../../src/http/errors';
@@ -97,7 +99,11 @@ describe("the writer's errors name the target of TARGET_KIND", () => {
       expect((refused as Error).message).toMatch(
         /^Target FHIR server refused every write of a bundle \(403\): give the connector's client write access/,
       );
-      for (const message of [entry!.reason, bad!.reason, (refused as Error).message]) expect(message).not.toMatch(/AHDS|Data Writer/);
+      // The HTTP answer an endpoint builds from it names the same side (functions/shared/http.ts).
+      const answer = errorResponse(refused, new InvocationContext({ invocationId: 'names', logHandler: () => undefined }));
+      const said = (answer.jsonBody as { issue: Array<{ diagnostics: string }> }).issue[0]!.diagnostics;
+      expect(said).toMatch(/^Target FHIR server refused the request: Target FHIR server refused every write/);
+      for (const message of [entry!.reason, bad!.reason, (refused as Error).message, said]) expect(message).not.toMatch(/AHDS|Data Writer/);
     } finally {
       await server.close();
     }
