@@ -13,8 +13,10 @@ import { bulkStatusSchema, deletedBundleSchema, phpDateTimeToIso, singleResource
  *   kick-off has its own long timeout and is never retried: a retry would run another full export.
  * - `type=` (which OpenEMR honours) and `_type` (the standard, which it ignores: openemr#8668).
  * - Polls honour Retry-After in both forms (seconds, HTTP-date), 429 included.
- * - `error[]` (OpenEMR lists types cut off by its time budget there), a missing expected type, a
- *   file that fails or expired: the export is incomplete and the caller reads by search instead.
+ * - OpenEMR's 2-minute budget cuts an export part-way: the types that finished are in `output[]`,
+ *   whole; the others are missing from it (error[] holds OperationOutcomes that name no type). The
+ *   manifest lists the asked types without a file as `unfinished`, and the caller searches those.
+ *   A file that fails or expired leaves its type to search too.
  * - `deleted[]` is read and handed on.
  * - Files are followed only under the configured FHIR base. Behind TLS offload OpenEMR names them
  *   with its site_addr_oath origin (e.g. http://internal-host/apis/default/fhir/Binary/7): a URL
@@ -39,6 +41,10 @@ export interface ExportManifest {
   outputs: ExportFile[];
   deleted: ExportFile[];
   requiresAccessToken: boolean;
+  /** Asked types with no file in output[] (cut off by OpenEMR's time budget): read by search instead. */
+  unfinished: ExportedType[];
+  /** How many entries error[] held (OpenEMR: the budget's OperationOutcomes). */
+  errors: number;
 }
 
 /** $export is not offered (missing scope, route, server support) or did not give a complete answer. */
@@ -75,7 +81,7 @@ export class BulkExportClient {
 
   /**
    * Kick-off and status polls until complete. Throws ExportUnavailableError when the export is
-   * refused or incomplete (the job is DELETEd first), UpstreamError on an outage of the kick-off.
+   * refused or its manifest unusable (the job is DELETEd first), UpstreamError on an outage of the kick-off.
    */
   async run(options: ExportOptions): Promise<ExportManifest> {
     const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -127,14 +133,11 @@ export class BulkExportClient {
     if (!parsed.success)
       throw new ExportUnavailableError('OpenEMR answered the export status with something that is not a bulk data manifest.');
     const status = parsed.data;
-    if (status.error.length > 0) {
-      const failed = [...new Set(status.error.map((e) => e.type ?? 'OperationOutcome'))].join(', ');
-      throw new ExportUnavailableError(
-        `OpenEMR's bulk export reported ${status.error.length} error file(s) (${failed}): OpenEMR stops an export after 2 minutes and lists the unfinished types there.`,
-      );
-    }
-    const missing = types.filter((t) => !status.output.some((o) => o.type === t));
-    if (missing.length > 0) throw new ExportUnavailableError(`OpenEMR's bulk export has no output for ${missing.join(', ')}.`);
+    // OpenEMR lists in output[] only the types that finished inside its 2-minute budget
+    // (FhirOperationExportRestController.php:408-426): each of those files is whole. The type running
+    // when the budget ended, and every later one, appear only as OperationOutcomes in error[] (which
+    // name no type): an asked type missing from output[] is unfinished, whatever error[] says.
+    const unfinished = types.filter((t) => !status.output.some((o) => o.type === t));
     const requiresAccessToken = status.requiresAccessToken ?? true;
     const file = (o: { type?: string; url: string }): ExportFile => {
       const target = this.onBase(o.url);
@@ -148,7 +151,15 @@ export class BulkExportClient {
     };
     const outputs = status.output.filter((o) => (types as readonly string[]).includes(o.type)).map(file);
     const deleted = (status.deleted ?? []).map(file);
-    return { statusUrl, transactionTime: phpDateTimeToIso(status.transactionTime), outputs, deleted, requiresAccessToken };
+    return {
+      statusUrl,
+      transactionTime: phpDateTimeToIso(status.transactionTime),
+      outputs,
+      deleted,
+      requiresAccessToken,
+      unfinished,
+      errors: status.error.length,
+    };
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Observation, Patient, SyncedResource } from '../fhir/types';
 import { orderedTypes, specOf } from '../sync/resource-types';
 import { UpstreamError } from '../http/errors';
-import { BulkExportClient, ExportUnavailableError, type ExportedType, type ExportFile } from './bulk-export';
+import { BulkExportClient, ExportUnavailableError, type ExportedType, type ExportFile, type ExportManifest } from './bulk-export';
 import { ReadAhead, readAheadLimits } from '../sync/read-ahead';
 import { ReadSlots } from '../sync/read-slots';
 import { iso } from './patient-pages';
@@ -17,8 +17,11 @@ import type { OpenEmrReader, ServerInfo } from './reader';
  *   `_lastUpdated` column never NULL and never before 1970), and for `read.exportsWindows` types
  *   whose window has a lower bound (the search would filter on the same column). The other types
  *   are searched in their place in reference order, between the export's files.
- *   An incomplete export (error[], missing type, failed or expired file, foreign file) is abandoned
- *   and the types it has not finished are read by search: nothing is taken as "no changes".
+ *   An export cut off by OpenEMR's 2-minute budget is kept for the types it finished (their files
+ *   are in output[], whole, read to their end); each type it did not finish (missing from output[])
+ *   or whose file failed or expired is searched in its place, for the same window. A manifest that
+ *   cannot be used at all (refused, a file outside the FHIR base with the token) is abandoned and
+ *   every exported type searched. Nothing is taken as "no changes".
  * - Search: Patients by `ge` cursor pages; the directory whole; the other types by one
  *   `_lastUpdated=ge` read when the window is short, else per Patient (`ge` since when there is a
  *   since). Observations are never asked with `_count` (OpenEMR applies it per sub-service).
@@ -70,6 +73,8 @@ export interface SourceReadResult {
   via: Record<string, 'export' | 'search'>;
   /** Set when an export was tried and abandoned (its reason). */
   exportAbandoned?: string;
+  /** Types asked of the export that it did not give whole (cut off by the budget, a failed file): searched. */
+  exportSearched?: string[];
 }
 
 /** Resources handed on per batch when streaming an export file. */
@@ -101,6 +106,7 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
 
   let remaining: SourceType[] = useExport ? [...exportedTypes] : [];
   let exportAbandoned: string | undefined;
+  const exportSearched: string[] = [];
   const roster = new PatientRoster(reader, options.pageSize);
   const search = (type: string) => searchType(reader, options, visitor, type, roster);
   if (useExport) {
@@ -108,6 +114,25 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
     const searchedDuringExport: string[] = [];
     try {
       const manifest = await exporter.run({ types: exportedTypes, ...(lowest !== undefined ? { since: iso(lowest) } : {}) });
+      if (manifest.unfinished.length > 0)
+        visitor.log?.(
+          `OpenEMR's bulk export finished ${exportedTypes.length - manifest.unfinished.length} of ${exportedTypes.length} types ` +
+            `(${manifest.errors} error entries: OpenEMR stops an export after 2 minutes); ` +
+            `reading ${manifest.unfinished.join(', ')} with searches instead.`,
+        );
+      // A type the export did not give whole (unfinished, or its file failed) is searched in its
+      // place, for the same window: it is never taken as "no changes".
+      const searchInstead = async (type: string) => {
+        await search(type);
+        exportSearched.push(type);
+        searchedDuringExport.push(type);
+        remaining = remaining.filter((t) => t !== type);
+      };
+      const lastExported = exportedTypes[exportedTypes.length - 1];
+      const applyDeletions = async () => {
+        if (!visitor.deleted) return;
+        for await (const d of fileFailures(exporter.deletions(manifest))) await visitor.deleted(d.type, d.id);
+      };
       try {
         // Reference order (each file whole): no resource is handed on before what it points at.
         for (const type of types) {
@@ -116,26 +141,19 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
             searchedDuringExport.push(type);
             continue;
           }
-          let batch: Record<string, unknown>[] = [];
-          const hand = async () => {
-            if (batch.length === 0) return;
-            const out = batch;
-            batch = [];
-            if (type === 'Patient') await visitor.patients(out as unknown as Patient[]);
-            else if (type === 'Observation') await visitor.observations(out as unknown as Observation[]);
-            else await visitor.resources!(type, out as unknown as SyncedResource[]);
-          };
-          for (const file of manifest.outputs.filter((o) => o.type === type)) {
-            for await (const r of fileResources(exporter, file)) {
-              if (r.resourceType !== type) continue;
-              batch.push(r);
-              if (batch.length >= EXPORT_BATCH) await hand();
-            }
+          if (manifest.unfinished.includes(type)) {
+            if (type === lastExported) await applyDeletions();
+            await searchInstead(type);
+            continue;
           }
-          await hand();
-          if (type === exportedTypes[exportedTypes.length - 1] && visitor.deleted) {
-            for await (const d of fileFailures(exporter.deletions(manifest))) await visitor.deleted(d.type, d.id);
+          const handed = await handFiles(exporter, manifest, type, visitor);
+          if (!handed.ok) {
+            visitor.log?.(`${handed.reason} Reading ${type} with a search instead.`);
+            if (type === lastExported) await applyDeletions();
+            await searchInstead(type);
+            continue;
           }
+          if (type === lastExported) await applyDeletions();
           via[type] = 'export';
           remaining = remaining.filter((t) => t !== type);
           await visitor.typeDone(type, 'export');
@@ -150,11 +168,55 @@ export async function readSource(reader: OpenEmrReader, options: SourceReadOptio
     }
     // What the export did not finish, and the searched types after it, in reference order.
     for (const type of types)
-      if (remaining.includes(type) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type))) await search(type);
+      if (remaining.includes(type) || (!searchedDuringExport.includes(type) && !exportedTypes.includes(type))) {
+        await search(type);
+        if (exportedTypes.includes(type)) exportSearched.push(type);
+      }
   } else {
     for (const type of types) await search(type);
   }
-  return { via, ...(exportAbandoned ? { exportAbandoned } : {}) };
+  return {
+    via,
+    ...(exportAbandoned ? { exportAbandoned } : {}),
+    ...(exportSearched.length > 0 ? { exportSearched: orderedTypes(exportSearched).map((t) => t.type) } : {}),
+  };
+}
+
+/**
+ * Hands on every resource of `type` in the export's files, in batches. `ok: false` when a file could
+ * not be read to its end (failed, expired, broke off, a line that is not a resource): what was
+ * handed on stays written, and the caller searches the type's whole window.
+ */
+async function handFiles(
+  exporter: BulkExportClient,
+  manifest: ExportManifest,
+  type: string,
+  visitor: SourceVisitor,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  let batch: Record<string, unknown>[] = [];
+  const hand = async () => {
+    if (batch.length === 0) return;
+    const out = batch;
+    batch = [];
+    if (type === 'Patient') await visitor.patients(out as unknown as Patient[]);
+    else if (type === 'Observation') await visitor.observations(out as unknown as Observation[]);
+    else await visitor.resources!(type, out as unknown as SyncedResource[]);
+  };
+  try {
+    for (const file of manifest.outputs.filter((o) => o.type === type)) {
+      for await (const r of fileResources(exporter, file)) {
+        if (r.resourceType !== type) continue;
+        batch.push(r);
+        if (batch.length >= EXPORT_BATCH) await hand();
+      }
+    }
+    await hand();
+  } catch (error) {
+    // Only the file's own failures (fileFailures): an error of the visitor passes through.
+    if (error instanceof ExportUnavailableError) return { ok: false, reason: error.message };
+    throw error;
+  }
+  return { ok: true };
 }
 
 /**

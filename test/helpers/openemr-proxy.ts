@@ -9,7 +9,7 @@ import type { OpenEmrStandIn } from '../../stack/openemr';
  * A real HTTP server in front of the OpenEMR stand-in that the connector is pointed at
  * (OPENEMR_BASE_URL), so a test can make the export and search answers what real OpenEMR sends on a
  * bad day: error[] entries, a missing type, a file that expired (404, empty body) or breaks off,
- * deleted[], a file on a foreign host, 429 while polling, an empty answer to a search. Everything
+ * deleted[], a file on a foreign host, 429 while polling, an empty or failing answer to a search. Everything
  * else passes through untouched. The stand-in's own absolute URLs (status, Binary) carry its origin,
  * not the proxy's, exactly as OpenEMR's site_addr_oath does behind TLS offload.
  *
@@ -29,6 +29,8 @@ export interface ProxyHooks {
   files?: Record<string, string>;
   /** Searches whose path matches answer an empty collection bundle (as 7.0.2 does for any paged search). */
   emptySearch?: RegExp;
+  /** Searches whose path matches answer 400 with an OperationOutcome (a search that fails, not retried). */
+  failSearch?: RegExp;
 }
 
 export interface RecordedRequest {
@@ -116,6 +118,11 @@ export async function startOpenEmrProxy(standIn: OpenEmrStandIn, standInConfig: 
       res.end();
       return;
     }
+    if (req.method === 'GET' && hooks.failSearch?.test(path))
+      return json(400, {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'processing', details: { text: 'injected search failure' } }],
+      });
     if (req.method === 'GET' && hooks.emptySearch?.test(path))
       return json(200, { resourceType: 'Bundle', type: 'collection', total: 0, link: [{ relation: 'self', url: path }] });
 

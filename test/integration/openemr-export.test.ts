@@ -5,6 +5,7 @@ import { MemoryDeadLetterStore } from '../../src/sync/dead-letters';
 import { incrementalSync } from '../../src/sync/incremental';
 import { reconcile } from '../../src/sync/reconcile';
 import { startStack, type Stack } from '../../stack';
+import type { SupportedType } from '../../stack/openemr/resource-shape';
 import { incrementalSettings, mapperFor, targetDiff, trimSource } from '../helpers/incremental-stack';
 import { startForeignHost, startOpenEmrProxy, type OpenEmrProxy } from '../helpers/openemr-proxy';
 
@@ -61,6 +62,9 @@ async function connector(extra: Record<string, string> = {}): Promise<Connector>
  * starts at the epoch, never carries; resource-types.ts connectorExports / exportsWindows).
  */
 const exportedTypes = () => [
+  'Organization',
+  'Practitioner',
+  'Location',
   'Patient',
   'Encounter',
   'Condition',
@@ -68,6 +72,17 @@ const exportedTypes = () => [
   'Immunization',
   'Procedure',
   'MedicationRequest',
+  'AllergyIntolerance',
+];
+/** What a reconciliation (everything, no lower bound) exports: the types whose export never misses a row. */
+const reconcileExported = [
+  'Organization',
+  'Practitioner',
+  'Patient',
+  'Encounter',
+  'Condition',
+  'Observation',
+  'Immunization',
   'AllergyIntolerance',
 ];
 
@@ -139,7 +154,7 @@ test('an exported resource pointing at an Encounter OpenEMR does not have is hel
   }
 });
 
-test('a type cut off by the 2-minute budget (listed in error[], absent from output) is read by search: nothing lost, the job deleted', async () => {
+test('a type absent from output (error[] entries name no type) is read by search in its place; the types in output stay exported', async () => {
   proxy.reset({
     status: (body) => ({
       ...body,
@@ -149,23 +164,104 @@ test('a type cut off by the 2-minute budget (listed in error[], absent from outp
   });
   const summary = await firstRun();
   expect(summary.windows.Patient).toMatchObject({ via: 'search', closed: true });
-  expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
-  expect(logs.join('\n')).toContain(`Reading ${exportedTypes().join(', ')} with searches instead.`);
-  for (const type of exportedTypes()) expect([type, summary.windows[type]]).toMatchObject([type, { via: 'search', closed: true }]);
-  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(0);
+  expect(logs.join('\n')).toContain(`finished ${exportedTypes().length - 1} of ${exportedTypes().length} types (1 error entries`);
+  expect(logs.join('\n')).toContain('reading Patient with searches instead.');
+  for (const type of exportedTypes().filter((t) => t !== 'Patient'))
+    expect([type, summary.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
+  expect(proxy.count('GET', /\/fhir\/Binary\//)).toBe(exportedTypes().length - 1);
   expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
   expect(await diff()).toEqual(clean);
 });
 
-test('an expected type missing from output (no error[]) fails the export, never closes its window as "no changes"', async () => {
+test('an expected type missing from output (no error[]) is searched, never closed as "no changes"', async () => {
   proxy.reset({ status: (body) => ({ ...body, output: body.output.filter((o: { type: string }) => o.type !== 'Observation') }) });
   const summary = await firstRun();
   expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
-  expect(logs.join('\n')).toMatch(/no output for Observation/);
+  expect(summary.windows.Patient).toMatchObject({ via: 'export', closed: true });
+  expect(logs.join('\n')).toMatch(/reading Observation with searches instead/);
   expect(await diff()).toEqual(clean);
 });
 
-test('a file that breaks off mid-way: the types before it stay exported, the rest is read by search', async () => {
+/**
+ * The stand-in's own 2-minute budget (bulk-export.ts, as FhirOperationExportRestController.php
+ * :408-426 runs it): at 1 ms per resource, a budget that runs out half-way through Observation's
+ * file. The connector asks for its types in reference order (the directory, Patient, Encounter,
+ * Condition, Observation, ...) and the stand-in, like OpenEMR, exports the `type=` list as written,
+ * so the types before Observation finish; Observation gets the timeout error file and every later
+ * type an inline OperationOutcome in error[].
+ */
+/** What a budget cutting Observation lets finish: the exported types before it in reference order. */
+const finishedOf = (exported: string[]) => exported.slice(0, exported.indexOf('Observation')) as SupportedType[];
+const FINISHED = finishedOf(exportedTypes());
+async function withBudgetCuttingObservation<T>(finished: SupportedType[], body: () => Promise<T>): Promise<T> {
+  const n = (t: SupportedType) => stack.openemr.store.ids(t).length;
+  const budget = finished.reduce((sum, t) => sum + n(t), 0) + Math.floor(n('Observation') / 2);
+  stack.openemr.store.configureExport({ timeBudgetMs: budget, msPerResource: 1 });
+  try {
+    return await body();
+  } finally {
+    stack.openemr.store.configureExport({ timeBudgetMs: 120_000, msPerResource: 0 });
+  }
+}
+/** The types in the status body's output[], as the stand-in sent it. */
+const outputTypes = (seen: string[][]) => (body: Record<string, any>) => (
+  seen.push(body.output.map((o: { type: string }) => o.type)),
+  body
+);
+
+describe('an export cut off by the time budget part-way keeps what it finished and searches only the rest', () => {
+  test('the finished types come from the export, only the unfinished ones are searched; target = source', async () => {
+    const patients = stack.openemr.store.ids('Patient').length;
+    // The old fallback, for comparison: every type searched.
+    stack.openemr.resetStats();
+    await firstRun({ OPENEMR_EXPORT: 'false' });
+    const searchAll = stack.openemr.stats();
+    await emptyTarget();
+
+    const seen: string[][] = [];
+    proxy.reset({ status: outputTypes(seen) });
+    stack.openemr.resetStats();
+    const summary = await withBudgetCuttingObservation(FINISHED, () => firstRun());
+    const stats = stack.openemr.stats();
+    const unfinished = exportedTypes().filter((t) => !(FINISHED as string[]).includes(t));
+    expect(seen).toEqual([FINISHED]);
+    expect(logs.join('\n')).toContain(
+      `finished ${FINISHED.length} of ${exportedTypes().length} types (${unfinished.length} error entries: OpenEMR stops an export after 2 minutes); reading ${unfinished.join(', ')} with searches instead.`,
+    );
+    for (const type of FINISHED) expect([type, summary.windows[type]]).toMatchObject([type, { via: 'export', closed: true }]);
+    for (const type of unfinished) expect([type, summary.windows[type]]).toMatchObject([type, { via: 'search', closed: true }]);
+    // Requests per type at the stand-in: none for a finished type (Patient: only the id listing the
+    // per-Patient searches walk, one page per 200), one per Patient at least for each unfinished one.
+    const route = (t: string) => stats.byRoute[`GET /fhir/${t}`] ?? 0;
+    for (const type of FINISHED.filter((t) => t !== 'Patient')) expect([type, route(type)]).toEqual([type, 0]);
+    expect(route('Patient')).toBeLessThanOrEqual(Math.ceil(patients / 200) + 1);
+    for (const type of unfinished) expect(route(type)).toBeGreaterThanOrEqual(patients);
+    expect(stats.byRoute['GET /fhir/$export']).toBe(1);
+    expect(stats.byRoute['GET /fhir/Binary/{id}']).toBe(FINISHED.length);
+    // The searches the partial export spared (Encounter and Condition per Patient each, among others).
+    expect(searchAll.byRoute['GET /fhir/Encounter']).toBeGreaterThanOrEqual(patients);
+    expect(stats.requests).toBeLessThan(searchAll.requests);
+    expect(await diff()).toEqual(clean);
+  });
+
+  test("an unfinished type's window closes only after its search succeeded: a failing search leaves it open, the finished types closed", async () => {
+    const prefix = `x${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    proxy.reset({ failSearch: /\/fhir\/Observation\?/ });
+    await expect(withBudgetCuttingObservation(FINISHED, () => firstRun({ SYNC_TABLE_PREFIX: prefix }))).rejects.toThrow();
+    proxy.reset();
+    const next = await firstRun({ SYNC_TABLE_PREFIX: prefix });
+    // Closed in the failed run, from the export: the next window starts where that one ended.
+    const initial = '1970-01-01T00:00:00.000Z'; // SYNC_INITIAL_SINCE: a window never closed starts there
+    for (const type of FINISHED) expect([type, next.windows[type]?.since]).not.toEqual([type, initial]);
+    for (const type of FINISHED) expect([type, next.windows[type]?.since]).toEqual([type, expect.any(String)]);
+    // Never closed: read from the beginning again.
+    for (const type of exportedTypes().filter((t) => !(FINISHED as string[]).includes(t)))
+      expect([type, next.windows[type]?.since]).toEqual([type, initial]);
+    expect(await diff()).toEqual(clean);
+  });
+});
+
+test('a file that breaks off mid-way: its type is read by search, every other type stays exported', async () => {
   let observationFile = '';
   proxy.reset({
     status: (body) => ((observationFile = outputOf(body, 'Observation')), body),
@@ -174,6 +270,8 @@ test('a file that breaks off mid-way: the types before it stay exported, the res
   const summary = await firstRun();
   expect(summary.windows.Patient).toMatchObject({ via: 'export', closed: true });
   expect(summary.windows.Observation).toMatchObject({ via: 'search', closed: true });
+  expect(summary.windows.Immunization).toMatchObject({ via: 'export', closed: true });
+  expect(logs.join('\n')).toMatch(/bulk export file could not be read \(.*\)\. Reading Observation with a search instead\./);
   expect(proxy.count('DELETE', /\$bulkdata-status/)).toBe(1);
   expect(await diff()).toEqual(clean);
 });
@@ -310,6 +408,29 @@ describe('reconcile in delete mode deletes nothing on evidence that may be incom
     expect((await stack.ahds.snapshot()).length).toBe(target);
   });
 
+  test('an export cut off part-way: an unfinished type is searched and deleted only on that evidence, never for its absence from output[]', async () => {
+    await firstRun();
+    const store = stack.openemr.store;
+    const gone = store.ids('Observation')[0]!;
+    const snapshot = store.get('Observation', gone)!;
+    const observations = (await stack.ahds.snapshot('Observation')).length;
+    store.delete('Observation', gone);
+    const seen: string[][] = [];
+    proxy.reset({ status: outputTypes(seen) });
+    try {
+      const summary = await withBudgetCuttingObservation(finishedOf(reconcileExported), () => reconcileWith());
+      expect(seen).toEqual([finishedOf(reconcileExported)]);
+      expect(summary.via).toBe('search');
+      // The one Observation OpenEMR no longer has, found by the search; none for the export's silence.
+      expect(summary.byType.Observation).toMatchObject({ deletedAtSource: 1, deleted: 1 });
+      expect(summary.byType.Patient).toMatchObject({ deletedAtSource: 0, deleted: 0 });
+      expect((await stack.ahds.snapshot('Observation')).length).toBe(observations - 1);
+      expect(await stack.ahds.read('Observation', mapperFor(settings()).targetId('Observation', gone))).toBeUndefined();
+    } finally {
+      store.put(snapshot);
+    }
+  });
+
   test('an empty answer to a search of a non-empty table (as 7.0.2 gives any paged search): deletes withheld with the reason', async () => {
     await firstRun();
     const target = (await stack.ahds.snapshot()).length;
@@ -334,9 +455,7 @@ describe('reconcile in delete mode deletes nothing on evidence that may be incom
       proxy.reset();
       const summary = await reconcileWith();
       const kickoff = proxy.requests.find((r) => r.path.includes('/$export'))!;
-      expect(new URL(kickoff.path, 'http://x').searchParams.get('type')).toBe(
-        'Patient,Encounter,Condition,Observation,Immunization,AllergyIntolerance',
-      );
+      expect(new URL(kickoff.path, 'http://x').searchParams.get('type')).toBe(reconcileExported.join(','));
       expect(summary.via).toBe('export');
       expect(summary.byType.Procedure).toMatchObject({ missing: 1, deleted: 0 });
       expect(await stack.ahds.read('Procedure', mapperFor(settings()).targetId('Procedure', undated.id))).toBeDefined();
