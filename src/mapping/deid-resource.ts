@@ -123,8 +123,15 @@ export function deidentifyResource(resource: Json, deid: Deidentifier, drop: rea
       delete out._birthDate;
     }
   }
+  // org-1 (FHIR R4): an Organization SHALL have a name or an identifier, and a validating target
+  // (HAPI) refuses one with neither, which is all de-identification leaves: it gets a fixed name
+  // that says what it is and names nobody.
+  if (type === 'Organization' && out.name === undefined && out.identifier === undefined) out.name = DEIDENTIFIED_ORGANIZATION_NAME;
   return out;
 }
+
+/** The name every de-identified Organization carries (org-1 needs one; the source's would identify it). */
+export const DEIDENTIFIED_ORGANIZATION_NAME = 'De-identified organization';
 
 /**
  * Whose dates these are: a Patient's own id, else the Patient its subject or patient (or, failing

@@ -7,7 +7,7 @@
 import type { Condition, Patient } from '@medplum/fhirtypes';
 import { createResourceMapper, type MapOutcome } from '../../src/mapping';
 import { Deidentifier, NINETY_OR_OLDER_BIRTH_YEAR, ninetyOrOlder } from '../../src/mapping/deid';
-import { deidentifyResource, shiftKeyOf } from '../../src/mapping/deid-resource';
+import { DEIDENTIFIED_ORGANIZATION_NAME, deidentifyResource, shiftKeyOf } from '../../src/mapping/deid-resource';
 import type { SyncedResource } from '../../src/fhir/types';
 import { DEID_KEY, deepFreeze, deidOptions, samplePatients } from '../fixtures/mapping/load';
 
@@ -130,7 +130,7 @@ test('documents and reports: the attachment keeps its content type only, a concl
   expect(report.result).toEqual([{ reference: hash('Observation', 'o-1') }]);
 });
 
-test('resources of no patient (Practitioner, Organization, Location): names, identifiers, telecom, street and coordinates go, the state stays, dates move by their own key', () => {
+test('resources of no patient (Practitioner, Organization, Location): names, identifiers, telecom, street and coordinates go, the state stays, dates move by their own key, an Organization is named by one fixed text', () => {
   const practitioner = deidentifyResource(
     {
       resourceType: 'Practitioner',
@@ -193,6 +193,8 @@ test('resources of no patient (Practitioner, Organization, Location): names, ide
     id: deid.pseudonymId('Organization', 'org-1'),
     active: true,
     type: [{ text: 'Healthcare Provider' }],
+    // org-1 (name or identifier) holds with a fixed name: HAPI's validator refuses an Organization with neither.
+    name: DEIDENTIFIED_ORGANIZATION_NAME,
   });
 });
 
